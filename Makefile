@@ -1,0 +1,33 @@
+# synthstudio: `make start` sets up and runs everything; `make test` sets up and runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: start test setup worker web demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev,scale]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(PY) manage.py migrate --no-input
+
+start: setup
+	$(PY) manage.py start
+
+web: setup
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+worker: setup
+	$(VENV)/bin/celery -A synthstudio worker --loglevel=INFO --concurrency=2
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/test-*.sqlite3 test-artifacts

@@ -1,0 +1,14 @@
+"""The Celery app. Job state lives in database rows (see synthstudio.jobs), so no result backend is used."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthstudio.settings")
+
+app = Celery("synthstudio")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Importing the module connects the worker heartbeat signals.
+from . import worker_heartbeat  # noqa: E402,F401

@@ -1,0 +1,59 @@
+"""Start synthstudio on one machine: a Celery worker and the web server, with the demo on first start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server and a Celery worker together (Ctrl-C stops both). Creates the demo on first start."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--no-demo", action="store_true", help="Do not create the demo project on first start.")
+
+    def handle(self, *args, addr: str, no_demo: bool, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_demo and not get_user_model().objects.exists():
+            call_command("demo")
+        if not settings.LLM_BASE_URL:
+            self.stdout.write("No LLM_BASE_URL set: generation and labelling use the offline providers (marked 'offline').")
+        celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        worker = subprocess.Popen(
+            [celery, "-A", "synthstudio", "worker", "--loglevel=INFO", "--concurrency=2", "--pool=prefork"]
+        )
+        self.stdout.write(self.style.SUCCESS(f"synthstudio: http://{addr}/  (worker pid {worker.pid})"))
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        web = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", addr])
+        try:
+            while True:
+                for name, process in (("worker", worker), ("web server", web)):
+                    code = process.poll()
+                    if code is not None:
+                        self.stderr.write(f"The {name} stopped (exit {code}); stopping synthstudio.")
+                        return
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in (web, worker):
+                if process.poll() is None:
+                    process.terminate()
+            for process in (web, worker):
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

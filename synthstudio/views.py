@@ -1,0 +1,185 @@
+"""Core pages: project list, project overview and settings, codebook, members, samples, worker status."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import services
+from .access import lead_project, project_for_user
+from .forms import CodebookForm, LabelFormSet, MemberForm, ProjectForm, ProjectSettingsForm
+from .jobs import worker_alive
+from .models import Membership, Project, Role, Sample
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = (
+        Project.objects.for_user(request.user)
+        .annotate(sample_count=Count("samples", distinct=True))
+        .order_by("-created_at")
+    )
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    rows = [(project, roles.get(project.id)) for project in projects]
+    return render(request, "synthstudio/home.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_new(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = services.project_create(
+            name=form.cleaned_data["name"], description=form.cleaned_data["description"], user=request.user
+        )
+        messages.success(request, "Project created. Write its codebook next.")
+        return redirect("codebook_edit", project_id=project.id)
+    return render(request, "synthstudio/project_new.html", {"form": form})
+
+
+@require_GET
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for_user(request, project_id)
+    counts = Sample.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        generated=Count("id", filter=Q(origin="generated")),
+        human=Count("id", filter=Q(final_source__in=["human", "adjudicated"])),
+        llm=Count("id", filter=Q(final_source="llm")),
+    )
+    return render(
+        request,
+        "synthstudio/project_detail.html",
+        {"project": project, "role": role, "counts": counts, "codebook": project.codebook},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Settings saved.")
+        return redirect("project_detail", project_id=project.id)
+    return render(request, "synthstudio/project_settings.html", {"project": project, "role": Role.LEAD, "form": form})
+
+
+@require_GET
+@login_required
+def codebook_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for_user(request, project_id)
+    codebook = project.codebook
+    versions = project.codebooks.values_list("version", "created_at")
+    return render(
+        request,
+        "synthstudio/codebook_detail.html",
+        {"project": project, "role": role, "codebook": codebook, "versions": versions},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def codebook_edit(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    current = project.codebook
+    if request.method == "POST":
+        form = CodebookForm(request.POST)
+        labels = LabelFormSet(request.POST, prefix="labels")
+        if form.is_valid() and labels.is_valid():
+            codebook = services.codebook_create_version(
+                project=project,
+                user=request.user,
+                task_description=form.cleaned_data["task_description"],
+                guidelines=form.cleaned_data["guidelines"],
+                labels=labels.labels,
+            )
+            messages.success(request, f"Saved codebook version {codebook.version}.")
+            return redirect("codebook_detail", project_id=project.id)
+    else:
+        initial = {}
+        label_initial = []
+        if current:
+            initial = {"task_description": current.task_description, "guidelines": current.guidelines}
+            label_initial = [
+                {
+                    "name": label.name,
+                    "description": label.description,
+                    "examples": "\n".join(label.examples),
+                    "hotkey": label.hotkey,
+                }
+                for label in current.labels.all()
+            ]
+        form = CodebookForm(initial=initial)
+        labels = LabelFormSet(initial=label_initial, prefix="labels")
+    return render(
+        request,
+        "synthstudio/codebook_edit.html",
+        {"project": project, "role": Role.LEAD, "form": form, "labels": labels, "current": current},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def members(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = get_user_model().objects.get(username=form.cleaned_data["username"])
+        services.membership_set(project=project, user=user, role=form.cleaned_data["role"])
+        messages.success(request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}.")
+        return redirect("members", project_id=project.id)
+    memberships = project.memberships.select_related("user")
+    return render(
+        request,
+        "synthstudio/members.html",
+        {"project": project, "role": Role.LEAD, "form": form, "memberships": memberships},
+    )
+
+
+@require_POST
+@login_required
+def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    membership = get_object_or_404(Membership, pk=membership_id, project=project)
+    if membership.role == Role.LEAD and project.memberships.filter(role=Role.LEAD).count() == 1:
+        messages.error(request, "A project keeps at least one lead.")
+    else:
+        membership.delete()
+        messages.success(request, f"Removed {membership.user.username}.")
+    return redirect("members", project_id=project.id)
+
+
+@require_GET
+@login_required
+def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    samples = Sample.objects.filter(project=project).order_by("id")
+    query = request.GET.get("q", "").strip()
+    if query:
+        samples = samples.filter(text__icontains=query)
+    origin = request.GET.get("origin", "")
+    if origin:
+        samples = samples.filter(origin=origin)
+    page = Paginator(samples, 50).get_page(request.GET.get("page"))
+    template = "synthstudio/sample_list.html"
+    if request.htmx:
+        template += "#sample-table"
+    return render(
+        request, template, {"project": project, "role": Role.LEAD, "page": page, "query": query, "origin": origin}
+    )
+
+
+@require_GET
+@login_required
+def worker_status(request: HttpRequest) -> HttpResponse:
+    """A small fragment: warns when no Celery worker has sent a heartbeat recently."""
+    return render(request, "synthstudio/worker_status.html", {"worker_alive": worker_alive()})

@@ -1,0 +1,56 @@
+"""Each Celery worker writes a WorkerHeartbeat row every WORKER_HEARTBEAT_SECONDS from a daemon thread, so
+pages can tell "queued" from "queued with nobody to run it" on any broker (the filesystem broker has no
+remote-control channel for `inspect ping`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+
+_stop = threading.Event()
+
+
+def _hostname(sender) -> str:
+    return getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _beat(hostname: str, interval: float) -> None:
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from .models import WorkerHeartbeat
+
+    while not _stop.is_set():
+        try:
+            close_old_connections()
+            WorkerHeartbeat.objects.update_or_create(
+                hostname=hostname, defaults={"pid": os.getpid(), "last_seen": timezone.now()}
+            )
+        except Exception:  # a database hiccup must not kill the worker; the next beat retries
+            pass
+        _stop.wait(interval)
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs) -> None:
+    from django.conf import settings
+
+    _stop.clear()
+    thread = threading.Thread(
+        target=_beat, args=(_hostname(sender), settings.WORKER_HEARTBEAT_SECONDS), daemon=True, name="heartbeat"
+    )
+    thread.start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender=None, **kwargs) -> None:
+    _stop.set()
+    try:
+        from .models import WorkerHeartbeat
+
+        WorkerHeartbeat.objects.filter(hostname=_hostname(sender)).delete()
+    except Exception:
+        pass

@@ -1,0 +1,95 @@
+"""Shared fixtures: three fixed users (lead, annotator, outsider), a project with a codebook, and clients."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from synthstudio import celery_app
+from synthstudio.models import Membership, Project, Role, Sample
+from synthstudio.services import codebook_create_version
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_and_eager(django_test_environment):
+    """Eager Celery (tasks run in-process) and a fast password hasher; worker tests switch eager off."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+
+
+def make_user(username: str, **extra):
+    return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+
+
+@pytest.fixture
+def lead(db):
+    return make_user("lena_lead")
+
+
+@pytest.fixture
+def annotator(db):
+    return make_user("arno_annotator")
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("olga_outsider")
+
+
+LABELS = [
+    {"name": "positive", "description": "The reviewer liked the film.", "examples": ["A delight from start to finish."]},
+    {"name": "negative", "description": "The reviewer disliked the film.", "examples": ["Two hours I will never get back."]},
+]
+
+
+@pytest.fixture
+def project(lead, annotator):
+    project = Project.objects.create(name="Film reviews", created_by=lead)
+    Membership.objects.create(project=project, user=lead, role=Role.LEAD)
+    Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
+    codebook_create_version(
+        project=project,
+        user=lead,
+        task_description="Classify the sentiment of a film review.",
+        guidelines="Judge the **reviewer's** opinion, not the plot.",
+        labels=LABELS,
+    )
+    return project
+
+
+@pytest.fixture
+def samples(project):
+    texts = [
+        "A delight from start to finish.",
+        "Two hours I will never get back.",
+        "The acting was superb and the score moving.",
+        "Dull, predictable and far too long.",
+    ]
+    return [Sample.objects.create(project=project, text=text, is_seed=True) for text in texts]
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def lead_client(client, lead):
+    return client_for(client, lead)
+
+
+@pytest.fixture
+def annotator_client(client, annotator):
+    return client_for(client, annotator)
+
+
+@pytest.fixture
+def outsider_client(client, outsider):
+    return client_for(client, outsider)
