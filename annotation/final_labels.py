@@ -1,0 +1,70 @@
+"""The final label of a sample: adjudicated > human (majority across annotators) > LLM, with a weight.
+
+Survey §3.2.1 (sample reweighting) and §3.2.2 (human intervention). Weights: adjudicated and human-verified
+items weigh 1.0 (a human majority weighs the share of annotators who agree); an LLM label weighs its
+confidence. A tie between annotators is left for adjudication: the sample keeps its LLM label meanwhile and
+`needs_adjudication` says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from synthstudio.models import FinalSource, HumanSource, Sample
+
+LABEL_POLICY = "adjudicated > human majority > llm"
+
+
+@dataclass(frozen=True)
+class FinalLabel:
+    label: str
+    source: str
+    weight: float
+    needs_adjudication: bool = False
+
+
+def decide_final_label(
+    *, adjudicated: str | None, human_labels: list[str], llm_label: str | None, llm_confidence: float | None
+) -> FinalLabel:
+    """Pure rule: no database. human_labels are the current labels of distinct annotators."""
+    if adjudicated:
+        return FinalLabel(adjudicated, FinalSource.ADJUDICATED, 1.0)
+    votes = Counter(label for label in human_labels if label)
+    if votes:
+        ranked = votes.most_common()
+        top_label, top_count = ranked[0]
+        if len(ranked) == 1 or ranked[1][1] < top_count:
+            return FinalLabel(top_label, FinalSource.HUMAN, top_count / sum(votes.values()))
+        tie = True
+    else:
+        tie = False
+    if llm_label:
+        weight = float(llm_confidence) if llm_confidence is not None else 0.5
+        return FinalLabel(llm_label, FinalSource.LLM, max(0.0, min(1.0, weight)), needs_adjudication=tie)
+    return FinalLabel("", FinalSource.NONE, 0.0, needs_adjudication=tie)
+
+
+def final_label_refresh(*, sample: Sample) -> FinalLabel:
+    """Recompute and store the sample's final label from its annotations."""
+    human = list(sample.human_annotations.exclude(label="").values_list("source", "label", "annotator_id", "id"))
+    adjudicated = next((label for source, label, _, _ in human if source == HumanSource.ADJUDICATION), None)
+    # newest answer per annotator (rows come newest first); imported human labels count as one voter each
+    latest: dict[object, str] = {}
+    for source, label, annotator_id, row_id in human:
+        if source == HumanSource.ADJUDICATION:
+            continue
+        key = annotator_id if annotator_id is not None else f"row-{row_id}"
+        latest.setdefault(key, label)
+    llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
+    decision = decide_final_label(
+        adjudicated=adjudicated,
+        human_labels=list(latest.values()),
+        llm_label=llm.label if llm else None,
+        llm_confidence=llm.confidence if llm else None,
+    )
+    Sample.objects.filter(pk=sample.pk).update(
+        final_label=decision.label, final_source=decision.source, final_weight=decision.weight
+    )
+    sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
+    return decision
