@@ -1,7 +1,6 @@
-from django.urls import path
-
-from . import views
+from .labelling_urls import urlpatterns as labelling_urlpatterns
+from .review_urls import urlpatterns as review_urlpatterns
 
 app_name = "annotation"
 
-urlpatterns: list = []
+urlpatterns = labelling_urlpatterns + review_urlpatterns

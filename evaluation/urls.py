@@ -1,7 +1,6 @@
-from django.urls import path
-
-from . import views
+from .curation_urls import urlpatterns as curation_urlpatterns
+from .metrics_urls import urlpatterns as metrics_urlpatterns
 
 app_name = "evaluation"
 
-urlpatterns: list = []
+urlpatterns = curation_urlpatterns + metrics_urlpatterns
