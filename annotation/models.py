@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from synthstudio.models import HumanAnnotation, Project, Sample
+from synthstudio.models import BackgroundJob, Codebook, HumanAnnotation, LabelMethod, Project, Sample
 
 
 class TaskKind(models.TextChoices):
@@ -124,3 +124,127 @@ class SampleTextVersion(models.Model):
 
     def __str__(self) -> str:
         return f"sample {self.sample_id} text v{self.version}"
+
+
+# ---- LLM labelling and routing (issue 4) ----------------------------------------------------------------
+
+
+class LabellingRun(BackgroundJob):
+    """One pass of an LLM (or the offline labeller) over a project's samples. Each labelled sample gets a new
+    current LLMAnnotation with run_ref "labelling:<id>"; a re-run skips samples this run already labelled."""
+
+    codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=30, choices=LabelMethod.choices, default=LabelMethod.LOGPROBS)
+    model_name = models.CharField(max_length=200, blank=True)
+    samples_per_item = models.PositiveIntegerField(
+        default=5, help_text="Self-consistency: answers per item; prompt variants: paraphrased prompts per item."
+    )
+    temperature = models.FloatField(default=0.7, help_text="Used by self-consistency (must be above 0).")
+    demo_count = models.PositiveIntegerField(
+        default=0, help_text="In-context demos per item: human-verified items most similar to the item."
+    )
+    only_unlabelled = models.BooleanField(default=True, help_text="Skip samples that already have an LLM label.")
+    invalid = models.PositiveIntegerField(default=0, help_text="Answers naming no valid label (recorded).")
+    cached = models.PositiveIntegerField(default=0, help_text="LLM calls answered from the cache.")
+
+    @property
+    def is_offline(self) -> bool:
+        return self.method == LabelMethod.OFFLINE
+
+    @property
+    def run_ref(self) -> str:
+        return f"labelling:{self.pk}"
+
+    def __str__(self) -> str:
+        return f"labelling run {self.pk} ({self.method})"
+
+
+class SignalsRun(BackgroundJob):
+    """Embeddings (in batches, cached per model and text) and per-sample signals for routing."""
+
+    model_name = models.CharField(max_length=300, blank=True)
+
+
+class SampleSignalsQuerySet(models.QuerySet):
+    def for_project(self, project: Project) -> SampleSignalsQuerySet:
+        return self.filter(sample__project=project)
+
+
+class SampleSignals(models.Model):
+    """Per-sample routing signals, recomputed by a SignalsRun (annotation.signals does the maths)."""
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="signals")
+    llm_label = models.CharField(max_length=100, blank=True)
+    least_confidence = models.FloatField(null=True, blank=True)
+    margin = models.FloatField(null=True, blank=True, help_text="p(1) − p(2); small is uncertain.")
+    entropy = models.FloatField(null=True, blank=True)
+    student_probability = models.FloatField(
+        null=True, blank=True, help_text="Out-of-fold probability a student model gives the LLM's label."
+    )
+    student_label = models.CharField(max_length=100, blank=True)
+    knn_agreement = models.FloatField(null=True, blank=True, help_text="Share of nearest neighbours with the same label.")
+    duplicate_of = models.ForeignKey(Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    predicted_error = models.FloatField(null=True, blank=True, help_text="The learned router's P(LLM label wrong).")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    objects = SampleSignalsQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"signals of sample {self.sample_id}"
+
+
+class BudgetKind(models.TextChoices):
+    COUNT = "count", "A number of items"
+    SHARE = "share", "A share of all items"
+
+
+class RoutingStrategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Smallest margin"
+    ENTROPY = "entropy", "Highest entropy"
+    KMEANS = "kmeans", "k-means (diverse)"
+    VOTEK = "votek", "vote-k (diverse, representative)"
+    VOTEK_TWO_STAGE = "votek_two_stage", "vote-k, two-stage (diverse + uncertain)"
+    COANNOTATING = "coannotating", "CoAnnotating (entropy over prompt variants)"
+    LEARNED = "learned", "Learned router (predicts LLM errors from reviews)"
+
+
+class ColdStartStrategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    KMEANS = "kmeans", "k-means"
+    VOTEK = "votek", "vote-k"
+
+
+class RoutingPolicy(models.Model):
+    """How a project spends its human budget. Routing creates ReviewTasks batch by batch, never beyond the
+    budget, never the same sample twice."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="routing_policy")
+    budget_kind = models.CharField(max_length=10, choices=BudgetKind.choices, default=BudgetKind.SHARE)
+    budget_count = models.PositiveIntegerField(default=100, help_text="Items humans review, when a number.")
+    budget_share = models.FloatField(default=0.2, help_text="Share of items humans review (0–1), when a share.")
+    strategy = models.CharField(max_length=30, choices=RoutingStrategy.choices, default=RoutingStrategy.ENTROPY)
+    batch_size = models.PositiveIntegerField(default=50, help_text="Items routed at a time; the next batch follows its answers.")
+    annotators_per_item = models.PositiveIntegerField(default=1, help_text="Distinct annotators per routed item.")
+    cold_start_size = models.PositiveIntegerField(
+        default=0, help_text="Items picked for diversity before any uncertainty routing (the learned router needs some)."
+    )
+    cold_start_strategy = models.CharField(
+        max_length=20, choices=ColdStartStrategy.choices, default=ColdStartStrategy.VOTEK
+    )
+    is_active = models.BooleanField(default=True, help_text="Route the next batch automatically as answers arrive.")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "routing policies"
+
+    def __str__(self) -> str:
+        return f"routing policy of {self.project}"
+
+    def budget_items(self, sample_count: int) -> int:
+        """The human budget in items for a project of `sample_count` samples."""
+        if self.budget_kind == BudgetKind.COUNT:
+            return min(self.budget_count, sample_count)
+        return min(sample_count, int(round(self.budget_share * sample_count)))
