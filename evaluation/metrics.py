@@ -1,0 +1,441 @@
+"""Evaluation metrics as plain functions over lists and arrays (no Django): survey §3.3 / ALGORITHMS.md §7.
+
+Faithfulness (Wilson interval), agreement (Cohen, Fleiss, Krippendorff nominal), human-vs-LLM confusion,
+lexical and embedding diversity (distinct-n, Self-BLEU, mean pairwise cosine distance, Vendi score,
+near-duplicate rate) and preference ratings (Elo, Bradley-Terry). Tests check them against sklearn,
+statsmodels and the `krippendorff` package.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthstudio.vectors import cosine_knn
+
+# ---------------------------------------------------------------- faithfulness: Wilson interval
+
+
+@dataclass(frozen=True)
+class Proportion:
+    successes: int
+    n: int
+    share: float
+    low: float
+    high: float
+
+    @property
+    def margin(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def wilson_interval(successes: int, n: int, *, z: float = 1.96) -> Proportion:
+    """Wilson score interval for a binomial share (Wilson 1927). n = 0 gives the uninformative [0, 1]."""
+    if n <= 0:
+        return Proportion(0, 0, 0.0, 0.0, 1.0)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return Proportion(successes, n, p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def ratings_for_margin(share: float, margin: float, *, z: float = 1.96) -> int:
+    """Smallest n whose Wilson interval around `share` has half-width ≤ margin.
+
+    Solved exactly: half-width is decreasing in n, so a doubling search then bisection over integers.
+    """
+    if not 0 < margin < 0.5:
+        raise ValueError("margin must be in (0, 0.5)")
+    share = min(1.0, max(0.0, share))
+
+    def half_width(n: int) -> float:
+        denominator = 1 + z * z / n
+        return z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
+
+    high = 1
+    while half_width(high) > margin:
+        high *= 2
+    low = high // 2 if high > 1 else 1
+    while low < high:
+        middle = (low + high) // 2
+        if half_width(middle) <= margin:
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def cohen_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two raters over the same items (Cohen 1960). NaN when chance agreement is 1."""
+    if len(rater_a) != len(rater_b):
+        raise ValueError("both raters must rate the same items")
+    n = len(rater_a)
+    if n == 0:
+        return float("nan")
+    observed = sum(1 for a, b in zip(rater_a, rater_b, strict=True) if a == b) / n
+    counts_a, counts_b = Counter(rater_a), Counter(rater_b)
+    expected = sum(counts_a[c] * counts_b.get(c, 0) for c in counts_a) / (n * n)
+    if expected == 1:
+        return float("nan")
+    return (observed - expected) / (1 - expected)
+
+
+def category_counts(items: Sequence[Sequence[Hashable]], categories: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Items × categories table of how many raters chose each category (Fleiss' input)."""
+    if categories is None:
+        categories = sorted({value for ratings in items for value in ratings}, key=str)
+    column = {c: j for j, c in enumerate(categories)}
+    table = np.zeros((len(items), len(categories)), dtype=np.int64)
+    for i, ratings in enumerate(items):
+        for value in ratings:
+            table[i, column[value]] += 1
+    return table
+
+
+def fleiss_kappa(table: np.ndarray) -> float:
+    """Fleiss' kappa from an items × categories count table with the same number of raters per item."""
+    table = np.asarray(table, dtype=np.float64)
+    n_items = table.shape[0]
+    raters = table.sum(axis=1)
+    if n_items == 0 or not np.all(raters == raters[0]) or raters[0] < 2:
+        raise ValueError("Fleiss' kappa needs the same number (≥ 2) of raters for every item")
+    m = raters[0]
+    p_category = table.sum(axis=0) / (n_items * m)
+    p_item = ((table * table).sum(axis=1) - m) / (m * (m - 1))
+    p_bar, p_expected = p_item.mean(), (p_category * p_category).sum()
+    if p_expected == 1:
+        return float("nan")
+    return float((p_bar - p_expected) / (1 - p_expected))
+
+
+def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> float:
+    """Krippendorff's alpha, nominal level, any number of raters per unit; None marks a missing value.
+
+    `units` is a list of units, each the list of values its raters gave (Krippendorff 2011, coincidence
+    matrix form). Units with fewer than two values are not pairable and are ignored.
+    """
+    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
+    for unit in units:
+        values = [v for v in unit if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        m = len(values)
+        if m < 2:
+            continue
+        counts = Counter(values)
+        for c, n_c in counts.items():
+            for k, n_k in counts.items():
+                pairs = n_c * (n_k - 1) if c == k else n_c * n_k
+                coincidences[(c, k)] += pairs / (m - 1)
+    marginals: Counter[Hashable] = Counter()
+    for (c, _k), value in coincidences.items():
+        marginals[c] += value
+    n = sum(marginals.values())
+    if n <= 1:
+        return float("nan")
+    disagreement_observed = sum(value for (c, k), value in coincidences.items() if c != k)
+    disagreement_expected = sum(marginals[c] * marginals[k] for c in marginals for k in marginals if c != k)
+    if disagreement_expected == 0:
+        return float("nan")
+    return 1 - (n - 1) * disagreement_observed / disagreement_expected
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def confusion_matrix(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """Rows: truth (humans), columns: prediction (LLM), in the order of `labels`; unknown values are skipped."""
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(truth, predicted, strict=True):
+        if t in index and p in index:
+            matrix[index[t], index[p]] += 1
+    return matrix
+
+
+def per_label_scores(matrix: np.ndarray, labels: Sequence[str]) -> list[LabelScore]:
+    """Precision, recall and F1 of the column rater (the LLM) against the row rater (humans), per label."""
+    scores = []
+    for i, label in enumerate(labels):
+        true_positive = float(matrix[i, i])
+        predicted, actual = float(matrix[:, i].sum()), float(matrix[i, :].sum())
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores.append(LabelScore(label, precision, recall, f1, int(actual)))
+    return scores
+
+
+def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    labels = sorted(set(truth) | set(predicted))
+    scores = per_label_scores(confusion_matrix(truth, predicted, labels), labels)
+    return float(np.mean([s.f1 for s in scores])) if scores else 0.0
+
+
+def entropy(distribution: Iterable[float]) -> float:
+    return float(-sum(p * math.log(p) for p in distribution if p > 0))
+
+
+# ---------------------------------------------------------------- lexical diversity
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def vocabulary_size(token_lists: Iterable[Sequence[str]]) -> int:
+    return len({token for tokens in token_lists for token in tokens})
+
+
+def distinct_n(token_lists: Iterable[Sequence[str]], n: int) -> float:
+    """Unique n-grams / total n-grams over the whole set (Li et al. 2016). 0 when there are none."""
+    seen: set[tuple[str, ...]] = set()
+    total = 0
+    for tokens in token_lists:
+        grams = ngrams(tokens, n)
+        total += len(grams)
+        seen.update(grams)
+    return len(seen) / total if total else 0.0
+
+
+def top_ngrams(token_lists: Iterable[Sequence[str]], n: int, k: int = 10) -> list[tuple[str, int]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for tokens in token_lists:
+        counts.update(ngrams(tokens, n))
+    return [(" ".join(gram), count) for gram, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def self_bleu(token_lists: Sequence[Sequence[str]], *, max_n: int = 4) -> float:
+    """Mean BLEU of each text against all the others as references (Zhu et al. 2018); lower = more diverse.
+
+    Corpus-free sentence BLEU with clipped n-gram precision (clip = max count in any other text), the
+    brevity penalty against the closest reference length, uniform weights and +1 smoothing of the n > 1
+    precisions (Lin & Och 2004) so short texts do not zero the score. Cost O(total n-grams + n·distinct
+    lengths): the maximum count over "all other texts" comes from each n-gram's top two counts.
+    """
+    n_texts = len(token_lists)
+    if n_texts < 2:
+        return 0.0
+    counts_per_order = []
+    for order in range(1, max_n + 1):
+        per_text = [Counter(ngrams(tokens, order)) for tokens in token_lists]
+        best: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for index, counts in enumerate(per_text):
+            for gram, count in counts.items():
+                top = best.setdefault(gram, [])
+                top.append((count, index))
+                if len(top) > 2:
+                    top.sort(reverse=True)
+                    del top[2:]
+        counts_per_order.append((per_text, best))
+    lengths = np.array([len(tokens) for tokens in token_lists])
+    scores = []
+    for index, tokens in enumerate(token_lists):
+        length = len(tokens)
+        if length == 0:
+            scores.append(0.0)
+            continue
+        log_precision = 0.0
+        for order, (per_text, best) in enumerate(counts_per_order, start=1):
+            matched = 0
+            total = max(0, length - order + 1)
+            for gram, count in per_text[index].items():
+                others = [c for c, i in sorted(best[gram], reverse=True) if i != index]
+                matched += min(count, others[0]) if others else 0
+            if order == 1:
+                if matched == 0:
+                    log_precision = -math.inf
+                    break
+                log_precision += math.log(matched / total)
+            else:
+                log_precision += math.log((matched + 1) / (total + 1))
+        if log_precision == -math.inf:
+            scores.append(0.0)
+            continue
+        closest = min(np.delete(lengths, index).tolist(), key=lambda r: (abs(r - length), r))
+        brevity = 1.0 if length > closest else math.exp(1 - closest / length)
+        scores.append(brevity * math.exp(log_precision / max_n))
+    return float(np.mean(scores))
+
+
+# ---------------------------------------------------------------- embedding diversity
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float64 (zero rows stay zero)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
+def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
+    """1 − mean cosine similarity over all ordered pairs i ≠ j, in O(n·d): for unit rows ê_i,
+    Σ_{i≠j} ê_i·ê_j = ‖Σ ê_i‖² − n."""
+    unit = _unit_rows(vectors)
+    n = unit.shape[0]
+    if n < 2:
+        return 0.0
+    total = unit.sum(axis=0)
+    return float(1 - (total @ total - n) / (n * (n - 1)))
+
+
+def vendi_score(vectors: np.ndarray) -> float:
+    """Vendi score (Friedman & Dieng 2023) with the cosine kernel: exp of the Shannon entropy of the
+    eigenvalues of K/n. Needs the n×n kernel, so callers pass a sample. Ranges from 1 to n."""
+    unit = _unit_rows(vectors)
+    n = unit.shape[0]
+    if n == 0:
+        return 0.0
+    # the non-zero eigenvalues of X Xᵀ equal those of Xᵀ X (d×d): cheaper when d < n
+    gram = unit.T @ unit if unit.shape[1] < n else unit @ unit.T
+    eigenvalues = np.clip(np.linalg.eigvalsh(gram / n), 0.0, None)
+    eigenvalues = eigenvalues[eigenvalues > 1e-12]
+    return float(math.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
+
+
+def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95) -> float:
+    """Share of items whose nearest other item has cosine similarity ≥ threshold."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    _, similarities = cosine_knn(np.asarray(vectors, dtype=np.float32), 1)
+    return float((similarities[:, 0] >= threshold).mean())
+
+
+# ---------------------------------------------------------------- preferences: Elo and Bradley-Terry
+
+# A match: (player_a, player_b, score of a) with score 1 = a wins, 0 = b wins, 0.5 = tie.
+Match = tuple[str, str, float]
+
+ELO_K, ELO_SCALE, ELO_BASE, ELO_INITIAL = 4.0, 400.0, 10.0, 1000.0
+
+
+def elo_ratings(
+    matches: Iterable[Match],
+    *,
+    k: float = ELO_K,
+    scale: float = ELO_SCALE,
+    base: float = ELO_BASE,
+    initial: float = ELO_INITIAL,
+) -> dict[str, float]:
+    """Online Elo in the given order: E_a = 1 / (1 + base^((R_b − R_a)/scale)), R_a += k (S_a − E_a)."""
+    ratings: dict[str, float] = {}
+    for a, b, score in matches:
+        ra, rb = ratings.setdefault(a, initial), ratings.setdefault(b, initial)
+        expected_a = 1 / (1 + base ** ((rb - ra) / scale))
+        ratings[a] = ra + k * (score - expected_a)
+        ratings[b] = rb - k * (score - expected_a)
+    return ratings
+
+
+def bradley_terry(
+    matches: Sequence[Match], *, iterations: int = 10_000, tolerance: float = 1e-12
+) -> dict[str, float]:
+    """Bradley-Terry strengths by maximum likelihood with the MM algorithm (Zermelo 1929; Hunter 2004).
+
+    A tie counts as half a win for each side. Strengths are normalised to geometric mean 1. A player with no
+    wins has MLE strength 0; a tiny prior (0.01 of a tie against every opponent) keeps them finite.
+    """
+    players = sorted({p for a, b, _ in matches for p in (a, b)})
+    index = {p: i for i, p in enumerate(players)}
+    m = len(players)
+    if m == 0:
+        return {}
+    wins = np.zeros(m)
+    games = np.zeros((m, m))
+    for a, b, score in matches:
+        i, j = index[a], index[b]
+        wins[i] += score
+        wins[j] += 1 - score
+        games[i, j] += 1
+        games[j, i] += 1
+    if np.any(wins == 0) or np.any(wins == games.sum(axis=1)):
+        prior = 0.01 * (np.ones((m, m)) - np.eye(m))
+        games = games + prior
+        wins = wins + prior.sum(axis=1) / 2
+    strength = np.ones(m)
+    for _ in range(iterations):
+        denominator = (games / (strength[:, None] + strength[None, :])).sum(axis=1)
+        updated = wins / denominator
+        updated /= math.exp(np.log(updated).mean())
+        change = np.max(np.abs(updated - strength))
+        strength = updated
+        if change < tolerance:
+            break
+    return {p: float(strength[index[p]]) for p in players}
+
+
+def bt_to_elo_scale(strengths: dict[str, float]) -> dict[str, float]:
+    """Bradley-Terry strengths on the Elo scale (400·log10 p + 1000), so both columns read alike."""
+    return {p: ELO_SCALE * math.log10(s) + ELO_INITIAL for p, s in strengths.items()}
+
+
+@dataclass(frozen=True)
+class Rating:
+    player: str
+    rating: float
+    low: float
+    high: float
+    games: int
+
+
+def _bootstrap(matches: Sequence[Match], rate, *, rounds: int, seed: int) -> dict[str, tuple[float, float]]:
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {}
+    n = len(matches)
+    for _ in range(rounds):
+        # resampling with replacement also shuffles the order, which Elo depends on
+        picked = [matches[i] for i in rng.integers(0, n, size=n)]
+        for player, value in rate(picked).items():
+            samples.setdefault(player, []).append(value)
+    return {p: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for p, v in samples.items()}
+
+
+def _games_per_player(matches: Sequence[Match]) -> Counter[str]:
+    games: Counter[str] = Counter()
+    for a, b, _ in matches:
+        games[a] += 1
+        games[b] += 1
+    return games
+
+
+def elo_leaderboard(matches: Sequence[Match], *, rounds: int = 200, seed: int = 0) -> list[Rating]:
+    """Elo in the given order with a 95% bootstrap interval (resampled, shuffled orders), best first."""
+    point = elo_ratings(matches)
+    intervals = _bootstrap(matches, elo_ratings, rounds=rounds, seed=seed) if matches else {}
+    games = _games_per_player(matches)
+    rows = [Rating(p, r, *intervals.get(p, (r, r)), games[p]) for p, r in point.items()]
+    return sorted(rows, key=lambda row: -row.rating)
+
+
+def bradley_terry_leaderboard(matches: Sequence[Match], *, rounds: int = 200, seed: int = 0) -> list[Rating]:
+    """Bradley-Terry MLE on the Elo scale with a 95% bootstrap interval, best first."""
+
+    def rate(picked):
+        return bt_to_elo_scale(bradley_terry(picked, tolerance=1e-9))
+
+    point = bt_to_elo_scale(bradley_terry(matches))
+    intervals = _bootstrap(matches, rate, rounds=rounds, seed=seed) if matches else {}
+    games = _games_per_player(matches)
+    rows = [Rating(p, r, *intervals.get(p, (r, r)), games[p]) for p, r in point.items()]
+    return sorted(rows, key=lambda row: -row.rating)
