@@ -116,18 +116,29 @@ def secret_key(debug: bool) -> str:
     return key_file.read_text().strip()
 
 
+def filesystem_broker_options(folder: Path) -> dict:
+    """Transport options of Kombu's filesystem broker with every folder (queue, processed, control) in `folder`."""
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
+
+
 def celery_broker(url: str) -> tuple[str, dict]:
     """The broker URL and its transport options; the default needs no server (files under var/)."""
-    if url == "filesystem://" or url == "":
-        folder = VAR_DIR / "broker"
-        for sub in ("queue", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return "filesystem://", {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "store_processed": False,
-        }
+    if url == "" or url.startswith("filesystem://"):
+        # filesystem:// uses var/broker; filesystem:///abs/folder another folder (the worker tests use a tmp one).
+        custom = unquote(urlparse(url).path) if url else ""
+        if custom and not Path(custom).is_absolute():
+            raise ImproperlyConfigured(
+                f"CELERY_BROKER_URL={url!r}: a filesystem broker folder must be absolute (filesystem:///abs/folder)."
+            )
+        return "filesystem://", filesystem_broker_options(Path(custom) if custom else VAR_DIR / "broker")
     scheme = urlparse(url).scheme
     if scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp", "memory"}:
         raise ImproperlyConfigured(
