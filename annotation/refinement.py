@@ -1,0 +1,199 @@
+"""Label refinement with a small student model (no Django): out-of-fold probabilities, FreeAL's clean/noisy
+split and confident-learning label issues.
+
+- FreeAL (Xiao et al. 2023, "FreeAL: Towards Human-Free Active Learning in the Era of LLMs"): train a small
+  model on the LLM's labels, take each item's cross-entropy loss against its LLM label, min-max normalise,
+  fit a 2-component Gaussian mixture; items whose posterior for the low-loss component exceeds 0.7 are clean.
+- Confident learning (Northcutt et al. 2021, "Confident Learning: Estimating Uncertainty in Dataset Labels",
+  cleanlab's find_label_issues): out-of-fold probabilities; per-class threshold t_j = mean p(j) over the
+  items labelled j; an item whose confident class (the most probable class j with p(j) >= t_j) differs from
+  its given label is a label issue; issues rank by margin p(suggested) - p(given).
+- Survey §3.2.2 (Long et al. 2024).
+
+Labels are integer class indices 0..n_classes-1 throughout; -1 means "no label".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import StratifiedKFold
+
+CLEAN_POSTERIOR = 0.7
+_EPS = 1e-12
+
+
+def _fit_student(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> LogisticRegression | None:
+    if len(np.unique(labels)) < 2:
+        return None
+    model = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
+    model.fit(features, labels)
+    return model
+
+
+def _predict_full(model: LogisticRegression | None, features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities over all n_classes (classes unseen in training get 0); a one-class training set predicts it."""
+    out = np.zeros((features.shape[0], n_classes), dtype=np.float64)
+    if model is None:
+        seen = np.unique(labels)
+        out[:, seen] = 1.0 / max(1, len(seen))
+        return out
+    out[:, model.classes_] = model.predict_proba(features)
+    return out
+
+
+def student_probabilities(
+    features: np.ndarray, train_labels: np.ndarray, *, n_classes: int, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Probabilities for every item from a logistic regression on `features`.
+
+    Items with a training label (train_labels >= 0) get out-of-fold probabilities (the model that scores an
+    item never saw it); items without one (-1) are scored by a model fitted on all the training items.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    train_labels = np.asarray(train_labels, dtype=np.int64)
+    probabilities = np.zeros((features.shape[0], n_classes), dtype=np.float64)
+    train_index = np.flatnonzero(train_labels >= 0)
+    if train_index.size == 0:
+        probabilities[:] = 1.0 / n_classes
+        return probabilities
+    x_train, y_train = features[train_index], train_labels[train_index]
+    unlabelled = np.flatnonzero(train_labels < 0)
+    if unlabelled.size:
+        model = _fit_student(x_train, y_train, n_classes, seed)
+        probabilities[unlabelled] = _predict_full(model, features[unlabelled], y_train, n_classes)
+    counts = np.bincount(y_train)
+    n_splits = min(folds, int(counts[counts > 0].min()))
+    if n_splits < 2 or len(counts[counts > 0]) < 2:
+        # too few examples of some class to hold any out: in-sample probabilities are the best we have
+        model = _fit_student(x_train, y_train, n_classes, seed)
+        probabilities[train_index] = _predict_full(model, x_train, y_train, n_classes)
+        return probabilities
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for fit_part, held_out in splitter.split(x_train, y_train):
+        model = _fit_student(x_train[fit_part], y_train[fit_part], n_classes, seed)
+        probabilities[train_index[held_out]] = _predict_full(model, x_train[held_out], y_train[fit_part], n_classes)
+    return probabilities
+
+
+@dataclass(frozen=True)
+class CleanNoisySplit:
+    loss: np.ndarray  # min-max normalised cross-entropy against the given label
+    clean_posterior: np.ndarray  # posterior of the low-loss mixture component
+    clean: np.ndarray  # bool mask: clean_posterior > threshold
+
+
+def freeal_split(
+    probabilities: np.ndarray, labels: np.ndarray, *, threshold: float = CLEAN_POSTERIOR, seed: int = 0
+) -> CleanNoisySplit:
+    """FreeAL's split of labelled items into clean and noisy by a 2-component GMM on normalised loss."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = labels.shape[0]
+    raw = -np.log(np.clip(probabilities[np.arange(n), labels], _EPS, 1.0)) if n else np.zeros(0)
+    lowest = raw.min() if n else 0.0
+    spread = (raw.max() - lowest) if n else 0.0
+    loss = (raw - lowest) / spread if spread > 0 else np.zeros_like(raw)
+    if n < 2 or spread == 0:
+        return CleanNoisySplit(loss, np.ones(n), np.ones(n, dtype=bool))
+    mixture = GaussianMixture(n_components=2, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed)
+    mixture.fit(loss.reshape(-1, 1))
+    low_component = int(np.argmin(mixture.means_.ravel()))
+    posterior = mixture.predict_proba(loss.reshape(-1, 1))[:, low_component]
+    return CleanNoisySplit(loss, posterior, posterior > threshold)
+
+
+@dataclass(frozen=True)
+class LabelIssue:
+    index: int
+    given: int
+    suggested: int
+    self_confidence: float  # p(given label)
+    margin: float  # p(suggested) - p(given): how confidently the given label is contradicted
+
+
+def class_thresholds(probabilities: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class threshold t_j = mean p(j) over the items labelled j (classes with no items: +inf)."""
+    thresholds = np.full(n_classes, np.inf)
+    for j in range(n_classes):
+        members = labels == j
+        if members.any():
+            thresholds[j] = probabilities[members, j].mean()
+    return thresholds
+
+
+def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
+    """Confident-learning label issues, most confidently contradicted first. Items labelled -1 are skipped."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, n_classes = probabilities.shape
+    thresholds = class_thresholds(probabilities, labels, n_classes)
+    above = probabilities >= thresholds[None, :]
+    confident = np.where(above, probabilities, -np.inf)
+    confident_class = np.argmax(confident, axis=1)
+    has_confident = above.any(axis=1)
+    issues = []
+    for i in np.flatnonzero(has_confident & (labels >= 0) & (confident_class != labels)):
+        given, suggested = int(labels[i]), int(confident_class[i])
+        issues.append(
+            LabelIssue(
+                index=int(i),
+                given=given,
+                suggested=suggested,
+                self_confidence=float(probabilities[i, given]),
+                margin=float(probabilities[i, suggested] - probabilities[i, given]),
+            )
+        )
+    issues.sort(key=lambda issue: (-issue.margin, issue.index))
+    return issues
+
+
+@dataclass(frozen=True)
+class RefinementResult:
+    probabilities: np.ndarray  # the student's (out-of-fold) probabilities for every item
+    split: CleanNoisySplit  # FreeAL split of the LLM-labelled items (human-verified ones count as clean)
+    trusted: np.ndarray  # items the student trains on: human-verified + clean LLM items it agrees with
+    issues: list[LabelIssue]
+
+
+def refine_labels(
+    features: np.ndarray,
+    labels: np.ndarray,
+    human_verified: np.ndarray,
+    *,
+    n_classes: int,
+    folds: int = 5,
+    seed: int = 0,
+) -> RefinementResult:
+    """The whole refinement pass over labelled items.
+
+    1. A first student, trained on every given label, scores each item out of fold; FreeAL splits the
+       LLM-labelled items into clean and noisy by their loss against the LLM label.
+    2. Trusted = human-verified items + clean LLM items where the first student agrees with the LLM.
+    3. A second student trained on the trusted items scores everything (out of fold for trusted items).
+    4. Confident learning on those probabilities against the given labels; human-verified items are never
+       reported (a human already decided them).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    human_verified = np.asarray(human_verified, dtype=bool)
+    first = student_probabilities(features, labels, n_classes=n_classes, folds=folds, seed=seed)
+    split = freeal_split(first, labels, seed=seed)
+    clean = split.clean | human_verified
+    agrees = np.argmax(first, axis=1) == labels
+    trusted = human_verified | (clean & agrees)
+    train_labels = np.where(trusted, labels, -1)
+    if len(np.unique(labels[trusted])) < min(2, len(np.unique(labels))):
+        train_labels = labels  # the trusted set lost a whole class: fall back to every label
+    probabilities = student_probabilities(features, train_labels, n_classes=n_classes, folds=folds, seed=seed)
+    issues = [issue for issue in find_label_issues(probabilities, labels) if not human_verified[issue.index]]
+    return RefinementResult(probabilities, CleanNoisySplit(split.loss, split.clean_posterior, clean), trusted, issues)
+
+
+def precision_at(issues: list[LabelIssue], noisy: set[int], k: int) -> float:
+    """Share of the first k ranked issues that are truly noisy (a shorter list counts the gap as misses)."""
+    if k <= 0:
+        return 0.0
+    return sum(1 for issue in issues[:k] if issue.index in noisy) / k
