@@ -1,1 +1,136 @@
 """Models of the evaluation app."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from synthstudio.models import BackgroundJob, Project, Sample
+
+
+# ---------------------------------------------------------------- metrics, preferences, judges, benchmarks
+# (issue 7; the refinement engineer's curation/snapshot models live in their own section)
+
+
+class RaterKind(models.TextChoices):
+    HUMAN = "human", "Project member"
+    IMPORTED = "imported", "Imported annotator"
+    LLM = "llm", "LLM judge"
+
+
+class PairwiseRater(models.Model):
+    """Who judged pairs: a project member, a pseudo-annotator from an imported file (no login), or an LLM
+    judge run."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairwise_raters")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=RaterKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_pairwise_rater_name")]
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PairwiseItem(models.Model):
+    """Two responses to the same prompt, e.g. from two models or two generation configs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairwise_items")
+    prompt = models.TextField()
+    response_a = models.TextField()
+    response_b = models.TextField()
+    source_a = models.CharField(max_length=200, help_text="Model or config that wrote response A.")
+    source_b = models.CharField(max_length=200, help_text="Model or config that wrote response B.")
+    external_id = models.CharField(max_length=100, blank=True, help_text="Id in the imported file.")
+    batch = models.CharField(max_length=300, blank=True, help_text="Import file name or origin.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.source_a} vs {self.source_b}: {self.prompt[:40]}"
+
+
+class PairChoice(models.TextChoices):
+    A = "a", "A better"
+    B = "b", "B better"
+    TIE = "tie", "Tie"
+
+
+class PairwiseJudgment(models.Model):
+    """One rater's choice on a pair. `choice` always refers to the item's response_a/response_b, whatever
+    the position it was shown in; `a_shown_first` records that position (for position-bias analysis)."""
+
+    item = models.ForeignKey(PairwiseItem, on_delete=models.CASCADE, related_name="judgments")
+    rater = models.ForeignKey(PairwiseRater, on_delete=models.CASCADE, related_name="judgments")
+    choice = models.CharField(max_length=3, choices=PairChoice.choices)
+    a_shown_first = models.BooleanField(default=True)
+    judge_run = models.ForeignKey("JudgeRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    raw_output = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "rater", "a_shown_first"], name="one_judgment_per_position")
+        ]
+        ordering = ["id"]
+
+
+class JudgeKind(models.TextChoices):
+    RATING = "rating", "Quality ratings (A–D) of samples"
+    PAIRWISE = "pairwise", "Pairwise preferences (both orders)"
+
+
+class JudgeRun(BackgroundJob):
+    """An LLM-as-judge run. Rating runs write JudgeRating rows; pairwise runs write PairwiseJudgment rows
+    (each pair judged twice, positions swapped). `summary` holds agreement with humans and position bias."""
+
+    kind = models.CharField(max_length=20, choices=JudgeKind.choices)
+    base_url = models.CharField(max_length=500)
+    model_name = models.CharField(max_length=200)
+    limit = models.PositiveIntegerField(default=200, help_text="Judge at most this many samples or pairs.")
+    summary = models.JSONField(default=dict, blank=True)
+
+
+class JudgeRating(models.Model):
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="ratings")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+")
+    rating = models.CharField(max_length=1, blank=True, help_text="A–D, empty when the reply named none.")
+    raw_output = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "sample"], name="one_judge_rating_per_sample")]
+
+
+class BenchmarkRun(BackgroundJob):
+    """Downstream benchmark: classifiers trained on several training sets, tested on one human-labelled
+    held-out set. `results` is a list of {training_set, model, n_train, n_test, accuracy, macro_f1}."""
+
+    test_source = models.CharField(max_length=20, default="split", help_text="'split' or 'file'.")
+    test_fraction = models.FloatField(default=0.3)
+    seed = models.PositiveIntegerField(default=0)
+    test_file_name = models.CharField(max_length=300, blank=True)
+    test_rows = models.JSONField(default=list, blank=True, help_text="Imported test set: [{text, label}].")
+    results = models.JSONField(default=list, blank=True)
+
+
+class MetricsCache(models.Model):
+    """The dashboard numbers of a project, computed in a worker, valid for one data version."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="metrics_cache")
+    data_version = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(auto_now=True)
+    seconds = models.FloatField(default=0.0)
+
+
+class MetricsRefresh(BackgroundJob):
+    """A worker job recomputing MetricsCache for a data version."""
+
+    data_version = models.CharField(max_length=64)
