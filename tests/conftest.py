@@ -9,7 +9,7 @@ from synthstudio import celery_app
 from synthstudio.models import Membership, Project, Role, Sample
 from synthstudio.services import codebook_create_version
 
-pytest_plugins = ["tests.browser", "tests.worker"]  # browser_page/login_as/screenshot; celery_worker_process
+pytest_plugins = ["tests.browser", "tests.worker", "tests.openai_fixtures"]  # browser_page/login_as/screenshot; celery_worker_process
 
 PASSWORD = "correct-horse-battery"
 
