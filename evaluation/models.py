@@ -134,3 +134,105 @@ class MetricsRefresh(BackgroundJob):
     """A worker job recomputing MetricsCache for a data version."""
 
     data_version = models.CharField(max_length=64)
+
+
+# --- Curation, refinement runs, snapshots, exports and API tokens (issue 6) -----------------------------
+
+from synthstudio.models import Codebook  # noqa: E402
+
+
+class CurationSettings(models.Model):
+    """A project's current curation filter settings (see evaluation.curation.FilterSettings)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="curation_settings")
+    filters = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class RefinementRun(BackgroundJob):
+    """A student-model pass: FreeAL clean/noisy split and the ranked label issues, stored as JSON."""
+
+    result = models.JSONField(default=dict, blank=True)
+
+
+class Snapshot(models.Model):
+    """An immutable curated dataset version: its rows are copied into SnapshotItem, never recomputed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
+    version = models.PositiveIntegerField()
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    filter_settings = models.JSONField(default=dict)
+    label_policy = models.CharField(max_length=200)
+    codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    codebook_version = models.PositiveIntegerField(null=True, blank=True)
+    label_names = models.JSONField(default=list)
+    split_fractions = models.JSONField(default=dict, blank=True, help_text='e.g. {"train": 0.8, ...}; {} = no split.')
+    item_count = models.PositiveIntegerField(default=0)
+    label_counts = models.JSONField(default=dict)
+    removed_counts = models.JSONField(default=dict, help_text="How many items each filter removed.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="unique_snapshot_version")]
+        ordering = ["project", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.project} snapshot v{self.version}"
+
+
+class SnapshotItem(models.Model):
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="items")
+    sample = models.ForeignKey(Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    sample_ref = models.BigIntegerField(help_text="The sample's id when the snapshot was made.")
+    text = models.TextField()
+    fields = models.JSONField(default=dict, blank=True)
+    label = models.CharField(max_length=100)
+    label_source = models.CharField(max_length=20)
+    weight = models.FloatField()
+    split = models.CharField(max_length=20, default="train")
+    llm_label = models.CharField(max_length=100, blank=True)
+    llm_confidence = models.FloatField(null=True, blank=True)
+    origin = models.CharField(max_length=20, blank=True)
+    provenance = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["snapshot", "id"]
+
+
+class ExportFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines"
+    CSV = "csv", "CSV"
+    PARQUET = "parquet", "Parquet"
+    HF = "hf", "Hugging Face datasets (zip)"
+    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
+
+
+class ExportJob(BackgroundJob):
+    """A snapshot written to a file by a worker (large snapshots); the file is kept: snapshots never change."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="exports")
+    file_format = models.CharField(max_length=20, choices=ExportFormat.choices)
+    file_path = models.CharField(max_length=500, blank=True)
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A per-user API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to tell tokens apart.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
