@@ -172,6 +172,8 @@ class Snapshot(models.Model):
     item_count = models.PositiveIntegerField(default=0)
     label_counts = models.JSONField(default=dict)
     removed_counts = models.JSONField(default=dict, help_text="How many items each filter removed.")
+    licence = models.CharField(max_length=100, default="unknown", help_text="SPDX id for the dataset card.")
+    stats = models.JSONField(default=dict, blank=True, help_text="Agreement and provenance counts at creation.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "version"], name="unique_snapshot_version")]
