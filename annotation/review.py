@@ -1,0 +1,697 @@
+"""The human review queue: claiming items, answering, skipping, undo/edit, gold checks, adjudication.
+
+Concurrency. Every ReviewTask has `claimed_count` (live reservations + answers). A reservation is taken by a
+conditional UPDATE (`claimed_count < required_answers`) inside a transaction, plus the unique (task, annotator)
+constraint on Assignment, so an item never goes to more annotators than its overlap and never twice to one
+annotator. On PostgreSQL the candidate row is picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent
+annotators take different items instead of queueing on the same row. On SQLite the settings open every
+transaction with BEGIN IMMEDIATE (a write lock up front), so the read-check-write sequence is serialised; the
+conditional UPDATE keeps it correct even without that.
+
+Answers. `review_answer_submit` is the one path a human answer takes. It locks the assignment row and is
+idempotent: a second POST of the same form (double click, retry after a network error) finds the assignment
+answered and returns the stored answer. It refreshes the sample's final label at once (so the sample joins the
+human-verified demo pool), and calls the router's `routing_after_answer(project=...)` after commit.
+
+Text corrections are kept as SampleTextVersion rows; Sample.text stays the original, because that is what
+was generated and what the LLM labelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from synthstudio.models import (
+    FlagReason,
+    HumanAnnotation,
+    HumanSource,
+    Membership,
+    Project,
+    QualityRating,
+    Sample,
+)
+
+from . import review_stats
+from .final_labels import final_label_refresh
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    GoldItem,
+    ReviewSettings,
+    ReviewTask,
+    SampleTextVersion,
+    TaskKind,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GOLD_RATE = 0.1
+CLAIM_ATTEMPTS = 8
+# Statuses after which an item never comes back to the same annotator (besides a live reservation).
+FINAL_FOR_ANNOTATOR = [AssignmentStatus.ANSWERED, AssignmentStatus.SKIPPED, AssignmentStatus.RESERVED]
+
+
+class ReviewError(Exception):
+    """A request the queue refuses; the message is meant for the person who made it."""
+
+
+class _ClaimLost(Exception):
+    """Another annotator took the last slot (or this annotator raced themselves): try the next candidate."""
+
+
+# --------------------------------------------------------------------------------------------- creating tasks
+
+
+def review_tasks_create(
+    *,
+    project: Project,
+    samples_with_reasons: list[tuple],
+    kind: str = TaskKind.ROUTED,
+    required_answers: int = 1,
+    strategy: str = "",
+    batch: int = 0,
+) -> list[ReviewTask]:
+    """Route samples into the queue. Items are (sample, reason) or (sample, reason, priority); samples that
+    already wait in an open task are left alone."""
+    waiting = set(
+        ReviewTask.objects.filter(project=project, is_open=True).values_list("sample_id", flat=True)
+    )
+    tasks = []
+    for item in samples_with_reasons:
+        sample, reason = item[0], item[1]
+        priority = float(item[2]) if len(item) > 2 else 0.0
+        if sample.project_id != project.id:
+            raise ReviewError(f"Sample {sample.pk} belongs to another project.")
+        if sample.pk in waiting:
+            continue
+        waiting.add(sample.pk)
+        tasks.append(
+            ReviewTask(
+                project=project,
+                sample=sample,
+                kind=kind,
+                priority=priority,
+                reason=reason[:300],
+                strategy=strategy,
+                batch=batch,
+                required_answers=max(1, int(required_answers)),
+            )
+        )
+    return ReviewTask.objects.bulk_create(tasks)
+
+
+# ---------------------------------------------------------------------------------------------- the queue
+
+
+def review_reservations_expire(*, project: Project) -> int:
+    """Return stale reservations' slots to the queue. Returns how many expired."""
+    stale = list(
+        Assignment.objects.filter(
+            task__project=project, status=AssignmentStatus.RESERVED, expires_at__lte=timezone.now()
+        ).values_list("pk", "task_id")
+    )
+    expired = 0
+    for assignment_id, task_id in stale:
+        with transaction.atomic():
+            if Assignment.objects.filter(pk=assignment_id, status=AssignmentStatus.RESERVED).update(
+                status=AssignmentStatus.EXPIRED
+            ):
+                ReviewTask.objects.filter(pk=task_id).update(claimed_count=F("claimed_count") - 1)
+                expired += 1
+    return expired
+
+
+def review_current(*, project: Project, annotator) -> Assignment | None:
+    """The annotator's live reservation in this project (the newest, e.g. the one brought back by undo)."""
+    return (
+        Assignment.objects.filter(
+            task__project=project,
+            annotator=annotator,
+            status=AssignmentStatus.RESERVED,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("task__sample", "task__project")
+        .order_by("-reserved_at", "-id")
+        .first()
+    )
+
+
+def review_next(*, project: Project, annotator) -> Assignment | None:
+    """The annotator's current reservation, or a newly reserved highest-priority item they have not answered
+    or skipped (a gold check when one is due). None when nothing is left for them."""
+    review_reservations_expire(project=project)
+    current = review_current(project=project, annotator=annotator)
+    if current is not None:
+        return current
+    pools = [_regular_candidates(project, annotator)]
+    if _gold_is_due(project, annotator):
+        pools.insert(0, _gold_candidates(project, annotator))
+    for candidates in pools:
+        assignment = _claim_first(candidates, annotator, project)
+        if assignment is not None:
+            return assignment
+    return None
+
+
+def _not_taken_by(annotator) -> Exists:
+    return Exists(
+        Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator, status__in=FINAL_FOR_ANNOTATOR)
+    )
+
+
+def _regular_candidates(project: Project, annotator) -> QuerySet[ReviewTask]:
+    return (
+        ReviewTask.objects.filter(project=project, is_open=True, claimed_count__lt=F("required_answers"))
+        .exclude(kind=TaskKind.GOLD)
+        .exclude(_not_taken_by(annotator))
+        .order_by("-priority", "id")
+    )
+
+
+def _gold_candidates(project: Project, annotator) -> QuerySet[ReviewTask]:
+    # Gold checks have no overlap limit: every annotator answers each gold item once.
+    return (
+        ReviewTask.objects.filter(project=project, is_open=True, kind=TaskKind.GOLD)
+        .exclude(_not_taken_by(annotator))
+        .order_by("id")
+    )
+
+
+def review_gold_rate(project: Project) -> float:
+    settings_row = ReviewSettings.objects.filter(project=project).first()
+    return settings_row.gold_rate if settings_row else DEFAULT_GOLD_RATE
+
+
+def _gold_is_due(project: Project, annotator) -> bool:
+    rate = review_gold_rate(project)
+    if rate <= 0:
+        return False
+    answered = Assignment.objects.filter(
+        task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED
+    ).count()
+    return review_stats.gold_due(answered, rate)
+
+
+def _claim_first(candidates: QuerySet[ReviewTask], annotator, project: Project) -> Assignment | None:
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                query = candidates
+                if skip_locked:
+                    query = query.select_for_update(skip_locked=True, of=("self",))
+                task = query.first()
+                if task is None:
+                    return None
+                return _claim_task(task, annotator, project)
+        except _ClaimLost:
+            continue
+    return None
+
+
+def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
+    """Take one slot of the task for the annotator. Call inside a transaction; raises _ClaimLost."""
+    slots = ReviewTask.objects.filter(pk=task.pk, is_open=True)
+    if task.kind != TaskKind.GOLD:
+        slots = slots.filter(claimed_count__lt=F("required_answers"))
+    if not slots.update(claimed_count=F("claimed_count") + 1):
+        raise _ClaimLost
+    now = timezone.now()
+    expires_at = now + timedelta(minutes=project.reservation_minutes)
+    earlier = Assignment.objects.filter(task=task, annotator=annotator).first()
+    if earlier is not None:
+        # Expired or released before: the same row is reserved again (one row per task and annotator).
+        reopened = Assignment.objects.filter(
+            pk=earlier.pk, status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
+        ).update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id="")
+        if not reopened:
+            raise _ClaimLost
+        assignment = Assignment.objects.get(pk=earlier.pk)
+    else:
+        try:
+            with transaction.atomic():
+                assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
+        except IntegrityError:
+            raise _ClaimLost from None
+    task.claimed_count += 1
+    assignment.task = task
+    return assignment
+
+
+# -------------------------------------------------------------------------------------------- answering
+
+
+def _validated(project: Project, *, label: str, rating: str, flag: str, flag_note: str) -> None:
+    codebook = project.codebook
+    if codebook is None:
+        raise ReviewError("This project has no codebook yet.")
+    if label not in codebook.label_names:
+        raise ReviewError(f"{label!r} is not a label of the codebook.")
+    if rating and rating not in QualityRating.values:
+        raise ReviewError(f"{rating!r} is not a rating (use A, B, C or D).")
+    if flag and flag not in FlagReason.values:
+        raise ReviewError(f"{flag!r} is not a flag reason.")
+    if flag == FlagReason.OTHER and not flag_note.strip():
+        raise ReviewError("Say why you flag it as 'other'.")
+
+
+def _llm_label(sample: Sample) -> str | None:
+    llm = sample.llm_annotations.filter(is_current=True, valid=True).only("label").first()
+    return llm.label if llm else None
+
+
+def _routing_after_answer(project: Project) -> None:
+    """The router's hook (annotation.services.routing_after_answer), run after the answer is committed; a
+    failure there is logged and never loses the answer."""
+    try:
+        from . import services as routing_services
+    except ImportError:
+        return
+    hook = getattr(routing_services, "routing_after_answer", None)
+    if hook is None:
+        return
+    try:
+        hook(project=project)
+    except Exception:
+        logger.exception("routing_after_answer failed for project %s", project.pk)
+
+
+def _text_version_add(*, sample: Sample, text: str, author, annotation: HumanAnnotation) -> SampleTextVersion | None:
+    latest = sample.text_versions.order_by("-version").first()
+    if text == (latest.text if latest else sample.text):
+        return None
+    return SampleTextVersion.objects.create(
+        sample=sample, version=(latest.version + 1) if latest else 1, text=text, author=author, annotation=annotation
+    )
+
+
+def review_answer_submit(
+    *,
+    assignment: Assignment,
+    label: str,
+    rating: str = "",
+    flag: str = "",
+    flag_note: str = "",
+    comment: str = "",
+    edited_text: str = "",
+    seconds_spent: float | None = None,
+    submission_id: str = "",
+) -> HumanAnnotation:
+    """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent."""
+    task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
+    project, sample = task.project, task.sample
+    _validated(project, label=label, rating=rating, flag=flag, flag_note=flag_note)
+    edited_text = edited_text.strip()
+    if edited_text == sample.text.strip():
+        edited_text = ""
+    now = timezone.now()
+    with transaction.atomic():
+        fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if fresh.status == AssignmentStatus.ANSWERED and fresh.answer_id:
+            return fresh.answer  # the same answer sent again
+        if fresh.status in (AssignmentStatus.SKIPPED, AssignmentStatus.RELEASED):
+            raise ReviewError("This item is no longer reserved for you.")
+        if fresh.status == AssignmentStatus.EXPIRED:
+            # Late but welcome if the slot is still free.
+            slots = ReviewTask.objects.filter(pk=task.pk)
+            if task.kind != TaskKind.GOLD:
+                slots = slots.filter(claimed_count__lt=F("required_answers"))
+            if not slots.update(claimed_count=F("claimed_count") + 1):
+                raise ReviewError("Your reservation expired and the item went to someone else.")
+        llm_label = _llm_label(sample)
+        annotation = HumanAnnotation.objects.create(
+            sample=sample,
+            annotator=fresh.annotator,
+            codebook=project.codebook,
+            source=HumanSource.REVIEW,
+            label=label,
+            rating=rating,
+            flag=flag,
+            flag_note=flag_note.strip() if flag else "",
+            comment=comment.strip(),
+            edited_text=edited_text,
+            agreed_with_llm=None if llm_label is None else llm_label == label,
+            seconds_spent=review_stats.bounded_seconds(
+                seconds_spent,
+                (now - fresh.reserved_at).total_seconds(),
+                ceiling=project.reservation_minutes * 60.0,
+            ),
+        )
+        Assignment.objects.filter(pk=fresh.pk).update(
+            status=AssignmentStatus.ANSWERED, answered_at=now, answer=annotation, submission_id=submission_id[:64]
+        )
+        ReviewTask.objects.filter(pk=task.pk).update(answers_count=F("answers_count") + 1)
+        if task.kind != TaskKind.GOLD:
+            ReviewTask.objects.filter(pk=task.pk, answers_count__gte=F("required_answers")).update(is_open=False)
+        if edited_text:
+            _text_version_add(sample=sample, text=edited_text, author=fresh.annotator, annotation=annotation)
+        final_label_refresh(sample=sample)
+        transaction.on_commit(lambda: _routing_after_answer(project))
+    assignment.status, assignment.answer = AssignmentStatus.ANSWERED, annotation
+    return annotation
+
+
+def review_skip(*, assignment: Assignment, reason: str) -> None:
+    """Give the item back to the others; it never comes back to this annotator."""
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("Say why you skip it.")
+    with transaction.atomic():
+        if Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
+            status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]
+        ):
+            ReviewTask.objects.filter(pk=assignment.task_id).update(claimed_count=F("claimed_count") - 1)
+        elif not Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.EXPIRED).update(
+            status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]
+        ):
+            raise ReviewError("Only an item reserved for you can be skipped.")
+
+
+def review_answer_undo(*, project: Project, annotator) -> Assignment | None:
+    """Take back the annotator's last answer: the answer is deleted and the item is reserved for them again,
+    so it is the next item they see. None when there is nothing to undo."""
+    last = (
+        Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
+        .order_by("-answered_at", "-id")
+        .first()
+    )
+    if last is None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        fresh = Assignment.objects.select_for_update().select_related("task__sample").get(pk=last.pk)
+        if fresh.status != AssignmentStatus.ANSWERED:
+            return None
+        answer_id = fresh.answer_id
+        Assignment.objects.filter(pk=fresh.pk).update(
+            status=AssignmentStatus.RESERVED,
+            answer=None,
+            answered_at=None,
+            reserved_at=now,
+            expires_at=now + timedelta(minutes=project.reservation_minutes),
+            submission_id="",
+        )
+        if answer_id:
+            SampleTextVersion.objects.filter(annotation_id=answer_id).delete()
+            HumanAnnotation.objects.filter(pk=answer_id).delete()
+        ReviewTask.objects.filter(pk=fresh.task_id).update(answers_count=F("answers_count") - 1, is_open=True)
+        final_label_refresh(sample=fresh.task.sample)
+        transaction.on_commit(lambda: _routing_after_answer(project))
+    fresh.refresh_from_db()
+    return fresh
+
+
+def review_answer_edit(
+    *,
+    assignment: Assignment,
+    label: str,
+    rating: str = "",
+    flag: str = "",
+    flag_note: str = "",
+    comment: str = "",
+    edited_text: str = "",
+) -> HumanAnnotation:
+    """Change one's own earlier answer in place; a changed text adds a new text version."""
+    task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
+    project, sample = task.project, task.sample
+    _validated(project, label=label, rating=rating, flag=flag, flag_note=flag_note)
+    if assignment.status != AssignmentStatus.ANSWERED or assignment.answer_id is None:
+        raise ReviewError("Only an answered item can be edited.")
+    edited_text = edited_text.strip()
+    if edited_text == sample.text.strip():
+        edited_text = ""
+    with transaction.atomic():
+        annotation = HumanAnnotation.objects.select_for_update().get(pk=assignment.answer_id)
+        llm_label = _llm_label(sample)
+        annotation.label, annotation.rating, annotation.flag = label, rating, flag
+        annotation.flag_note = flag_note.strip() if flag else ""
+        annotation.comment = comment.strip()
+        annotation.agreed_with_llm = None if llm_label is None else llm_label == label
+        if edited_text:
+            annotation.edited_text = edited_text
+            _text_version_add(sample=sample, text=edited_text, author=assignment.annotator, annotation=annotation)
+        annotation.save()
+        final_label_refresh(sample=sample)
+        transaction.on_commit(lambda: _routing_after_answer(project))
+    return annotation
+
+
+# ------------------------------------------------------------------------------------------ lead actions
+
+
+def review_assignment_release(*, assignment: Assignment) -> bool:
+    """A lead takes a reservation away; the item returns to the queue (and may come back to that annotator)."""
+    with transaction.atomic():
+        released = Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
+            status=AssignmentStatus.RELEASED
+        )
+        if released:
+            ReviewTask.objects.filter(pk=assignment.task_id).update(claimed_count=F("claimed_count") - 1)
+    return bool(released)
+
+
+def review_assignment_reassign(*, assignment: Assignment, annotator) -> Assignment:
+    """Move a reservation to another member of the project."""
+    task = ReviewTask.objects.select_related("project").get(pk=assignment.task_id)
+    if not Membership.objects.filter(project=task.project, user=annotator).exists():
+        raise ReviewError(f"{annotator} is not a member of this project.")
+    if Assignment.objects.filter(task=task, annotator=annotator, status__in=FINAL_FOR_ANNOTATOR).exists():
+        raise ReviewError(f"{annotator} already has this item.")
+    with transaction.atomic():
+        if not review_assignment_release(assignment=assignment):
+            raise ReviewError("That reservation is no longer live.")
+        task.refresh_from_db()
+        try:
+            return _claim_task(task, annotator, task.project)
+        except _ClaimLost:
+            raise ReviewError("The item has no free slot any more.") from None
+
+
+def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: str = "") -> GoldItem:
+    """Mark a sample as a gold item with its known label and put it into the gold mix."""
+    if sample.project_id != project.id:
+        raise ReviewError("That sample belongs to another project.")
+    codebook = project.codebook
+    if codebook is None or label not in codebook.label_names:
+        raise ReviewError(f"{label!r} is not a label of the codebook.")
+    with transaction.atomic():
+        gold, _ = GoldItem.objects.update_or_create(
+            sample=sample, defaults={"project": project, "label": label, "note": note.strip(), "created_by": user}
+        )
+        if not ReviewTask.objects.filter(sample=sample, kind=TaskKind.GOLD, is_open=True).exists():
+            ReviewTask.objects.create(
+                project=project, sample=sample, kind=TaskKind.GOLD, reason="gold check", strategy="gold"
+            )
+    return gold
+
+
+def gold_item_remove(*, gold_item: GoldItem) -> None:
+    with transaction.atomic():
+        ReviewTask.objects.filter(sample_id=gold_item.sample_id, kind=TaskKind.GOLD).update(is_open=False)
+        gold_item.delete()
+
+
+def review_gold_rate_set(*, project: Project, gold_rate: float) -> ReviewSettings:
+    if not 0.0 <= gold_rate <= 1.0:
+        raise ReviewError("The gold rate is a share between 0 and 1.")
+    row, _ = ReviewSettings.objects.update_or_create(project=project, defaults={"gold_rate": gold_rate})
+    return row
+
+
+def adjudication_record(*, sample: Sample, label: str, note: str, user) -> HumanAnnotation:
+    """A lead settles a disagreement: an adjudication annotation with a note, then the final label follows it."""
+    project = sample.project
+    _validated(project, label=label, rating="", flag="", flag_note="")
+    with transaction.atomic():
+        annotation = HumanAnnotation.objects.create(
+            sample=sample,
+            annotator=user,
+            codebook=project.codebook,
+            source=HumanSource.ADJUDICATION,
+            label=label,
+            comment=note.strip(),
+        )
+        final_label_refresh(sample=sample)
+        transaction.on_commit(lambda: _routing_after_answer(project))
+    return annotation
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+@dataclass
+class Progress:
+    done_today: int
+    remaining: int
+    streak_days: int
+    total_answered: int
+
+
+def review_progress(*, project: Project, annotator) -> Progress:
+    today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
+    counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
+    recent_days = {
+        timezone.localtime(moment).date()
+        for moment in mine.filter(answered_at__gte=today_start - timedelta(days=90)).values_list(
+            "answered_at", flat=True
+        )
+    }
+    return Progress(
+        done_today=counts["today"],
+        remaining=_regular_candidates(project, annotator).count(),
+        streak_days=review_stats.day_streak(recent_days, timezone.localdate()),
+        total_answered=counts["total"],
+    )
+
+
+def review_history(*, project: Project, annotator, limit: int = 30) -> list[Assignment]:
+    return list(
+        Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
+        .select_related("task__sample", "answer")
+        .order_by("-answered_at", "-id")[:limit]
+    )
+
+
+@dataclass
+class AnnotatorRow:
+    user_id: int
+    username: str
+    role: str
+    answered: int = 0
+    skipped: int = 0
+    reserved: int = 0
+    median_seconds: float | None = None
+    gold_correct: int = 0
+    gold_total: int = 0
+    agree_pairs: int = 0
+    overlap_pairs: int = 0
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_total if self.gold_total else None
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agree_pairs / self.overlap_pairs if self.overlap_pairs else None
+
+
+@dataclass
+class QueueOverview:
+    annotators: list[AnnotatorRow]
+    open_tasks: int
+    closed_tasks: int
+    reserved_now: int
+    gold_items: int
+    gold_rate: float
+    disagreements: int
+    totals: dict = field(default_factory=dict)
+
+
+def _review_answers(project: Project) -> QuerySet:
+    return HumanAnnotation.objects.filter(sample__project=project, source=HumanSource.REVIEW).order_by(
+        "-created_at", "-id"
+    )
+
+
+def review_queue_overview(*, project: Project) -> QueueOverview:
+    """Per annotator: answered, skipped, live reservations, median seconds, gold accuracy, agreement."""
+    rows = {
+        user_id: AnnotatorRow(user_id=user_id, username=username, role=role)
+        for user_id, username, role in Membership.objects.filter(project=project).values_list(
+            "user_id", "user__username", "role"
+        )
+    }
+    statuses = (
+        Assignment.objects.filter(task__project=project)
+        .values("annotator_id")
+        .annotate(
+            answered=Count("id", filter=Q(status=AssignmentStatus.ANSWERED)),
+            skipped=Count("id", filter=Q(status=AssignmentStatus.SKIPPED)),
+            reserved=Count("id", filter=Q(status=AssignmentStatus.RESERVED)),
+        )
+    )
+    for entry in statuses:
+        row = rows.get(entry["annotator_id"])
+        if row is not None:
+            row.answered, row.skipped, row.reserved = entry["answered"], entry["skipped"], entry["reserved"]
+    answers = _review_answers(project)
+    for user_id, seconds in review_stats.median_by_key(answers.values_list("annotator_id", "seconds_spent")).items():
+        if user_id in rows:
+            rows[user_id].median_seconds = seconds
+    gold_rows = Assignment.objects.filter(
+        task__project=project, task__kind=TaskKind.GOLD, status=AssignmentStatus.ANSWERED
+    ).values_list("annotator_id", "answer__label", "task__sample__gold_item__label")
+    for user_id, (correct, total) in review_stats.accuracy_by_key(
+        (user_id, answered, known) for user_id, answered, known in gold_rows if known
+    ).items():
+        if user_id in rows:
+            rows[user_id].gold_correct, rows[user_id].gold_total = correct, total
+    label_rows = list(answers.exclude(label="").values_list("sample_id", "annotator_id", "label"))
+    for user_id, (agree, total) in review_stats.agreement_by_annotator(label_rows).items():
+        if user_id in rows:
+            rows[user_id].agree_pairs, rows[user_id].overlap_pairs = agree, total
+    tasks = ReviewTask.objects.filter(project=project).aggregate(
+        open=Count("id", filter=Q(is_open=True) & ~Q(kind=TaskKind.GOLD)),
+        closed=Count("id", filter=Q(is_open=False) & ~Q(kind=TaskKind.GOLD)),
+    )
+    return QueueOverview(
+        annotators=sorted(rows.values(), key=lambda row: (-row.answered, row.username)),
+        open_tasks=tasks["open"],
+        closed_tasks=tasks["closed"],
+        reserved_now=sum(row.reserved for row in rows.values()),
+        gold_items=GoldItem.objects.filter(project=project).count(),
+        gold_rate=review_gold_rate(project),
+        disagreements=len(_open_disagreements(project, label_rows)),
+    )
+
+
+def review_reservations(*, project: Project) -> list[Assignment]:
+    return list(
+        Assignment.objects.filter(task__project=project, status=AssignmentStatus.RESERVED)
+        .select_related("annotator", "task__sample")
+        .order_by("expires_at")
+    )
+
+
+def _open_disagreements(project: Project, label_rows: list[tuple]) -> dict:
+    adjudicated = set(
+        HumanAnnotation.objects.filter(sample__project=project, source=HumanSource.ADJUDICATION).values_list(
+            "sample_id", flat=True
+        )
+    )
+    return {
+        sample_id: labels
+        for sample_id, labels in review_stats.disagreements(label_rows).items()
+        if sample_id not in adjudicated
+    }
+
+
+@dataclass
+class Disagreement:
+    sample: Sample
+    labels: list[tuple[str, str]]  # (username, label)
+
+
+def adjudication_queue(*, project: Project) -> list[Disagreement]:
+    """Samples whose annotators disagree and that no lead has adjudicated yet, oldest first."""
+    label_rows = list(
+        _review_answers(project).exclude(label="").values_list("sample_id", "annotator__username", "label")
+    )
+    open_items = _open_disagreements(project, label_rows)
+    samples = Sample.objects.in_bulk(list(open_items))
+    return [
+        Disagreement(sample=samples[sample_id], labels=sorted(labels.items()))
+        for sample_id, labels in sorted(open_items.items())
+        if sample_id in samples
+    ]
+
+
+def sample_answers(*, sample: Sample) -> list[HumanAnnotation]:
+    return list(sample.human_annotations.select_related("annotator").order_by("created_at", "id"))
