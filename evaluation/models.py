@@ -92,6 +92,10 @@ class JudgeRun(BackgroundJob):
     (each pair judged twice, positions swapped). `summary` holds agreement with humans and position bias."""
 
     kind = models.CharField(max_length=20, choices=JudgeKind.choices)
+    endpoint = models.ForeignKey(
+        "generation.LLMEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Empty: the environment's default endpoint (LLM_BASE_URL).",
+    )
     base_url = models.CharField(max_length=500)
     model_name = models.CharField(max_length=200)
     limit = models.PositiveIntegerField(default=200, help_text="Judge at most this many samples or pairs.")
