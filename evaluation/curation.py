@@ -139,7 +139,9 @@ def curate(
     if settings.min_confidence is not None:
         removed_by["confidence"] = np.array(
             [
-                not item.human_verified and (item.confidence is None or item.confidence < settings.min_confidence)
+                bool(item.label)
+                and not item.human_verified
+                and (item.confidence is None or item.confidence < settings.min_confidence)
                 for item in items
             ],
             dtype=bool,
