@@ -194,6 +194,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "synthstudio.context_processors.synthstudio",
             ],
+            # {% partialdef %} in every template without {% load partials %}
+            "builtins": ["template_partials.templatetags.partials"],
         },
     }
 ]
