@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
+from .importing import ColumnMapping
 from .models import Project, Role
 
 
@@ -74,3 +75,99 @@ class MemberForm(forms.Form):
         if not get_user_model().objects.filter(username=username, is_active=True).exists():
             raise forms.ValidationError(f"No active user is called {username!r}. Ask an admin to create the account.")
         return username
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(help_text="CSV or TSV with a header row, JSONL (one object per line) or a JSON array of objects.")
+    file_format = forms.ChoiceField(
+        choices=[("", "from the file name"), ("csv", "CSV"), ("tsv", "TSV"), ("jsonl", "JSONL"), ("json", "JSON")],
+        required=False,
+        label="Format",
+    )
+
+
+# Column names that usually mean a role, used to pre-select the mapping.
+_COLUMN_GUESSES = {
+    "text_columns": ("text", "sentence", "review", "content", "utterance", "message", "body", "input"),
+    "gold_label_column": ("gold", "gold_label", "label", "human_label", "target", "class"),
+    "llm_label_column": ("llm_label", "predicted_label", "prediction", "pred"),
+    "llm_confidence_column": ("llm_confidence", "confidence", "score", "probability"),
+    "llm_distribution_column": ("llm_distribution", "distribution", "probs", "probabilities"),
+}
+
+
+class ImportMappingForm(forms.Form):
+    text_columns = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        help_text="One column, or several: they are joined into the text (one “column: value” line each) "
+        "and kept as structured fields.",
+    )
+    field_columns = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple, required=False, label="Keep as fields",
+        help_text="Other columns to keep with each sample (shown beside the text, not labelled).",
+    )  # fmt: skip
+    gold_label_column = forms.ChoiceField(
+        required=False, label="Gold / human label", help_text="Imported as a human annotation (source: imported)."
+    )
+    llm_label_column = forms.ChoiceField(required=False, label="LLM label")
+    llm_confidence_column = forms.ChoiceField(
+        required=False, label="LLM confidence", help_text="A number in [0, 1]; if empty, p(label) from the distribution."
+    )
+    llm_distribution_column = forms.ChoiceField(
+        required=False, label="LLM probability distribution",
+        help_text='A JSON object {"label": probability}; normalised to sum to 1.',
+    )  # fmt: skip
+
+    SINGLE_COLUMN_ROLES = ("gold_label_column", "llm_label_column", "llm_confidence_column", "llm_distribution_column")
+
+    def __init__(self, *args, columns: list[str], label_names: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.label_names = label_names
+        choices = [(name, name) for name in columns]
+        self.fields["text_columns"].choices = choices
+        self.fields["field_columns"].choices = choices
+        for role in self.SINGLE_COLUMN_ROLES:
+            self.fields[role].choices = [("", "— none —"), *choices]
+        if not self.is_bound:
+            self.initial = {**self.guess_initial(columns), **self.initial}
+
+    @staticmethod
+    def guess_initial(columns: list[str]) -> dict:
+        by_lower = {name.lower(): name for name in columns}
+        initial: dict = {}
+        taken: set[str] = set()
+        for role, guesses in _COLUMN_GUESSES.items():
+            match = next((by_lower[g] for g in guesses if g in by_lower and by_lower[g] not in taken), None)
+            if role == "text_columns":
+                match = match or (columns[0] if columns else None)
+                initial[role] = [match] if match else []
+            elif match:
+                initial[role] = match
+            if match:
+                taken.add(match)
+        return initial
+
+    def clean(self) -> dict:
+        data = super().clean()
+        text_columns = data.get("text_columns") or []
+        used_by_role = {role: data.get(role) for role in self.SINGLE_COLUMN_ROLES if data.get(role)}
+        for role, column in used_by_role.items():
+            if column in text_columns:
+                self.add_error(role, f"{column!r} is already a text column.")
+        if len(set(used_by_role.values())) != len(used_by_role):
+            raise forms.ValidationError("Each column can play one role only.")
+        label_roles = [role for role in ("gold_label_column", "llm_label_column", "llm_distribution_column") if data.get(role)]
+        if label_roles and not self.label_names:
+            raise forms.ValidationError("The codebook has no labels yet: write the codebook before importing labels.")
+        if data.get("llm_confidence_column") and not (data.get("llm_label_column") or data.get("llm_distribution_column")):
+            self.add_error("llm_confidence_column", "A confidence needs an LLM label or distribution column.")
+        return data
+
+    def mapping(self) -> ColumnMapping:
+        data = self.cleaned_data
+        text_columns = list(data["text_columns"])
+        return ColumnMapping(
+            text_columns=text_columns,
+            field_columns=[c for c in data.get("field_columns") or [] if c not in text_columns],
+            **{role: data.get(role) or "" for role in self.SINGLE_COLUMN_ROLES},
+        )

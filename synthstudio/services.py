@@ -1,12 +1,38 @@
-"""Cross-model workflows of the core: projects, members, codebook versions."""
+"""Cross-model workflows of the core: projects, members, codebook versions, import."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
-from .models import Codebook, Label, Membership, Project, Role
+from . import importing
+from .jobs import enqueue
+from .models import (
+    Codebook,
+    FinalSource,
+    HumanAnnotation,
+    HumanSource,
+    ImportJob,
+    JobStatus,
+    Label,
+    LabelMethod,
+    LLMAnnotation,
+    Membership,
+    Origin,
+    Project,
+    Role,
+    Sample,
+    text_hash,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def project_create(*, name: str, description: str = "", user: AbstractBaseUser) -> Project:
@@ -48,3 +74,199 @@ def codebook_create_version(
         )
     return codebook
 
+
+
+# ---------------------------------------------------------------------------------------------- import
+
+IMPORT_BATCH_ROWS = 1000
+IMPORT_PROGRESS_EVERY = 5000
+
+
+class ImportRefused(Exception):
+    """An upload that is not stored (too big, unknown format); the message is shown to the lead."""
+
+
+def import_limit_message(size_bytes: int) -> str:
+    limit_mb = settings.IMPORT_MAX_BYTES / (1024 * 1024)
+    return (
+        f"The file is {size_bytes / (1024 * 1024):.1f} MB; the import limit is {limit_mb:.0f} MB "
+        "(IMPORT_MAX_MB). Split the file or ask an admin to raise the limit."
+    )
+
+
+def import_create(*, project: Project, user, upload: UploadedFile, file_format: str = "") -> ImportJob:
+    """Store an upload under var/imports/ (streamed in chunks, refused past IMPORT_MAX_BYTES) and make its job.
+    The job waits for a column mapping (import_start) before anything is parsed."""
+    if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
+        raise ImportRefused(import_limit_message(upload.size))
+    try:
+        file_format = file_format or importing.detect_format(upload.name or "")
+    except importing.ImportFileError as error:
+        raise ImportRefused(str(error)) from None
+    folder = Path(settings.VAR_DIR) / "imports" / str(project.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.{file_format}"
+    written = 0
+    with open(path, "wb") as out:
+        for chunk in upload.chunks():
+            written += len(chunk)
+            if written > settings.IMPORT_MAX_BYTES:
+                out.close()
+                path.unlink(missing_ok=True)
+                raise ImportRefused(import_limit_message(written))
+            out.write(chunk)
+    return ImportJob.objects.create(
+        project=project,
+        created_by=user,
+        original_name=(upload.name or "upload")[:300],
+        stored_path=str(path),
+        file_format=file_format,
+        size_bytes=written,
+        message="Waiting for a column mapping.",
+    )
+
+
+def import_preview(*, job: ImportJob, limit: int = 10) -> importing.Preview:
+    with open(job.stored_path, "rb") as stream:
+        return importing.preview_records(stream, job.file_format, limit=limit)
+
+
+def import_start(*, job: ImportJob, mapping: importing.ColumnMapping) -> ImportJob:
+    """Fix the mapping and the codebook version, then run the import in a worker."""
+    from .tasks import import_file
+
+    with transaction.atomic():
+        job.mapping = mapping.to_dict()
+        job.codebook = job.project.codebook
+        job.status = JobStatus.QUEUED
+        job.message = "Queued."
+        job.save(update_fields=["mapping", "codebook", "status", "message"])
+        enqueue(import_file, job.id)
+    return job
+
+
+def import_run(*, job: ImportJob) -> ImportJob:
+    """Check every row (streaming), then insert them all in one transaction, or nothing.
+
+    Pass 1 parses the whole file and stops at the first bad row: the job fails naming the row and why, and
+    the database is untouched. Pass 2 parses again and inserts in batches of IMPORT_BATCH_ROWS inside ONE
+    transaction; exact duplicates (same text as a sample already in the project or earlier in the file) are
+    skipped and counted. The job's final state is written in that same transaction, so a re-delivered task
+    sees a finished job and does nothing.
+    """
+    if job.is_finished:
+        return job
+    job.mark_running()
+    codebook = job.codebook
+    label_names = list(codebook.labels.values_list("name", flat=True)) if codebook else []
+    try:
+        parser = importing.RowParser(importing.ColumnMapping.from_dict(job.mapping), label_names)
+        rows = 0
+        with open(job.stored_path, "rb") as stream:
+            for _ in importing.parse_file(stream, job.file_format, parser):
+                rows += 1
+                if rows % IMPORT_PROGRESS_EVERY == 0:
+                    job.message = f"Checking rows: {rows:,} valid so far."
+                    job.report_progress(done=rows)
+        if rows == 0:
+            raise importing.ImportFileError("The file holds no rows.")
+    except importing.RowError as error:
+        job.bad_row, job.message = error.row, ""
+        job.save(update_fields=["bad_row", "message"])
+        job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.", message="")
+        return job
+    except (importing.ImportFileError, OSError) as error:
+        job.message = ""
+        job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.", message="")
+        return job
+
+    job.message = f"All {rows:,} rows are valid; writing them in one transaction (all or nothing)."
+    job.report_progress(done=rows)
+    try:
+        _import_write(job=job, parser=parser, rows=rows)
+    except Exception as error:  # the transaction rolled back: say so instead of leaving the job "running"
+        logger.exception("Import %s failed while writing", job.id)
+        job.mark_finished(JobStatus.FAILED, error=f"Writing failed: {error}. Nothing was imported.", message="")
+    return job
+
+
+def _import_write(*, job: ImportJob, parser: importing.RowParser, rows: int) -> None:
+    codebook = job.codebook
+    with transaction.atomic():
+        imported = duplicates = 0
+        with open(job.stored_path, "rb") as stream:
+            parsed_rows = importing.parse_file(stream, job.file_format, parser)
+            for batch in importing.batched(parsed_rows, IMPORT_BATCH_ROWS):
+                kept = _import_batch(job=job, codebook=codebook, batch=batch)
+                imported += kept
+                duplicates += len(batch) - kept
+        job.imported, job.duplicates = imported, duplicates
+        job.done, job.total = rows, rows
+        job.save(update_fields=["imported", "duplicates", "done", "total"])
+        skipped = f"; {duplicates:,} exact duplicates skipped (same text as a sample already in the project or earlier in the file)" if duplicates else ""
+        job.mark_finished(JobStatus.SUCCEEDED, message=f"Imported {imported:,} samples{skipped}.")
+
+
+def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[importing.ParsedRow]) -> int:
+    """Insert one batch (samples, then their annotations); returns how many samples were new."""
+    hashes = [text_hash(row.text) for row in batch]
+    # Rows inserted by earlier batches are visible inside the transaction, so this also catches in-file repeats.
+    seen = set(Sample.objects.filter(project_id=job.project_id, text_hash__in=set(hashes)).values_list("text_hash", flat=True))
+    samples, kept_rows = [], []
+    for row, digest in zip(batch, hashes):
+        if digest in seen:
+            continue
+        seen.add(digest)
+        final = _imported_final_label(row)
+        samples.append(
+            Sample(
+                project_id=job.project_id,
+                text=row.text,
+                fields=row.fields,
+                text_hash=digest,
+                origin=Origin.IMPORTED,
+                provenance={"import_job": job.id, "file": job.original_name, "row": row.row},
+                final_label=final[0],
+                final_source=final[1],
+                final_weight=final[2],
+            )
+        )
+        kept_rows.append(row)
+    Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_ROWS)
+    run_ref = f"import:{job.id}"
+    LLMAnnotation.objects.bulk_create(
+        (
+            LLMAnnotation(
+                sample=sample,
+                codebook=codebook,
+                label=row.llm_label,
+                distribution=row.llm_distribution,
+                confidence=row.llm_confidence,
+                method=LabelMethod.IMPORTED,
+                run_ref=run_ref,
+            )
+            for sample, row in zip(samples, kept_rows)
+            if row.llm_label
+        ),
+        batch_size=IMPORT_BATCH_ROWS,
+    )
+    HumanAnnotation.objects.bulk_create(
+        (
+            HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=row.gold_label)
+            for sample, row in zip(samples, kept_rows)
+            if row.gold_label
+        ),
+        batch_size=IMPORT_BATCH_ROWS,
+    )
+    return len(samples)
+
+
+def _imported_final_label(row: importing.ParsedRow) -> tuple[str, str, float]:
+    """The final-label rule (annotation.final_labels) for a fresh sample: its one imported human label wins
+    with weight 1.0; otherwise the LLM label weighs its confidence (0.5 when unknown)."""
+    if row.gold_label:
+        return row.gold_label, FinalSource.HUMAN, 1.0
+    if row.llm_label:
+        confidence = row.llm_confidence if row.llm_confidence is not None else 0.5
+        return row.llm_label, FinalSource.LLM, confidence
+    return "", FinalSource.NONE, 0.0

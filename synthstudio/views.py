@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -9,13 +10,22 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import services
 from .access import lead_project, project_for_user
-from .forms import CodebookForm, LabelFormSet, MemberForm, ProjectForm, ProjectSettingsForm
+from .forms import (
+    CodebookForm,
+    ImportMappingForm,
+    ImportUploadForm,
+    LabelFormSet,
+    MemberForm,
+    ProjectForm,
+    ProjectSettingsForm,
+)
 from .jobs import worker_alive
-from .models import Membership, Project, Role, Sample
+from .models import ImportJob, Membership, Project, Role, Sample
 
 
 @require_GET
@@ -183,3 +193,89 @@ def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
 def worker_status(request: HttpRequest) -> HttpResponse:
     """A small fragment: warns when no Celery worker has sent a heartbeat recently."""
     return render(request, "synthstudio/worker_status.html", {"worker_alive": worker_alive()})
+
+
+# ---------------------------------------------------------------------------------------------- import
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    limit_mb = settings.IMPORT_MAX_BYTES // (1024 * 1024)
+    context = {"project": project, "role": Role.LEAD, "limit_mb": limit_mb, "codebook": project.codebook}
+    if request.method == "POST":
+        # Refuse an oversized body before Django spools it to disk (a multipart envelope adds a few KB).
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.IMPORT_MAX_BYTES + 64 * 1024:
+            form = ImportUploadForm()
+            form.add_error(None, services.import_limit_message(declared))
+            return render(request, "synthstudio/import_upload.html", {**context, "form": form}, status=413)
+        form = ImportUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                job = services.import_create(
+                    project=project,
+                    user=request.user,
+                    upload=form.cleaned_data["file"],
+                    file_format=form.cleaned_data["file_format"],
+                )
+            except services.ImportRefused as refusal:
+                form.add_error("file", str(refusal))
+            else:
+                return redirect("import_mapping", project_id=project.id, job_id=job.id)
+    else:
+        form = ImportUploadForm()
+    recent = ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")[:10]
+    return render(request, "synthstudio/import_upload.html", {**context, "form": form, "recent": recent})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def import_mapping(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(ImportJob, pk=job_id, project=project)
+    if job.mapping:
+        return redirect("import_progress", project_id=project.id, job_id=job.id)
+    preview = services.import_preview(job=job)
+    codebook = project.codebook
+    label_names = codebook.label_names if codebook else []
+    form = ImportMappingForm(request.POST or None, columns=preview.columns, label_names=label_names)
+    if request.method == "POST" and not preview.error and form.is_valid():
+        services.import_start(job=job, mapping=form.mapping())
+        return redirect("import_progress", project_id=project.id, job_id=job.id)
+    return render(
+        request,
+        "synthstudio/import_mapping.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "job": job,
+            "preview": preview,
+            "preview_rows": [[row.get(column) for column in preview.columns] for row in preview.rows],
+            "form": form,
+            "label_names": label_names,
+            "codebook": codebook,
+        },
+    )
+
+
+@require_GET
+@login_required
+def import_progress(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(ImportJob, pk=job_id, project=project)
+    template = "synthstudio/import_progress.html"
+    if request.htmx:
+        template += "#import-job"
+    return render(
+        request,
+        template,
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "job": job,
+            "worker_alive": worker_alive(),
+            "poll_url": reverse("import_progress", args=[project.id, job.id]),
+        },
+    )

@@ -1,0 +1,437 @@
+"""Import pipeline core, plain Python (no Django): readers → parsers; the makers that build rows live in
+services.import_run.
+
+- Readers stream records out of a binary file: CSV/TSV through the csv module fed one decoded line at a time,
+  JSONL line by line, JSON arrays incrementally (one object at a time with raw_decode over a sliding buffer).
+  Nothing holds the whole file. Every record carries its row number (1 = the first data record).
+- The parser checks one record against a ColumnMapping and the codebook's label names and returns a
+  ParsedRow, or raises RowError naming the row and why.
+
+All-or-nothing is the caller's job: run the parser over the whole file first, then insert.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
+from typing import Any, BinaryIO
+
+FORMATS = ("csv", "tsv", "jsonl", "json")
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+JSON_CHUNK_CHARS = 1 << 20
+MAX_JSON_RECORD_CHARS = 16 << 20  # one object of a .json array larger than this is refused, not buffered
+MULTI_FIELD_SEPARATOR = "\n"
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts in one cell are fine; the upload cap bounds them
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (unknown format, no header, not a JSON array, ...)."""
+
+
+class RowError(Exception):
+    """One record is bad. `row` is 1-based over data records; `line` is the file line where known."""
+
+    def __init__(self, row: int, reason: str, *, line: int | None = None) -> None:
+        self.row, self.reason, self.line = row, reason, line
+        where = f"Row {row}" + (f" (line {line})" if line is not None and line != row else "")
+        super().__init__(f"{where}: {reason}")
+
+
+def detect_format(filename: str) -> str:
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ImportFileError(
+            f"Cannot tell the format of {filename!r}: name it .csv, .tsv, .jsonl or .json (or choose the format)."
+        )
+    return EXTENSIONS[suffix]
+
+
+# ---------------------------------------------------------------------------------------------- readers
+
+
+@dataclass
+class Record:
+    row: int
+    values: dict[str, Any]
+    line: int | None = None
+
+
+def read_records(stream: BinaryIO, file_format: str) -> Iterator[Record]:
+    """Yield the file's records in order. Raises ImportFileError / RowError."""
+    if file_format in ("csv", "tsv"):
+        return _read_delimited(stream, delimiter="," if file_format == "csv" else "\t")
+    if file_format == "jsonl":
+        return _read_jsonl(stream)
+    if file_format == "json":
+        return _read_json_array(stream)
+    raise ImportFileError(f"Unknown format {file_format!r}: use one of {', '.join(FORMATS)}.")
+
+
+def _decode_line(raw: bytes, *, row: int, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RowError(
+            row, f"bad encoding: byte 0x{raw[error.start]:02x} at position {error.start + 1} is not UTF-8", line=line
+        ) from None
+
+
+def _read_delimited(stream: BinaryIO, *, delimiter: str) -> Iterator[Record]:
+    position = {"line": 0, "row": 0}  # the decoder needs the row number the csv reader is building
+
+    def decoded_lines() -> Iterator[str]:
+        for raw in stream:
+            position["line"] += 1
+            text = _decode_line(raw, row=position["row"], line=position["line"])
+            if position["line"] == 1:
+                text = text.removeprefix("\ufeff")
+            yield text
+
+    reader = csv.reader(decoded_lines(), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError("The file is empty: expected a header row naming the columns.") from None
+    except (csv.Error, RowError) as error:
+        raise ImportFileError(f"The header row cannot be read: {getattr(error, 'reason', error)}.") from None
+    header = [name.strip() for name in header]
+    if not any(header):
+        raise ImportFileError("The first row must name the columns (a header row); it is empty.")
+    width = len(header)
+    while True:
+        position["row"] += 1
+        start_line = position["line"] + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise RowError(position["row"], f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {error}", line=start_line) from None
+        if not cells or (len(cells) == 1 and cells[0] == ""):
+            position["row"] -= 1  # blank lines are not rows
+            continue
+        if len(cells) > width:
+            raise RowError(
+                position["row"], f"{len(cells)} cells but the header names {width} columns", line=start_line
+            )
+        # Short rows: the missing cells are absent (None), which the parser reports as a missing column.
+        values = {name: cells[index] if index < len(cells) else None for index, name in enumerate(header)}
+        yield Record(position["row"], values, start_line)
+
+
+def _read_jsonl(stream: BinaryIO) -> Iterator[Record]:
+    row = 0
+    for line_number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        row += 1
+        text = _decode_line(raw, row=row, line=line_number)
+        if line_number == 1:
+            text = text.removeprefix("\ufeff")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RowError(row, f"malformed JSON: {error.msg} at column {error.colno}", line=line_number) from None
+        if not isinstance(value, dict):
+            raise RowError(row, f"expected a JSON object, got {_json_kind(value)}", line=line_number)
+        yield Record(row, value, line_number)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
+    """A top-level JSON array of objects, one object in memory at a time.
+
+    Bytes are decoded with surrogateescape so that a bad byte becomes a lone surrogate inside the record that
+    holds it; the record is then reported by row number instead of the chunk failing somewhere ahead.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    json_decoder = json.JSONDecoder()
+    buffer, pos, at_eof = "", 0, False
+
+    def fill() -> bool:
+        nonlocal buffer, pos, at_eof
+        if at_eof:
+            return False
+        chunk = stream.read(JSON_CHUNK_CHARS)
+        at_eof = not chunk
+        buffer = buffer[pos:] + decoder.decode(chunk, final=at_eof)
+        pos = 0
+        return True
+
+    def skip_whitespace() -> bool:
+        """Move past whitespace; False at the end of the file."""
+        nonlocal pos
+        while True:
+            pos = _WHITESPACE.match(buffer, pos).end()
+            if pos < len(buffer):
+                return True
+            if not fill():
+                return False
+
+    fill()
+    if buffer.startswith("\ufeff"):
+        pos = 1
+    if not skip_whitespace() or buffer[pos] != "[":
+        raise ImportFileError("A .json file must hold one array of objects: [{\"text\": ...}, ...]. Use .jsonl for one object per line.")
+    pos += 1
+    row = 0
+    while True:
+        if not skip_whitespace():
+            raise RowError(row + 1, "malformed JSON: the file ends before the array is closed with ]")
+        if buffer[pos] == "]":
+            pos += 1
+            if skip_whitespace():
+                raise ImportFileError("Unexpected content after the closing ] of the JSON array.")
+            return
+        if row:
+            if buffer[pos] != ",":
+                raise RowError(row + 1, f"malformed JSON: expected ',' or ']' between objects, found {buffer[pos]!r}")
+            pos += 1
+            if not skip_whitespace():
+                raise RowError(row + 1, "malformed JSON: the file ends before the array is closed with ]")
+        row += 1
+        if buffer[pos] != "{":
+            raise RowError(row, f"expected a JSON object, found {buffer[pos]!r}")
+        while True:
+            try:
+                value, end = json_decoder.raw_decode(buffer, pos)
+                break
+            except json.JSONDecodeError as error:
+                if len(buffer) - pos > MAX_JSON_RECORD_CHARS:
+                    raise RowError(row, f"malformed JSON or an object over {MAX_JSON_RECORD_CHARS >> 20} MB: {error.msg}") from None
+                if not fill():
+                    raise RowError(row, f"malformed JSON: {error.msg}") from None
+        pos = end
+        _reject_undecodable(value, row)
+        yield Record(row, value)
+
+
+def _reject_undecodable(value: Any, row: int) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RowError(row, "bad encoding: the record holds bytes that are not UTF-8") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_undecodable(key, row)
+            _reject_undecodable(item, row)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_undecodable(item, row)
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+@dataclass
+class Preview:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    error: str = ""
+
+
+def preview_records(stream: BinaryIO, file_format: str, *, limit: int = 10) -> Preview:
+    """The first `limit` records and the columns seen in them (in order of first appearance)."""
+    columns: dict[str, None] = {}
+    rows: list[dict[str, Any]] = []
+    try:
+        for record in read_records(stream, file_format):
+            for name in record.values:
+                columns.setdefault(name, None)
+            rows.append(record.values)
+            if len(rows) >= limit:
+                break
+    except (ImportFileError, RowError) as error:
+        return Preview(list(columns), rows, str(error))
+    return Preview(list(columns), rows)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+@dataclass
+class ColumnMapping:
+    """Which columns feed what. Several text columns are joined ("name: value" lines) and also kept as fields."""
+
+    text_columns: list[str]
+    field_columns: list[str] = field(default_factory=list)
+    gold_label_column: str = ""
+    llm_label_column: str = ""
+    llm_confidence_column: str = ""
+    llm_distribution_column: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnMapping:
+        return cls(
+            text_columns=list(data.get("text_columns") or []),
+            field_columns=list(data.get("field_columns") or []),
+            gold_label_column=data.get("gold_label_column") or "",
+            llm_label_column=data.get("llm_label_column") or "",
+            llm_confidence_column=data.get("llm_confidence_column") or "",
+            llm_distribution_column=data.get("llm_distribution_column") or "",
+        )
+
+    @property
+    def uses_labels(self) -> bool:
+        return bool(self.gold_label_column or self.llm_label_column or self.llm_distribution_column)
+
+    @property
+    def has_llm_annotation(self) -> bool:
+        return bool(self.llm_label_column or self.llm_distribution_column)
+
+
+@dataclass
+class ParsedRow:
+    row: int
+    text: str
+    fields: dict[str, Any]
+    gold_label: str = ""
+    llm_label: str = ""
+    llm_confidence: float | None = None
+    llm_distribution: dict[str, float] = field(default_factory=dict)
+
+
+class RowParser:
+    def __init__(self, mapping: ColumnMapping, label_names: Iterable[str]) -> None:
+        if not mapping.text_columns:
+            raise ImportFileError("Choose at least one text column.")
+        self.mapping = mapping
+        self.label_names = list(label_names)
+        self._canonical = {name: name for name in self.label_names}
+        for name in self.label_names:
+            self._canonical.setdefault(name.casefold(), name)
+        if mapping.uses_labels and not self.label_names:
+            raise ImportFileError("The project's codebook has no labels yet: write the codebook before importing labels.")
+
+    def parse(self, record: Record) -> ParsedRow:
+        mapping, row, values = self.mapping, record.row, record.values
+
+        def fail(reason: str) -> RowError:
+            return RowError(row, reason, line=record.line)
+
+        parts = []
+        for column in mapping.text_columns:
+            if column not in values or values[column] is None:
+                raise fail(f"missing column {column!r}")
+            parts.append((column, self._as_text(values[column], column, fail)))
+        if len(parts) == 1:
+            text = parts[0][1].strip()
+            fields: dict[str, Any] = {}
+        else:
+            text = MULTI_FIELD_SEPARATOR.join(f"{column}: {value.strip()}" for column, value in parts if value.strip())
+            fields = {column: value for column, value in parts}
+        if not text:
+            raise fail("empty text" if len(parts) == 1 else "empty text (every text column is empty)")
+        for column in mapping.field_columns:
+            if values.get(column) is not None:
+                fields[column] = values[column]
+
+        parsed = ParsedRow(row=row, text=text, fields=fields)
+        if mapping.gold_label_column:
+            parsed.gold_label = self._label(values.get(mapping.gold_label_column), mapping.gold_label_column, fail)
+        if mapping.llm_distribution_column:
+            parsed.llm_distribution = self._distribution(values.get(mapping.llm_distribution_column), fail)
+        if mapping.llm_label_column:
+            parsed.llm_label = self._label(values.get(mapping.llm_label_column), mapping.llm_label_column, fail)
+        if not parsed.llm_label and parsed.llm_distribution:
+            parsed.llm_label = max(self.label_names, key=lambda name: parsed.llm_distribution[name])
+        if mapping.llm_confidence_column:
+            parsed.llm_confidence = self._confidence(values.get(mapping.llm_confidence_column), fail)
+            if parsed.llm_confidence is not None and not parsed.llm_label:
+                raise fail(f"a confidence in {mapping.llm_confidence_column!r} but no LLM label")
+        if parsed.llm_confidence is None and parsed.llm_label and parsed.llm_distribution:
+            parsed.llm_confidence = parsed.llm_distribution[parsed.llm_label]
+        return parsed
+
+    @staticmethod
+    def _as_text(value: Any, column: str, fail) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise fail(f"column {column!r} holds {_json_kind(value) if not isinstance(value, dict) else 'an object'}, not text")
+        return str(value)
+
+    def _label(self, value: Any, column: str, fail) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            value = str(value)
+        value = value.strip()
+        if not value:
+            return ""
+        name = self._canonical.get(value) or self._canonical.get(value.casefold())
+        if name is None:
+            raise fail(f"label {value!r} in column {column!r} is not in the codebook ({', '.join(self.label_names)})")
+        return name
+
+    def _confidence(self, value: Any, fail) -> float | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        column = self.mapping.llm_confidence_column
+        if isinstance(value, bool):
+            raise fail(f"bad confidence in {column!r}: {value!r} is not a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise fail(f"bad confidence in {column!r}: {value!r} is not a number") from None
+        if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+            raise fail(f"bad confidence in {column!r}: {value!r} is not between 0 and 1")
+        return number
+
+    def _distribution(self, value: Any, fail) -> dict[str, float]:
+        column = self.mapping.llm_distribution_column
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise fail(f"malformed JSON in {column!r}: {error.msg} at column {error.colno}") from None
+        if not isinstance(value, dict):
+            raise fail(f"{column!r} must be a JSON object {{label: probability}}, got {_json_kind(value)}")
+        distribution = dict.fromkeys(self.label_names, 0.0)
+        for key, probability in value.items():
+            name = self._canonical.get(str(key)) or self._canonical.get(str(key).casefold())
+            if name is None:
+                raise fail(f"label {key!r} in {column!r} is not in the codebook ({', '.join(self.label_names)})")
+            if isinstance(probability, bool) or not isinstance(probability, (int, float)):
+                raise fail(f"probability of {key!r} in {column!r} is not a number: {probability!r}")
+            if not math.isfinite(probability) or probability < 0:
+                raise fail(f"probability of {key!r} in {column!r} must be a finite number ≥ 0, got {probability!r}")
+            distribution[name] += float(probability)
+        total = sum(distribution.values())
+        if total <= 0:
+            raise fail(f"the probabilities in {column!r} sum to 0")
+        return {name: probability / total for name, probability in distribution.items()}
+
+
+def parse_file(stream: BinaryIO, file_format: str, parser: RowParser) -> Iterator[ParsedRow]:
+    """Stream ParsedRows; the first bad record raises RowError (ImportFileError for whole-file problems)."""
+    for record in read_records(stream, file_format):
+        yield parser.parse(record)
+
+
+def batched(rows: Iterable[ParsedRow], size: int) -> Iterator[list[ParsedRow]]:
+    batch: list[ParsedRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
