@@ -1,3 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import labelling_views as views
+
+urlpatterns = [
+    path("labelling/", views.labelling_overview, name="labelling_overview"),
+    path("labelling/runs/start/", views.labelling_run_start, name="labelling_run_start"),
+    path("labelling/runs/<int:run_id>/", views.labelling_run_detail, name="labelling_run_detail"),
+    path("labelling/runs/<int:run_id>/cancel/", views.labelling_run_cancel, name="labelling_run_cancel"),
+    path("labelling/signals/start/", views.signals_run_start, name="signals_run_start"),
+    path("labelling/signals/<int:run_id>/", views.signals_run_progress, name="signals_run_progress"),
+    path("routing/", views.routing_policy, name="routing_policy"),
+    path("routing/items/", views.routed_items, name="routed_items"),
+]

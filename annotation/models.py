@@ -134,6 +134,10 @@ class LabellingRun(BackgroundJob):
     current LLMAnnotation with run_ref "labelling:<id>"; a re-run skips samples this run already labelled."""
 
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+")
+    endpoint = models.ForeignKey(
+        "generation.LLMEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Empty: the offline labeller.",
+    )
     method = models.CharField(max_length=30, choices=LabelMethod.choices, default=LabelMethod.LOGPROBS)
     model_name = models.CharField(max_length=200, blank=True)
     samples_per_item = models.PositiveIntegerField(

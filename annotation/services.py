@@ -1,0 +1,613 @@
+"""Cross-model workflows of LLM labelling and routing (issue 4).
+
+Labelling: `labelling_run_start` → task → `labelling_run_execute` (resumable: a sample this run already
+labelled is skipped) → `llm_annotations_record` (one new current LLMAnnotation per sample, older ones no
+longer current, final label refreshed) → a signals run.
+Signals: `signals_run_start` → task → `signals_refresh` (embeddings in batches, cached per model and text;
+uncertainty, student and neighbour signals stored in SampleSignals).
+Routing: `routing_policy_for`, `routing_preview` (what the policy would route, nothing written),
+`routing_route_next_batch` (writes ReviewTasks), and the hook the review queue calls after every answer:
+
+    routing_after_answer(*, project) -> list[ReviewTask]
+
+It routes the next batch once the open routed batch is fully answered (refitting the learned router on all
+answers so far), never beyond the budget and never a sample twice. It is idempotent: calling it again with
+open tasks, or with the budget spent, does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from synthstudio.embeddings import embed_texts
+from synthstudio.jobs import enqueue
+from synthstudio.models import (
+    Codebook,
+    FinalSource,
+    JobStatus,
+    LabelMethod,
+    LLMAnnotation,
+    Project,
+    Sample,
+)
+
+from .final_labels import final_label_refresh
+from .labelling import CodebookSpec, Demo, LabelReading, LabelSpec
+from .models import (
+    LabellingRun,
+    ReviewTask,
+    RoutingPolicy,
+    RoutingStrategy,
+    SampleSignals,
+    SignalsRun,
+    TaskKind,
+)
+from .llm_labelling import ChunkResult, llm_label_chunk
+from .offline_labeller import OFFLINE_MODEL_NAME, label_texts, offline_readings
+from .routing_plan import RoutingPick, plan_routing_batch
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 64  # samples per progress step of a labelling run
+EMBED_BATCH = 256  # texts per embedding batch of a signals run
+ROUTED_KINDS = (TaskKind.ROUTED, TaskKind.COLD_START)
+
+
+# ------------------------------------------------------------------------------------------------ codebook
+
+
+def codebook_spec(codebook: Codebook) -> CodebookSpec:
+    """The codebook humans read, as the pure labelling core takes it."""
+    return CodebookSpec(
+        task_description=codebook.task_description,
+        guidelines=codebook.guidelines,
+        labels=tuple(
+            LabelSpec(label.name, label.description, tuple(label.examples or ())) for label in codebook.labels.all()
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ recording
+
+
+def llm_annotations_record(
+    *,
+    samples: Sequence[Sample],
+    readings: Sequence[LabelReading],
+    codebook: Codebook | None,
+    method: str,
+    model_name: str,
+    run_ref: str,
+    raw_outputs: Sequence[str] | None = None,
+) -> list[LLMAnnotation]:
+    """Store one new current LLMAnnotation per sample (older ones stop being current) and refresh final labels.
+
+    An invalid reading is stored as such (valid False, empty label): recorded, never guessed.
+    """
+    raw_outputs = raw_outputs or [""] * len(samples)
+    rows = [
+        LLMAnnotation(
+            sample=sample,
+            codebook=codebook,
+            label=reading.label if reading.valid else "",
+            distribution=reading.distribution if reading.valid else {},
+            confidence=reading.confidence if reading.valid else None,
+            method=method,
+            model_name=model_name,
+            rationale=reading.rationale,
+            raw_output=raw,
+            valid=reading.valid,
+            run_ref=run_ref,
+            is_current=True,
+        )
+        for sample, reading, raw in zip(samples, readings, raw_outputs, strict=True)
+    ]
+    with transaction.atomic():
+        LLMAnnotation.objects.filter(sample__in=[s.pk for s in samples], is_current=True).update(is_current=False)
+        created = LLMAnnotation.objects.bulk_create(rows, batch_size=500)
+        for sample in samples:
+            final_label_refresh(sample=sample)
+    return created
+
+
+def llm_annotations_import(
+    *, project: Project, rows: Iterable[dict], codebook: Codebook | None = None, model_name: str = "imported"
+) -> list[Sample]:
+    """Create samples with imported LLM labels (method `imported`). rows: {text, label, confidence?,
+    distribution?}. A missing distribution becomes the label at `confidence` and the rest shared evenly;
+    a label outside the codebook is recorded as invalid."""
+    codebook = codebook or project.codebook
+    names = codebook.label_names if codebook else []
+    rows = list(rows)
+    with transaction.atomic():
+        samples = Sample.objects.bulk_create(
+            [Sample(project=project, text=row["text"], text_hash="") for row in rows], batch_size=500
+        )
+        # bulk_create skips save(): fill the hashes the embedding cache and dedup use
+        from synthstudio.models import text_hash
+
+        for sample in samples:
+            sample.text_hash = text_hash(sample.text)
+        Sample.objects.bulk_update(samples, ["text_hash"], batch_size=500)
+        readings = [imported_reading(row, names) for row in rows]
+        llm_annotations_record(
+            samples=samples,
+            readings=readings,
+            codebook=codebook,
+            method=LabelMethod.IMPORTED,
+            model_name=model_name,
+            run_ref="import",
+            raw_outputs=[json.dumps({k: row.get(k) for k in ("label", "confidence")}) for row in rows],
+        )
+    return samples
+
+
+def imported_reading(row: dict, names: Sequence[str]) -> LabelReading:
+    label = str(row.get("label") or "")
+    if label not in names:
+        return LabelReading("", {}, False, details={"error": f"label {label!r} is not in the codebook"})
+    distribution = row.get("distribution") or {}
+    if distribution and all(name in names for name in distribution):
+        total = sum(float(v) for v in distribution.values()) or 1.0
+        distribution = {name: float(distribution.get(name, 0.0)) / total for name in names}
+    else:
+        confidence = row.get("confidence")
+        confidence = 1.0 if confidence in (None, "") else min(1.0, max(0.0, float(confidence)))
+        rest = (1.0 - confidence) / (len(names) - 1) if len(names) > 1 else 0.0
+        distribution = {name: (confidence if name == label else rest) for name in names}
+    return LabelReading(label, distribution, True, confidence=distribution[label])
+
+
+# ------------------------------------------------------------------------------------------------ labelling runs
+
+
+def labelling_run_start(
+    *,
+    project: Project,
+    user: AbstractBaseUser | None,
+    method: str,
+    endpoint=None,
+    samples_per_item: int = 5,
+    temperature: float = 0.7,
+    demo_count: int = 0,
+    only_unlabelled: bool = True,
+) -> LabellingRun:
+    """Create a labelling run and enqueue it. Without an endpoint the method is `offline`."""
+    from .tasks import labelling_run_task
+
+    codebook = project.codebook
+    if codebook is None:
+        raise ValueError("The project has no codebook to label with.")
+    if endpoint is None:
+        method = LabelMethod.OFFLINE
+    run = LabellingRun.objects.create(
+        project=project,
+        created_by=user,
+        codebook=codebook,
+        method=method,
+        endpoint=endpoint,
+        model_name=OFFLINE_MODEL_NAME if endpoint is None else endpoint.model,
+        samples_per_item=samples_per_item,
+        temperature=temperature,
+        demo_count=demo_count,
+        only_unlabelled=only_unlabelled,
+        total=Sample.objects.filter(project=project).count(),
+    )
+    enqueue(labelling_run_task, run.pk)
+    return run
+
+
+def labelling_run_pending_samples(run: LabellingRun) -> list[Sample]:
+    """Samples this run still has to label (a resumed run skips what it already did)."""
+    samples = Sample.objects.filter(project_id=run.project_id).exclude(llm_annotations__run_ref=run.run_ref)
+    if run.only_unlabelled:
+        samples = samples.exclude(llm_annotations__is_current=True, llm_annotations__created_at__lt=run.created_at)
+    return list(samples.order_by("id"))
+
+
+def labelling_run_execute(*, run: LabellingRun) -> None:
+    """The worker body. Per chunk: label, record, report progress. Model output naming no label is recorded
+    as invalid and counted; an unreachable endpoint fails the run, keeping what finished."""
+    if run.is_finished:
+        return
+    run.mark_running()
+    pending = labelling_run_pending_samples(run)
+    already = Sample.objects.filter(project_id=run.project_id, llm_annotations__run_ref=run.run_ref).count()
+    run.report_progress(total=already + len(pending), done=already)
+    spec = codebook_spec(run.codebook)
+    label_vectors: np.ndarray | None = None
+    owners: list[int] = []
+    try:
+        if run.is_offline:
+            texts, owners = label_texts(spec)
+            label_vectors = embed_texts(texts)
+        for start in range(0, len(pending), CHUNK):
+            if _run_cancelled(run):
+                return
+            chunk = pending[start : start + CHUNK]
+            if run.is_offline:
+                outcome = _offline_chunk(spec, chunk, label_vectors, owners)
+            else:
+                outcome = llm_label_chunk(
+                    endpoint=run.endpoint,
+                    method=run.method,
+                    spec=spec,
+                    samples=chunk,
+                    demos=labelling_demos(project=run.project, samples=chunk, count=run.demo_count),
+                    samples_per_item=run.samples_per_item,
+                    temperature=run.temperature,
+                    should_stop=lambda: _run_cancelled(run),
+                )
+            llm_annotations_record(
+                samples=outcome.samples,
+                readings=outcome.readings,
+                codebook=run.codebook,
+                method=run.method,
+                model_name=run.model_name,
+                run_ref=run.run_ref,
+                raw_outputs=outcome.raw_outputs,
+            )
+            invalid = sum(1 for reading in outcome.readings if not reading.valid)
+            run.report_progress(
+                done=run.done + len(outcome.samples),
+                failed=run.failed + outcome.transport_failures,
+                invalid=run.invalid + invalid,
+                cached=run.cached + outcome.cached,
+            )
+            if outcome.transport_failures and not outcome.samples:
+                raise LabellingEndpointError(outcome.first_error)
+    except Exception as error:  # the run fails with a message; finished chunks stay recorded
+        logger.exception("labelling run %s failed", run.pk)
+        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        return
+    if _run_cancelled(run):
+        return
+    notes = []
+    if run.invalid:
+        notes.append(f"{run.invalid} answers named no valid label (recorded as invalid).")
+    if run.failed:
+        notes.append(f"{run.failed} samples got no answer from the endpoint; a re-run labels them.")
+    run.mark_finished(JobStatus.SUCCEEDED, message=" ".join(notes))
+    signals_run_start(project=run.project, user=run.created_by)
+
+
+class LabellingEndpointError(RuntimeError):
+    """Every call of a chunk failed after the client's retries: the endpoint is unreachable or broken."""
+
+
+def _run_cancelled(run: LabellingRun) -> bool:
+    return LabellingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
+
+
+def _offline_chunk(spec: CodebookSpec, chunk: Sequence[Sample], label_vectors: np.ndarray, owners: list[int]) -> ChunkResult:
+    readings = offline_readings(embed_texts([sample.text for sample in chunk]), label_vectors, owners, spec)
+    raws = [json.dumps({"offline": True, "similarities": r.details.get("similarities", {})}) for r in readings]
+    return ChunkResult(list(chunk), readings, raws, cached=0, transport_failures=0)
+
+
+def labelling_demos(*, project: Project, samples: Sequence[Sample], count: int) -> list[list[Demo]]:
+    """Per sample, `count` demos by embedding similarity: human-verified items first, then seed items with a
+    final label. The sample itself is never its own demo."""
+    if count <= 0:
+        return [[] for _ in samples]
+    pool = list(
+        Sample.objects.filter(project=project)
+        .exclude(final_label="")
+        .filter(final_source__in=[FinalSource.HUMAN, FinalSource.ADJUDICATED])
+        .only("id", "text", "final_label")[:2000]
+    )
+    human_ids = {s.pk for s in pool}
+    if len(pool) < count:
+        pool += list(
+            Sample.objects.filter(project=project, is_seed=True)
+            .exclude(final_label="")
+            .exclude(pk__in=human_ids)
+            .only("id", "text", "final_label")[: 2000 - len(pool)]
+        )
+    if not pool:
+        return [[] for _ in samples]
+    pool_vectors = embed_texts([s.text for s in pool])
+    sample_vectors = embed_texts([s.text for s in samples])
+    similarity = sample_vectors @ pool_vectors.T
+    # human-verified first: a bonus larger than any cosine difference
+    similarity = similarity + np.array([2.0 if s.pk in human_ids else 0.0 for s in pool])[None, :]
+    demos = []
+    for row, sample in zip(similarity, samples, strict=True):
+        order = [i for i in np.argsort(-row, kind="stable") if pool[i].pk != sample.pk][:count]
+        demos.append([Demo(pool[i].text, pool[i].final_label) for i in order])
+    return demos
+
+
+def labelling_run_cancel(*, run: LabellingRun) -> None:
+    if not run.is_finished:
+        run.mark_finished(JobStatus.CANCELLED, message="Cancelled by a lead.")
+
+
+# ------------------------------------------------------------------------------------------------ signals
+
+
+def signals_run_start(*, project: Project, user: AbstractBaseUser | None = None) -> SignalsRun:
+    from .tasks import signals_run_task
+
+    run = SignalsRun.objects.create(project=project, created_by=user)
+    enqueue(signals_run_task, run.pk)
+    return run
+
+
+@dataclass
+class ProjectLabels:
+    """A project's samples with their current LLM distributions, aligned row by row."""
+
+    samples: list[Sample]
+    label_names: list[str]
+    probs: np.ndarray  # (n, L)
+    llm_labels: list[str]
+    valid: np.ndarray  # bool (n,)
+    embeddings: np.ndarray | None = None
+
+
+def project_labels(*, project: Project, with_embeddings: bool = False) -> ProjectLabels:
+    """Every sample of the project with its current LLM annotation as a probability row (uniform where the
+    LLM named no valid label). Two queries, no per-row ones."""
+    codebook = project.codebook
+    names = codebook.label_names if codebook else []
+    samples = list(Sample.objects.filter(project=project).order_by("id").only("id", "text", "final_label", "final_source"))
+    current = {
+        a.sample_id: a
+        for a in LLMAnnotation.objects.filter(sample__project=project, is_current=True).only(
+            "sample_id", "label", "distribution", "valid"
+        )
+    }
+    probs = np.full((len(samples), max(1, len(names))), 1.0 / max(1, len(names)))
+    labels, valid = [], np.zeros(len(samples), dtype=bool)
+    for row, sample in enumerate(samples):
+        annotation = current.get(sample.pk)
+        if annotation and annotation.valid and annotation.label in names:
+            probs[row] = [float(annotation.distribution.get(name, 0.0)) for name in names]
+            valid[row] = True
+            labels.append(annotation.label)
+        else:
+            labels.append("")
+    embeddings = None
+    if with_embeddings:
+        embeddings = embed_texts([s.text for s in samples]) if samples else np.zeros((0, 0), dtype=np.float32)
+    return ProjectLabels(samples, names, probs, labels, valid, embeddings)
+
+
+def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
+    """Embed every sample in batches (cached) and store its routing signals. Returns the number stored."""
+    from . import signals as signal_core
+
+    samples = list(Sample.objects.filter(project=project).order_by("id").only("id", "text"))
+    if run:
+        run.mark_running()
+        run.report_progress(total=len(samples), done=0)
+    for start in range(0, len(samples), EMBED_BATCH):
+        embed_texts([s.text for s in samples[start : start + EMBED_BATCH]])
+        if run:
+            run.report_progress(done=min(len(samples), start + EMBED_BATCH))
+    data = project_labels(project=project, with_embeddings=True)
+    computed = signal_core.compute_signals(
+        probs=data.probs, llm_labels=data.llm_labels, label_names=data.label_names, embeddings=data.embeddings
+    )
+    rows = [
+        SampleSignals(
+            sample_id=sample.pk,
+            llm_label=data.llm_labels[i],
+            least_confidence=_value(computed.least_confidence, i, data.valid),
+            margin=_value(computed.margin, i, data.valid),
+            entropy=_value(computed.entropy, i, data.valid),
+            student_probability=_value(computed.student_probability, i, data.valid),
+            student_label=computed.student_label[i] if computed.student_label is not None else "",
+            knn_agreement=_value(computed.knn_agreement, i, data.valid),
+            duplicate_of_id=(
+                data.samples[int(computed.duplicate_of[i])].pk
+                if computed.duplicate_of is not None and computed.duplicate_of[i] >= 0
+                else None
+            ),
+            computed_at=timezone.now(),
+        )
+        for i, sample in enumerate(data.samples)
+    ]
+    SampleSignals.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["sample"],
+        update_fields=[
+            "llm_label", "least_confidence", "margin", "entropy", "student_probability", "student_label",
+            "knn_agreement", "duplicate_of", "computed_at",
+        ],
+    )
+    if run:
+        run.mark_finished(JobStatus.SUCCEEDED, message=f"Signals for {len(rows)} samples.")
+    return len(rows)
+
+
+def _value(values: np.ndarray | None, index: int, valid: np.ndarray) -> float | None:
+    if values is None or not valid[index]:
+        return None
+    value = float(values[index])
+    return value if np.isfinite(value) else None
+
+
+# ------------------------------------------------------------------------------------------------ routing
+
+
+def routing_policy_for(*, project: Project) -> RoutingPolicy:
+    policy, _ = RoutingPolicy.objects.get_or_create(project=project)
+    return policy
+
+
+@dataclass(frozen=True)
+class RoutingPreviewRow:
+    sample: Sample
+    priority: float
+    reason: str
+    kind: str
+    llm_label: str
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    budget: int
+    routed: int
+    open_tasks: int
+    answered_items: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.routed)
+
+
+def routing_state(*, project: Project, policy: RoutingPolicy) -> RoutingState:
+    routed = ReviewTask.objects.filter(project=project, kind__in=ROUTED_KINDS)
+    return RoutingState(
+        budget=policy.budget_items(Sample.objects.filter(project=project).count()),
+        routed=routed.count(),
+        open_tasks=routed.filter(is_open=True).count(),
+        answered_items=Sample.objects.filter(project=project).human_verified().count(),
+    )
+
+
+def routing_preview(*, project: Project, policy: RoutingPolicy, limit: int = 20) -> list[RoutingPreviewRow]:
+    """What the policy would route next (nothing is written)."""
+    rows, _ = _plan_next_batch(project=project, policy=policy)
+    return rows[:limit]
+
+
+def routing_route_next_batch(*, project: Project) -> list[ReviewTask]:
+    """Route the next batch now (if budget remains). Serialised per project by locking the policy row."""
+    with transaction.atomic():
+        policy = RoutingPolicy.objects.select_for_update().get(pk=routing_policy_for(project=project).pk)
+        rows, _ = _plan_next_batch(project=project, policy=policy)
+        if not rows:
+            return []
+        batch = (ReviewTask.objects.filter(project=project).aggregate(b=Max("batch"))["b"] or 0) + 1
+        tasks = ReviewTask.objects.bulk_create(
+            [
+                ReviewTask(
+                    project=project,
+                    sample=row.sample,
+                    kind=row.kind,
+                    priority=row.priority,
+                    reason=row.reason[:300],
+                    strategy=policy.strategy if row.kind == TaskKind.ROUTED else policy.cold_start_strategy,
+                    batch=batch,
+                    required_answers=policy.annotators_per_item,
+                )
+                for row in rows
+            ]
+        )
+    return tasks
+
+
+def routing_after_answer(*, project: Project) -> list[ReviewTask]:
+    """The hook the review queue calls after each stored answer: route the next batch once the open routed
+    batch is fully answered and budget remains. Idempotent; returns the tasks it created (often none)."""
+    policy = RoutingPolicy.objects.filter(project=project, is_active=True).first()
+    if policy is None:
+        return []
+    if ReviewTask.objects.filter(project=project, kind__in=ROUTED_KINDS, is_open=True).exists():
+        return []
+    return routing_route_next_batch(project=project)
+
+
+def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[RoutingPreviewRow], RoutingState]:
+    state = routing_state(project=project, policy=policy)
+    size = min(policy.batch_size, state.remaining)
+    if size <= 0:
+        return [], state
+    routed_ids = set(ReviewTask.objects.filter(project=project).values_list("sample_id", flat=True))
+    needs_embeddings = policy.strategy in {"kmeans", "votek", "votek_two_stage", "learned"} or (
+        state.answered_items < policy.cold_start_size
+    )
+    data = project_labels(project=project, with_embeddings=needs_embeddings)
+    eligible = np.array(
+        [
+            s.pk not in routed_ids and s.final_source not in (FinalSource.HUMAN, FinalSource.ADJUDICATED)
+            for s in data.samples
+        ],
+        dtype=bool,
+    )
+    candidates = np.flatnonzero(eligible)
+    cold_start_left = max(0, policy.cold_start_size - state.routed)
+    signals = {
+        row.sample_id: row for row in SampleSignals.objects.filter(sample__project=project).only(
+            "sample_id", "student_label", "llm_label", "student_probability", "knn_agreement", "entropy"
+        )
+    }
+    student_disagrees = np.array(
+        [
+            bool(signals.get(s.pk) and signals[s.pk].student_label and signals[s.pk].student_label != data.llm_labels[i])
+            for i, s in enumerate(data.samples)
+        ],
+        dtype=bool,
+    )
+    kind = TaskKind.ROUTED
+    strategy = policy.strategy
+    predicted_error = None
+    if cold_start_left > 0:
+        kind, strategy, size = TaskKind.COLD_START, policy.cold_start_strategy, min(size, cold_start_left)
+    elif strategy == RoutingStrategy.LEARNED:
+        predicted_error = _learned_predicted_error(data=data, signals=signals, candidates=candidates)
+        if predicted_error is None:  # too few answers (or only one outcome) to learn from yet
+            strategy = RoutingStrategy.ENTROPY
+    picks: list[RoutingPick] = plan_routing_batch(
+        strategy=strategy,
+        probs=data.probs,
+        candidates=candidates,
+        size=size,
+        embeddings=data.embeddings,
+        predicted_error=predicted_error,
+        student_disagrees=student_disagrees,
+        valid=data.valid,
+        seed=project.pk + state.routed,
+    )
+    if policy.strategy == RoutingStrategy.LEARNED and strategy == RoutingStrategy.ENTROPY:
+        picks = [RoutingPick(p.index, p.priority, p.reason + " (learned router waits for answers)") for p in picks]
+    rows = [
+        RoutingPreviewRow(data.samples[p.index], p.priority, p.reason, kind, data.llm_labels[p.index]) for p in picks
+    ]
+    return rows, state
+
+
+def _learned_predicted_error(*, data: ProjectLabels, signals: dict, candidates: np.ndarray) -> np.ndarray | None:
+    """Fit the learned router on every human-verified item (was the LLM wrong?) and predict P(wrong) for all."""
+    from . import router
+
+    features = router.routing_features(
+        probs=data.probs,
+        llm_labels=data.llm_labels,
+        label_names=data.label_names,
+        student_probability=np.array(
+            [_signal(signals, s.pk, "student_probability") for s in data.samples], dtype=np.float64
+        ),
+        knn_agreement=np.array([_signal(signals, s.pk, "knn_agreement") for s in data.samples], dtype=np.float64),
+        lengths=np.array([len(s.text) for s in data.samples], dtype=np.float64),
+        embeddings=data.embeddings,
+    )
+    verified = np.array(
+        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
+    )
+    wrong = np.array([s.final_label != data.llm_labels[i] for i, s in enumerate(data.samples)], dtype=bool)
+    train = np.flatnonzero(verified)
+    if len(train) < 10 or wrong[train].all() or not wrong[train].any():
+        return None
+    model = router.fit_error_router(features[train], wrong[train])
+    return router.predict_error(model, features)
+
+
+def _signal(signals: dict, sample_id: int, name: str) -> float:
+    row = signals.get(sample_id)
+    value = getattr(row, name, None) if row else None
+    return float("nan") if value is None else float(value)
