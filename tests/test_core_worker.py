@@ -1,17 +1,46 @@
-"""A real Celery worker: the "no worker is running" banner, and work run by the worker process."""
+"""A real Celery worker process: an import runs through it, and the "no worker is running" banner tracks it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from synthstudio.models import WorkerHeartbeat
+from synthstudio import services
+from synthstudio.importing import ColumnMapping
+from synthstudio.models import ImportJob, JobStatus, Sample, WorkerHeartbeat
 
 BANNER = "No worker is running"
+JOB_TIMEOUT_SECONDS = 120
+
+
+def wait_until_finished(job: ImportJob, worker) -> ImportJob:
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_finished:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"Import {job.id} still {job.status}; worker log:\n{worker.log_tail()}")
 
 
 @pytest.mark.worker
-def test_it_hides_the_no_worker_banner_while_a_worker_is_alive(celery_worker_process, client, lead):
+def test_it_runs_an_import_through_a_real_worker(celery_worker_process, project, lead, settings, tmp_path):
+    settings.VAR_DIR = tmp_path  # the upload lands here; the worker reads it by its absolute path
+    upload = SimpleUploadedFile("reviews.csv", b"text,gold\nA joy.,positive\nA chore.,negative\nA joy.,positive\n")
+    job = services.import_create(project=project, user=lead, upload=upload)
+
+    services.import_start(job=job, mapping=ColumnMapping(text_columns=["text"], gold_label_column="gold"))
+    job = wait_until_finished(job, celery_worker_process)
+
+    assert (job.status, job.imported, job.duplicates) == (JobStatus.SUCCEEDED, 2, 1)
+    assert sorted(Sample.objects.filter(project=project).values_list("final_label", flat=True)) == ["negative", "positive"]
+
+
+@pytest.mark.worker
+def test_it_shows_the_no_worker_banner_only_while_no_worker_is_alive(celery_worker_process, client, lead):
     client.force_login(lead)
     assert WorkerHeartbeat.objects.filter(hostname=celery_worker_process.hostname).exists()
     assert BANNER not in client.get(reverse("worker_status")).content.decode()
@@ -19,3 +48,14 @@ def test_it_hides_the_no_worker_banner_while_a_worker_is_alive(celery_worker_pro
     celery_worker_process.stop()
 
     assert BANNER in client.get(reverse("worker_status")).content.decode()
+
+
+@pytest.mark.worker
+def test_it_lets_a_new_worker_take_over_after_a_crash(celery_worker_process, client, lead):
+    client.force_login(lead)
+    crashed = celery_worker_process.hostname
+
+    celery_worker_process.restart_after_crash()
+
+    assert celery_worker_process.hostname != crashed and celery_worker_process.is_running
+    assert BANNER not in client.get(reverse("worker_status")).content.decode()
