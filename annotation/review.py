@@ -48,6 +48,7 @@ from .models import (
     SampleTextVersion,
     TaskKind,
 )
+from .services import routing_after_answer
 
 logger = logging.getLogger(__name__)
 
@@ -267,17 +268,10 @@ def _llm_label(sample: Sample) -> str | None:
 
 
 def _routing_after_answer(project: Project) -> None:
-    """The router's hook (annotation.services.routing_after_answer), run after the answer is committed; a
-    failure there is logged and never loses the answer."""
+    """The router's hook, run after the answer is committed; a failure there is logged and never loses the
+    answer (the router routes the next batch on the following answer)."""
     try:
-        from . import services as routing_services
-    except ImportError:
-        return
-    hook = getattr(routing_services, "routing_after_answer", None)
-    if hook is None:
-        return
-    try:
-        hook(project=project)
+        routing_after_answer(project=project)
     except Exception:
         logger.exception("routing_after_answer failed for project %s", project.pk)
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
 from django.utils import timezone
 
 from annotation import review
-from annotation.models import Assignment, AssignmentStatus, GoldItem, ReviewTask, SampleTextVersion, TaskKind
-from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Membership, Role, Sample
+from annotation.models import Assignment, AssignmentStatus, ReviewTask, SampleTextVersion, TaskKind
+from synthstudio.models import (
+    FinalSource,
+    HumanAnnotation,
+    HumanSource,
+    LLMAnnotation,
+    Membership,
+    Role,
+    Sample,
+)
 from tests.conftest import make_user
 
 
@@ -220,3 +226,23 @@ def test_it_refuses_to_reassign_to_an_outsider(project, samples, annotator, outs
     held = review.review_next(project=project, annotator=annotator)
     with pytest.raises(review.ReviewError):
         review.review_assignment_reassign(assignment=held, annotator=outsider)
+
+
+def test_it_calls_the_router_after_each_committed_answer(project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks):
+    calls = []
+    monkeypatch.setattr(review, "routing_after_answer", lambda *, project: calls.append(project.pk))
+    route(project, samples[:1])
+    with django_capture_on_commit_callbacks(execute=True):
+        review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="positive")
+    assert calls == [project.pk]
+
+
+def test_it_keeps_the_answer_when_the_router_fails(project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks):
+    def broken_router(*, project):
+        raise RuntimeError("router down")
+
+    monkeypatch.setattr(review, "routing_after_answer", broken_router)
+    route(project, samples[:1])
+    with django_capture_on_commit_callbacks(execute=True):
+        review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="positive")
+    assert HumanAnnotation.objects.filter(sample=samples[0]).count() == 1
