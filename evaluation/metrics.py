@@ -439,3 +439,51 @@ def bradley_terry_leaderboard(matches: Sequence[Match], *, rounds: int = 200, se
     games = _games_per_player(matches)
     rows = [Rating(p, r, *intervals.get(p, (r, r)), games[p]) for p, r in point.items()]
     return sorted(rows, key=lambda row: -row.rating)
+
+
+# ---------------------------------------------------------------- one group's diversity, for dashboards and the benchmark
+
+
+def diversity_summary(
+    texts: Sequence[str],
+    vectors: np.ndarray | None,
+    *,
+    self_bleu_sample: int = 200,
+    vendi_sample: int = 1000,
+    near_duplicate_threshold: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Lexical diversity over all texts; Self-BLEU and Vendi on random samples (both are quadratic: Self-BLEU
+    in references, Vendi in its kernel) whose sizes are reported; mean pairwise cosine distance over all
+    vectors (O(n·d)); near-duplicate rate over all vectors (blocked kNN)."""
+    rng = np.random.default_rng(seed)
+    token_lists = [tokenize(text) for text in texts]
+    n = len(token_lists)
+    bleu_index = rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
+    summary = {
+        "n": n,
+        "vocabulary": vocabulary_size(token_lists),
+        "distinct_1": distinct_n(token_lists, 1),
+        "distinct_2": distinct_n(token_lists, 2),
+        "distinct_3": distinct_n(token_lists, 3),
+        "top_unigrams": top_ngrams(token_lists, 1, 8),
+        "top_bigrams": top_ngrams(token_lists, 2, 8),
+        "top_trigrams": top_ngrams(token_lists, 3, 8),
+        "self_bleu": self_bleu([token_lists[i] for i in bleu_index]),
+        "self_bleu_sample": len(bleu_index),
+        "cosine_distance": None,
+        "vendi": None,
+        "vendi_sample": 0,
+        "near_duplicate_rate": None,
+        "embedded": 0,
+    }
+    if vectors is not None and len(vectors):
+        vendi_index = rng.choice(len(vectors), size=min(len(vectors), vendi_sample), replace=False)
+        summary.update(
+            cosine_distance=mean_pairwise_cosine_distance(vectors),
+            vendi=vendi_score(vectors[vendi_index]),
+            vendi_sample=len(vendi_index),
+            near_duplicate_rate=near_duplicate_rate(vectors, threshold=near_duplicate_threshold),
+            embedded=len(vectors),
+        )
+    return summary
