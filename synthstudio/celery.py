@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthstudio.settings")
 app = Celery("synthstudio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(related_name="curation_tasks")  # evaluation.curation_tasks
 
 # Importing the module connects the worker heartbeat signals.
 from . import worker_heartbeat  # noqa: E402,F401

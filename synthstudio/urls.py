@@ -25,5 +25,6 @@ urlpatterns = [
     path("projects/<int:project_id>/", include("generation.urls")),
     path("projects/<int:project_id>/", include("annotation.urls")),
     path("projects/<int:project_id>/", include("evaluation.urls")),
+    path("api/", include("evaluation.api_urls")),
     path("admin/", admin.site.urls),
 ]
