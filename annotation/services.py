@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +39,12 @@ from synthstudio.models import (
     Project,
     Sample,
 )
+from synthstudio.vectors import cosine_knn
 
+from . import signals as signal_core
 from .final_labels import final_label_refresh
 from .labelling import CodebookSpec, Demo, LabelReading, LabelSpec
+from .llm_labelling import ChunkResult, llm_label_chunk
 from .models import (
     LabellingRun,
     ReviewTask,
@@ -51,7 +54,6 @@ from .models import (
     SignalsRun,
     TaskKind,
 )
-from .llm_labelling import ChunkResult, llm_label_chunk
 from .offline_labeller import OFFLINE_MODEL_NAME, label_texts, offline_readings
 from .routing_plan import RoutingPick, plan_routing_batch
 
@@ -117,54 +119,6 @@ def llm_annotations_record(
         for sample in samples:
             final_label_refresh(sample=sample)
     return created
-
-
-def llm_annotations_import(
-    *, project: Project, rows: Iterable[dict], codebook: Codebook | None = None, model_name: str = "imported"
-) -> list[Sample]:
-    """Create samples with imported LLM labels (method `imported`). rows: {text, label, confidence?,
-    distribution?}. A missing distribution becomes the label at `confidence` and the rest shared evenly;
-    a label outside the codebook is recorded as invalid."""
-    codebook = codebook or project.codebook
-    names = codebook.label_names if codebook else []
-    rows = list(rows)
-    with transaction.atomic():
-        samples = Sample.objects.bulk_create(
-            [Sample(project=project, text=row["text"], text_hash="") for row in rows], batch_size=500
-        )
-        # bulk_create skips save(): fill the hashes the embedding cache and dedup use
-        from synthstudio.models import text_hash
-
-        for sample in samples:
-            sample.text_hash = text_hash(sample.text)
-        Sample.objects.bulk_update(samples, ["text_hash"], batch_size=500)
-        readings = [imported_reading(row, names) for row in rows]
-        llm_annotations_record(
-            samples=samples,
-            readings=readings,
-            codebook=codebook,
-            method=LabelMethod.IMPORTED,
-            model_name=model_name,
-            run_ref="import",
-            raw_outputs=[json.dumps({k: row.get(k) for k in ("label", "confidence")}) for row in rows],
-        )
-    return samples
-
-
-def imported_reading(row: dict, names: Sequence[str]) -> LabelReading:
-    label = str(row.get("label") or "")
-    if label not in names:
-        return LabelReading("", {}, False, details={"error": f"label {label!r} is not in the codebook"})
-    distribution = row.get("distribution") or {}
-    if distribution and all(name in names for name in distribution):
-        total = sum(float(v) for v in distribution.values()) or 1.0
-        distribution = {name: float(distribution.get(name, 0.0)) / total for name in names}
-    else:
-        confidence = row.get("confidence")
-        confidence = 1.0 if confidence in (None, "") else min(1.0, max(0.0, float(confidence)))
-        rest = (1.0 - confidence) / (len(names) - 1) if len(names) > 1 else 0.0
-        distribution = {name: (confidence if name == label else rest) for name in names}
-    return LabelReading(label, distribution, True, confidence=distribution[label])
 
 
 # ------------------------------------------------------------------------------------------------ labelling runs
@@ -364,7 +318,7 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     current = {
         a.sample_id: a
         for a in LLMAnnotation.objects.filter(sample__project=project, is_current=True).only(
-            "sample_id", "label", "distribution", "valid"
+            "sample_id", "label", "distribution", "confidence", "valid"
         )
     }
     probs = np.full((len(samples), max(1, len(names))), 1.0 / max(1, len(names)))
@@ -372,7 +326,7 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     for row, sample in enumerate(samples):
         annotation = current.get(sample.pk)
         if annotation and annotation.valid and annotation.label in names:
-            probs[row] = [float(annotation.distribution.get(name, 0.0)) for name in names]
+            probs[row] = label_probabilities(annotation, names)
             valid[row] = True
             labels.append(annotation.label)
         else:
@@ -383,10 +337,18 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     return ProjectLabels(samples, names, probs, labels, valid, embeddings)
 
 
+def label_probabilities(annotation: LLMAnnotation, names: Sequence[str]) -> list[float]:
+    """The annotation's distribution over `names`; an imported label with only a confidence (or nothing)
+    puts the confidence (default 1) on its label and shares the rest evenly."""
+    if annotation.distribution and sum(float(v) for v in annotation.distribution.values()) > 0:
+        return [float(annotation.distribution.get(name, 0.0)) for name in names]
+    confidence = 1.0 if annotation.confidence is None else float(annotation.confidence)
+    rest = (1.0 - confidence) / (len(names) - 1) if len(names) > 1 else 0.0
+    return [confidence if name == annotation.label else rest for name in names]
+
+
 def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
     """Embed every sample in batches (cached) and store its routing signals. Returns the number stored."""
-    from . import signals as signal_core
-
     samples = list(Sample.objects.filter(project=project).order_by("id").only("id", "text"))
     if run:
         run.mark_running()
@@ -396,27 +358,10 @@ def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
         if run:
             run.report_progress(done=min(len(samples), start + EMBED_BATCH))
     data = project_labels(project=project, with_embeddings=True)
-    computed = signal_core.compute_signals(
-        probs=data.probs, llm_labels=data.llm_labels, label_names=data.label_names, embeddings=data.embeddings
-    )
+    computed = sample_signals_compute(data)
+    now = timezone.now()
     rows = [
-        SampleSignals(
-            sample_id=sample.pk,
-            llm_label=data.llm_labels[i],
-            least_confidence=_value(computed.least_confidence, i, data.valid),
-            margin=_value(computed.margin, i, data.valid),
-            entropy=_value(computed.entropy, i, data.valid),
-            student_probability=_value(computed.student_probability, i, data.valid),
-            student_label=computed.student_label[i] if computed.student_label is not None else "",
-            knn_agreement=_value(computed.knn_agreement, i, data.valid),
-            duplicate_of_id=(
-                data.samples[int(computed.duplicate_of[i])].pk
-                if computed.duplicate_of is not None and computed.duplicate_of[i] >= 0
-                else None
-            ),
-            computed_at=timezone.now(),
-        )
-        for i, sample in enumerate(data.samples)
+        SampleSignals(sample_id=sample.pk, computed_at=now, **computed[i]) for i, sample in enumerate(data.samples)
     ]
     SampleSignals.objects.bulk_create(
         rows,
@@ -431,6 +376,44 @@ def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
     if run:
         run.mark_finished(JobStatus.SUCCEEDED, message=f"Signals for {len(rows)} samples.")
     return len(rows)
+
+
+def sample_signals_compute(data: ProjectLabels) -> list[dict]:
+    """Per sample, the SampleSignals field values, from the selection engineer's signals core. Items without a
+    valid LLM label get no uncertainty/student/neighbour values (the student trains on valid labels only)."""
+    n = len(data.samples)
+    uncertainty = signal_core.uncertainty_signals(data.probs)
+    student_probability = np.full(n, np.nan)
+    knn_agreement = np.full(n, np.nan)
+    student_label = [""] * n
+    valid_rows = np.flatnonzero(data.valid)
+    if len(valid_rows) and data.embeddings is not None:
+        labels = [data.llm_labels[i] for i in valid_rows]
+        vectors = data.embeddings[valid_rows]
+        oof, classes = signal_core.student_oof_probabilities(vectors, labels)
+        codes, _ = signal_core.encode_labels(labels)
+        student_probability[valid_rows] = oof[np.arange(len(codes)), codes]
+        for row, best in zip(valid_rows, oof.argmax(axis=1), strict=True):
+            student_label[row] = str(classes[best])
+        neighbours, _ = cosine_knn(vectors, signal_core.KNN_AGREEMENT_K)
+        knn_agreement[valid_rows] = signal_core.knn_label_agreement(vectors, labels, neighbours=neighbours)
+    duplicate_of = signal_core.exact_duplicate_of([s.text for s in data.samples])
+    if data.embeddings is not None and n > 1:
+        near = signal_core.near_duplicates(data.embeddings).partner
+        duplicate_of = np.where(duplicate_of >= 0, duplicate_of, np.where(near < np.arange(n), near, -1))
+    return [
+        {
+            "llm_label": data.llm_labels[i],
+            "least_confidence": _value(uncertainty["least_confidence"], i, data.valid),
+            "margin": _value(uncertainty["margin"], i, data.valid),
+            "entropy": _value(uncertainty["entropy"], i, data.valid),
+            "student_probability": _value(student_probability, i, data.valid),
+            "student_label": student_label[i],
+            "knn_agreement": _value(knn_agreement, i, data.valid),
+            "duplicate_of_id": data.samples[int(duplicate_of[i])].pk if duplicate_of[i] >= 0 else None,
+        }
+        for i in range(n)
+    ]
 
 
 def _value(values: np.ndarray | None, index: int, valid: np.ndarray) -> float | None:

@@ -140,8 +140,8 @@ def test_a_rerun_skips_what_it_labelled_and_relabelling_keeps_one_current(projec
 
 
 def test_demos_are_human_verified_items_most_similar_to_the_text(project, lead, samples, endpoint, openai_server, django_capture_on_commit_callbacks):
-    from synthstudio.models import HumanAnnotation
     from annotation.final_labels import final_label_refresh
+    from synthstudio.models import HumanAnnotation
 
     HumanAnnotation.objects.create(sample=samples[0], annotator=lead, label="positive")
     final_label_refresh(sample=samples[0])
