@@ -1,0 +1,92 @@
+"""Choosing in-context demos (no Django): random, most similar (kNN by cosine) and most diverse (k-means
+medoids), with human-verified items preferred over seeds (survey §3.1.1, Long et al. 2024).
+
+The pool is ordered: the first `verified_count` items are human-verified, the rest are seeds. A picker
+fills the demos from the verified part first and tops up from the seeds. Vote-k (Su et al. 2023) lives in
+annotation.selection; generation may not import annotation, so it is not offered here until a pure vote-k
+moves into synthstudio/.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+STRATEGIES = ("none", "random", "similar", "kmeans")
+
+
+def pick_random(candidates: Sequence[int], k: int, rng: random.Random) -> list[int]:
+    return rng.sample(list(candidates), min(k, len(candidates)))
+
+
+def pick_most_similar(vectors: np.ndarray, candidates: Sequence[int], target: np.ndarray, k: int) -> list[int]:
+    """The k candidates with the highest cosine similarity to target (ties toward the lower index)."""
+    if not len(candidates) or k <= 0:
+        return []
+    chosen = np.asarray(candidates)
+    pool = vectors[chosen]
+    pool = pool / np.maximum(np.linalg.norm(pool, axis=1, keepdims=True), 1e-12)
+    direction = target / max(float(np.linalg.norm(target)), 1e-12)
+    sims = pool @ direction
+    order = np.lexsort((chosen, -sims))
+    return [int(chosen[i]) for i in order[:k]]
+
+
+def pick_kmeans_medoids(vectors: np.ndarray, candidates: Sequence[int], k: int, seed: int = 0) -> list[int]:
+    """k-means with k clusters over the candidates; from each cluster the item nearest its centroid."""
+    from sklearn.cluster import KMeans
+
+    chosen = np.asarray(candidates)
+    if k <= 0 or not len(chosen):
+        return []
+    if len(chosen) <= k:
+        return [int(i) for i in chosen]
+    pool = vectors[chosen]
+    model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(pool)
+    picks: list[int] = []
+    for cluster, centre in enumerate(model.cluster_centers_):
+        members = np.flatnonzero(model.labels_ == cluster)
+        if not len(members):
+            continue
+        distances = np.linalg.norm(pool[members] - centre, axis=1)
+        picks.append(int(chosen[members[int(np.argmin(distances))]]))
+    return picks
+
+
+def pick_demos(
+    strategy: str,
+    k: int,
+    *,
+    pool_size: int,
+    verified_count: int,
+    vectors: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+    rng: random.Random | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Indices into the pool: verified items first, then seeds, by the strategy."""
+    if strategy == "none" or k <= 0 or pool_size == 0:
+        return []
+    rng = rng or random.Random(seed)
+    verified = list(range(min(verified_count, pool_size)))
+    seeds = list(range(len(verified), pool_size))
+    picks: list[int] = []
+    for part in (verified, seeds):
+        want = k - len(picks)
+        if want <= 0 or not part:
+            continue
+        if strategy == "random":
+            picks += pick_random(part, want, rng)
+        elif strategy == "similar":
+            if vectors is None or target is None:
+                raise ValueError("'similar' needs vectors and a target")
+            picks += pick_most_similar(vectors, part, target, want)
+        elif strategy == "kmeans":
+            if vectors is None:
+                raise ValueError("'kmeans' needs vectors")
+            picks += pick_kmeans_medoids(vectors, part, want, seed)
+        else:
+            raise ValueError(f"Unknown demo strategy {strategy!r}")
+    return picks
