@@ -144,9 +144,8 @@ class CeleryWorkerProcess:
 
 def _reset_producer_pools(app) -> None:
     """Forget cached broker connections so a changed broker_url takes effect in this process."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Not force_close_all(): kombu keeps pools in a global registry and would hand back the closed one.
+    app._pool = None
     app.amqp._producer_pool = None
 
 
