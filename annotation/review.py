@@ -25,9 +25,11 @@ from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from synthstudio.models import (
+    Codebook,
     FlagReason,
     HumanAnnotation,
     HumanSource,
@@ -225,21 +227,18 @@ def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
         raise _ClaimLost
     now = timezone.now()
     expires_at = now + timedelta(minutes=project.reservation_minutes)
-    earlier = Assignment.objects.filter(task=task, annotator=annotator).first()
-    if earlier is not None:
-        # Expired or released before: the same row is reserved again (one row per task and annotator).
+    try:
+        with transaction.atomic():
+            assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
+    except IntegrityError:
+        # One row per task and annotator: one that expired or was released before is reserved again;
+        # any other status means this annotator raced themselves (two tabs) and lost.
         reopened = Assignment.objects.filter(
-            pk=earlier.pk, status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
+            task=task, annotator=annotator, status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
         ).update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id="")
         if not reopened:
-            raise _ClaimLost
-        assignment = Assignment.objects.get(pk=earlier.pk)
-    else:
-        try:
-            with transaction.atomic():
-                assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
-        except IntegrityError:
             raise _ClaimLost from None
+        assignment = Assignment.objects.get(task=task, annotator=annotator)
     task.claimed_count += 1
     assignment.task = task
     return assignment
@@ -248,8 +247,7 @@ def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
 # -------------------------------------------------------------------------------------------- answering
 
 
-def _validated(project: Project, *, label: str, rating: str, flag: str, flag_note: str) -> None:
-    codebook = project.codebook
+def _validated(codebook: Codebook | None, *, label: str, rating: str, flag: str, flag_note: str) -> None:
     if codebook is None:
         raise ReviewError("This project has no codebook yet.")
     if label not in codebook.label_names:
@@ -263,8 +261,7 @@ def _validated(project: Project, *, label: str, rating: str, flag: str, flag_not
 
 
 def _llm_label(sample: Sample) -> str | None:
-    llm = sample.llm_annotations.filter(is_current=True, valid=True).only("label").first()
-    return llm.label if llm else None
+    return sample.llm_annotations.filter(is_current=True, valid=True).values_list("label", flat=True).first()
 
 
 def _routing_after_answer(project: Project) -> None:
@@ -276,12 +273,12 @@ def _routing_after_answer(project: Project) -> None:
         logger.exception("routing_after_answer failed for project %s", project.pk)
 
 
-def _text_version_add(*, sample: Sample, text: str, author, annotation: HumanAnnotation) -> SampleTextVersion | None:
+def _text_version_add(*, sample: Sample, text: str, author_id: int | None, annotation: HumanAnnotation) -> SampleTextVersion | None:
     latest = sample.text_versions.order_by("-version").first()
     if text == (latest.text if latest else sample.text):
         return None
     return SampleTextVersion.objects.create(
-        sample=sample, version=(latest.version + 1) if latest else 1, text=text, author=author, annotation=annotation
+        sample=sample, version=(latest.version + 1) if latest else 1, text=text, author_id=author_id, annotation=annotation
     )
 
 
@@ -300,7 +297,8 @@ def review_answer_submit(
     """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent."""
     task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
     project, sample = task.project, task.sample
-    _validated(project, label=label, rating=rating, flag=flag, flag_note=flag_note)
+    codebook = project.codebook
+    _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     edited_text = edited_text.strip()
     if edited_text == sample.text.strip():
         edited_text = ""
@@ -321,8 +319,8 @@ def review_answer_submit(
         llm_label = _llm_label(sample)
         annotation = HumanAnnotation.objects.create(
             sample=sample,
-            annotator=fresh.annotator,
-            codebook=project.codebook,
+            annotator_id=fresh.annotator_id,
+            codebook=codebook,
             source=HumanSource.REVIEW,
             label=label,
             rating=rating,
@@ -344,7 +342,7 @@ def review_answer_submit(
         if task.kind != TaskKind.GOLD:
             ReviewTask.objects.filter(pk=task.pk, answers_count__gte=F("required_answers")).update(is_open=False)
         if edited_text:
-            _text_version_add(sample=sample, text=edited_text, author=fresh.annotator, annotation=annotation)
+            _text_version_add(sample=sample, text=edited_text, author_id=fresh.annotator_id, annotation=annotation)
         final_label_refresh(sample=sample)
         transaction.on_commit(lambda: _routing_after_answer(project))
     assignment.status, assignment.answer = AssignmentStatus.ANSWERED, annotation
@@ -414,7 +412,7 @@ def review_answer_edit(
     """Change one's own earlier answer in place; a changed text adds a new text version."""
     task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
     project, sample = task.project, task.sample
-    _validated(project, label=label, rating=rating, flag=flag, flag_note=flag_note)
+    _validated(project.codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     if assignment.status != AssignmentStatus.ANSWERED or assignment.answer_id is None:
         raise ReviewError("Only an answered item can be edited.")
     edited_text = edited_text.strip()
@@ -429,7 +427,7 @@ def review_answer_edit(
         annotation.agreed_with_llm = None if llm_label is None else llm_label == label
         if edited_text:
             annotation.edited_text = edited_text
-            _text_version_add(sample=sample, text=edited_text, author=assignment.annotator, annotation=annotation)
+            _text_version_add(sample=sample, text=edited_text, author_id=assignment.annotator_id, annotation=annotation)
         annotation.save()
         final_label_refresh(sample=sample)
         transaction.on_commit(lambda: _routing_after_answer(project))
@@ -501,7 +499,7 @@ def review_gold_rate_set(*, project: Project, gold_rate: float) -> ReviewSetting
 def adjudication_record(*, sample: Sample, label: str, note: str, user) -> HumanAnnotation:
     """A lead settles a disagreement: an adjudication annotation with a note, then the final label follows it."""
     project = sample.project
-    _validated(project, label=label, rating="", flag="", flag_note="")
+    _validated(project.codebook, label=label, rating="", flag="", flag_note="")
     with transaction.atomic():
         annotation = HumanAnnotation.objects.create(
             sample=sample,
@@ -531,12 +529,12 @@ def review_progress(*, project: Project, annotator) -> Progress:
     today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
     counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
-    recent_days = {
-        timezone.localtime(moment).date()
-        for moment in mine.filter(answered_at__gte=today_start - timedelta(days=90)).values_list(
-            "answered_at", flat=True
-        )
-    }
+    recent_days = set(
+        mine.filter(answered_at__gte=today_start - timedelta(days=90))
+        .annotate(day=TruncDate("answered_at"))
+        .values_list("day", flat=True)
+        .distinct()
+    )
     return Progress(
         done_today=counts["today"],
         remaining=_regular_candidates(project, annotator).count(),

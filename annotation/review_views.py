@@ -16,7 +16,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from synthstudio.access import lead_project, project_for_user
-from synthstudio.models import FlagReason, LabelMethod, Membership, Project, QualityRating, Role, Sample
+from synthstudio.models import (
+    Codebook,
+    FlagReason,
+    LabelMethod,
+    Membership,
+    Project,
+    QualityRating,
+    Role,
+    Sample,
+)
 
 from . import review
 from .models import Assignment, AssignmentStatus, GoldItem
@@ -39,6 +48,11 @@ def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) 
         annotator=request.user,
         task__project=project,
     )
+
+
+def _codebook(project: Project) -> Codebook | None:
+    """The current codebook with its labels fetched once (the label buttons and the codebook panel share them)."""
+    return project.codebooks.order_by("-version").prefetch_related("labels").first()
 
 
 def _item_context(project: Project, assignment: Assignment | None) -> dict:
@@ -75,7 +89,7 @@ def _render_workbench(
     context = {
         "project": project,
         "role": role,
-        "codebook": project.codebook,
+        "codebook": _codebook(project),
         "progress": review.review_progress(project=project, annotator=request.user),
         "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
         "rating_choices": QualityRating.choices,
@@ -195,7 +209,7 @@ def review_answer_edit(request: HttpRequest, project_id: int, assignment_id: int
             "answer": answer,
             "sample": sample,
             "current_text": answer.edited_text or sample.text,
-            "codebook": project.codebook,
+            "codebook": _codebook(project),
             "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
             "rating_choices": QualityRating.choices,
             "error": error,
@@ -289,7 +303,7 @@ def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -
             "sample": sample,
             "answers": review.sample_answers(sample=sample),
             "suggestion": sample.llm_annotations.filter(is_current=True, valid=True).first(),
-            "codebook": project.codebook,
+            "codebook": _codebook(project),
             "form": form,
             "error": error,
         },
@@ -322,7 +336,7 @@ def gold_items(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "annotation/review/gold.html",
-        {"project": project, "role": Role.LEAD, "form": form, "rate_form": rate_form, "items": items, "codebook": project.codebook},
+        {"project": project, "role": Role.LEAD, "form": form, "rate_form": rate_form, "items": items, "codebook": _codebook(project)},
     )
 
 
