@@ -1,0 +1,205 @@
+"""Benchmark: a real generation run through a real Celery worker against the local test server, with the
+worker SIGKILLed about half-way and the run resumed by a new worker. Prints one JSON line.
+
+    python manage.py bench_generation --requests 1000 --latency-ms 200 --concurrency 32
+
+By default it runs in a child process pointed at a throwaway SQLite database and a filesystem broker in a
+temporary folder (`--in-place` uses the configured database and broker instead).
+
+What is measured (honestly):
+- seconds: active sending time = (first request received by the server → the kill) + (first request after
+  the resume → last answer sent). Worker start-up and the gap between kill and resume are excluded; the
+  in-flight requests lost at the kill are included.
+- throughput_rps = requests / seconds; ideal_rps = concurrency / latency; efficiency = their ratio.
+- duplicate_requests_after_resume: requests received after the resume for items whose result had been
+  committed before the kill (a finished call sent again). `resent_in_flight` counts the requests that were
+  in flight at the kill and had to be sent again (their answers were never committed).
+- samples: generated samples of the run; `items_without_exactly_one_sample` must be 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Benchmark a generation run through a real worker (killed and resumed half-way); prints one JSON line."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--requests", type=int, default=1000)
+        parser.add_argument("--latency-ms", type=float, default=200.0)
+        parser.add_argument("--concurrency", type=int, default=32)
+        parser.add_argument("--kill-at", type=float, default=0.5, help="Fraction done when the worker is killed.")
+        parser.add_argument("--in-place", action="store_true", help="Use the configured database and broker.")
+        parser.add_argument("--timeout", type=float, default=600.0)
+
+    def handle(self, *args, requests: int, latency_ms: float, concurrency: int, kill_at: float, in_place: bool,
+               timeout: float, **options) -> None:
+        if not in_place:
+            self.stdout.write(self.run_in_throwaway_environment(requests, latency_ms, concurrency, kill_at, timeout))
+            return
+        result = Benchmark(requests=requests, latency_ms=latency_ms, concurrency=concurrency, kill_at=kill_at,
+                           timeout=timeout, log=self.stderr.write).run()
+        self.stdout.write(json.dumps(result))
+
+    def run_in_throwaway_environment(self, requests: int, latency_ms: float, concurrency: int, kill_at: float,
+                                     timeout: float) -> str:
+        with tempfile.TemporaryDirectory(prefix="bench-generation-") as folder:
+            env = dict(os.environ)
+            env.update(
+                DATABASE_URL=f"sqlite:///{folder}/bench.sqlite3",
+                CELERY_BROKER_URL=f"filesystem://{folder}/broker",
+                CELERY_TASK_ALWAYS_EAGER="false",
+                SYNTHSTUDIO_BENCH_FOLDER=folder,
+                LOG_LEVEL="WARNING",
+            )
+            command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_generation", "--in-place",
+                       "--requests", str(requests), "--latency-ms", str(latency_ms), "--concurrency", str(concurrency),
+                       "--kill-at", str(kill_at), "--timeout", str(timeout)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
+            if done.returncode != 0:
+                raise CommandError(f"The benchmark failed:\n{done.stderr[-4000:]}")
+            return done.stdout.strip().splitlines()[-1]
+
+
+class Benchmark:
+    def __init__(self, *, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, log) -> None:
+        self.requests, self.latency_ms, self.concurrency = requests, latency_ms, concurrency
+        self.kill_at, self.timeout, self.log = kill_at, timeout, log
+        self.folder = Path(os.environ.get("SYNTHSTUDIO_BENCH_FOLDER") or tempfile.mkdtemp(prefix="bench-generation-"))
+        self.worker: subprocess.Popen | None = None
+        self.worker_number = 0
+
+    # worker processes ------------------------------------------------------------------------------------
+    def start_worker(self) -> None:
+        self.worker_number += 1
+        celery = Path(sys.executable).with_name("celery")
+        log = open(self.folder / f"worker-{self.worker_number}.log", "wb")  # noqa: SIM115 - the child owns it
+        self.worker = subprocess.Popen(
+            [str(celery), "-A", "synthstudio", "worker", "--pool=solo", "--loglevel=WARNING", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "-n", f"bench-{self.worker_number}-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill_worker(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(timeout=30)
+
+    def stop_worker(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill_worker()
+
+    def worker_log(self) -> str:
+        path = self.folder / f"worker-{self.worker_number}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    # the run ---------------------------------------------------------------------------------------------
+    def setup(self, server):
+        from django.contrib.auth import get_user_model
+
+        from generation import services
+        from generation.models import LLMEndpoint
+        from generation.prompts import DEFAULT_TEMPLATE
+        from synthstudio.services import codebook_create_version, project_create
+
+        call_command("migrate", interactive=False, verbosity=0)
+        user = get_user_model().objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}")
+        project = project_create(name="bench_generation", user=user)
+        codebook_create_version(
+            project=project, user=user, task_description="Classify the sentiment of a product review.", guidelines="",
+            labels=[{"name": "positive", "description": "Liked it."}, {"name": "negative", "description": "Did not."}],
+        )
+        endpoint = LLMEndpoint.objects.create(
+            project=project, name="bench", base_url=server.base_url, model="test-model",
+            max_concurrency=self.concurrency, timeout_seconds=30, max_retries=4,
+        )
+        config = services.config_create_version(
+            project=project, user=user, name="bench",
+            values={"endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": self.requests,
+                    "dimensions": [{"name": "topic", "values": ["battery", "screen", "price", "delivery", "support"]}]},
+        )
+        return user, config
+
+    def wait_for(self, run, condition, what: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if condition(run):
+                return
+            if self.worker is not None and self.worker.poll() is not None:
+                raise CommandError(f"The worker exited while waiting for {what}:\n{self.worker_log()}")
+            time.sleep(0.05)
+        raise CommandError(f"Timed out waiting for {what}; run {run.status} {run.done}/{run.total}.\n{self.worker_log()}")
+
+    def run(self) -> dict:
+        from generation import services
+        from generation.models import GenerationItem, ItemStatus
+        from generation.openai_test_server import OpenAICompatibleTestServer
+        from synthstudio.models import Sample
+
+        with OpenAICompatibleTestServer(latency_ms=self.latency_ms) as server:
+            user, config = self.setup(server)
+            try:
+                self.start_worker()
+                run = services.run_start(config=config, user=user)
+                kill_when = max(1, int(self.requests * self.kill_at))
+                self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
+                self.kill_worker()
+                killed_at = time.monotonic()
+                done_before_kill = set(
+                    GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True)
+                )
+                seen_before_kill = server.request_count
+                self.start_worker()
+                services.run_resume(run=run)
+                self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
+            finally:
+                self.stop_worker()
+            bodies, received, completed = list(server.requests), list(server.received_at), list(server.completed_at)
+
+        indices_before = [body.get("seed", 0) - config.seed for body in bodies[:seen_before_kill]]
+        after = [(body.get("seed", 0) - config.seed) for body, at in zip(bodies, received, strict=True) if at > killed_at]
+        duplicates = sum(1 for index in after if index in done_before_kill)
+        resent_in_flight = sum(1 for index in after if index in set(indices_before) and index not in done_before_kill)
+        first_after = min((at for at in received if at > killed_at), default=killed_at)
+        active = (killed_at - received[0]) + (max(completed) - first_after)
+        samples = Sample.objects.filter(generation_items__run=run).count()
+        per_item = GenerationItem.objects.filter(run=run).values_list("id", flat=True)
+        from django.db.models import Count
+
+        wrong = (
+            GenerationItem.objects.filter(id__in=per_item).annotate(n=Count("samples")).exclude(n=1).count()
+        )
+        throughput = self.requests / active
+        ideal = self.concurrency / (self.latency_ms / 1000.0)
+        return {
+            "requests": self.requests,
+            "seconds": round(active, 3),
+            "throughput_rps": round(throughput, 2),
+            "ideal_rps": round(ideal, 2),
+            "efficiency": round(throughput / ideal, 3),
+            "requests_seen_by_server": len(bodies),
+            "duplicate_requests_after_resume": duplicates,
+            "samples": samples,
+            "resent_in_flight": resent_in_flight,
+            "items_without_exactly_one_sample": wrong,
+            "run_status": run.status,
+            "killed_after_done": len(done_before_kill),
+        }
