@@ -60,7 +60,7 @@ def tfidf_classifier_scores(
 ) -> tuple[float, float, str]:
     if len(set(train_labels)) < 2:
         return (*_score(_constant(train_labels[0], len(test_labels)), test_labels), "one class in training")
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, max_features=50_000, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=50_000, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
     train_matrix = vectorizer.fit_transform(train_texts)
     model = LogisticRegression(max_iter=1000)
     model.fit(train_matrix, list(train_labels))
