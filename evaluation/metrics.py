@@ -313,13 +313,27 @@ def vendi_score(vectors: np.ndarray) -> float:
     return float(math.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
 
 
-def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95) -> float:
-    """Share of items whose nearest other item has cosine similarity ≥ threshold."""
+def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95, sample: int | None = None, seed: int = 0) -> float:
+    """Share of items whose nearest other item has cosine similarity ≥ threshold.
+
+    With `sample`, the rate is estimated on that many random items, each compared with every other item
+    (O(sample·n·d) instead of O(n²·d)); without it every item is checked (blocked kNN, synthstudio.vectors).
+    """
     n = len(vectors)
     if n < 2:
         return 0.0
-    _, similarities = cosine_knn(np.asarray(vectors, dtype=np.float32), 1)
-    return float((similarities[:, 0] >= threshold).mean())
+    if sample is None or sample >= n:
+        _, similarities = cosine_knn(np.asarray(vectors, dtype=np.float32), 1)
+        return float((similarities[:, 0] >= threshold).mean())
+    unit = _unit_rows(vectors).astype(np.float32)
+    picked = np.random.default_rng(seed).choice(n, size=sample, replace=False)
+    hits = 0
+    for start in range(0, sample, 1024):
+        rows = picked[start : start + 1024]
+        block = unit[rows] @ unit.T
+        block[np.arange(len(rows)), rows] = -np.inf  # never your own neighbour
+        hits += int((block.max(axis=1) >= threshold).sum())
+    return hits / sample
 
 
 # ---------------------------------------------------------------- preferences: Elo and Bradley-Terry
@@ -450,12 +464,14 @@ def diversity_summary(
     *,
     self_bleu_sample: int = 200,
     vendi_sample: int = 1000,
+    near_duplicate_sample: int | None = None,
     near_duplicate_threshold: float = 0.95,
     seed: int = 0,
 ) -> dict:
     """Lexical diversity over all texts; Self-BLEU and Vendi on random samples (both are quadratic: Self-BLEU
     in references, Vendi in its kernel) whose sizes are reported; mean pairwise cosine distance over all
-    vectors (O(n·d)); near-duplicate rate over all vectors (blocked kNN)."""
+    vectors (O(n·d)); near-duplicate rate over all vectors, or estimated on `near_duplicate_sample` of them
+    against all."""
     rng = np.random.default_rng(seed)
     token_lists = [tokenize(text) for text in texts]
     n = len(token_lists)
@@ -475,6 +491,7 @@ def diversity_summary(
         "vendi": None,
         "vendi_sample": 0,
         "near_duplicate_rate": None,
+        "near_duplicate_sample": 0,
         "embedded": 0,
     }
     if vectors is not None and len(vectors):
@@ -483,7 +500,10 @@ def diversity_summary(
             cosine_distance=mean_pairwise_cosine_distance(vectors),
             vendi=vendi_score(vectors[vendi_index]),
             vendi_sample=len(vendi_index),
-            near_duplicate_rate=near_duplicate_rate(vectors, threshold=near_duplicate_threshold),
+            near_duplicate_rate=near_duplicate_rate(
+                vectors, threshold=near_duplicate_threshold, sample=near_duplicate_sample, seed=seed
+            ),
+            near_duplicate_sample=min(len(vectors), near_duplicate_sample or len(vectors)),
             embedded=len(vectors),
         )
     return summary

@@ -177,3 +177,22 @@ def test_leaderboards_put_the_stronger_player_first_with_an_interval_around_it()
         assert [row.player for row in board] == ["strong", "weak"]
         assert board[0].low <= board[0].rating <= board[0].high
         assert board[0].games == 40
+
+
+def test_a_sampled_near_duplicate_rate_checks_each_sampled_item_against_all_items():
+    x = np.array([[1.0, 0.0], [0.999, 0.01], [0.0, 1.0], [-1.0, 0.0]])
+    # items 0 and 1 are twins; each sampled item is compared with all four items
+    picked = np.random.default_rng(0).choice(4, size=3, replace=False)
+    expected = sum(1 for i in picked if i in (0, 1)) / 3
+    assert metrics.near_duplicate_rate(x, threshold=0.95, sample=3, seed=0) == pytest.approx(expected)
+    twins = np.vstack([np.eye(3), np.eye(3)])
+    assert metrics.near_duplicate_rate(twins, threshold=0.99, sample=2) == 1.0
+
+
+def test_the_diversity_summary_reports_its_sample_sizes():
+    rng = np.random.default_rng(1)
+    texts = [f"word{i} word{i + 1} shared" for i in range(30)]
+    summary = metrics.diversity_summary(texts, rng.normal(size=(30, 5)), self_bleu_sample=10, vendi_sample=12, near_duplicate_sample=7)
+    assert (summary["n"], summary["self_bleu_sample"], summary["vendi_sample"], summary["near_duplicate_sample"]) == (30, 10, 12, 7)
+    assert summary["distinct_1"] == pytest.approx(metrics.distinct_n([metrics.tokenize(t) for t in texts], 1))
+    assert summary["top_unigrams"][0] == ("shared", 30)
