@@ -86,11 +86,13 @@ def _render_workbench(
     saved_label: str = "",
     status: int = 200,
 ) -> HttpResponse:
+    progress = review.review_progress(project=project, annotator=request.user)
     context = {
         "project": project,
         "role": role,
         "codebook": _codebook(project),
-        "progress": review.review_progress(project=project, annotator=request.user),
+        "progress": progress,
+        "items_left": progress.remaining + (1 if assignment is not None else 0),
         "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
         "rating_choices": QualityRating.choices,
         "error": error,
