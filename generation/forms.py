@@ -1,0 +1,193 @@
+"""Forms of the generation app: endpoints (the API key is write-only) and generation configs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+
+from synthstudio.models import Project
+
+from . import prompts
+from .models import DemoStrategy, GenerationKind, LLMEndpoint, SamplingMode
+from .services import config_problems
+
+
+class EndpointForm(forms.ModelForm):
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored and never shown again. Leave empty to keep the current key, or use an environment variable.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = LLMEndpoint
+        fields = [
+            "name", "base_url", "model", "api_key_env", "max_concurrency", "rpm", "tpm", "price_input_per_1k",
+            "price_output_per_1k", "timeout_seconds", "max_retries", "supports_response_format", "supports_logprobs",
+        ]
+
+    def clean_api_key_env(self) -> str:
+        name = self.cleaned_data["api_key_env"].strip()
+        if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise forms.ValidationError("Name an environment variable, e.g. OPENAI_API_KEY (not the key itself).")
+        return name
+
+    def clean_max_concurrency(self) -> int:
+        value = self.cleaned_data["max_concurrency"]
+        if value < 1:
+            raise forms.ValidationError("At least 1.")
+        return value
+
+    def save(self, commit: bool = True) -> LLMEndpoint:
+        endpoint = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            endpoint.stored_api_key = ""
+        if self.cleaned_data.get("api_key"):
+            endpoint.stored_api_key = self.cleaned_data["api_key"].strip()
+        if commit:
+            endpoint.save()
+        return endpoint
+
+
+def parse_dimensions(text: str) -> list[dict]:
+    """'topic: plot, acting, music' per line → [{name, values}]."""
+    dimensions = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, values = line.partition(":")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise forms.ValidationError(f"Line {number}: write 'name: value, value, …' with a plain name (letters, digits, _).")
+        pool = [v.strip() for v in values.split(",") if v.strip()]
+        if not pool:
+            raise forms.ValidationError(f"Line {number}: the dimension {name!r} has no values.")
+        dimensions.append({"name": name, "values": list(dict.fromkeys(pool))})
+    return dimensions
+
+
+def format_dimensions(dimensions: list[dict]) -> str:
+    return "\n".join(f"{d['name']}: {', '.join(d.get('values', []))}" for d in dimensions or [])
+
+
+def parse_label_balance(text: str, labels: list[str]) -> dict[str, float]:
+    balance: dict[str, float] = {}
+    for part in re.split(r"[,\n]", text):
+        if not part.strip():
+            continue
+        name, sep, weight = part.partition(":")
+        name = name.strip()
+        if name not in labels:
+            raise forms.ValidationError(f"{name!r} is not a label of the codebook ({', '.join(labels)}).")
+        try:
+            balance[name] = float(weight) if sep else 1.0
+        except ValueError:
+            raise forms.ValidationError(f"The weight of {name!r} must be a number.") from None
+        if balance[name] < 0:
+            raise forms.ValidationError(f"The weight of {name!r} cannot be negative.")
+    return balance
+
+
+class GenerationConfigForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="default")
+    endpoint = forms.ModelChoiceField(
+        queryset=LLMEndpoint.objects.none(), required=False, empty_label="Offline generator (no network)",
+    )
+    kind = forms.ChoiceField(choices=GenerationKind.choices, initial=GenerationKind.SINGLE)
+    dialogue_turns = forms.IntegerField(min_value=2, max_value=20, initial=4)
+    role_preamble = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        initial="Suppose you are a film critic writing short reviews.", label="Role",
+    )
+    template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 14}), initial=prompts.DEFAULT_TEMPLATE,
+        help_text="Placeholders: " + ", ".join("{{ " + name + " }}" for name in prompts.BUILTIN_PLACEHOLDERS)
+        + " and {{ <dimension> }} for each dimension.",
+    )
+    json_schema = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 5}), label="JSON schema",
+        help_text="Empty: the default for the kind (e.g. {text, label} with the codebook's labels).",
+    )
+    dimensions = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Condition dimensions",
+        help_text="One per line: name: value, value, … (e.g. topic: plot, acting, music).",
+    )
+    condition_on_label = forms.BooleanField(required=False, initial=True, label="Condition on the label")
+    label_balance = forms.CharField(required=False, help_text="e.g. positive: 1, negative: 2. Empty: equal.")
+    sampling_mode = forms.ChoiceField(choices=SamplingMode.choices, initial=SamplingMode.BALANCED)
+    random_words = forms.IntegerField(min_value=0, max_value=20, initial=0, help_text="Random words injected per sample.")
+    demo_count = forms.IntegerField(min_value=0, max_value=20, initial=0, label="Demos per prompt")
+    demo_strategy = forms.ChoiceField(choices=DemoStrategy.choices, initial=DemoStrategy.NONE)
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
+    top_p = forms.FloatField(min_value=0, max_value=1, initial=1.0)
+    max_tokens = forms.IntegerField(min_value=1, max_value=32000, initial=256)
+    n = forms.IntegerField(min_value=1, max_value=16, initial=1, help_text="Choices per request (one-step kind).")
+    seed = forms.IntegerField(initial=0)
+    target_count = forms.IntegerField(min_value=1, max_value=100000, initial=20, label="Requests per run")
+    rounds = forms.IntegerField(min_value=1, max_value=20, initial=1)
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.fields["endpoint"].queryset = LLMEndpoint.objects.usable_in(project)
+        codebook = project.codebook
+        self.label_names = codebook.label_names if codebook else []
+
+    def clean_json_schema(self) -> dict:
+        raw = self.cleaned_data["json_schema"].strip()
+        if not raw:
+            return {}
+        try:
+            schema = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error.msg} (line {error.lineno}).") from None
+        if not isinstance(schema, dict):
+            raise forms.ValidationError("The schema must be a JSON object.")
+        return schema
+
+    def clean_dimensions(self) -> list[dict]:
+        return parse_dimensions(self.cleaned_data["dimensions"])
+
+    def clean_label_balance(self) -> dict:
+        return parse_label_balance(self.cleaned_data["label_balance"], self.label_names)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if {"template", "dimensions", "json_schema"} <= set(data):
+            for problem in config_problems(template=data["template"], dimensions=data["dimensions"], json_schema=data["json_schema"]):
+                field = "template" if "placeholder" in problem or "Template" in problem else (
+                    "json_schema" if "dimension" not in problem.lower() else "dimensions")
+                self.add_error(field, problem)
+        if data.get("demo_strategy") != DemoStrategy.NONE and not data.get("demo_count"):
+            self.add_error("demo_count", "Choose how many demos, or the strategy 'No demos'.")
+        return data
+
+    def config_values(self) -> dict:
+        data = dict(self.cleaned_data)
+        data.pop("name")
+        return data
+
+    @classmethod
+    def initial_from(cls, config) -> dict:
+        from .services import config_values
+
+        values = config_values(config)
+        values["name"] = config.name
+        values["dimensions"] = format_dimensions(config.dimensions)
+        values["json_schema"] = json.dumps(config.json_schema, indent=2) if config.json_schema else ""
+        values["label_balance"] = ", ".join(f"{k}: {v:g}" for k, v in (config.label_balance or {}).items())
+        values["endpoint"] = config.endpoint_id
+        return values
+
+
+class RunStartForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=100000, required=False, label="Requests (empty: the config's)")
+
+
+class NextRoundForm(forms.Form):
+    strength = forms.FloatField(min_value=0, max_value=5, initial=1.0,
+                                help_text="How strongly weights move toward weak values (0 = keep weights).")
