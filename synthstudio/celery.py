@@ -13,3 +13,14 @@ app.autodiscover_tasks(related_name="curation_tasks")  # evaluation.curation_tas
 
 # Importing the module connects the worker heartbeat signals.
 from . import worker_heartbeat  # noqa: E402,F401
+
+from celery.signals import task_prerun  # noqa: E402
+
+
+@task_prerun.connect
+def reset_query_log(**kwargs) -> None:
+    """With DEBUG on, Django records every query until the next request starts; a worker has no requests,
+    so start each task with an empty log (long imports and generation runs otherwise grow without bound)."""
+    from django.db import reset_queries
+
+    reset_queries()

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import pickle
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.db.models import Max
 
 from . import importing
+from .bulk_insert import ids_by_key, insert_rows, json_value
 from .jobs import enqueue
 from .models import (
     Codebook,
@@ -149,61 +154,83 @@ def import_run(*, job: ImportJob) -> ImportJob:
     """Check every row (streaming), then insert them all in one transaction, or nothing.
 
     Pass 1 parses the whole file and stops at the first bad row: the job fails naming the row and why, and
-    the database is untouched. Pass 2 parses again and inserts in batches of IMPORT_BATCH_ROWS inside ONE
-    transaction; exact duplicates (same text as a sample already in the project or earlier in the file) are
-    skipped and counted. The job's final state is written in that same transaction, so a re-delivered task
-    sees a finished job and does nothing.
+    the database is untouched. The parsed rows are spooled to a temporary file batch by batch (memory stays
+    flat). Pass 2 reads the spool and inserts in batches of IMPORT_BATCH_ROWS inside ONE transaction; exact
+    duplicates (same text as a sample already in the project or earlier in the file) are skipped and
+    counted. The job's final state is written in that same transaction, so a re-delivered task sees a
+    finished job and does nothing.
     """
     if job.is_finished:
         return job
     job.mark_running()
-    codebook = job.codebook
-    label_names = list(codebook.labels.values_list("name", flat=True)) if codebook else []
-    try:
-        parser = importing.RowParser(importing.ColumnMapping.from_dict(job.mapping), label_names)
-        rows = 0
-        with open(job.stored_path, "rb") as stream:
-            for _ in importing.parse_file(stream, job.file_format, parser):
-                rows += 1
-                if rows % IMPORT_PROGRESS_EVERY == 0:
-                    job.message = f"Checking rows: {rows:,} valid so far."
-                    job.report_progress(done=rows)
-        if rows == 0:
-            raise importing.ImportFileError("The file holds no rows.")
-    except importing.RowError as error:
-        job.bad_row, job.message = error.row, ""
-        job.save(update_fields=["bad_row", "message"])
-        job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.", message="")
-        return job
-    except (importing.ImportFileError, OSError) as error:
-        job.message = ""
-        job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.", message="")
-        return job
+    label_names = list(job.codebook.labels.values_list("name", flat=True)) if job.codebook else []
+    with tempfile.TemporaryFile(prefix=f"import-{job.id}-") as spool:
+        try:
+            parser = importing.RowParser(importing.ColumnMapping.from_dict(job.mapping), label_names)
+            rows = _import_check(job=job, parser=parser, spool=spool)
+        except importing.RowError as error:
+            job.bad_row, job.message = error.row, ""
+            job.save(update_fields=["bad_row", "message"])
+            job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.")
+            return job
+        except (importing.ImportFileError, OSError) as error:
+            job.message = ""
+            job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.")
+            return job
 
-    job.message = f"All {rows:,} rows are valid; writing them in one transaction (all or nothing)."
-    job.report_progress(done=rows)
-    try:
-        _import_write(job=job, parser=parser, rows=rows)
-    except Exception as error:  # the transaction rolled back: say so instead of leaving the job "running"
-        logger.exception("Import %s failed while writing", job.id)
-        job.mark_finished(JobStatus.FAILED, error=f"Writing failed: {error}. Nothing was imported.", message="")
+        job.message = f"All {rows:,} rows are valid; writing them in one transaction (all or nothing)."
+        job.report_progress(done=rows)
+        spool.seek(0)
+        try:
+            _import_write(job=job, spool=spool, rows=rows)
+        except Exception as error:  # the transaction rolled back: say so instead of leaving the job "running"
+            logger.exception("Import %s failed while writing", job.id)
+            job.message = ""
+            job.mark_finished(JobStatus.FAILED, error=f"Writing failed: {error}. Nothing was imported.")
     return job
 
 
-def _import_write(*, job: ImportJob, parser: importing.RowParser, rows: int) -> None:
-    codebook = job.codebook
+def _import_check(*, job: ImportJob, parser: importing.RowParser, spool: BinaryIO) -> int:
+    """Pass 1: parse every row (RowError on the first bad one), spooling parsed batches; returns the count."""
+    rows = 0
+    with open(job.stored_path, "rb") as stream:
+        for batch in importing.batched(importing.parse_file(stream, job.file_format, parser), IMPORT_BATCH_ROWS):
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+            previous, rows = rows, rows + len(batch)
+            if rows // IMPORT_PROGRESS_EVERY != previous // IMPORT_PROGRESS_EVERY:
+                job.message = f"Checking rows: {rows:,} valid so far."
+                job.report_progress(done=rows)
+    if rows == 0:
+        raise importing.ImportFileError("The file holds no rows.")
+    return rows
+
+
+def _spooled_batches(spool: BinaryIO) -> Iterator[list[importing.ParsedRow]]:
+    while True:
+        try:
+            yield pickle.load(spool)  # our own temporary file, written by _import_check just before
+        except EOFError:
+            return
+
+
+def _import_write(*, job: ImportJob, spool: BinaryIO, rows: int) -> None:
+    """Pass 2: insert the spooled rows and finish the job, all in one transaction."""
     with transaction.atomic():
         imported = duplicates = 0
-        with open(job.stored_path, "rb") as stream:
-            parsed_rows = importing.parse_file(stream, job.file_format, parser)
-            for batch in importing.batched(parsed_rows, IMPORT_BATCH_ROWS):
-                kept = _import_batch(job=job, codebook=codebook, batch=batch)
-                imported += kept
-                duplicates += len(batch) - kept
+        for batch in _spooled_batches(spool):
+            reset_queries()  # with DEBUG on, Django keeps every SQL text; ours carry 1,000 hashes each
+            kept = _import_batch(job=job, codebook=job.codebook, batch=batch)
+            imported += kept
+            duplicates += len(batch) - kept
         job.imported, job.duplicates = imported, duplicates
         job.done, job.total = rows, rows
         job.save(update_fields=["imported", "duplicates", "done", "total"])
-        skipped = f"; {duplicates:,} exact duplicates skipped (same text as a sample already in the project or earlier in the file)" if duplicates else ""
+        skipped = (
+            f"; {duplicates:,} exact duplicates skipped (same text as a sample already in the project or "
+            "earlier in the file)"
+            if duplicates
+            else ""
+        )
         job.mark_finished(JobStatus.SUCCEEDED, message=f"Imported {imported:,} samples{skipped}.")
 
 
@@ -211,54 +238,47 @@ def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[impo
     """Insert one batch (samples, then their annotations); returns how many samples were new."""
     hashes = [text_hash(row.text) for row in batch]
     # Rows inserted by earlier batches are visible inside the transaction, so this also catches in-file repeats.
-    seen = set(Sample.objects.filter(project_id=job.project_id, text_hash__in=set(hashes)).values_list("text_hash", flat=True))
-    samples, kept_rows = [], []
+    project_samples = Sample.objects.filter(project_id=job.project_id)
+    seen = set(project_samples.filter(text_hash__in=set(hashes)).values_list("text_hash", flat=True))
+    kept: list[tuple[str, importing.ParsedRow]] = []
     for row, digest in zip(batch, hashes):
-        if digest in seen:
-            continue
-        seen.add(digest)
-        final = _imported_final_label(row)
-        samples.append(
-            Sample(
-                project_id=job.project_id,
-                text=row.text,
-                fields=row.fields,
-                text_hash=digest,
-                origin=Origin.IMPORTED,
-                provenance={"import_job": job.id, "file": job.original_name, "row": row.row},
-                final_label=final[0],
-                final_source=final[1],
-                final_weight=final[2],
-            )
-        )
-        kept_rows.append(row)
-    Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_ROWS)
-    run_ref = f"import:{job.id}"
-    LLMAnnotation.objects.bulk_create(
+        if digest not in seen:
+            seen.add(digest)
+            kept.append((digest, row))
+    # Provenance differs only in the row number: format it instead of dumping a dict per row.
+    provenance_prefix = '{"import_job": %d, "file": %s, "row": ' % (job.id, json_value(job.original_name))
+    insert_rows(
+        Sample,
+        ["project_id", "text", "text_hash", "fields", "origin", "provenance", "final_label", "final_source", "final_weight"],
         (
-            LLMAnnotation(
-                sample=sample,
-                codebook=codebook,
-                label=row.llm_label,
-                distribution=row.llm_distribution,
-                confidence=row.llm_confidence,
-                method=LabelMethod.IMPORTED,
-                run_ref=run_ref,
+            (
+                job.project_id, row.text, digest, json_value(row.fields) if row.fields else "{}", Origin.IMPORTED,
+                f"{provenance_prefix}{row.row}}}",
+                *_imported_final_label(row),
             )
-            for sample, row in zip(samples, kept_rows)
+            for digest, row in kept
+        ),
+    )  # fmt: skip
+    # text_hash is unique among these rows (duplicates were skipped), so it finds their new ids.
+    sample_ids = ids_by_key(project_samples, "text_hash", (digest for digest, _ in kept))
+    codebook_id = codebook.id if codebook else None
+    run_ref = f"import:{job.id}"
+    insert_rows(
+        LLMAnnotation,
+        ["sample_id", "codebook_id", "label", "distribution", "confidence", "method", "run_ref"],
+        (
+            (sample_ids[digest], codebook_id, row.llm_label, json_value(row.llm_distribution), row.llm_confidence,
+             LabelMethod.IMPORTED, run_ref)
+            for digest, row in kept
             if row.llm_label
         ),
-        batch_size=IMPORT_BATCH_ROWS,
+    )  # fmt: skip
+    insert_rows(
+        HumanAnnotation,
+        ["sample_id", "codebook_id", "source", "label"],
+        ((sample_ids[digest], codebook_id, HumanSource.IMPORTED, row.gold_label) for digest, row in kept if row.gold_label),
     )
-    HumanAnnotation.objects.bulk_create(
-        (
-            HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=row.gold_label)
-            for sample, row in zip(samples, kept_rows)
-            if row.gold_label
-        ),
-        batch_size=IMPORT_BATCH_ROWS,
-    )
-    return len(samples)
+    return len(kept)
 
 
 def _imported_final_label(row: importing.ParsedRow) -> tuple[str, str, float]:
