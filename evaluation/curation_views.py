@@ -30,7 +30,13 @@ from .export import (
     labelstudio_import,
 )
 from .models import ExportFormat, ExportJob, RefinementRun, Snapshot
-from .snapshots import curation_run, curation_settings_get, curation_settings_save, snapshot_create, snapshot_diff
+from .snapshots import (
+    curation_run,
+    curation_settings_get,
+    curation_settings_save,
+    snapshot_create,
+    snapshot_diff,
+)
 
 DIFF_ROWS_SHOWN = 200
 
