@@ -116,7 +116,9 @@ def metrics_state(*, project: Project) -> dict:
 # ---------------------------------------------------------------- the payload
 
 
-def dashboard_payload(*, project: Project) -> dict:
+def dashboard_payload(*, project: Project, with_diversity: bool = True) -> dict:
+    """Every number the dashboards show. `with_diversity` False skips the diversity groups (they embed
+    texts with the sentence model); bench_evaluation uses that with random vectors instead."""
     codebook = project.codebook
     label_names = codebook.label_names if codebook else []
     samples = list(
@@ -151,7 +153,7 @@ def dashboard_payload(*, project: Project) -> dict:
         "faithfulness": faithfulness_summary(samples=samples, human_rows=human_rows),
         "agreement": agreement_summary(samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names),
         "annotators": annotator_stats(samples=samples, llm_label=llm_label, human_rows=human_rows),
-        "diversity": diversity_groups(project=project, samples=samples),
+        "diversity": diversity_groups(project=project, samples=samples) if with_diversity else [],
         "pairwise": pairwise_summary(project=project),
     }
 
