@@ -56,7 +56,7 @@ def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path)
         if url.startswith("sqlite:////"):
-            name = path
+            name = "/" + path.lstrip("/")
         else:
             name = path.lstrip("/") or ""
         if not name:
@@ -133,8 +133,9 @@ def celery_broker(url: str) -> tuple[str, dict]:
     """The broker URL and its transport options; the default needs no server (files under var/)."""
     if url == "" or url.startswith("filesystem://"):
         # filesystem:// uses var/broker; filesystem:///abs/folder another folder (the worker tests use a tmp one).
-        custom = unquote(urlparse(url).path) if url else ""
-        if custom and not Path(custom).is_absolute():
+        parsed = urlparse(url)
+        custom = unquote(parsed.path) if url else ""
+        if parsed.netloc or (custom and not Path(custom).is_absolute()):
             raise ImproperlyConfigured(
                 f"CELERY_BROKER_URL={url!r}: a filesystem broker folder must be absolute (filesystem:///abs/folder)."
             )

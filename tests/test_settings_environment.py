@@ -1,0 +1,93 @@
+"""Settings come from the environment; a bad value stops start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from synthstudio.settings import celery_broker, database_from_url, env_bool
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB"}
+    }
+    environment.update(SYNTHSTUDIO_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import synthstudio.settings as s; print('ENGINE', s.DATABASES['default']['ENGINE'])"],
+        cwd=REPO_DIR, env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://root@db/synth"),
+        ("DATABASE_URL", "postgres://user@host:notaport/db"),
+        ("DEBUG", "maybe"),
+        ("CELERY_BROKER_URL", "kafka://broker:9092"),
+        ("CELERY_BROKER_URL", "filesystem://relative/folder"),
+        ("IMPORT_MAX_MB", "lots"),
+    ],
+)
+def test_it_stops_on_a_bad_value_and_names_the_variable(tmp_path, variable, value):
+    result = load_settings(tmp_path, **{variable: value})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and f"{variable}=" in result.stderr
+
+
+def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
+    result = load_settings(tmp_path, DEBUG="false")
+
+    assert result.returncode != 0 and "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_it_starts_with_defaults_and_generates_a_secret_key_once(tmp_path):
+    first = load_settings(tmp_path)
+    key = (tmp_path / "secret_key").read_text()
+    second = load_settings(tmp_path)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "ENGINE django.db.backends.sqlite3" in first.stdout
+    assert len(key) > 40 and (tmp_path / "secret_key").read_text() == key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_it_reads_a_postgres_url():
+    database = database_from_url("postgres://synth:p%40ss@db.example.org:6543/studio?sslmode=require")
+
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["NAME"], database["USER"], database["PASSWORD"]) == ("studio", "synth", "p@ss")
+    assert (database["HOST"], database["PORT"], database["OPTIONS"]) == ("db.example.org", "6543", {"sslmode": "require"})
+
+
+def test_it_reads_absolute_and_relative_sqlite_urls():
+    assert database_from_url("sqlite:////srv/data/studio.db")["NAME"] == "/srv/data/studio.db"
+    assert database_from_url("sqlite:///var/dev.db")["NAME"].endswith("/var/dev.db")
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        database_from_url("sqlite://")
+
+
+def test_it_keeps_the_filesystem_broker_in_the_folder_it_is_given(tmp_path):
+    url, options = celery_broker(f"filesystem://{tmp_path}/broker")
+
+    assert url == "filesystem://"
+    assert options["data_folder_in"] == str(tmp_path / "broker" / "queue")
+    assert options["control_folder"] == str(tmp_path / "broker" / "control")
+    assert celery_broker("redis://localhost:6379/0") == ("redis://localhost:6379/0", {})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("on", True), ("No", False), ("", True)])
+def test_it_reads_booleans(monkeypatch, raw, expected):
+    monkeypatch.setenv("SOME_FLAG", raw)
+    assert env_bool("SOME_FLAG", True) is expected
