@@ -110,3 +110,23 @@ def test_it_forbids_the_import_page_to_annotators(annotator_client, project):
 
 def test_it_hides_the_import_page_from_outsiders(outsider_client, project):
     assert outsider_client.get(f"/projects/{project.id}/evaluation/preferences/import/").status_code == 404
+
+
+def test_the_import_command_reads_a_file_into_a_project(project, tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "pandalm_testset.json"
+    path.write_bytes(pandalm_bytes())
+    out = io.StringIO()
+    call_command("import_pairwise", str(path), project=project.id, stdout=out)
+    assert "Imported 5 pairs with 15 judgments from 3 annotators" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_import_command_refuses_an_unknown_project(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "p.json"
+    path.write_bytes(pandalm_bytes())
+    with pytest.raises(CommandError, match="No project"):
+        call_command("import_pairwise", str(path), project=999_999)
