@@ -57,10 +57,11 @@ def plan_conditions(
     """`count` condition dicts.
 
     mode "all": every combination in order, cycling when count exceeds them (count 0 = each once).
-    mode "balanced": without replacement — no combination repeats until all have been used — choosing at
-    each step the unused combination whose values are furthest below their target share (ties at random),
-    so value counts track the weights; above ENUMERATION_LIMIT combinations each dimension is balanced on
-    its own.
+    mode "balanced": each combination is used in proportion to its weight (the product of its values'
+    weights) — with equal weights that is without replacement: no combination repeats until all have been
+    used; among equally due combinations the one whose values are furthest below their target shares wins
+    (then at random), so value counts stay balanced on a partial pass. Above ENUMERATION_LIMIT combinations
+    each dimension is balanced on its own.
     """
     dimensions = [(name, list(values)) for name, values in dimensions if values]
     if not dimensions:
@@ -77,22 +78,23 @@ def plan_conditions(
     plans: list[dict[str, str]] = []
     if combination_count(dimensions) <= ENUMERATION_LIMIT:
         index = np.array(list(itertools.product(*(range(len(values)) for _, values in dimensions))), dtype=np.int64)
-        available = np.ones(len(index), dtype=bool)
-        # combinations with a zero-weight value are never used
-        possible = np.ones(len(index), dtype=bool)
+        combo_share = np.ones(len(index))
         for d, share in enumerate(shares):
-            possible &= share[index[:, d]] > 0
+            combo_share *= share[index[:, d]]
+        possible = combo_share > 0  # a combination with a zero-weight value is never used
+        combo_usage = np.zeros(len(index))
         for _ in range(count):
-            if not (available & possible).any():
-                available[:] = True
-            score = np.zeros(len(index))
+            # primary: the combination furthest below its share (with equal weights: unused ones first,
+            # i.e. without replacement); then the one whose values are furthest below their shares.
+            primary = np.where(possible, (combo_usage + 1) / np.where(possible, combo_share, 1), np.inf)
+            candidates = np.flatnonzero(np.isclose(primary, primary.min()))
+            secondary = np.zeros(len(candidates))
             for d, share in enumerate(shares):
-                with np.errstate(divide="ignore"):
-                    score += (usage[d][index[:, d]] + 1) / np.where(share[index[:, d]] > 0, share[index[:, d]], np.nan)
-            score = np.where(available & possible, score, np.inf)
-            best = np.flatnonzero(np.isclose(score, score.min()))
+                values = index[candidates, d]
+                secondary += (usage[d][values] + 1) / share[values]
+            best = candidates[np.isclose(secondary, secondary.min())]
             chosen = int(rng.choice(best))
-            available[chosen] = False
+            combo_usage[chosen] += 1
             for d in range(len(dimensions)):
                 usage[d][index[chosen, d]] += 1
             plans.append({names[d]: dimensions[d][1][index[chosen, d]] for d in range(len(dimensions))})
