@@ -101,7 +101,7 @@ class GenerationConfigForm(forms.Form):
     dialogue_turns = forms.IntegerField(min_value=2, max_value=20, initial=4)
     role_preamble = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}),
-        initial="Suppose you are a film critic writing short reviews.", label="Role",
+        initial="Suppose you write realistic examples for the task below, as the people in it would.", label="Role",
     )
     template = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14}), initial=prompts.DEFAULT_TEMPLATE,

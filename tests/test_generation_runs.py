@@ -4,6 +4,7 @@ with provenance, cache on re-run, garbage, unreachable endpoints, cancel and res
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -171,3 +172,30 @@ def test_the_preview_renders_prompts_and_estimates_cost(project, lead, samples, 
     assert "- topic:" in preview.items[0].messages[-1]["content"]
     assert preview.completion_tokens == 1000 and preview.cost == pytest.approx(preview.prompt_tokens / 1000 + 2.0)
     assert openai_server.request_count == 0
+
+
+def test_the_next_round_moves_weight_toward_the_label_humans_corrected_most(project, lead, samples, annotator):
+    from synthstudio.models import HumanAnnotation
+
+    config = make_config(project, lead, dimensions=[], target_count=8)
+    first = run_now(config, lead)
+    generated = list(Sample.objects.filter(generation_items__run=first))
+    for sample in generated:  # humans correct every 'negative' sample and confirm every 'positive' one
+        wrong = sample.provenance["label"] == "negative"
+        HumanAnnotation.objects.create(sample=sample, annotator=annotator, label="positive", agreed_with_llm=not wrong)
+    stats = services.condition_stats(config)
+    assert stats["label"]["negative"] == {"generated": 4, "reviewed": 4, "corrected": 4}
+    assert stats["label"]["positive"]["corrected"] == 0
+    second = services.run_next_round(run=first, user=lead, count=12)
+    assert second.round_number == 2 and second.previous_round == first
+    assert second.condition_weights["label"]["negative"] > 1.5 > 0.5 > second.condition_weights["label"]["positive"]
+    planned = Counter(item.conditions["label"] for item in second.items.all())
+    assert planned["negative"] > planned["positive"]
+
+
+def test_a_final_label_that_differs_from_the_generation_label_counts_as_a_correction(project, lead, samples):
+    config = make_config(project, lead, dimensions=[], target_count=2)
+    run = run_now(config, lead)
+    sample = Sample.objects.filter(generation_items__run=run, provenance__label="positive").first()
+    Sample.objects.filter(pk=sample.pk).update(final_label="negative", final_source="human")
+    assert services.condition_stats(config)["label"]["positive"] == {"generated": 1, "reviewed": 1, "corrected": 1}
