@@ -122,3 +122,19 @@ def test_agreement_is_recorded_when_items_have_two_human_labels(project, lead, a
     HumanAnnotation.objects.create(sample=labelled[0], annotator=annotator, label="positive", source=HumanSource.REVIEW)
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
     assert snapshot.stats["agreement"] == {"krippendorff_alpha": 1.0, "items_multiply_labelled": 2}
+
+
+def test_the_judge_filter_uses_the_newest_judge_rating_of_each_sample(project, lead, labelled):
+    from evaluation.models import JudgeKind, JudgeRating, JudgeRun
+
+    older = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j")
+    newer = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j")
+    JudgeRating.objects.create(run=older, sample=labelled[0], rating="D")
+    JudgeRating.objects.create(run=newer, sample=labelled[0], rating="A")  # re-judged: now kept
+    JudgeRating.objects.create(run=older, sample=labelled[1], rating="C")
+    JudgeRating.objects.create(run=newer, sample=labelled[2], rating="")  # no verdict: unrated, kept
+    snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings(min_judge_score=3.0))
+    kept = {row["sample_ref"] for row in snapshot_rows(snapshot)}
+    assert labelled[0].id in kept and labelled[2].id in kept
+    assert labelled[1].id not in kept
+    assert snapshot.removed_counts["judge_score"] == 1
