@@ -99,8 +99,9 @@ def benchmark_table(results: list[dict]) -> Table:
 
 def leaderboard_table(payload: dict) -> Table:
     board = (payload.get("pairwise") or {}).get("leaderboard", [])
-    header = ["model", "games", "win_rate", "elo", "elo_low", "elo_high", "bradley_terry", "bt_low", "bt_high"]
+    header = ["model", "games", "win_rate", "elo", "elo_low", "elo_high", "elo_in_recorded_order", "bradley_terry", "bt_low", "bt_high"]
     return header, [[r["player"], r["games"], _r(r["win_rate"]), _r(r["elo"], 2), _r(r["elo_low"], 2), _r(r["elo_high"], 2),
+                     _r(r.get("elo_in_order"), 2),
                      _r(r["bt"], 2), _r(r["bt_low"], 2), _r(r["bt_high"], 2)] for r in board]  # fmt: skip
 
 

@@ -411,18 +411,20 @@ class Rating:
     low: float
     high: float
     games: int
+    in_order: float | None = None  # Elo only: the rating from the judgments in their recorded order
 
 
-def _bootstrap(matches: Sequence[Match], rate, *, rounds: int, seed: int) -> dict[str, tuple[float, float]]:
+def _bootstrap(matches: Sequence[Match], rate, *, rounds: int, seed: int) -> dict[str, np.ndarray]:
+    """Ratings of each player over `rounds` resamples of the matches (with replacement, which also
+    shuffles the order that Elo depends on)."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
     n = len(matches)
     for _ in range(rounds):
-        # resampling with replacement also shuffles the order, which Elo depends on
         picked = [matches[i] for i in rng.integers(0, n, size=n)]
         for player, value in rate(picked).items():
             samples.setdefault(player, []).append(value)
-    return {p: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for p, v in samples.items()}
+    return {p: np.asarray(v) for p, v in samples.items()}
 
 
 def _games_per_player(matches: Sequence[Match]) -> Counter[str]:
@@ -434,11 +436,19 @@ def _games_per_player(matches: Sequence[Match]) -> Counter[str]:
 
 
 def elo_leaderboard(matches: Sequence[Match], *, rounds: int = 200, seed: int = 0) -> list[Rating]:
-    """Elo in the given order with a 95% bootstrap interval (resampled, shuffled orders), best first."""
-    point = elo_ratings(matches)
-    intervals = _bootstrap(matches, elo_ratings, rounds=rounds, seed=seed) if matches else {}
+    """Elo over bootstrap resamples in shuffled order: the median is the rating and the 2.5–97.5 percentiles
+    the 95% interval (Chatbot Arena's practice: with K = 4 one fixed order can sit far from the typical
+    rating). The rating in the recorded order is kept as `in_order`. Best first."""
+    in_order = elo_ratings(matches)
     games = _games_per_player(matches)
-    rows = [Rating(p, r, *intervals.get(p, (r, r)), games[p]) for p, r in point.items()]
+    if not matches:
+        return []
+    spread = _bootstrap(matches, elo_ratings, rounds=rounds, seed=seed)
+    rows = []
+    for player, value in in_order.items():
+        values = spread.get(player, np.array([value]))
+        rows.append(Rating(player, float(np.median(values)), float(np.percentile(values, 2.5)),
+                           float(np.percentile(values, 97.5)), games[player], value))  # fmt: skip
     return sorted(rows, key=lambda row: -row.rating)
 
 
@@ -446,12 +456,15 @@ def bradley_terry_leaderboard(matches: Sequence[Match], *, rounds: int = 200, se
     """Bradley-Terry MLE on the Elo scale with a 95% bootstrap interval, best first."""
 
     def rate(picked):
-        return bt_to_elo_scale(bradley_terry(picked, tolerance=1e-9))
+        return bt_to_elo_scale(bradley_terry(picked, iterations=2000, tolerance=1e-7))
 
     point = bt_to_elo_scale(bradley_terry(matches))
-    intervals = _bootstrap(matches, rate, rounds=rounds, seed=seed) if matches else {}
+    spread = _bootstrap(matches, rate, rounds=rounds, seed=seed) if matches else {}
     games = _games_per_player(matches)
-    rows = [Rating(p, r, *intervals.get(p, (r, r)), games[p]) for p, r in point.items()]
+    rows = []
+    for player, value in point.items():
+        values = spread.get(player, np.array([value]))
+        rows.append(Rating(player, value, float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)), games[player]))
     return sorted(rows, key=lambda row: -row.rating)
 
 

@@ -447,7 +447,7 @@ def pairwise_summary(*, project: Project) -> dict:
         wins[b] += 1 - score
     leaderboard = [
         {"player": r.player, "games": r.games, "win_rate": wins[r.player] / r.games,
-         "elo": r.rating, "elo_low": r.low, "elo_high": r.high,
+         "elo": r.rating, "elo_low": r.low, "elo_high": r.high, "elo_in_order": r.in_order,
          "bt": bt[r.player].rating, "bt_low": bt[r.player].low, "bt_high": bt[r.player].high}
         for r in elo
     ]  # fmt: skip
