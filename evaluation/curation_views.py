@@ -50,6 +50,7 @@ def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
         "total": len(data.items),
         "kept": int(result.keep.sum()),
         "filter_rows": [(name, label, counts.get(name, 0)) for name, label in FILTER_NAMES.items()],
+        "judged": sum(1 for item in data.items if item.judge_score is not None),
     }
 
 
