@@ -92,7 +92,18 @@ def last_user_message(body: dict) -> str:
 
 
 def conditions_in(text: str) -> dict[str, str]:
-    return {name.strip(): value for name, value in CONDITION_LINE.findall(text)}
+    """The last block of consecutive '- name: value' lines (label lists come earlier in our prompts)."""
+    blocks: list[dict[str, str]] = []
+    previous_line = -2
+    for number, line in enumerate(text.splitlines()):
+        match = CONDITION_LINE.match(line)
+        if not match:
+            continue
+        if number != previous_line + 1:
+            blocks.append({})
+        blocks[-1][match.group(1).strip()] = match.group(2)
+        previous_line = number
+    return blocks[-1] if blocks else {}
 
 
 def _schema_of(body: dict) -> dict | None:
@@ -128,7 +139,7 @@ def default_responder(body: dict, index: int) -> str:
     """Deterministic answer derived from the prompt: JSON with `text` (mentioning the conditions) and `label`."""
     prompt = last_user_message(body)
     conditions = conditions_in(prompt)
-    digest = hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps([body.get("messages"), body.get("seed")], sort_keys=True).encode()).hexdigest()[:8]
     described = ", ".join(f"{name} {value}" for name, value in conditions.items() if name != "label")
     text = f"Synthetic example {digest}-{index}" + (f" with {described}" if described else "") + "."
     schema = _schema_of(body)
