@@ -209,6 +209,8 @@ def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
     lines.append(f"Label policy: {snapshot.label_policy}. Each row's `label_source` says where its label came from "
                  "(`adjudicated`, `human`, `llm`); `weight` is the evidence behind it.")
     lines.append(f"Label sources: {json.dumps(stats.get('sources', {}))}. Origins: {json.dumps(stats.get('origins', {}))}.")
+    lines.append("`llm_label`/`llm_confidence` are the LLM's current label and its probability; `fields` and "
+                 "`provenance` hold JSON text (the sample's structured fields and where it came from).")
     if stats.get("generation_runs"):
         lines.append(f"Generation runs: {', '.join(stats['generation_runs'])}.")
     lines += ["", "## Curation filters", "", "```json", json.dumps(snapshot.filter_settings, indent=2), "```", ""]
