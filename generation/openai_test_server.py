@@ -218,12 +218,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "500":
             self._send_json(fault.status, {"error": {"message": "Injected server error", "type": "server_error"}})
             return
+        # Recorded before the bytes go out, so a client that has its answer always finds it counted.
         if fault and fault.kind == "malformed":
-            self._send_json(200, b'{"id": "chatcmpl-broken", "choices": [ this is not json')
             owner._record_completed()
+            self._send_json(200, b'{"id": "chatcmpl-broken", "choices": [ this is not json')
             return
-        self._send_json(200, owner.completion(body, fault))
+        payload = owner.completion(body, fault)
         owner._record_completed()
+        self._send_json(200, payload)
 
 
 class _Server(ThreadingHTTPServer):
