@@ -19,6 +19,12 @@ class ProjectSettingsForm(forms.ModelForm):
         model = Project
         fields = ["name", "description", "show_llm_suggestion", "ask_quality_rating", "reservation_minutes"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        labels = {
+            "show_llm_suggestion": "Show the LLM's suggestion to reviewers",
+            "ask_quality_rating": "Ask reviewers for a quality rating",
+            "reservation_minutes": "Reservation (minutes)",
+        }
+        help_texts = {"reservation_minutes": "How long an item stays reserved for the annotator who opened it."}
 
 
 class CodebookForm(forms.Form):
@@ -68,7 +74,7 @@ LabelFormSet = forms.formset_factory(LabelForm, formset=BaseLabelFormSet, extra=
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()

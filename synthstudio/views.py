@@ -147,11 +147,12 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
         services.membership_set(project=project, user=user, role=form.cleaned_data["role"])
         messages.success(request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}.")
         return redirect("members", project_id=project.id)
-    memberships = project.memberships.select_related("user")
+    memberships = list(project.memberships.select_related("user"))
+    lead_count = sum(1 for membership in memberships if membership.role == Role.LEAD)
     return render(
         request,
         "synthstudio/members.html",
-        {"project": project, "role": Role.LEAD, "form": form, "memberships": memberships},
+        {"project": project, "role": Role.LEAD, "form": form, "memberships": memberships, "lead_count": lead_count},
     )
 
 
