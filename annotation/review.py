@@ -20,11 +20,13 @@ was generated and what the LLM labelled.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -33,6 +35,7 @@ from synthstudio.models import (
     FlagReason,
     HumanAnnotation,
     HumanSource,
+    Label,
     Membership,
     Project,
     QualityRating,
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GOLD_RATE = 0.1
 CLAIM_ATTEMPTS = 8
+EXPIRY_SWEEP_SECONDS = 10.0
 # Statuses after which an item never comes back to the same annotator (besides a live reservation).
 FINAL_FOR_ANNOTATOR = [AssignmentStatus.ANSWERED, AssignmentStatus.SKIPPED, AssignmentStatus.RESERVED]
 
@@ -147,11 +151,33 @@ def review_current(*, project: Project, annotator) -> Assignment | None:
 
 def review_next(*, project: Project, annotator) -> Assignment | None:
     """The annotator's current reservation, or a newly reserved highest-priority item they have not answered
-    or skipped (a gold check when one is due). None when nothing is left for them."""
-    review_reservations_expire(project=project)
+    or skipped (a gold check when one is due). None when nothing is left for them.
+
+    Stale reservations are swept every EXPIRY_SWEEP_SECONDS per process, and always before saying "nothing
+    left", so an expired item is back in the queue within seconds without a sweep query on every request."""
     current = review_current(project=project, annotator=annotator)
     if current is not None:
         return current
+    if _expiry_sweep_due(project.pk):
+        review_reservations_expire(project=project)
+    assignment = _claim_next(project, annotator)
+    if assignment is None and review_reservations_expire(project=project):
+        assignment = _claim_next(project, annotator)
+    return assignment
+
+
+_last_expiry_sweep: dict[int, float] = {}
+
+
+def _expiry_sweep_due(project_id: int) -> bool:
+    now = time.monotonic()
+    if now - _last_expiry_sweep.get(project_id, float("-inf")) < EXPIRY_SWEEP_SECONDS:
+        return False
+    _last_expiry_sweep[project_id] = now
+    return True
+
+
+def _claim_next(project: Project, annotator) -> Assignment | None:
     pools = [_regular_candidates(project, annotator)]
     if _gold_is_due(project, annotator):
         pools.insert(0, _gold_candidates(project, annotator))
@@ -250,7 +276,7 @@ def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
 def _validated(codebook: Codebook | None, *, label: str, rating: str, flag: str, flag_note: str) -> None:
     if codebook is None:
         raise ReviewError("This project has no codebook yet.")
-    if label not in codebook.label_names:
+    if label not in _label_names(codebook.pk, codebook.created_at):
         raise ReviewError(f"{label!r} is not a label of the codebook.")
     if rating and rating not in QualityRating.values:
         raise ReviewError(f"{rating!r} is not a rating (use A, B, C or D).")
@@ -258,6 +284,13 @@ def _validated(codebook: Codebook | None, *, label: str, rating: str, flag: str,
         raise ReviewError(f"{flag!r} is not a flag reason.")
     if flag == FlagReason.OTHER and not flag_note.strip():
         raise ReviewError("Say why you flag it as 'other'.")
+
+
+@lru_cache(maxsize=256)
+def _label_names(codebook_id: int, created_at: datetime) -> frozenset[str]:
+    """Label names of a codebook version. Versions never change (an edit writes a new version), so they are
+    cached per process; the creation time in the key keeps a reused id (rolled-back test databases) apart."""
+    return frozenset(Label.objects.filter(codebook_id=codebook_id).values_list("name", flat=True))
 
 
 def _llm_label(sample: Sample) -> str | None:
@@ -295,7 +328,7 @@ def review_answer_submit(
     submission_id: str = "",
 ) -> HumanAnnotation:
     """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent."""
-    task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
+    task = assignment.task
     project, sample = task.project, task.sample
     codebook = project.codebook
     _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
@@ -338,9 +371,14 @@ def review_answer_submit(
         Assignment.objects.filter(pk=fresh.pk).update(
             status=AssignmentStatus.ANSWERED, answered_at=now, answer=annotation, submission_id=submission_id[:64]
         )
-        ReviewTask.objects.filter(pk=task.pk).update(answers_count=F("answers_count") + 1)
-        if task.kind != TaskKind.GOLD:
-            ReviewTask.objects.filter(pk=task.pk, answers_count__gte=F("required_answers")).update(is_open=False)
+        # gold checks stay open: every annotator answers them once
+        ReviewTask.objects.filter(pk=task.pk).update(
+            answers_count=F("answers_count") + 1,
+            is_open=Case(
+                When(Q(answers_count__gte=F("required_answers") - 1) & ~Q(kind=TaskKind.GOLD), then=Value(False)),
+                default=F("is_open"),
+            ),
+        )
         if edited_text:
             _text_version_add(sample=sample, text=edited_text, author_id=fresh.annotator_id, annotation=annotation)
         final_label_refresh(sample=sample)

@@ -43,7 +43,7 @@ WORKBENCH = "annotation/review/workbench.html"
 
 def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
     return get_object_or_404(
-        Assignment.objects.select_related("task__sample"),
+        Assignment.objects.select_related("task__sample", "task__project"),
         pk=assignment_id,
         annotator=request.user,
         task__project=project,
