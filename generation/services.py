@@ -8,6 +8,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -598,6 +599,27 @@ def run_execute(*, run_id: int) -> GenerationRun:
             + ".",
         )
     return run
+
+
+STALL_SECONDS = 60
+
+
+def run_is_stalled(run: GenerationRun, *, seconds: float = STALL_SECONDS) -> bool:
+    """Running, but no progress beat for a while: its worker probably died (Resume restarts it)."""
+    if run.status != JobStatus.RUNNING or run.heartbeat_at is None:
+        return False
+    return (timezone.now() - run.heartbeat_at).total_seconds() > seconds
+
+
+def runs_resume_stalled(*, seconds: float = STALL_SECONDS) -> list[int]:
+    """Queue again every running run whose heartbeat stopped (called when a worker starts): a broker that
+    lost the message of a killed worker (the filesystem broker does) would otherwise leave it hanging."""
+    stale = timezone.now() - timedelta(seconds=seconds)
+    resumed = []
+    for run in GenerationRun.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale):
+        run_resume(run=run)
+        resumed.append(run.pk)
+    return resumed
 
 
 def run_rate_and_eta(run: GenerationRun) -> tuple[float | None, float | None]:

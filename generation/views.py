@@ -212,6 +212,7 @@ def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
     return render(request, template, _context(
         project, run=run, job=run, rate=rate, eta=eta, failures=failures, error_labels=ErrorKind.LABELS,
         poll_url=reverse("generation:run_detail", args=[project.id, run.pk]), worker_alive=worker_alive(),
+        stalled=services.run_is_stalled(run),
         next_round_form=NextRoundForm(),
     ))
 

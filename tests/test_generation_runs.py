@@ -199,3 +199,20 @@ def test_a_final_label_that_differs_from_the_generation_label_counts_as_a_correc
     sample = Sample.objects.filter(generation_items__run=run, provenance__label="positive").first()
     Sample.objects.filter(pk=sample.pk).update(final_label="negative", final_source="human")
     assert services.condition_stats(config)["label"]["positive"] == {"generated": 1, "reviewed": 1, "corrected": 1}
+
+
+def test_a_run_whose_heartbeat_stopped_is_resumed_and_shown_as_stalled(project, lead, samples, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    config = make_config(project, lead, target_count=3)
+    run = services.run_start(config=config, user=lead, enqueue_task=False)
+    GenerationRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, lease="dead-worker",
+                                                   heartbeat_at=timezone.now() - timedelta(minutes=5))
+    run.refresh_from_db()
+    assert services.run_is_stalled(run)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_resume_stalled() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.done == 3 and not services.run_is_stalled(run)
