@@ -171,11 +171,11 @@ def import_run(*, job: ImportJob) -> ImportJob:
         except importing.RowError as error:
             job.bad_row, job.message = error.row, ""
             job.save(update_fields=["bad_row", "message"])
-            job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.")
+            job.mark_finished(JobStatus.FAILED, error=_nothing_imported(error))
             return job
         except (importing.ImportFileError, OSError) as error:
             job.message = ""
-            job.mark_finished(JobStatus.FAILED, error=f"{error} Nothing was imported.")
+            job.mark_finished(JobStatus.FAILED, error=_nothing_imported(error))
             return job
 
         job.message = f"All {rows:,} rows are valid; writing them in one transaction (all or nothing)."
@@ -188,6 +188,11 @@ def import_run(*, job: ImportJob) -> ImportJob:
             job.message = ""
             job.mark_finished(JobStatus.FAILED, error=f"Writing failed: {error}. Nothing was imported.")
     return job
+
+
+def _nothing_imported(error: Exception) -> str:
+    reason = str(error).rstrip()
+    return f"{reason}{'' if reason.endswith(('.', '!', '?')) else '.'} Nothing was imported."
 
 
 def _import_check(*, job: ImportJob, parser: importing.RowParser, spool: BinaryIO) -> int:

@@ -163,9 +163,9 @@ def _demo_user(username: str, password: str):
 
 def _seed_samples(project: Project, codebook) -> int:
     existing = set(Sample.objects.filter(project=project).values_list("text_hash", flat=True))
-    new = [
-        (label, text) for label, texts in SEED_SAMPLES.items() for text in texts if text_hash(text) not in existing
-    ]
+    # Interleave the labels so that the first page (and a review queue in id order) shows every intent.
+    interleaved = [pair for row in zip(*([(label, text) for text in texts] for label, texts in SEED_SAMPLES.items())) for pair in row]
+    new = [(label, text) for label, text in interleaved if text_hash(text) not in existing]
     samples = Sample.objects.bulk_create(
         Sample(
             project=project,
