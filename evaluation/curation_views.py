@@ -76,10 +76,15 @@ def curation(request: HttpRequest, project_id: int) -> HttpResponse:
 def curation_counts(request: HttpRequest, project_id: int) -> HttpResponse:
     """Live counts for the settings in the query string (the form posts here on every change)."""
     project = lead_project(request, project_id)
-    form = FilterSettingsForm(request.GET)
-    context = {"project": project, "role": Role.LEAD, "form": form, **_counts_context(project, form)}
-    template = "evaluation/curation/curation_counts.html"
-    return render(request, template, context)
+    filters = FilterSettingsForm(request.GET)
+    context = {"project": project, "role": Role.LEAD, **_counts_context(project, filters)}
+    if request.htmx:
+        return render(request, "evaluation/curation/curation.html#curation-counts", context)
+    # a full page: the curation form filled with these settings, counts beside it
+    form = SnapshotForm({**request.GET.dict(), "licence": request.GET.get("licence", "unknown")})
+    form.is_valid()
+    snapshots = Snapshot.objects.filter(project=project).select_related("created_by")
+    return render(request, "evaluation/curation/curation.html", {**context, "form": form, "snapshots": snapshots})
 
 
 @require_POST

@@ -93,6 +93,13 @@ def test_the_live_counts_fragment_says_what_each_filter_removes(lead_client, pro
     assert "<html" not in html
 
 
+def test_the_counts_url_opened_directly_is_a_full_page_with_the_form_filled(lead_client, project, labelled):
+    response = lead_client.get(reverse("evaluation:curation_counts", args=[project.id]), {"max_chars": "40"})
+    html = response.content.decode()
+    assert "<html" in html and 'name="max_chars" value="40"' in html
+    assert "<strong>4</strong> of 5 samples would be kept" in html  # exact duplicates off: unchecked box
+
+
 def test_an_invalid_regex_shows_an_error_instead_of_counts(lead_client, project, labelled):
     response = lead_client.get(reverse("evaluation:curation_counts", args=[project.id]), {"must_match": "("})
     assert "Fix the highlighted settings" in response.content.decode()
