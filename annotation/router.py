@@ -121,7 +121,12 @@ def prior_error_score(items: RouterItems) -> np.ndarray:
 
 
 def neighbour_error_rate(
-    items: RouterItems, reviewed: np.ndarray, llm_was_wrong: np.ndarray, *, prior: float, strength: float = 2.0
+    items: RouterItems,
+    reviewed: np.ndarray,
+    llm_was_wrong: np.ndarray,
+    *,
+    prior: float,
+    strength: float = 2.0,
 ) -> np.ndarray:
     """Per item, the smoothed share of its reviewed neighbours on which the LLM was wrong:
     (wrong + strength·prior) / (reviewed + strength). Items without neighbours get `prior`."""
@@ -136,7 +141,9 @@ def neighbour_error_rate(
     return (wrong_count + strength * prior) / (reviewed_count + strength)
 
 
-def feature_matrix(items: RouterItems, *, neighbour_errors: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+def feature_matrix(
+    items: RouterItems, *, neighbour_errors: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The classifier's features per item and their names."""
     probs = np.asarray(items.probs, dtype=np.float64)
     n, n_labels = probs.shape
@@ -191,7 +198,9 @@ def predict_error(
 
 def routing_reason(items: RouterItems, index: int, *, error_probability: float, mode: str) -> str:
     """Why one item was routed, for reviewers and leads."""
-    parts = [f"predicted error {error_probability:.2f}" if mode == "learned" else "cold start: uncertainty ranking"]
+    parts = [
+        f"predicted error {error_probability:.2f}" if mode == "learned" else "cold start: uncertainty ranking"
+    ]
     if items.student_prob[index] < 0.5:
         parts.append("student disagrees with LLM")
     if items.knn_agreement[index] < 0.5:
@@ -220,7 +229,8 @@ def route_next_batch(
     candidates = np.flatnonzero(available)
     chosen = candidates[np.argsort(-error_probability[candidates], kind="stable")][: max(0, batch_size)]
     reasons = [
-        routing_reason(items, int(i), error_probability=float(error_probability[i]), mode=mode) for i in chosen
+        routing_reason(items, int(i), error_probability=float(error_probability[i]), mode=mode)
+        for i in chosen
     ]
     return RoutingBatch(
         indices=chosen.astype(np.int64),

@@ -35,7 +35,9 @@ def make_items(n: int = 120, seed: int = 0, neighbours: np.ndarray | None = None
 
 def test_it_falls_back_to_the_uncertainty_prior_without_enough_answers_and_says_so():
     items = make_items()
-    batch = route_next_batch(items, reviewed=np.array([0, 1]), llm_was_wrong=np.array([True, False]), batch_size=5)
+    batch = route_next_batch(
+        items, reviewed=np.array([0, 1]), llm_was_wrong=np.array([True, False]), batch_size=5
+    )
     assert batch.mode == "cold_start"
     assert all(reason.startswith("cold start: uncertainty ranking") for reason in batch.reasons)
     prior = prior_error_score(items)
@@ -78,10 +80,17 @@ def test_it_learns_which_llm_label_is_usually_wrong():
 def test_it_never_routes_reviewed_or_excluded_items_and_respects_the_batch_size():
     items = make_items(n=30)
     batch = route_next_batch(
-        items, reviewed=np.arange(10), llm_was_wrong=np.zeros(10, dtype=bool), batch_size=50, exclude=np.array([10, 11])
+        items,
+        reviewed=np.arange(10),
+        llm_was_wrong=np.zeros(10, dtype=bool),
+        batch_size=50,
+        exclude=np.array([10, 11]),
     )
     assert sorted(batch.indices.tolist()) == list(range(12, 30))
-    assert route_next_batch(items, reviewed=np.arange(0), llm_was_wrong=np.zeros(0), batch_size=0).indices.size == 0
+    assert (
+        route_next_batch(items, reviewed=np.arange(0), llm_was_wrong=np.zeros(0), batch_size=0).indices.size
+        == 0
+    )
 
 
 def test_reasons_name_student_disagreement_and_entropy():
@@ -92,7 +101,9 @@ def test_reasons_name_student_disagreement_and_entropy():
         knn_agreement=np.array([0.2, 1.0]),
         text_length=np.array([5, 5]),
     )
-    batch = route_next_batch(items, reviewed=np.array([], dtype=int), llm_was_wrong=np.array([], dtype=bool), batch_size=2)
+    batch = route_next_batch(
+        items, reviewed=np.array([], dtype=int), llm_was_wrong=np.array([], dtype=bool), batch_size=2
+    )
     assert batch.reasons[0] == (
         "cold start: uncertainty ranking; student disagrees with LLM; neighbours labelled differently; entropy 0.69"
     )
@@ -114,7 +125,9 @@ def test_one_hot_conditions_names_each_key_value_pair():
 
 
 def test_rank_normalise_gives_ties_the_same_rank():
-    assert _rank_normalise(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == pytest.approx([5 / 6, 0.0, 5 / 6, 1 / 3])
+    assert _rank_normalise(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == pytest.approx(
+        [5 / 6, 0.0, 5 / 6, 1 / 3]
+    )
 
 
 def test_it_rejects_misaligned_inputs():

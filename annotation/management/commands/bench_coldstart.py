@@ -44,7 +44,9 @@ def read_labelled(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r[label_column] for r in rows]
 
 
-def heldout_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
+def heldout_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> float:
     from sklearn.linear_model import LogisticRegression
 
     classes = np.unique(train_y)
@@ -56,14 +58,18 @@ def heldout_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
 
 
 class Command(BaseCommand):
-    help = "Test accuracy of a classifier trained on items picked by random, k-means and vote-k (one JSON line)."
+    help = (
+        "Test accuracy of a classifier trained on items picked by random, k-means and vote-k (one JSON line)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data", required=True, help="training file (.txt LABEL TEXT, or .csv)")
         parser.add_argument("--test", help="test file; default test.txt/test.csv beside --data")
         parser.add_argument("--budgets", default="18,100")
         parser.add_argument("--pool", type=int, default=3000)
-        parser.add_argument("--seeds", type=int, default=5, help="random selection is averaged over this many")
+        parser.add_argument(
+            "--seeds", type=int, default=5, help="random selection is averaged over this many"
+        )
         parser.add_argument("--k", type=int, default=150, help="vote-k graph degree")
 
     def handle(self, *args, **options) -> None:
@@ -89,15 +95,21 @@ class Command(BaseCommand):
         for budget in budgets:
             random_scores = [
                 heldout_accuracy(pool_x[picked], pool_y[picked], test_x, test_y)
-                for picked in (random_select(len(pool), budget, seed=seed) for seed in range(options["seeds"]))
+                for picked in (
+                    random_select(len(pool), budget, seed=seed) for seed in range(options["seeds"])
+                )
             ]
             kmeans_picked = kmeans_select(pool_x, budget, seed=0)
             votek_picked = votek_select(pool_x, budget, graph=graph)
             results[str(budget)] = {
                 "random": round(float(np.mean(random_scores)), 4),
                 "random_std": round(float(np.std(random_scores)), 4),
-                "kmeans": round(heldout_accuracy(pool_x[kmeans_picked], pool_y[kmeans_picked], test_x, test_y), 4),
-                "votek": round(heldout_accuracy(pool_x[votek_picked], pool_y[votek_picked], test_x, test_y), 4),
+                "kmeans": round(
+                    heldout_accuracy(pool_x[kmeans_picked], pool_y[kmeans_picked], test_x, test_y), 4
+                ),
+                "votek": round(
+                    heldout_accuracy(pool_x[votek_picked], pool_y[votek_picked], test_x, test_y), 4
+                ),
             }
         self.stdout.write(
             json.dumps(

@@ -44,7 +44,9 @@ def fresh_texts(n: int, *, seed: int) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "Texts/s of synthstudio.embeddings.embed_texts vs plain SentenceTransformer.encode (one JSON line)."
+    help = (
+        "Texts/s of synthstudio.embeddings.embed_texts vs plain SentenceTransformer.encode (one JSON line)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--n", type=int, default=5000)

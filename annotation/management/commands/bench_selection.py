@@ -49,7 +49,11 @@ def run_strategy(strategy: str, *, n: int, dim: int, select: int, seed: int) -> 
         else:
             picked = kmeans_select(vectors, select, seed=seed)
     seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "selected": int(len(picked))}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "selected": int(len(picked)),
+    }
 
 
 class Command(BaseCommand):
