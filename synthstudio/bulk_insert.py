@@ -22,7 +22,11 @@ def json_value(value: Any) -> str:
 
 
 def insert_rows(
-    model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, using: str = "default"
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    using: str = "default",
 ) -> int:
     """INSERT rows (tuples in `columns` order, database-ready values) into model's table; returns the count.
 

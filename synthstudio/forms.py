@@ -24,12 +24,16 @@ class ProjectSettingsForm(forms.ModelForm):
             "ask_quality_rating": "Ask reviewers for a quality rating",
             "reservation_minutes": "Reservation (minutes)",
         }
-        help_texts = {"reservation_minutes": "How long an item stays reserved for the annotator who opened it."}
+        help_texts = {
+            "reservation_minutes": "How long an item stays reserved for the annotator who opened it."
+        }
 
 
 class CodebookForm(forms.Form):
     task_description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
-    guidelines = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), required=False, help_text="Markdown.")
+    guidelines = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}), required=False, help_text="Markdown."
+    )
 
 
 class LabelForm(forms.Form):
@@ -79,14 +83,24 @@ class MemberForm(forms.Form):
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
         if not get_user_model().objects.filter(username=username, is_active=True).exists():
-            raise forms.ValidationError(f"No active user is called {username!r}. Ask an admin to create the account.")
+            raise forms.ValidationError(
+                f"No active user is called {username!r}. Ask an admin to create the account."
+            )
         return username
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV or TSV with a header row, JSONL (one object per line) or a JSON array of objects.")
+    file = forms.FileField(
+        help_text="CSV or TSV with a header row, JSONL (one object per line) or a JSON array of objects."
+    )
     file_format = forms.ChoiceField(
-        choices=[("", "from the file name"), ("csv", "CSV"), ("tsv", "TSV"), ("jsonl", "JSONL"), ("json", "JSON")],
+        choices=[
+            ("", "from the file name"),
+            ("csv", "CSV"),
+            ("tsv", "TSV"),
+            ("jsonl", "JSONL"),
+            ("json", "JSON"),
+        ],
         required=False,
         label="Format",
     )
@@ -113,18 +127,27 @@ class ImportMappingForm(forms.Form):
         help_text="Other columns to keep with each sample (shown beside the text, not labelled).",
     )  # fmt: skip
     gold_label_column = forms.ChoiceField(
-        required=False, label="Gold / human label", help_text="Imported as a human annotation (source: imported)."
+        required=False,
+        label="Gold / human label",
+        help_text="Imported as a human annotation (source: imported).",
     )
     llm_label_column = forms.ChoiceField(required=False, label="LLM label")
     llm_confidence_column = forms.ChoiceField(
-        required=False, label="LLM confidence", help_text="A number in [0, 1]; if empty, p(label) from the distribution."
+        required=False,
+        label="LLM confidence",
+        help_text="A number in [0, 1]; if empty, p(label) from the distribution.",
     )
     llm_distribution_column = forms.ChoiceField(
         required=False, label="LLM probability distribution",
         help_text='A JSON object {"label": probability}; normalised to sum to 1.',
     )  # fmt: skip
 
-    SINGLE_COLUMN_ROLES = ("gold_label_column", "llm_label_column", "llm_confidence_column", "llm_distribution_column")
+    SINGLE_COLUMN_ROLES = (
+        "gold_label_column",
+        "llm_label_column",
+        "llm_confidence_column",
+        "llm_distribution_column",
+    )
 
     def __init__(self, *args, columns: list[str], label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -162,10 +185,18 @@ class ImportMappingForm(forms.Form):
                 self.add_error(role, f"{column!r} is already a text column.")
         if len(set(used_by_role.values())) != len(used_by_role):
             raise forms.ValidationError("Each column can play one role only.")
-        label_roles = [role for role in ("gold_label_column", "llm_label_column", "llm_distribution_column") if data.get(role)]
+        label_roles = [
+            role
+            for role in ("gold_label_column", "llm_label_column", "llm_distribution_column")
+            if data.get(role)
+        ]
         if label_roles and not self.label_names:
-            raise forms.ValidationError("The codebook has no labels yet: write the codebook before importing labels.")
-        if data.get("llm_confidence_column") and not (data.get("llm_label_column") or data.get("llm_distribution_column")):
+            raise forms.ValidationError(
+                "The codebook has no labels yet: write the codebook before importing labels."
+            )
+        if data.get("llm_confidence_column") and not (
+            data.get("llm_label_column") or data.get("llm_distribution_column")
+        ):
             self.add_error("llm_confidence_column", "A confidence needs an LLM label or distribution column.")
         return data
 

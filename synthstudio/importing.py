@@ -24,12 +24,21 @@ from pathlib import PurePath
 from typing import Any, BinaryIO
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
-EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
 JSON_CHUNK_CHARS = 1 << 20
 MAX_JSON_RECORD_CHARS = 16 << 20  # one object of a .json array larger than this is refused, not buffered
 MULTI_FIELD_SEPARATOR = "\n"
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long texts in one cell are fine; the upload cap bounds them
+csv.field_size_limit(
+    min(sys.maxsize, 2**31 - 1)
+)  # long texts in one cell are fine; the upload cap bounds them
 
 
 class ImportFileError(Exception):
@@ -80,7 +89,9 @@ def _decode_line(raw: bytes, *, row: int, line: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise RowError(
-            row, f"bad encoding: byte 0x{raw[error.start]:02x} at position {error.start + 1} is not UTF-8", line=line
+            row,
+            f"bad encoding: byte 0x{raw[error.start]:02x} at position {error.start + 1} is not UTF-8",
+            line=line,
         ) from None
 
 
@@ -114,7 +125,9 @@ def _read_delimited(stream: BinaryIO, *, delimiter: str) -> Iterator[Record]:
         except StopIteration:
             return
         except csv.Error as error:
-            raise RowError(position["row"], f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {error}", line=start_line) from None
+            raise RowError(
+                position["row"], f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {error}", line=start_line
+            ) from None
         if not cells or (len(cells) == 1 and cells[0] == ""):
             position["row"] -= 1  # blank lines are not rows
             continue
@@ -139,7 +152,9 @@ def _read_jsonl(stream: BinaryIO) -> Iterator[Record]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            raise RowError(row, f"malformed JSON: {error.msg} at column {error.colno}", line=line_number) from None
+            raise RowError(
+                row, f"malformed JSON: {error.msg} at column {error.colno}", line=line_number
+            ) from None
         if not isinstance(value, dict):
             raise RowError(row, f"expected a JSON object, got {_json_kind(value)}", line=line_number)
         yield Record(row, value, line_number)
@@ -182,7 +197,9 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
     if buffer.startswith("\ufeff"):
         pos = 1
     if not skip_whitespace() or buffer[pos] != "[":
-        raise ImportFileError("A .json file must hold one array of objects: [{\"text\": ...}, ...]. Use .jsonl for one object per line.")
+        raise ImportFileError(
+            'A .json file must hold one array of objects: [{"text": ...}, ...]. Use .jsonl for one object per line.'
+        )
     pos += 1
     row = 0
     while True:
@@ -195,7 +212,9 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
             return
         if row:
             if buffer[pos] != ",":
-                raise RowError(row + 1, f"malformed JSON: expected ',' or ']' between objects, found {buffer[pos]!r}")
+                raise RowError(
+                    row + 1, f"malformed JSON: expected ',' or ']' between objects, found {buffer[pos]!r}"
+                )
             pos += 1
             if not skip_whitespace():
                 raise RowError(row + 1, "malformed JSON: the file ends before the array is closed with ]")
@@ -208,7 +227,9 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
                 break
             except json.JSONDecodeError as error:
                 if len(buffer) - pos > MAX_JSON_RECORD_CHARS:
-                    raise RowError(row, f"malformed JSON or an object over {MAX_JSON_RECORD_CHARS >> 20} MB: {error.msg}") from None
+                    raise RowError(
+                        row, f"malformed JSON or an object over {MAX_JSON_RECORD_CHARS >> 20} MB: {error.msg}"
+                    ) from None
                 if not fill():
                     raise RowError(row, f"malformed JSON: {error.msg}") from None
         pos = end
@@ -232,7 +253,9 @@ def _reject_undecodable(value: Any, row: int) -> None:
 
 
 def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 @dataclass
@@ -316,7 +339,9 @@ class RowParser:
         for name in self.label_names:
             self._canonical.setdefault(name.casefold(), name)
         if mapping.uses_labels and not self.label_names:
-            raise ImportFileError("The project's codebook has no labels yet: write the codebook before importing labels.")
+            raise ImportFileError(
+                "The project's codebook has no labels yet: write the codebook before importing labels."
+            )
 
     def parse(self, record: Record) -> ParsedRow:
         mapping, row, values = self.mapping, record.row, record.values
@@ -333,7 +358,9 @@ class RowParser:
             text = parts[0][1].strip()
             fields: dict[str, Any] = {}
         else:
-            text = MULTI_FIELD_SEPARATOR.join(f"{column}: {value.strip()}" for column, value in parts if value.strip())
+            text = MULTI_FIELD_SEPARATOR.join(
+                f"{column}: {value.strip()}" for column, value in parts if value.strip()
+            )
             fields = {column: value for column, value in parts}
         if not text:
             raise fail("empty text" if len(parts) == 1 else "empty text (every text column is empty)")
@@ -343,11 +370,15 @@ class RowParser:
 
         parsed = ParsedRow(row=row, text=text, fields=fields)
         if mapping.gold_label_column:
-            parsed.gold_label = self._label(values.get(mapping.gold_label_column), mapping.gold_label_column, fail)
+            parsed.gold_label = self._label(
+                values.get(mapping.gold_label_column), mapping.gold_label_column, fail
+            )
         if mapping.llm_distribution_column:
             parsed.llm_distribution = self._distribution(values.get(mapping.llm_distribution_column), fail)
         if mapping.llm_label_column:
-            parsed.llm_label = self._label(values.get(mapping.llm_label_column), mapping.llm_label_column, fail)
+            parsed.llm_label = self._label(
+                values.get(mapping.llm_label_column), mapping.llm_label_column, fail
+            )
         if not parsed.llm_label and parsed.llm_distribution:
             parsed.llm_label = max(self.label_names, key=lambda name: parsed.llm_distribution[name])
         if mapping.llm_confidence_column:
@@ -363,7 +394,9 @@ class RowParser:
         if isinstance(value, str):
             return value
         if isinstance(value, bool) or isinstance(value, (dict, list)):
-            raise fail(f"column {column!r} holds {_json_kind(value) if not isinstance(value, dict) else 'an object'}, not text")
+            raise fail(
+                f"column {column!r} holds {_json_kind(value) if not isinstance(value, dict) else 'an object'}, not text"
+            )
         return str(value)
 
     def _label(self, value: Any, column: str, fail) -> str:
@@ -376,7 +409,9 @@ class RowParser:
             return ""
         name = self._canonical.get(value) or self._canonical.get(value.casefold())
         if name is None:
-            raise fail(f"label {value!r} in column {column!r} is not in the codebook ({', '.join(self.label_names)})")
+            raise fail(
+                f"label {value!r} in column {column!r} is not in the codebook ({', '.join(self.label_names)})"
+            )
         return name
 
     def _confidence(self, value: Any, fail) -> float | None:
@@ -408,11 +443,15 @@ class RowParser:
         for key, probability in value.items():
             name = self._canonical.get(str(key)) or self._canonical.get(str(key).casefold())
             if name is None:
-                raise fail(f"label {key!r} in {column!r} is not in the codebook ({', '.join(self.label_names)})")
+                raise fail(
+                    f"label {key!r} in {column!r} is not in the codebook ({', '.join(self.label_names)})"
+                )
             if isinstance(probability, bool) or not isinstance(probability, (int, float)):
                 raise fail(f"probability of {key!r} in {column!r} is not a number: {probability!r}")
             if not math.isfinite(probability) or probability < 0:
-                raise fail(f"probability of {key!r} in {column!r} must be a finite number ≥ 0, got {probability!r}")
+                raise fail(
+                    f"probability of {key!r} in {column!r} must be a finite number ≥ 0, got {probability!r}"
+                )
             distribution[name] += float(probability)
         total = sum(distribution.values())
         if total <= 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.conf import settings
 from django.db import transaction
 
@@ -19,5 +17,3 @@ def worker_alive() -> bool:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return True
     return WorkerHeartbeat.any_alive()
-
-

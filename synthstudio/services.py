@@ -58,7 +58,9 @@ def codebook_create_version(
 ) -> Codebook:
     """Write a new codebook version with its labels. labels: [{name, description, examples, hotkey}]."""
     with transaction.atomic():
-        latest = Codebook.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        latest = (
+            Codebook.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        )
         codebook = Codebook.objects.create(
             project=project,
             version=latest + 1,
@@ -80,7 +82,6 @@ def codebook_create_version(
     return codebook
 
 
-
 # ---------------------------------------------------------------------------------------------- import
 
 IMPORT_BATCH_ROWS = 1000
@@ -92,11 +93,15 @@ class ImportRefused(Exception):
 
 
 def import_limit_message(size_bytes: int) -> str:
-    limit_mb = settings.IMPORT_MAX_BYTES / (1024 * 1024)
     return (
-        f"The file is {size_bytes / (1024 * 1024):.1f} MB; the import limit is {limit_mb:.0f} MB "
+        f"The file is {_megabytes(size_bytes)} MB; the import limit is {_megabytes(settings.IMPORT_MAX_BYTES)} MB "
         "(IMPORT_MAX_MB). Split the file or ask an admin to raise the limit."
     )
+
+
+def _megabytes(size_bytes: int) -> str:
+    megabytes = size_bytes / (1024 * 1024)
+    return f"{megabytes:.0f}" if megabytes >= 10 else f"{megabytes:.2g}"
 
 
 def import_create(*, project: Project, user, upload: UploadedFile, file_format: str = "") -> ImportJob:
@@ -199,7 +204,9 @@ def _import_check(*, job: ImportJob, parser: importing.RowParser, spool: BinaryI
     """Pass 1: parse every row (RowError on the first bad one), spooling parsed batches; returns the count."""
     rows = 0
     with open(job.stored_path, "rb") as stream:
-        for batch in importing.batched(importing.parse_file(stream, job.file_format, parser), IMPORT_BATCH_ROWS):
+        for batch in importing.batched(
+            importing.parse_file(stream, job.file_format, parser), IMPORT_BATCH_ROWS
+        ):
             pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
             previous, rows = rows, rows + len(batch)
             if rows // IMPORT_PROGRESS_EVERY != previous // IMPORT_PROGRESS_EVERY:
@@ -246,12 +253,12 @@ def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[impo
     project_samples = Sample.objects.filter(project_id=job.project_id)
     seen = set(project_samples.filter(text_hash__in=set(hashes)).values_list("text_hash", flat=True))
     kept: list[tuple[str, importing.ParsedRow]] = []
-    for row, digest in zip(batch, hashes):
+    for row, digest in zip(batch, hashes, strict=True):
         if digest not in seen:
             seen.add(digest)
             kept.append((digest, row))
     # Provenance differs only in the row number: format it instead of dumping a dict per row.
-    provenance_prefix = '{"import_job": %d, "file": %s, "row": ' % (job.id, json_value(job.original_name))
+    provenance_prefix = f'{{"import_job": {job.id}, "file": {json_value(job.original_name)}, "row": '
     insert_rows(
         Sample,
         ["project_id", "text", "text_hash", "fields", "origin", "provenance", "final_label", "final_source", "final_weight"],
@@ -281,7 +288,11 @@ def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[impo
     insert_rows(
         HumanAnnotation,
         ["sample_id", "codebook_id", "source", "label"],
-        ((sample_ids[digest], codebook_id, HumanSource.IMPORTED, row.gold_label) for digest, row in kept if row.gold_label),
+        (
+            (sample_ids[digest], codebook_id, HumanSource.IMPORTED, row.gold_label)
+            for digest, row in kept
+            if row.gold_label
+        ),
     )
     return len(kept)
 

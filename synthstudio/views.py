@@ -11,6 +11,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import services
@@ -26,6 +27,7 @@ from .forms import (
 )
 from .jobs import worker_alive
 from .models import ImportJob, Membership, Project, Role, Sample
+from .uploads import UploadSizeLimit
 
 
 @require_GET
@@ -80,7 +82,9 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         form.save()
         messages.success(request, "Settings saved.")
         return redirect("project_detail", project_id=project.id)
-    return render(request, "synthstudio/project_settings.html", {"project": project, "role": Role.LEAD, "form": form})
+    return render(
+        request, "synthstudio/project_settings.html", {"project": project, "role": Role.LEAD, "form": form}
+    )
 
 
 @require_GET
@@ -152,7 +156,13 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "synthstudio/members.html",
-        {"project": project, "role": Role.LEAD, "form": form, "memberships": memberships, "lead_count": lead_count},
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "form": form,
+            "memberships": memberships,
+            "lead_count": lead_count,
+        },
     )
 
 
@@ -185,7 +195,9 @@ def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.htmx:
         template += "#sample-table"
     return render(
-        request, template, {"project": project, "role": Role.LEAD, "page": page, "query": query, "origin": origin}
+        request,
+        template,
+        {"project": project, "role": Role.LEAD, "page": page, "query": query, "origin": origin},
     )
 
 
@@ -199,21 +211,29 @@ def worker_status(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------------------------- import
 
 
+@csrf_exempt  # checked by _import_upload, once the size limit is installed (CSRF reads the body first)
 @require_http_methods(["GET", "POST"])
 @login_required
 def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
+    size_limit = UploadSizeLimit(request, limit_bytes=settings.IMPORT_MAX_BYTES)
+    request.upload_handlers.insert(0, size_limit)
+    return _import_upload(request, project_id, size_limit)
+
+
+@csrf_protect
+def _import_upload(request: HttpRequest, project_id: int, size_limit: UploadSizeLimit) -> HttpResponse:
     project = lead_project(request, project_id)
-    limit_mb = settings.IMPORT_MAX_BYTES // (1024 * 1024)
-    context = {"project": project, "role": Role.LEAD, "limit_mb": limit_mb, "codebook": project.codebook}
+    context = {
+        "project": project, "role": Role.LEAD, "limit_bytes": settings.IMPORT_MAX_BYTES, "codebook": project.codebook,
+    }  # fmt: skip
+    status = 200
     if request.method == "POST":
-        # Refuse an oversized body before Django spools it to disk (a multipart envelope adds a few KB).
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.IMPORT_MAX_BYTES + 64 * 1024:
-            form = ImportUploadForm()
-            form.add_error(None, services.import_limit_message(declared))
-            return render(request, "synthstudio/import_upload.html", {**context, "form": form}, status=413)
         form = ImportUploadForm(request.POST, request.FILES)
-        if form.is_valid():
+        if size_limit.exceeded:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            context["upload_refused"] = services.import_limit_message(declared or size_limit.received)
+            status = 413
+        elif form.is_valid():
             try:
                 job = services.import_create(
                     project=project,
@@ -227,8 +247,12 @@ def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
                 return redirect("import_mapping", project_id=project.id, job_id=job.id)
     else:
         form = ImportUploadForm()
-    recent = ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")[:10]
-    return render(request, "synthstudio/import_upload.html", {**context, "form": form, "recent": recent})
+    recent = (
+        ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")[:10]
+    )
+    return render(
+        request, "synthstudio/import_upload.html", {**context, "form": form, "recent": recent}, status=status
+    )
 
 
 @require_http_methods(["GET", "POST"])

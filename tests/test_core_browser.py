@@ -28,7 +28,9 @@ def test_it_takes_a_lead_from_login_to_imported_samples(browser_page, live_serve
 
     page.fill("#id_task_description", "Route customer messages to the team that can act.")
     page.fill("#id_guidelines", "Label the **main** request.")
-    for index, (name, description) in enumerate([("billing", "Charges and refunds."), ("delivery", "Parcels.")]):
+    for index, (name, description) in enumerate(
+        [("billing", "Charges and refunds."), ("delivery", "Parcels.")]
+    ):
         page.fill(f"#id_labels-{index}-name", name)
         page.fill(f"#id_labels-{index}-description", description)
     page.get_by_role("button", name="Save codebook").click()

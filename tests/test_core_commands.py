@@ -30,7 +30,9 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
 
     project = Project.objects.get()
     assert project.codebook.version == 1 and len(project.codebook.label_names) == 4
-    assert 30 <= Sample.objects.filter(project=project, is_seed=True).count() == HumanAnnotation.objects.count()
+    assert (
+        30 <= Sample.objects.filter(project=project, is_seed=True).count() == HumanAnnotation.objects.count()
+    )
     assert dict(project.memberships.values_list("user__username", "role")) == {
         "demo_lead": Role.LEAD, "demo_ann1": Role.ANNOTATOR, "demo_ann2": Role.ANNOTATOR,
     }  # fmt: skip

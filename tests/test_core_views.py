@@ -101,19 +101,28 @@ def codebook_post(task: str, labels: list[tuple[str, str]]) -> dict:
 
 
 def test_it_saves_a_codebook_edit_as_a_new_version_and_keeps_the_old_one(lead_client, project):
-    data = codebook_post("Classify sentiment, now with mixed.", [("positive", "liked"), ("negative", "disliked"), ("mixed", "both")])
+    data = codebook_post(
+        "Classify sentiment, now with mixed.",
+        [("positive", "liked"), ("negative", "disliked"), ("mixed", "both")],
+    )
 
     response = lead_client.post(project_url("codebook_edit", project), data)
 
     assert response.status_code == 302
     v1, v2 = project.codebooks.order_by("version")
     assert (v1.version, v1.label_names) == (1, ["positive", "negative"])
-    assert (v2.version, v2.label_names, v2.task_description) == (2, ["positive", "negative", "mixed"], "Classify sentiment, now with mixed.")
+    assert (v2.version, v2.label_names, v2.task_description) == (
+        2,
+        ["positive", "negative", "mixed"],
+        "Classify sentiment, now with mixed.",
+    )
     assert project.codebook == v2
 
 
 def test_it_refuses_a_codebook_with_fewer_than_two_labels(lead_client, project):
-    response = lead_client.post(project_url("codebook_edit", project), codebook_post("Task", [("only", "one")]))
+    response = lead_client.post(
+        project_url("codebook_edit", project), codebook_post("Task", [("only", "one")])
+    )
 
     assert response.status_code == 200 and "at least two labels" in response.content.decode()
     assert project.codebooks.count() == 1
@@ -194,14 +203,18 @@ def test_it_warns_that_no_worker_is_running_only_when_none_has_a_fresh_heartbeat
     assert "No worker is running" not in lead_client.get(reverse("worker_status")).content.decode()
 
 
-def test_it_shows_a_queued_import_as_waiting_when_no_worker_is_alive(lead_client, project, lead, settings, tmp_path):
+def test_it_shows_a_queued_import_as_waiting_when_no_worker_is_alive(
+    lead_client, project, lead, settings, tmp_path
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from synthstudio import services
     from synthstudio.importing import ColumnMapping
 
     settings.CELERY_TASK_ALWAYS_EAGER, settings.VAR_DIR = False, tmp_path
-    job = services.import_create(project=project, user=lead, upload=SimpleUploadedFile("a.csv", b"text\nhi\n"))
+    job = services.import_create(
+        project=project, user=lead, upload=SimpleUploadedFile("a.csv", b"text\nhi\n")
+    )
     services.import_start(job=job, mapping=ColumnMapping(text_columns=["text"]))  # on_commit never fires here
 
     page = lead_client.get(reverse("import_progress", args=[project.id, job.id])).content.decode()
@@ -214,7 +227,11 @@ def test_it_lets_users_change_their_password(client, db):
     client.force_login(user)
     response = client.post(
         reverse("password_change"),
-        {"old_password": "correct-horse-battery", "new_password1": "a-much-longer-pass-1", "new_password2": "a-much-longer-pass-1"},
+        {
+            "old_password": "correct-horse-battery",
+            "new_password1": "a-much-longer-pass-1",
+            "new_password2": "a-much-longer-pass-1",
+        },
     )
     user.refresh_from_db()
     assert response.status_code == 302 and user.check_password("a-much-longer-pass-1")
@@ -234,7 +251,9 @@ def test_it_numbers_codebook_versions_per_project(project, lead):
     other = project_create(name="Other", user=lead)
     labels = [{"name": "a"}, {"name": "b"}]
     codebook_create_version(project=other, user=lead, task_description="t", guidelines="", labels=labels)
-    second = codebook_create_version(project=project, user=lead, task_description="t2", guidelines="", labels=labels)
+    second = codebook_create_version(
+        project=project, user=lead, task_description="t2", guidelines="", labels=labels
+    )
 
     assert second.version == 2 and other.codebook.version == 1
     assert Codebook.objects.get(project=project, version=1).label_names == ["positive", "negative"]

@@ -29,14 +29,19 @@ def wait_until_finished(job: ImportJob, worker) -> ImportJob:
 @pytest.mark.worker
 def test_it_runs_an_import_through_a_real_worker(celery_worker_process, project, lead, settings, tmp_path):
     settings.VAR_DIR = tmp_path  # the upload lands here; the worker reads it by its absolute path
-    upload = SimpleUploadedFile("reviews.csv", b"text,gold\nA joy.,positive\nA chore.,negative\nA joy.,positive\n")
+    upload = SimpleUploadedFile(
+        "reviews.csv", b"text,gold\nA joy.,positive\nA chore.,negative\nA joy.,positive\n"
+    )
     job = services.import_create(project=project, user=lead, upload=upload)
 
     services.import_start(job=job, mapping=ColumnMapping(text_columns=["text"], gold_label_column="gold"))
     job = wait_until_finished(job, celery_worker_process)
 
     assert (job.status, job.imported, job.duplicates) == (JobStatus.SUCCEEDED, 2, 1)
-    assert sorted(Sample.objects.filter(project=project).values_list("final_label", flat=True)) == ["negative", "positive"]
+    assert sorted(Sample.objects.filter(project=project).values_list("final_label", flat=True)) == [
+        "negative",
+        "positive",
+    ]
 
 
 @pytest.mark.worker

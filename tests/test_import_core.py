@@ -115,7 +115,12 @@ def test_it_matches_labels_regardless_of_case():
 @pytest.mark.parametrize("value", ["high", "1.5", "-0.1", "nan"])
 def test_it_rejects_a_bad_confidence(value):
     with pytest.raises(RowError, match="bad confidence"):
-        parse(f"text,llm,conf\na,positive,{value}\n".encode(), "csv", llm_label_column="llm", llm_confidence_column="conf")
+        parse(
+            f"text,llm,conf\na,positive,{value}\n".encode(),
+            "csv",
+            llm_label_column="llm",
+            llm_confidence_column="conf",
+        )
 
 
 def test_it_normalises_the_distribution_and_takes_confidence_from_it():
@@ -133,7 +138,9 @@ def test_it_takes_the_most_probable_label_when_only_a_distribution_is_given():
 
 def test_it_keeps_a_given_confidence_over_the_distribution():
     data = b'{"text": "a", "llm": "positive", "conf": 0.9, "dist": {"positive": 1, "negative": 1}}\n'
-    [row] = parse(data, "jsonl", llm_label_column="llm", llm_confidence_column="conf", llm_distribution_column="dist")
+    [row] = parse(
+        data, "jsonl", llm_label_column="llm", llm_confidence_column="conf", llm_distribution_column="dist"
+    )
     assert row.llm_confidence == 0.9
 
 
@@ -167,6 +174,11 @@ def test_it_previews_the_first_rows_and_their_columns():
 
 
 def test_it_detects_the_format_from_the_file_name():
-    assert [detect_format(name) for name in ["a.CSV", "b.tsv", "c.jsonl", "d.json"]] == ["csv", "tsv", "jsonl", "json"]
+    assert [detect_format(name) for name in ["a.CSV", "b.tsv", "c.jsonl", "d.json"]] == [
+        "csv",
+        "tsv",
+        "jsonl",
+        "json",
+    ]
     with pytest.raises(ImportFileError, match="Cannot tell the format"):
         detect_format("data.xlsx")

@@ -19,7 +19,8 @@ def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB"}
+        if key
+        not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB"}
     }
     environment.update(SYNTHSTUDIO_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -68,7 +69,11 @@ def test_it_reads_a_postgres_url():
 
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["NAME"], database["USER"], database["PASSWORD"]) == ("studio", "synth", "p@ss")
-    assert (database["HOST"], database["PORT"], database["OPTIONS"]) == ("db.example.org", "6543", {"sslmode": "require"})
+    assert (database["HOST"], database["PORT"], database["OPTIONS"]) == (
+        "db.example.org",
+        "6543",
+        {"sslmode": "require"},
+    )
 
 
 def test_it_reads_absolute_and_relative_sqlite_urls():

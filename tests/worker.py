@@ -40,7 +40,9 @@ def database_url_for_worker() -> str:
     if connection.vendor == "sqlite":
         name = str(settings_dict["NAME"])
         if name == ":memory:" or "mode=memory" in name:
-            raise RuntimeError("A worker cannot share an in-memory SQLite database; the test database must be a file.")
+            raise RuntimeError(
+                "A worker cannot share an in-memory SQLite database; the test database must be a file."
+            )
         return "sqlite:///" + str(Path(name).resolve())  # sqlite:////abs/path
     if connection.vendor == "postgresql":
         user = quote(settings_dict.get("USER") or "", safe="")
@@ -175,7 +177,9 @@ def celery_worker_process(transactional_db, tmp_path, settings) -> Iterator[Cele
     if not broker_url.startswith("filesystem://"):
         celery_app.control.purge()  # messages left by earlier tests would name rows that no longer exist
 
-    worker = CeleryWorkerProcess(database_url=database_url_for_worker(), broker_url=broker_url, log_dir=tmp_path)
+    worker = CeleryWorkerProcess(
+        database_url=database_url_for_worker(), broker_url=broker_url, log_dir=tmp_path
+    )
     try:
         worker.start()
         yield worker

@@ -37,7 +37,7 @@ def write_bench_file(path: Path, rows: int, seed: int = 7) -> None:
         for index in range(rows):
             weights = [rng.random() + 0.01 for _ in BENCH_LABELS]
             total = sum(weights)
-            distribution = {label: round(weight / total, 4) for label, weight in zip(BENCH_LABELS, weights)}
+            distribution = {label: round(weight / total, 4) for label, weight in zip(BENCH_LABELS, weights, strict=True)}
             llm_label = max(distribution, key=distribution.get)
             text = f"Message {index}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30))) + "."
             record = {
@@ -78,7 +78,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--rows", type=int, default=100_000)
-        parser.add_argument("--keep", action="store_true", help="Keep the throwaway project instead of deleting it.")
+        parser.add_argument(
+            "--keep", action="store_true", help="Keep the throwaway project instead of deleting it."
+        )
 
     def handle(self, *args, rows: int, keep: bool, **options) -> None:
         if rows < 1:
@@ -116,7 +118,9 @@ class Command(BaseCommand):
             job.refresh_from_db()
             try:
                 if job.status != JobStatus.SUCCEEDED or job.imported != rows:
-                    raise CommandError(f"The import did not succeed: {job.status} {job.error} ({job.imported} rows)")
+                    raise CommandError(
+                        f"The import did not succeed: {job.status} {job.error} ({job.imported} rows)"
+                    )
             finally:
                 if not keep:
                     _delete_bench_project(project)
@@ -137,7 +141,10 @@ def _delete_bench_project(project: Project) -> None:
     """Plain DELETEs: the ORM's cascade would load every sample to delete it."""
     with transaction.atomic():
         samples = Sample.objects.filter(project=project)
-        for related in (HumanAnnotation.objects.filter(sample__project=project), LLMAnnotation.objects.filter(sample__project=project)):
+        for related in (
+            HumanAnnotation.objects.filter(sample__project=project),
+            LLMAnnotation.objects.filter(sample__project=project),
+        ):
             related._raw_delete(related.db)
         samples._raw_delete(samples.db)
         ImportJob.objects.filter(project=project).delete()  # it protects the codebook version it used

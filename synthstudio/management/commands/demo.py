@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from itertools import zip_longest
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -12,7 +13,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from synthstudio import services
-from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, Origin, Project, Role, Sample, text_hash
+from synthstudio.models import (
+    FinalSource,
+    HumanAnnotation,
+    HumanSource,
+    Origin,
+    Project,
+    Role,
+    Sample,
+    text_hash,
+)
 
 DEMO_USERS = [("demo_lead", Role.LEAD), ("demo_ann1", Role.ANNOTATOR), ("demo_ann2", Role.ANNOTATOR)]
 PROJECT_NAME = "Customer support intents (demo)"
@@ -48,7 +58,10 @@ LABELS = [
     {
         "name": "billing",
         "description": "Charges, refunds, invoices, payment methods, promo codes and prices.",
-        "examples": ["I was charged twice for order 4471.", "Can I get an invoice with my company's VAT number?"],
+        "examples": [
+            "I was charged twice for order 4471.",
+            "Can I get an invoice with my company's VAT number?",
+        ],
     },
     {
         "name": "delivery",
@@ -58,7 +71,10 @@ LABELS = [
     {
         "name": "account_access",
         "description": "Logging in, passwords, two-factor codes, locked or hacked accounts, email changes.",
-        "examples": ["The password reset email never arrives.", "My account is locked after too many attempts."],
+        "examples": [
+            "The password reset email never arrives.",
+            "My account is locked after too many attempts.",
+        ],
     },
     {
         "name": "product_defect",
@@ -136,7 +152,9 @@ class Command(BaseCommand):
                 labels=LABELS,
             )
             created = _seed_samples(project, codebook)
-        self.stdout.write(self.style.SUCCESS(f"Demo project: {project.name} (id {project.id}), {created} new seed samples."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo project: {project.name} (id {project.id}), {created} new seed samples.")
+        )
         self.stdout.write(f"Demo logins (also in {settings.VAR_DIR / 'demo_logins.json'}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username:<10} password: {passwords[username]}")
@@ -164,7 +182,8 @@ def _demo_user(username: str, password: str):
 def _seed_samples(project: Project, codebook) -> int:
     existing = set(Sample.objects.filter(project=project).values_list("text_hash", flat=True))
     # Interleave the labels so that the first page (and a review queue in id order) shows every intent.
-    interleaved = [pair for row in zip(*([(label, text) for text in texts] for label, texts in SEED_SAMPLES.items())) for pair in row]
+    columns = [[(label, text) for text in texts] for label, texts in SEED_SAMPLES.items()]
+    interleaved = [pair for row in zip_longest(*columns) for pair in row if pair is not None]
     new = [(label, text) for label, text in interleaved if text_hash(text) not in existing]
     samples = Sample.objects.bulk_create(
         Sample(
@@ -183,6 +202,6 @@ def _seed_samples(project: Project, codebook) -> int:
     # The seed texts were written for their label: record it as an imported human label.
     HumanAnnotation.objects.bulk_create(
         HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
-        for sample, (label, _) in zip(samples, new)
+        for sample, (label, _) in zip(samples, new, strict=True)
     )
     return len(samples)
