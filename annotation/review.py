@@ -293,6 +293,12 @@ def _label_names(codebook_id: int, created_at: datetime) -> frozenset[str]:
     return frozenset(Label.objects.filter(codebook_id=codebook_id).values_list("name", flat=True))
 
 
+def _correction(sample: Sample, edited_text: str) -> str:
+    """The corrected text, or "" when the form sent the text back unchanged."""
+    edited_text = edited_text.strip()
+    return "" if edited_text == sample.text.strip() else edited_text
+
+
 def _llm_label(sample: Sample) -> str | None:
     return sample.llm_annotations.filter(is_current=True, valid=True).values_list("label", flat=True).first()
 
@@ -332,9 +338,7 @@ def review_answer_submit(
     project, sample = task.project, task.sample
     codebook = project.codebook
     _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
-    edited_text = edited_text.strip()
-    if edited_text == sample.text.strip():
-        edited_text = ""
+    edited_text = _correction(sample, edited_text)
     now = timezone.now()
     with transaction.atomic():
         fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
@@ -453,9 +457,7 @@ def review_answer_edit(
     _validated(project.codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     if assignment.status != AssignmentStatus.ANSWERED or assignment.answer_id is None:
         raise ReviewError("Only an answered item can be edited.")
-    edited_text = edited_text.strip()
-    if edited_text == sample.text.strip():
-        edited_text = ""
+    edited_text = _correction(sample, edited_text)
     with transaction.atomic():
         annotation = HumanAnnotation.objects.select_for_update().get(pk=assignment.answer_id)
         llm_label = _llm_label(sample)
