@@ -258,3 +258,15 @@ def test_it_numbers_codebook_versions_per_project(project, lead):
     assert second.version == 2 and other.codebook.version == 1
     assert Codebook.objects.get(project=project, version=1).label_names == ["positive", "negative"]
     assert [label.hotkey for label in second.labels.all()] == ["1", "2"]
+
+
+def test_it_lets_staff_inspect_core_rows_in_the_admin(client, project, samples):
+    staff = make_user("sam_staff", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    for model in ["project", "codebook", "sample", "importjob", "workerheartbeat"]:
+        assert client.get(f"/admin/synthstudio/{model}/").status_code == 200
+    assert client.get(f"/admin/synthstudio/project/{project.id}/change/").status_code == 200
+
+
+def test_it_keeps_non_staff_out_of_the_admin(lead_client):
+    assert lead_client.get("/admin/synthstudio/project/").status_code == 302
