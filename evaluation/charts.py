@@ -122,7 +122,7 @@ def histogram(
     for tick in (0, peak / 2, peak):
         y = top + plot_h - tick / peak * plot_h
         chart.lines.append(Line(left, y, width - right, y))
-        chart.texts.append(Text(left - 6, y + 4, _format(tick, 0), anchor="end", size=11, fill=MUTED))
+        chart.texts.append(Text(left - 6, y + 4, _format(tick, 0 if float(tick).is_integer() else 1), anchor="end", size=11, fill=MUTED))
     bar_w = plot_w / max(1, len(counts))
     for i, count in enumerate(counts):
         h = count / peak * plot_h
@@ -199,8 +199,12 @@ def line_chart(
     return chart
 
 
-def interval_chart(rows: Sequence[tuple[str, float, float, float]], *, title: str, width: int = 560) -> Chart:
-    """Leaderboard: a dot per player at its rating with a whisker over its interval, best at the top."""
+def interval_chart(
+    rows: Sequence[tuple[str, float, float, float]], *, title: str, width: int = 560,
+    x_min: float | None = None, x_max: float | None = None,
+) -> Chart:
+    """Leaderboard: a dot per player at its rating with a whisker over its interval, best at the top.
+    The axis spans the intervals (padded) unless x_min/x_max fix it (e.g. 0–100 for percentages)."""
     row, left, right, top = 28, 170, 70, 24
     chart = Chart(width, top + row * len(rows) + 14, title)
     if not rows:
@@ -208,7 +212,8 @@ def interval_chart(rows: Sequence[tuple[str, float, float, float]], *, title: st
     low = min(r[2] for r in rows)
     high = max(r[3] for r in rows)
     pad = max(5.0, (high - low) * 0.08)
-    low, high = low - pad, high + pad
+    low = x_min if x_min is not None else low - pad
+    high = x_max if x_max is not None else high + pad
     plot_w = width - left - right
 
     def x_of(value: float) -> float:
@@ -247,7 +252,8 @@ def grouped_bar_chart(
     group_w = plot_w / max(1, len(categories))
     bar_w = group_w * 0.8 / max(1, len(series))
     for c, name in enumerate(categories):
-        chart.texts.append(Text(left + c * group_w + group_w / 2, height - 26, _truncate(str(name), 22), anchor="middle", size=11))
+        fits = max(4, int(group_w / 6.5))  # ~6.5 px per character at 11 px
+        chart.texts.append(Text(left + c * group_w + group_w / 2, height - 26, _truncate(str(name), min(fits, 28)), anchor="middle", size=11))
     for s, (series_name, vs) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]
         for c, value in enumerate(vs):

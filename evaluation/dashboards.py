@@ -133,7 +133,7 @@ def faithfulness_chart(rows: list[dict]) -> charts.Chart:
     return charts.interval_chart(
         [(f"{r['value']}" if r["dimension"] in ("all", "label") else f"{r['dimension']} {r['value']}",
           100 * r["share"], 100 * r["low"], 100 * r["high"]) for r in shown],
-        title="Acceptable share (%), 95% Wilson interval",
+        title="Acceptable share (%), 95% Wilson interval", x_min=0, x_max=100,
     )  # fmt: skip
 
 

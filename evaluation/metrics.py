@@ -8,6 +8,7 @@ statsmodels and the `krippendorff` package.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -218,10 +219,17 @@ def distinct_n(token_lists: Iterable[Sequence[str]], n: int) -> float:
 
 
 def top_ngrams(token_lists: Iterable[Sequence[str]], n: int, k: int = 10) -> list[tuple[str, int]]:
+    return ngram_stats(token_lists, n, k)[1]
+
+
+def ngram_stats(token_lists: Iterable[Sequence[str]], n: int, k: int = 10) -> tuple[float, list[tuple[str, int]]]:
+    """distinct-n and the k most frequent n-grams (ties alphabetically) from one counting pass."""
     counts: Counter[tuple[str, ...]] = Counter()
     for tokens in token_lists:
         counts.update(ngrams(tokens, n))
-    return [(" ".join(gram), count) for gram, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    total = sum(counts.values())
+    top = heapq.nsmallest(k, counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return (len(counts) / total if total else 0.0), [(" ".join(gram), count) for gram, count in top]
 
 
 def self_bleu(token_lists: Sequence[Sequence[str]], *, max_n: int = 4) -> float:
@@ -328,8 +336,8 @@ def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95, sample:
     unit = _unit_rows(vectors).astype(np.float32)
     picked = np.random.default_rng(seed).choice(n, size=sample, replace=False)
     hits = 0
-    for start in range(0, sample, 1024):
-        rows = picked[start : start + 1024]
+    for start in range(0, sample, 256):  # 256 × n float32 similarities per block (100 MB at n = 100,000)
+        rows = picked[start : start + 256]
         block = unit[rows] @ unit.T
         block[np.arange(len(rows)), rows] = -np.inf  # never your own neighbour
         hits += int((block.max(axis=1) >= threshold).sum())
@@ -489,15 +497,16 @@ def diversity_summary(
     token_lists = [tokenize(text) for text in texts]
     n = len(token_lists)
     bleu_index = rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
+    (distinct_1, top_1), (distinct_2, top_2), (distinct_3, top_3) = (ngram_stats(token_lists, k, 8) for k in (1, 2, 3))
     summary = {
         "n": n,
         "vocabulary": vocabulary_size(token_lists),
-        "distinct_1": distinct_n(token_lists, 1),
-        "distinct_2": distinct_n(token_lists, 2),
-        "distinct_3": distinct_n(token_lists, 3),
-        "top_unigrams": top_ngrams(token_lists, 1, 8),
-        "top_bigrams": top_ngrams(token_lists, 2, 8),
-        "top_trigrams": top_ngrams(token_lists, 3, 8),
+        "distinct_1": distinct_1,
+        "distinct_2": distinct_2,
+        "distinct_3": distinct_3,
+        "top_unigrams": top_1,
+        "top_bigrams": top_2,
+        "top_trigrams": top_3,
         "self_bleu": self_bleu([token_lists[i] for i in bleu_index]),
         "self_bleu_sample": len(bleu_index),
         "cosine_distance": None,

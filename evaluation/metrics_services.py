@@ -53,12 +53,13 @@ def metrics_data_version(*, project: Project) -> str:
     """A hash of counts, max ids and newest timestamps of everything the dashboards read: changes whenever
     a sample, label, answer, judgment, judge run or benchmark run is added or edited."""
     parts = [
-        Sample.objects.filter(project=project).aggregate(n=Count("id"), last=Max("id")),
+        Sample.objects.filter(project=project).aggregate(
+            n=Count("id"), last=Max("id"), final=Count("id", filter=~Q(final_source=""))
+        ),
         LLMAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("id")),
         HumanAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("updated_at")),
         PairwiseJudgment.objects.filter(item__project=project).aggregate(n=Count("id"), last=Max("id")),
         Snapshot.objects.filter(project=project).aggregate(n=Count("id"), last=Max("id")),
-        Sample.objects.filter(project=project).exclude(final_source="").aggregate(n=Count("id")),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 

@@ -115,7 +115,7 @@ def test_each_dashboard_is_hidden_from_outsiders(outsider_client, project, page)
 
 def test_the_overview_shows_the_faithfulness_interval_and_ratings_needed(lead_client, project, computed):
     body = lead_client.get(f"/projects/{project.id}/evaluation/?margin=0.1").content.decode()
-    assert "more for ±10.0 pts" in body
+    assert "more for ±10 pts" in body
     assert "<svg" in body
 
 
@@ -195,3 +195,25 @@ def test_label_names_are_escaped_in_charts(lead_client, project, computed, sampl
     body = lead_client.get(f"/projects/{project.id}/evaluation/").content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;" in body
+
+
+def test_recompute_is_hidden_from_outsiders(outsider_client, project):
+    assert outsider_client.post(f"/projects/{project.id}/evaluation/recompute/").status_code == 404
+
+
+def test_the_refresh_status_is_forbidden_to_annotators(annotator_client, project):
+    job = MetricsRefresh.objects.create(project=project, data_version="v")
+    assert annotator_client.get(f"/projects/{project.id}/evaluation/recompute/{job.id}/").status_code == 403
+
+
+def test_the_refresh_status_is_hidden_from_outsiders(outsider_client, project):
+    job = MetricsRefresh.objects.create(project=project, data_version="v")
+    assert outsider_client.get(f"/projects/{project.id}/evaluation/recompute/{job.id}/").status_code == 404
+
+
+def test_a_queued_refresh_without_a_worker_says_so(lead_client, project, settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr("evaluation.metrics_views.worker_alive", lambda: False)
+    job = MetricsRefresh.objects.create(project=project, data_version="v")
+    body = lead_client.get(f"/projects/{project.id}/evaluation/recompute/{job.id}/").content.decode()
+    assert "no worker is running" in body
