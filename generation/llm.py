@@ -15,7 +15,8 @@ API (import from here; annotation may use all of it):
     your per-item result there and a crashed run resumes without re-sending finished calls. Return
     ``False`` from ``on_result`` (or ``True`` from ``should_stop()``, polled about twice a second) to stop:
     requests not yet sent are dropped, in-flight ones are abandoned. Cache hits are delivered first, with
-    ``result.cached`` True and no HTTP request.
+    ``result.cached`` True and no HTTP request. Alternatively pass ``on_batch=callback`` taking a list of
+    ``(request, result)`` pairs that arrived together (one transaction per group, for bulk writes).
 
 ``complete_many(settings, requests, on_result)`` (async)
     The same without cache or database: ``on_result`` is a plain callable run on the event loop.
@@ -82,6 +83,7 @@ class ErrorKind:
     }
 
 
+BATCH_WINDOW_SECONDS = 0.05
 SENT_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", "logprobs", "top_logprobs", "response_format")
 
 
@@ -442,12 +444,19 @@ async def complete_many(
 def complete_many_sync(
     endpoint: Any,
     requests: Sequence[LLMRequest],
-    on_result: Callable[[LLMRequest, CompletionResult], Any],
+    on_result: Callable[[LLMRequest, CompletionResult], Any] | None = None,
     *,
+    on_batch: Callable[[list[tuple[LLMRequest, CompletionResult]]], Any] | None = None,
     use_cache: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> BatchSummary:
-    """See the module docstring. Database work (cache and on_result) happens in the calling thread."""
+    """See the module docstring. Database work (cache and callbacks) happens in the calling thread.
+
+    Give `on_result(request, result)` per result, or `on_batch([(request, result), …])` per group of
+    results that arrived together (one transaction each: bulk writes are much cheaper at high rates)."""
+    if (on_result is None) == (on_batch is None):
+        raise ValueError("Give exactly one of on_result and on_batch.")
+    deliver = on_batch or (lambda pairs: _deliver_each(on_result, pairs))
     from django.db import transaction
 
     from .models import LLMCall
@@ -473,13 +482,15 @@ def complete_many_sync(
         hits = [r for r in requests if keys[id(r)] in stored]
         misses = [r for r in requests if keys[id(r)] not in stored]
         for start in range(0, len(hits), 200):
+            pairs = [
+                (request, read_response(settings, request, stored[keys[id(request)]], cached=True, key=keys[id(request)]))
+                for request in hits[start : start + 200]
+            ]
             with transaction.atomic():
-                for request in hits[start : start + 200]:
-                    result = read_response(settings, request, stored[keys[id(request)]], cached=True, key=keys[id(request)])
+                for _, result in pairs:
                     account(result)
-                    if on_result(request, result) is False:
-                        summary.stopped = True
-                        break
+                if deliver(pairs) is False:
+                    summary.stopped = True
             if summary.stopped or (should_stop and should_stop()):
                 summary.stopped = True
                 return summary
@@ -507,6 +518,8 @@ def complete_many_sync(
                 batch = [arrived.get(timeout=0.2)]
             except queue.Empty:
                 batch = []
+            if batch:
+                time.sleep(BATCH_WINDOW_SECONDS)  # let more results arrive: one transaction for the group
             while True:
                 try:
                     batch.append(arrived.get_nowait())
@@ -528,12 +541,10 @@ def complete_many_sync(
                             ],
                             ignore_conflicts=True,
                         )
-                    for req, res in batch:
-                        if stop.is_set():  # the caller asked to stop: the rest stay cached, undelivered
-                            break
+                    for _, res in batch:
                         account(res)
-                        if on_result(req, res) is False:
-                            stop.set()
+                    if deliver(batch) is False:
+                        stop.set()
             if should_stop and time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
                 if should_stop():
@@ -547,6 +558,14 @@ def complete_many_sync(
         stop.set()  # also when on_result raised: the loop thread must end
         thread.join(timeout=30)
     return summary
+
+
+def _deliver_each(on_result: Callable, pairs: list[tuple[LLMRequest, CompletionResult]]) -> bool:
+    """Per-result delivery; stops at the first False (the rest of the group stays cached, undelivered)."""
+    for request, result in pairs:
+        if on_result(request, result) is False:
+            return False
+    return True
 
 
 def complete(endpoint: Any, messages: list[dict], *, json_schema: dict | None = None, use_cache: bool = True,

@@ -64,6 +64,9 @@ class Command(BaseCommand):
                 CELERY_TASK_ALWAYS_EAGER="false",
                 SYNTHSTUDIO_BENCH_FOLDER=folder,
                 LOG_LEVEL="WARNING",
+                # production-like: DEBUG on would record every SQL query in memory in the worker
+                DEBUG="false",
+                SECRET_KEY=os.environ.get("SECRET_KEY") or uuid.uuid4().hex + uuid.uuid4().hex,
             )
             command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_generation", "--in-place",
                        "--requests", str(requests), "--latency-ms", str(latency_ms), "--concurrency", str(concurrency),
