@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from synthstudio import services
 from synthstudio.importing import ColumnMapping
-from synthstudio.models import ImportJob, JobStatus, Sample, WorkerHeartbeat
+from synthstudio.models import JobStatus, Sample, WorkerHeartbeat
+from tests.worker import wait_for_job
 
 BANNER = "No worker is running"
-JOB_TIMEOUT_SECONDS = 120
-
-
-def wait_until_finished(job: ImportJob, worker) -> ImportJob:
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.is_finished:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"Import {job.id} still {job.status}; worker log:\n{worker.log_tail()}")
 
 
 @pytest.mark.worker
@@ -35,7 +23,7 @@ def test_it_runs_an_import_through_a_real_worker(celery_worker_process, project,
     job = services.import_create(project=project, user=lead, upload=upload)
 
     services.import_start(job=job, mapping=ColumnMapping(text_columns=["text"], gold_label_column="gold"))
-    job = wait_until_finished(job, celery_worker_process)
+    job = wait_for_job(job, celery_worker_process)
 
     assert (job.status, job.imported, job.duplicates) == (JobStatus.SUCCEEDED, 2, 1)
     assert sorted(Sample.objects.filter(project=project).values_list("final_label", flat=True)) == [

@@ -3,6 +3,7 @@
     @pytest.mark.worker
     def test_it_runs_through_a_worker(celery_worker_process, transactional_db):
         ...enqueue work; poll its job row...
+        wait_for_job(job, celery_worker_process)   # poll the job row until it ends
         celery_worker_process.kill_hard()      # SIGKILL, like a crash
         celery_worker_process.start()          # a new worker takes over
 
@@ -142,6 +143,19 @@ class CeleryWorkerProcess:
         if self.log_path is None or not self.log_path.exists():
             return "(no worker log)"
         return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def wait_for_job(job, worker: CeleryWorkerProcess, *, timeout: float = 180):
+    """Poll a BackgroundJob row until it has finished; fail with the worker's log if it does not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_finished:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(
+        f"{type(job).__name__} {job.pk} still {job.status}; worker log:\n{worker.log_tail()}"
+    )
 
 
 def _reset_producer_pools(app) -> None:
