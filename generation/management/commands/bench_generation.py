@@ -13,7 +13,9 @@ What is measured (honestly):
 - throughput_rps = requests / seconds; ideal_rps = concurrency / latency; efficiency = their ratio.
 - duplicate_requests_after_resume: requests received after the resume for items whose result had been
   committed before the kill (a finished call sent again). `resent_in_flight` counts the requests that were
-  in flight at the kill and had to be sent again (their answers were never committed).
+  in flight at the kill and had to be sent again (their answers were never committed);
+  `late_arrivals_from_killed_worker` the requests the killed worker sent that the server read only after
+  the kill (a loaded machine delays the server's threads).
 - samples: generated samples of the run; `items_without_exactly_one_sample` must be 0.
 """
 
@@ -171,17 +173,20 @@ class Benchmark:
                 )
                 seen_before_kill = server.request_count
                 self.start_worker()
+                resumed_at = time.monotonic()  # the new worker is up; nothing of the killed one is still in flight
                 services.run_resume(run=run)
                 self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
             finally:
                 self.stop_worker()
             bodies, received, completed = list(server.requests), list(server.received_at), list(server.completed_at)
 
-        indices_before = [body.get("seed", 0) - config.seed for body in bodies[:seen_before_kill]]
-        after = [(body.get("seed", 0) - config.seed) for body, at in zip(bodies, received, strict=True) if at > killed_at]
+        indices_before = {body.get("seed", 0) - config.seed for body in bodies[:seen_before_kill]}
+        after = [(body.get("seed", 0) - config.seed) for body, at in zip(bodies, received, strict=True) if at > resumed_at]
         duplicates = sum(1 for index in after if index in done_before_kill)
-        resent_in_flight = sum(1 for index in after if index in set(indices_before) and index not in done_before_kill)
-        first_after = min((at for at in received if at > killed_at), default=killed_at)
+        resent_in_flight = sum(1 for index in after if index in indices_before and index not in done_before_kill)
+        # requests the server only got to read after the kill, sent by the killed worker before it died
+        late_from_killed_worker = sum(1 for at in received if killed_at < at <= resumed_at)
+        first_after = min((at for at in received if at > resumed_at), default=resumed_at)
         active = (killed_at - received[0]) + (max(completed) - first_after)
         samples = Sample.objects.filter(generation_items__run=run).count()
         per_item = GenerationItem.objects.filter(run=run).values_list("id", flat=True)
@@ -202,6 +207,7 @@ class Benchmark:
             "duplicate_requests_after_resume": duplicates,
             "samples": samples,
             "resent_in_flight": resent_in_flight,
+            "late_arrivals_from_killed_worker": late_from_killed_worker,
             "items_without_exactly_one_sample": wrong,
             "run_status": run.status,
             "killed_after_done": len(done_before_kill),
