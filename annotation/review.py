@@ -20,7 +20,10 @@ was generated and what the LLM labelled.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -62,6 +65,23 @@ CLAIM_ATTEMPTS = 8
 EXPIRY_SWEEP_SECONDS = 10.0
 # Statuses after which an item never comes back to the same annotator (besides a live reservation).
 FINAL_FOR_ANNOTATOR = [AssignmentStatus.ANSWERED, AssignmentStatus.SKIPPED, AssignmentStatus.RESERVED]
+
+
+_SQLITE_WRITERS = threading.RLock()
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction of the queue. SQLite has one writer at a time and its busy handler polls with growing
+    sleeps, so under load a waiting thread can keep missing the lock past the busy timeout ("database is
+    locked"). On SQLite the threads of one process therefore queue on a lock here first, and only one
+    connection per process competes for the database's write lock. PostgreSQL locks rows: no queue."""
+    if connection.vendor == "sqlite":
+        with _SQLITE_WRITERS, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield
 
 
 class ReviewError(Exception):
@@ -125,7 +145,7 @@ def review_reservations_expire(*, project: Project) -> int:
     )
     expired = 0
     for assignment_id, task_id in stale:
-        with transaction.atomic():
+        with write_transaction():
             if Assignment.objects.filter(pk=assignment_id, status=AssignmentStatus.RESERVED).update(
                 status=AssignmentStatus.EXPIRED
             ):
@@ -231,7 +251,7 @@ def _claim_first(candidates: QuerySet[ReviewTask], annotator, project: Project) 
     skip_locked = connection.features.has_select_for_update_skip_locked
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            with transaction.atomic():
+            with write_transaction():
                 query = candidates
                 if skip_locked:
                     query = query.select_for_update(skip_locked=True, of=("self",))
@@ -340,7 +360,7 @@ def review_answer_submit(
     _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     edited_text = _correction(sample, edited_text)
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
         if fresh.status == AssignmentStatus.ANSWERED and fresh.answer_id:
             return fresh.answer  # the same answer sent again
@@ -396,7 +416,7 @@ def review_skip(*, assignment: Assignment, reason: str) -> None:
     reason = reason.strip()
     if not reason:
         raise ReviewError("Say why you skip it.")
-    with transaction.atomic():
+    with write_transaction():
         if Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
             status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]
         ):
@@ -418,7 +438,7 @@ def review_answer_undo(*, project: Project, annotator) -> Assignment | None:
     if last is None:
         return None
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         fresh = Assignment.objects.select_for_update().select_related("task__sample").get(pk=last.pk)
         if fresh.status != AssignmentStatus.ANSWERED:
             return None
@@ -458,7 +478,7 @@ def review_answer_edit(
     if assignment.status != AssignmentStatus.ANSWERED or assignment.answer_id is None:
         raise ReviewError("Only an answered item can be edited.")
     edited_text = _correction(sample, edited_text)
-    with transaction.atomic():
+    with write_transaction():
         annotation = HumanAnnotation.objects.select_for_update().get(pk=assignment.answer_id)
         llm_label = _llm_label(sample)
         annotation.label, annotation.rating, annotation.flag = label, rating, flag
@@ -479,7 +499,7 @@ def review_answer_edit(
 
 def review_assignment_release(*, assignment: Assignment) -> bool:
     """A lead takes a reservation away; the item returns to the queue (and may come back to that annotator)."""
-    with transaction.atomic():
+    with write_transaction():
         released = Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
             status=AssignmentStatus.RELEASED
         )
@@ -495,7 +515,7 @@ def review_assignment_reassign(*, assignment: Assignment, annotator) -> Assignme
         raise ReviewError(f"{annotator} is not a member of this project.")
     if Assignment.objects.filter(task=task, annotator=annotator, status__in=FINAL_FOR_ANNOTATOR).exists():
         raise ReviewError(f"{annotator} already has this item.")
-    with transaction.atomic():
+    with write_transaction():
         if not review_assignment_release(assignment=assignment):
             raise ReviewError("That reservation is no longer live.")
         task.refresh_from_db()
@@ -512,7 +532,7 @@ def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: 
     codebook = project.codebook
     if codebook is None or label not in codebook.label_names:
         raise ReviewError(f"{label!r} is not a label of the codebook.")
-    with transaction.atomic():
+    with write_transaction():
         gold, _ = GoldItem.objects.update_or_create(
             sample=sample, defaults={"project": project, "label": label, "note": note.strip(), "created_by": user}
         )
@@ -524,7 +544,7 @@ def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: 
 
 
 def gold_item_remove(*, gold_item: GoldItem) -> None:
-    with transaction.atomic():
+    with write_transaction():
         ReviewTask.objects.filter(sample_id=gold_item.sample_id, kind=TaskKind.GOLD).update(is_open=False)
         gold_item.delete()
 
@@ -540,7 +560,7 @@ def adjudication_record(*, sample: Sample, label: str, note: str, user) -> Human
     """A lead settles a disagreement: an adjudication annotation with a note, then the final label follows it."""
     project = sample.project
     _validated(project.codebook, label=label, rating="", flag="", flag_note="")
-    with transaction.atomic():
+    with write_transaction():
         annotation = HumanAnnotation.objects.create(
             sample=sample,
             annotator=user,
