@@ -1,6 +1,6 @@
 """Which candidates the next routing batch sends to humans, and why — the pure part of routing (no Django).
 
-The strategies themselves are annotation.selection's (and the learned router's predicted error comes from
+The strategies themselves are annotation.selection's (the learned router plans its own batches in
 annotation.router); this module applies one to the items still eligible (not routed yet, not verified by a
 human), cuts the batch, and writes the reason a reviewer and a lead see for each pick.
 """
@@ -31,7 +31,6 @@ def plan_routing_batch(
     candidates: np.ndarray,
     size: int,
     embeddings: np.ndarray | None = None,
-    predicted_error: np.ndarray | None = None,
     student_disagrees: np.ndarray | None = None,
     valid: np.ndarray | None = None,
     seed: int = 0,
@@ -39,7 +38,7 @@ def plan_routing_batch(
     """Pick up to `size` of `candidates` (row indices into `probs`/`embeddings`) by `strategy`.
 
     probs: (n, L) LLM distributions (rows of invalid answers may be anything; `valid` False marks them and
-    they count as maximally uncertain). predicted_error: the learned router's P(LLM wrong) per row.
+    they count as maximally uncertain). The learned strategy is annotation.router's own batch planner.
     Picks come most wanted first with descending priority.
     """
     candidates = np.asarray(candidates, dtype=np.int64)
@@ -80,17 +79,6 @@ def plan_routing_batch(
                 f"entropy over prompt variants {scores[i]:.2f}" + reason_suffix(candidates[i]),
             )
             for i in human[:size]
-        ]
-    if strategy == "learned":
-        if predicted_error is None:
-            raise ValueError("the learned strategy needs predicted_error")
-        errors = np.asarray(predicted_error, dtype=np.float64)[candidates]
-        order = np.argsort(-errors, kind="stable")[:size]
-        return [
-            RoutingPick(
-                int(candidates[i]), float(errors[i]), f"predicted error {errors[i]:.2f}" + reason_suffix(candidates[i])
-            )
-            for i in order
         ]
     if strategy == "random":
         order = selection.random_select(len(candidates), size, seed=seed)

@@ -38,9 +38,11 @@ from synthstudio.models import (
     LLMAnnotation,
     Project,
     Sample,
+    text_hash,
 )
 from synthstudio.vectors import cosine_knn
 
+from . import router
 from . import signals as signal_core
 from .final_labels import final_label_refresh
 from .labelling import CodebookSpec, Demo, LabelReading, LabelSpec
@@ -119,6 +121,49 @@ def llm_annotations_record(
         for sample in samples:
             final_label_refresh(sample=sample)
     return created
+
+
+def llm_annotations_import(*, project: Project, rows: Sequence[dict], model_name: str = "imported") -> list[Sample]:
+    """Create one sample per row with its imported LLM label (method `imported`). rows: {text, label,
+    confidence?, distribution?}. Unlike the file import (synthstudio.importing), rows with the same text stay
+    separate samples: the routing benchmark's rows are distinct judgements of possibly repeated statements."""
+    codebook = project.codebook
+    names = codebook.label_names if codebook else []
+    with transaction.atomic():
+        samples = Sample.objects.bulk_create(
+            [Sample(project=project, text=row["text"], text_hash=text_hash(row["text"])) for row in rows],
+            batch_size=500,
+        )
+        llm_annotations_record(
+            samples=samples,
+            readings=[imported_reading(row, names) for row in rows],
+            codebook=codebook,
+            method=LabelMethod.IMPORTED,
+            model_name=model_name,
+            run_ref="import",
+        )
+    return samples
+
+
+def imported_reading(row: dict, names: Sequence[str]) -> LabelReading:
+    """An imported label as a reading: its distribution when given, else its confidence (default 1) on the
+    label and the rest shared evenly. A label outside the codebook is invalid."""
+    label = str(row.get("label") or "")
+    distribution = {name: float(p) for name, p in (row.get("distribution") or {}).items() if name in names}
+    if label not in names and distribution:
+        label = max(distribution, key=distribution.__getitem__)
+    if label not in names:
+        return LabelReading("", {}, False, details={"error": f"label {label!r} is not in the codebook"})
+    if distribution and sum(distribution.values()) > 0:
+        total = sum(distribution.values())
+        probabilities = [distribution.get(name, 0.0) / total for name in names]
+    else:
+        confidence = row.get("confidence")
+        confidence = 1.0 if confidence in (None, "") else min(1.0, max(0.0, float(confidence)))
+        rest = (1.0 - confidence) / (len(names) - 1) if len(names) > 1 else 0.0
+        probabilities = [confidence if name == label else rest for name in names]
+    result = dict(zip(names, probabilities, strict=True))
+    return LabelReading(label, result, True, confidence=result[label])
 
 
 # ------------------------------------------------------------------------------------------------ labelling runs
@@ -511,86 +556,87 @@ def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[R
     if size <= 0:
         return [], state
     routed_ids = set(ReviewTask.objects.filter(project=project).values_list("sample_id", flat=True))
-    needs_embeddings = policy.strategy in {"kmeans", "votek", "votek_two_stage", "learned"} or (
-        state.answered_items < policy.cold_start_size
-    )
-    data = project_labels(project=project, with_embeddings=needs_embeddings)
-    eligible = np.array(
-        [
-            s.pk not in routed_ids and s.final_source not in (FinalSource.HUMAN, FinalSource.ADJUDICATED)
-            for s in data.samples
-        ],
-        dtype=bool,
-    )
-    candidates = np.flatnonzero(eligible)
     cold_start_left = max(0, policy.cold_start_size - state.routed)
+    strategy = policy.cold_start_strategy if cold_start_left else policy.strategy
+    kind = TaskKind.COLD_START if cold_start_left else TaskKind.ROUTED
+    size = min(size, cold_start_left) if cold_start_left else size
+    data = project_labels(
+        project=project, with_embeddings=strategy in {"kmeans", "votek", "votek_two_stage", "learned"}
+    )
+    verified = np.array([s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool)
+    routed = np.array([s.pk in routed_ids for s in data.samples], dtype=bool)
+    candidates = np.flatnonzero(~routed & ~verified)
     signals = {
-        row.sample_id: row for row in SampleSignals.objects.filter(sample__project=project).only(
-            "sample_id", "student_label", "llm_label", "student_probability", "knn_agreement", "entropy"
+        row.sample_id: row
+        for row in SampleSignals.objects.filter(sample__project=project).only(
+            "sample_id", "student_label", "student_probability", "knn_agreement"
         )
     }
-    student_disagrees = np.array(
-        [
-            bool(signals.get(s.pk) and signals[s.pk].student_label and signals[s.pk].student_label != data.llm_labels[i])
-            for i, s in enumerate(data.samples)
-        ],
-        dtype=bool,
-    )
-    kind = TaskKind.ROUTED
-    strategy = policy.strategy
-    predicted_error = None
-    if cold_start_left > 0:
-        kind, strategy, size = TaskKind.COLD_START, policy.cold_start_strategy, min(size, cold_start_left)
-    elif strategy == RoutingStrategy.LEARNED:
-        predicted_error = _learned_predicted_error(data=data, signals=signals, candidates=candidates)
-        if predicted_error is None:  # too few answers (or only one outcome) to learn from yet
-            strategy = RoutingStrategy.ENTROPY
-    picks: list[RoutingPick] = plan_routing_batch(
-        strategy=strategy,
-        probs=data.probs,
-        candidates=candidates,
-        size=size,
-        embeddings=data.embeddings,
-        predicted_error=predicted_error,
-        student_disagrees=student_disagrees,
-        valid=data.valid,
-        seed=project.pk + state.routed,
-    )
-    if policy.strategy == RoutingStrategy.LEARNED and strategy == RoutingStrategy.ENTROPY:
-        picks = [RoutingPick(p.index, p.priority, p.reason + " (learned router waits for answers)") for p in picks]
+    if strategy == RoutingStrategy.LEARNED:
+        picks = _learned_picks(data=data, signals=signals, verified=verified, excluded=routed, size=size)
+    else:
+        student_disagrees = np.array(
+            [
+                bool(
+                    (row := signals.get(s.pk)) is not None
+                    and row.student_label
+                    and data.llm_labels[i]
+                    and row.student_label != data.llm_labels[i]
+                )
+                for i, s in enumerate(data.samples)
+            ],
+            dtype=bool,
+        )
+        picks = plan_routing_batch(
+            strategy=strategy,
+            probs=data.probs,
+            candidates=candidates,
+            size=size,
+            embeddings=data.embeddings,
+            student_disagrees=student_disagrees,
+            valid=data.valid,
+            seed=project.pk + state.routed,
+        )
     rows = [
         RoutingPreviewRow(data.samples[p.index], p.priority, p.reason, kind, data.llm_labels[p.index]) for p in picks
     ]
     return rows, state
 
 
-def _learned_predicted_error(*, data: ProjectLabels, signals: dict, candidates: np.ndarray) -> np.ndarray | None:
-    """Fit the learned router on every human-verified item (was the LLM wrong?) and predict P(wrong) for all."""
-    from . import router
-
-    features = router.routing_features(
+def _learned_picks(
+    *, data: ProjectLabels, signals: dict, verified: np.ndarray, excluded: np.ndarray, size: int
+) -> list[RoutingPick]:
+    """The learned router (annotation.router), refitted on every human-verified item: was the LLM wrong?
+    Items the LLM gave no valid label count as fully suspicious (student and neighbours disagree)."""
+    names = data.label_names
+    column = {name: index for index, name in enumerate(names)}
+    llm_label = np.array([column.get(label, 0) for label in data.llm_labels], dtype=np.int64)
+    student = np.array([_signal(signals, s.pk, "student_probability", 0.5) for s in data.samples])
+    agreement = np.array([_signal(signals, s.pk, "knn_agreement", 0.5) for s in data.samples])
+    student[~data.valid], agreement[~data.valid] = 0.0, 0.0
+    neighbours = None
+    if data.embeddings is not None and len(data.samples) > 1:
+        neighbours, _ = cosine_knn(data.embeddings, signal_core.KNN_AGREEMENT_K)
+    items = router.RouterItems(
         probs=data.probs,
-        llm_labels=data.llm_labels,
-        label_names=data.label_names,
-        student_probability=np.array(
-            [_signal(signals, s.pk, "student_probability") for s in data.samples], dtype=np.float64
-        ),
-        knn_agreement=np.array([_signal(signals, s.pk, "knn_agreement") for s in data.samples], dtype=np.float64),
-        lengths=np.array([len(s.text) for s in data.samples], dtype=np.float64),
-        embeddings=data.embeddings,
+        llm_label=llm_label,
+        student_prob=student,
+        knn_agreement=agreement,
+        text_length=np.array([len(s.text) for s in data.samples]),
+        neighbours=neighbours,
     )
-    verified = np.array(
-        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
+    reviewed = np.flatnonzero(verified)
+    wrong = np.array([data.samples[i].final_label != data.llm_labels[i] for i in reviewed], dtype=bool)
+    batch = router.route_next_batch(
+        items, reviewed=reviewed, llm_was_wrong=wrong, batch_size=size, exclude=np.flatnonzero(excluded)
     )
-    wrong = np.array([s.final_label != data.llm_labels[i] for i, s in enumerate(data.samples)], dtype=bool)
-    train = np.flatnonzero(verified)
-    if len(train) < 10 or wrong[train].all() or not wrong[train].any():
-        return None
-    model = router.fit_error_router(features[train], wrong[train])
-    return router.predict_error(model, features)
+    return [
+        RoutingPick(int(index), float(error), reason + ("; no valid LLM label" if not data.valid[index] else ""))
+        for index, error, reason in zip(batch.indices, batch.error_probability, batch.reasons, strict=True)
+    ]
 
 
-def _signal(signals: dict, sample_id: int, name: str) -> float:
+def _signal(signals: dict, sample_id: int, name: str, default: float) -> float:
     row = signals.get(sample_id)
     value = getattr(row, name, None) if row else None
-    return float("nan") if value is None else float(value)
+    return default if value is None else float(value)

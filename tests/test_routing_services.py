@@ -134,3 +134,20 @@ def test_signals_store_uncertainty_student_and_neighbour_agreement(project, samp
     assert first.knn_agreement is not None and first.student_label in {"positive", "negative"}
     invalid = SampleSignals.objects.get(sample=samples[3])
     assert invalid.entropy is None and invalid.student_probability is None and invalid.llm_label == ""
+
+
+def test_the_learned_router_starts_from_its_prior_and_learns_from_answers(project, annotator, django_capture_on_commit_callbacks):
+    # 60 items all labelled "positive"; humans say every third one is negative
+    samples = label_samples(project, [0.55 + 0.4 * (i % 10) / 10 for i in range(60)])
+    truth = {sample.pk: ("negative" if index % 3 == 0 else "positive") for index, sample in enumerate(samples)}
+    policy(project, strategy="learned", budget_kind="count", budget_count=36, batch_size=12)
+    first = services.routing_route_next_batch(project=project)
+    assert all(t.reason.startswith("cold start: uncertainty ranking") for t in first)
+    while (assignment := review_next(project=project, annotator=annotator)) is not None:
+        with django_capture_on_commit_callbacks(execute=True):
+            review_answer_submit(assignment=assignment, label=truth[assignment.task.sample_id])
+    tasks = ReviewTask.objects.filter(project=project)
+    assert tasks.count() == 36 and tasks.values("sample").distinct().count() == 36
+    # after 24 answers of both kinds (router.MIN_ANSWERS_TO_LEARN = 20) the third batch is learned
+    third = tasks.filter(batch=3)
+    assert third.count() == 12 and all(t.reason.startswith("predicted error") for t in third)
