@@ -61,7 +61,8 @@ def expected_rows(snapshot):
 def test_the_hugging_face_folder_loads_with_load_dataset_and_gives_the_same_rows(snapshot, tmp_path):
     datasets = pytest.importorskip("datasets")
     hf_folder_write(snapshot, tmp_path / "ds")
-    loaded = datasets.load_dataset(str(tmp_path / "ds"))
+    # a private cache: datasets would otherwise reuse a dataset it loaded from the same path in an earlier run
+    loaded = datasets.load_dataset(str(tmp_path / "ds"), cache_dir=str(tmp_path / "hf-cache"))
     assert set(loaded.keys()) == {"train", "test"}
     got = sorted((row["id"], row["text"], row["label"], name) for name in loaded for row in loaded[name])
     assert got == expected_rows(snapshot)
