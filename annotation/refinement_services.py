@@ -11,8 +11,9 @@ from django.db import transaction
 from synthstudio.embeddings import embed_texts
 from synthstudio.models import FinalSource, Project, Sample
 
-from .models import ReviewTask, TaskKind
+from .models import TaskKind
 from .refinement import refine_labels
+from .review import review_tasks_create
 
 HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 MAX_STORED_ISSUES = 1000
@@ -64,28 +65,22 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
 
 
 def label_issues_send_to_review(*, project: Project, issues: list[dict], sample_ids: list[int]) -> int:
-    """Queue the chosen label issues as ReviewTasks (kind=label_issue), skipping samples with an open one.
-    Priority is the issue's margin, so the most confidently contradicted labels are served first."""
+    """Queue the chosen label issues through the review queue (ReviewTask kind=label_issue); samples already
+    waiting in an open task are left alone. Priority 1 + margin: the most confidently contradicted first."""
     by_sample = {issue["sample_id"]: issue for issue in issues}
-    wanted = [sample_id for sample_id in sample_ids if sample_id in by_sample]
-    with transaction.atomic():
-        already_open = set(
-            ReviewTask.objects.filter(project=project, sample_id__in=wanted, is_open=True).values_list(
-                "sample_id", flat=True
-            )
+    wanted = [sample_id for sample_id in dict.fromkeys(sample_ids) if sample_id in by_sample]
+    samples = Sample.objects.filter(project=project, id__in=wanted).in_bulk()
+    items = [
+        (
+            samples[sample_id],
+            f"student model suggests {by_sample[sample_id]['suggested']} (margin {by_sample[sample_id]['margin']:.2f})",
+            1.0 + float(by_sample[sample_id]["margin"]),
         )
-        valid = set(Sample.objects.filter(project=project, id__in=wanted).values_list("id", flat=True))
-        tasks = [
-            ReviewTask(
-                project=project,
-                sample_id=sample_id,
-                kind=TaskKind.LABEL_ISSUE,
-                priority=1.0 + float(by_sample[sample_id]["margin"]),
-                reason=f"student model suggests {by_sample[sample_id]['suggested']} (margin {by_sample[sample_id]['margin']:.2f})"[:300],
-                strategy="confident_learning",
-            )
-            for sample_id in dict.fromkeys(wanted)
-            if sample_id in valid and sample_id not in already_open
-        ]
-        ReviewTask.objects.bulk_create(tasks)
-    return len(tasks)
+        for sample_id in wanted
+        if sample_id in samples
+    ]
+    with transaction.atomic():
+        created = review_tasks_create(
+            project=project, samples_with_reasons=items, kind=TaskKind.LABEL_ISSUE, strategy="confident_learning"
+        )
+    return len(created)
