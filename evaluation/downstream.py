@@ -14,6 +14,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
+from .pairwise_files import read_rows
+
 EMBEDDING_MODEL = "embedding + logistic regression"
 TFIDF_MODEL = "TF-IDF + logistic regression"
 
@@ -102,3 +104,16 @@ def split_held_out(ids: Sequence[int], *, fraction: float, seed: int) -> set[int
     rng = np.random.default_rng(seed)
     size = max(1, int(round(len(ids) * fraction)))
     return {int(i) for i in rng.choice(np.asarray(sorted(ids)), size=min(size, len(ids)), replace=False)}
+
+
+def read_test_file(data: bytes, name: str) -> list[dict]:
+    """A held-out test set from CSV (text,label columns), a JSON list or JSONL of {text, label}."""
+    rows = read_rows(data, name)
+    if not rows:
+        raise ValueError("no rows")
+    out = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not str(row.get("text", "")).strip() or not str(row.get("label", "")).strip():
+            raise ValueError(f"row {number} needs a text and a label")
+        out.append({"text": str(row["text"]), "label": str(row["label"])})
+    return out

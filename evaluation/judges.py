@@ -29,7 +29,16 @@ from synthstudio.jobs import enqueue
 from synthstudio.models import HumanAnnotation, JobStatus, Project, Sample
 
 from . import metrics
-from .models import JudgeKind, JudgeRating, JudgeRun, PairChoice, PairwiseItem, PairwiseJudgment, PairwiseRater, RaterKind
+from .models import (
+    JudgeKind,
+    JudgeRating,
+    JudgeRun,
+    PairChoice,
+    PairwiseItem,
+    PairwiseJudgment,
+    PairwiseRater,
+    RaterKind,
+)
 
 RATING_SCHEMA = {
     "type": "object",

@@ -20,7 +20,16 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from synthstudio.jobs import enqueue
-from synthstudio.models import FinalSource, FlagReason, HumanAnnotation, HumanSource, JobStatus, LLMAnnotation, Project, Sample
+from synthstudio.models import (
+    FinalSource,
+    FlagReason,
+    HumanAnnotation,
+    HumanSource,
+    JobStatus,
+    LLMAnnotation,
+    Project,
+    Sample,
+)
 
 from . import metrics
 from .downstream import benchmark_training_set, split_held_out

@@ -22,6 +22,7 @@ from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
 
 from . import dashboards, judges, metrics_services
+from .downstream import read_test_file
 from .models import BenchmarkRun, JudgeKind, JudgeRun, MetricsCache, MetricsRefresh, PairwiseItem
 from .pairwise_files import PairwiseFileError, parse_pairwise_file
 
@@ -142,7 +143,7 @@ def benchmark_start(request: HttpRequest, project_id: int) -> HttpResponse:
     if upload:
         try:
             test_rows = read_test_file(upload.read(), upload.name)
-        except ValueError as error:
+        except (ValueError, UnicodeDecodeError) as error:
             messages.error(request, f"Test file: {error}")
             return redirect("evaluation:metrics_benchmark", project_id=project.id)
         file_name = upload.name
@@ -150,25 +151,6 @@ def benchmark_start(request: HttpRequest, project_id: int) -> HttpResponse:
         project=project, user=request.user, test_fraction=fraction, seed=seed, test_rows=test_rows, test_file_name=file_name
     )
     return redirect("evaluation:benchmark_detail", project_id=project.id, run_id=run.id)
-
-
-def read_test_file(data: bytes, name: str) -> list[dict]:
-    """A held-out test set: CSV with text,label columns, JSON list or JSONL of {text, label}."""
-    text = data.decode("utf-8-sig")
-    if name.lower().endswith(".csv"):
-        rows = list(csv.DictReader(text.splitlines()))
-    elif name.lower().endswith(".jsonl"):
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        rows = json.loads(text)
-    if not isinstance(rows, list) or not rows:
-        raise ValueError("no rows")
-    out = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not str(row.get("text", "")).strip() or not str(row.get("label", "")).strip():
-            raise ValueError(f"row {number} needs a text and a label")
-        out.append({"text": str(row["text"]), "label": str(row["label"])})
-    return out
 
 
 @require_GET

@@ -7,7 +7,6 @@ from django.db import models
 
 from synthstudio.models import BackgroundJob, Project, Sample
 
-
 # ---------------------------------------------------------------- metrics, preferences, judges, benchmarks
 # (issue 7; the refinement engineer's curation/snapshot models live in their own section)
 

@@ -12,7 +12,15 @@ from sklearn.metrics import cohen_kappa_score
 from annotation.final_labels import final_label_refresh
 from evaluation.metrics_services import dashboard_payload, metrics_data_version, metrics_refresh_start
 from evaluation.models import MetricsCache, MetricsRefresh
-from synthstudio.models import FlagReason, HumanAnnotation, HumanSource, JobStatus, LabelMethod, LLMAnnotation, Sample
+from synthstudio.models import (
+    FlagReason,
+    HumanAnnotation,
+    HumanSource,
+    JobStatus,
+    LabelMethod,
+    LLMAnnotation,
+    Sample,
+)
 
 from .conftest import make_user
 
