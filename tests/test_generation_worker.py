@@ -1,0 +1,50 @@
+"""A generation run through a real Celery worker that is SIGKILLed mid-run: nothing finished is lost or
+sent again after the resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db.models import Count
+
+from generation import services
+from generation.models import GenerationItem, GenerationRun, ItemStatus, LLMEndpoint
+from generation.prompts import DEFAULT_TEMPLATE
+from synthstudio.models import JobStatus
+
+
+def wait_for(run: GenerationRun, condition, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if condition(run):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"Timed out: run {run.status} {run.done}/{run.total}")
+
+
+@pytest.mark.worker
+def test_killing_the_worker_mid_run_loses_nothing_and_resends_no_finished_call(celery_worker_process, project, lead, openai_server):
+    openai_server.latency_ms = 100
+    endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=openai_server.base_url, model="test-model",
+                                          max_concurrency=4, max_retries=1)
+    config = services.config_create_version(project=project, user=lead, name="crash", values={
+        "endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": 40,
+        "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
+    })
+    run = services.run_start(config=config, user=lead)
+    wait_for(run, lambda r: r.done >= 10)
+    celery_worker_process.kill_hard()
+    done_before_kill = set(GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True))
+    seen_before_kill = openai_server.request_count
+
+    celery_worker_process.start()
+    services.run_resume(run=run)
+    wait_for(run, lambda r: r.is_finished)
+
+    assert run.status == JobStatus.SUCCEEDED and run.done == 40
+    resent = [body["seed"] - config.seed for body in openai_server.requests[seen_before_kill:]]
+    assert not set(resent) & done_before_kill
+    per_item = GenerationItem.objects.filter(run=run).annotate(n=Count("samples")).values_list("n", flat=True)
+    assert list(per_item) == [1] * 40
