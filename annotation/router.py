@@ -17,6 +17,9 @@ How the labelling service calls it (all arrays aligned by row, one row per sampl
         conditions=None,      # optional (n, c) float: one-hot generation conditions (see one_hot_conditions)
         neighbours=None,      # optional (n, k) int: cosine_knn(embeddings, k)[0] — lets answers on similar
                               #   items inform each other ("neighbours were wrong")
+        embeddings=None,      # optional (n, d) float: sentence embeddings; with reviewed_labels below, a
+                              #   student trained on the humans' labels checks the LLM (the strongest feature
+                              #   where the LLM's mistakes are systematic)
     )
     batch = route_next_batch(
         items,
@@ -24,6 +27,8 @@ How the labelling service calls it (all arrays aligned by row, one row per sampl
         llm_was_wrong=np.array([...]),    # bool per reviewed row: human final label != LLM label
         batch_size=50,
         exclude=np.array([...]),          # rows already routed and still open (never routed twice)
+        reviewed_labels=np.array([...]),  # optional: column (in `probs`) of the humans' final label per
+                                          #   reviewed row, -1 if not a codebook label
     )
     batch.indices            # rows to route, best first
     batch.error_probability  # predicted P(LLM wrong) per routed row (the cold-start prior when batch.mode == "cold_start")
@@ -58,13 +63,14 @@ class RouterItems:
     text_length: np.ndarray
     conditions: np.ndarray | None = None
     neighbours: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.llm_label)
         for name in ("probs", "student_prob", "knn_agreement", "text_length"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"RouterItems.{name} has {len(getattr(self, name))} rows, llm_label has {n}")
-        for name in ("conditions", "neighbours"):
+        for name in ("conditions", "neighbours", "embeddings"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(f"RouterItems.{name} has {len(value)} rows, llm_label has {n}")
@@ -142,7 +148,10 @@ def neighbour_error_rate(
 
 
 def feature_matrix(
-    items: RouterItems, *, neighbour_errors: np.ndarray | None = None
+    items: RouterItems,
+    *,
+    neighbour_errors: np.ndarray | None = None,
+    human_student_prob: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The classifier's features per item and their names."""
     probs = np.asarray(items.probs, dtype=np.float64)
@@ -167,40 +176,121 @@ def feature_matrix(
     if neighbour_errors is not None:
         columns.append(neighbour_errors)
         names.append("neighbour_error_rate")
+    if human_student_prob is not None:
+        columns.append(human_student_prob)
+        names.append("human_student_prob")
     return np.column_stack(columns), names
 
 
+HUMAN_STUDENT_FOLDS = 5
+
+
+def human_student_probability(
+    items: RouterItems, *, reviewed: np.ndarray, reviewed_labels: np.ndarray, seed: int = 0
+) -> np.ndarray | None:
+    """Per item, the probability of the LLM's label under a logistic regression trained on the humans' labels
+    of the reviewed items (embeddings → label); out of fold for the reviewed items themselves, so the error
+    classifier is trained on honest values. None without embeddings or with fewer than two human labels.
+    Reviewed rows whose human label is not a codebook label (−1) are left out of the student."""
+    if items.embeddings is None:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    embeddings = np.asarray(items.embeddings, dtype=np.float64)
+    llm_label = np.asarray(items.llm_label, dtype=np.int64)
+    n_labels = np.asarray(items.probs).shape[1]
+    usable = np.asarray(reviewed_labels) >= 0
+    train_rows = np.asarray(reviewed, dtype=np.int64)[usable]
+    train_labels = np.asarray(reviewed_labels, dtype=np.int64)[usable]
+    if np.unique(train_labels).size < 2 or len(train_rows) < 2 * HUMAN_STUDENT_FOLDS:
+        return None
+
+    def probability_of_llm_label(fit_on: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        classes = np.unique(train_labels[fit_on])
+        if classes.size == 1:
+            return (llm_label[rows] == classes[0]).astype(np.float64)
+        student = LogisticRegression(max_iter=1000).fit(embeddings[train_rows[fit_on]], train_labels[fit_on])
+        full = np.zeros((len(rows), n_labels))
+        full[:, student.classes_] = student.predict_proba(embeddings[rows])
+        return full[np.arange(len(rows)), llm_label[rows]]
+
+    result = np.empty(items.n, dtype=np.float64)
+    others = np.ones(items.n, dtype=bool)
+    others[train_rows] = False
+    result[others] = probability_of_llm_label(np.arange(len(train_rows)), np.flatnonzero(others))
+    folds = KFold(HUMAN_STUDENT_FOLDS, shuffle=True, random_state=seed)
+    for fit_on, held_out in folds.split(train_rows):
+        result[train_rows[held_out]] = probability_of_llm_label(fit_on, train_rows[held_out])
+    # reviewed rows without a codebook label: the student saw nothing for them, give the neutral 1/L
+    unlabelled = np.asarray(reviewed, dtype=np.int64)[~usable]
+    result[unlabelled] = 1.0 / n_labels
+    return result
+
+
+@dataclass(frozen=True)
+class ErrorPrediction:
+    """P(LLM wrong) per item; `mode` "learned" or "cold_start" (then `probability` is the prior score, which
+    ranks but is not calibrated); `human_student_prob` when a student on the humans' labels was fitted."""
+
+    probability: np.ndarray
+    mode: str
+    human_student_prob: np.ndarray | None = None
+
+
 def predict_error(
-    items: RouterItems, *, reviewed: np.ndarray, llm_was_wrong: np.ndarray, seed: int = 0
-) -> tuple[np.ndarray, str]:
-    """P(LLM label wrong) for every item and the mode: "learned" when a classifier could be fitted on the
-    answers so far, else "cold_start" (the prior score, which ranks but is not a calibrated probability)."""
+    items: RouterItems,
+    *,
+    reviewed: np.ndarray,
+    llm_was_wrong: np.ndarray,
+    reviewed_labels: np.ndarray | None = None,
+    seed: int = 0,
+) -> ErrorPrediction:
+    """Fit "LLM label is wrong" on the answers so far (logistic regression on standardised features) and
+    predict it for every item; the cold-start prior while answers are too few or all of one kind."""
     reviewed = np.asarray(reviewed, dtype=np.int64)
     llm_was_wrong = np.asarray(llm_was_wrong, dtype=bool)
     if len(reviewed) != len(llm_was_wrong):
         raise ValueError("reviewed and llm_was_wrong must have the same length")
+    if reviewed_labels is not None and len(reviewed_labels) != len(reviewed):
+        raise ValueError("reviewed_labels and reviewed must have the same length")
     wrong = int(llm_was_wrong.sum())
     right = len(llm_was_wrong) - wrong
     if len(reviewed) < MIN_ANSWERS_TO_LEARN or min(wrong, right) < MIN_ANSWERS_PER_CLASS:
-        return prior_error_score(items), "cold_start"
+        return ErrorPrediction(prior_error_score(items), "cold_start")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    base_rate = wrong / len(llm_was_wrong)
+    human_student = None
+    if reviewed_labels is not None:
+        human_student = human_student_probability(
+            items, reviewed=reviewed, reviewed_labels=np.asarray(reviewed_labels), seed=seed
+        )
     features, _ = feature_matrix(
-        items, neighbour_errors=neighbour_error_rate(items, reviewed, llm_was_wrong, prior=base_rate)
+        items,
+        neighbour_errors=neighbour_error_rate(items, reviewed, llm_was_wrong, prior=wrong / len(reviewed)),
+        human_student_prob=human_student,
     )
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, class_weight=None))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     model.fit(features[reviewed], llm_was_wrong)
-    return model.predict_proba(features)[:, 1], "learned"
+    return ErrorPrediction(model.predict_proba(features)[:, 1], "learned", human_student)
 
 
-def routing_reason(items: RouterItems, index: int, *, error_probability: float, mode: str) -> str:
+def routing_reason(
+    items: RouterItems,
+    index: int,
+    *,
+    error_probability: float,
+    mode: str,
+    human_student_prob: float | None = None,
+) -> str:
     """Why one item was routed, for reviewers and leads."""
     parts = [
         f"predicted error {error_probability:.2f}" if mode == "learned" else "cold start: uncertainty ranking"
     ]
+    if human_student_prob is not None and human_student_prob < 0.5:
+        parts.append("model trained on reviewers' labels disagrees")
     if items.student_prob[index] < 0.5:
         parts.append("student disagrees with LLM")
     if items.knn_agreement[index] < 0.5:
@@ -217,19 +307,30 @@ def route_next_batch(
     llm_was_wrong: np.ndarray,
     batch_size: int,
     exclude: np.ndarray | None = None,
+    reviewed_labels: np.ndarray | None = None,
     seed: int = 0,
 ) -> RoutingBatch:
     """The next `batch_size` unreviewed, not-excluded items by predicted error (ties: lower index)."""
     reviewed = np.asarray(reviewed, dtype=np.int64)
-    error_probability, mode = predict_error(items, reviewed=reviewed, llm_was_wrong=llm_was_wrong, seed=seed)
+    prediction = predict_error(
+        items, reviewed=reviewed, llm_was_wrong=llm_was_wrong, reviewed_labels=reviewed_labels, seed=seed
+    )
+    error_probability, mode = prediction.probability, prediction.mode
     available = np.ones(items.n, dtype=bool)
     available[reviewed] = False
     if exclude is not None:
         available[np.asarray(exclude, dtype=np.int64)] = False
     candidates = np.flatnonzero(available)
     chosen = candidates[np.argsort(-error_probability[candidates], kind="stable")][: max(0, batch_size)]
+    human = prediction.human_student_prob
     reasons = [
-        routing_reason(items, int(i), error_probability=float(error_probability[i]), mode=mode)
+        routing_reason(
+            items,
+            int(i),
+            error_probability=float(error_probability[i]),
+            mode=mode,
+            human_student_prob=None if human is None else float(human[i]),
+        )
         for i in chosen
     ]
     return RoutingBatch(

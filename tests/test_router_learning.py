@@ -8,6 +8,7 @@ import pytest
 from annotation.router import (
     RouterItems,
     _rank_normalise,
+    human_student_probability,
     neighbour_error_rate,
     one_hot_conditions,
     predict_error,
@@ -48,7 +49,7 @@ def test_it_falls_back_to_the_uncertainty_prior_without_enough_answers_and_says_
 def test_it_stays_in_cold_start_when_every_answer_agrees_with_the_llm():
     items = make_items()
     reviewed = np.arange(40)
-    _, mode = predict_error(items, reviewed=reviewed, llm_was_wrong=np.zeros(40, dtype=bool))
+    mode = predict_error(items, reviewed=reviewed, llm_was_wrong=np.zeros(40, dtype=bool)).mode
     assert mode == "cold_start"
 
 
@@ -139,3 +140,55 @@ def test_it_rejects_misaligned_inputs():
             knn_agreement=np.ones(3),
             text_length=np.ones(3),
         )
+
+
+def test_a_student_on_the_reviewers_labels_finds_a_systematic_llm_mistake():
+    # two clusters; the LLM calls everything "0", but the right cluster is really "1"
+    rng = np.random.default_rng(4)
+    n = 80
+    embeddings = np.vstack(
+        [rng.normal((-3, 0), 0.3, size=(n // 2, 2)), rng.normal((3, 0), 0.3, size=(n // 2, 2))]
+    )
+    gold = np.repeat([0, 1], n // 2)
+    items = RouterItems(
+        probs=np.tile([0.9, 0.1], (n, 1)),
+        llm_label=np.zeros(n, dtype=int),
+        student_prob=np.full(n, 0.9),  # a student on the LLM labels learns the mistake too
+        knn_agreement=np.ones(n),
+        text_length=np.full(n, 50),
+        embeddings=embeddings,
+    )
+    reviewed = np.r_[0:12, 40:52]
+    batch = route_next_batch(
+        items,
+        reviewed=reviewed,
+        llm_was_wrong=gold[reviewed] != 0,
+        reviewed_labels=gold[reviewed],
+        batch_size=10,
+    )
+    assert batch.mode == "learned"
+    assert set(gold[batch.indices].tolist()) == {1}
+    assert "model trained on reviewers' labels disagrees" in batch.reasons[0]
+
+
+def test_human_student_probability_is_out_of_fold_and_ignores_labels_outside_the_codebook():
+    rng = np.random.default_rng(5)
+    n = 40
+    embeddings = np.vstack([rng.normal((-3, 0), 0.3, size=(20, 2)), rng.normal((3, 0), 0.3, size=(20, 2))])
+    gold = np.repeat([0, 1], 20)
+    items = make_items(n=n)
+    items = RouterItems(
+        probs=items.probs[:, :2] / items.probs[:, :2].sum(axis=1, keepdims=True),
+        llm_label=gold.copy(),
+        student_prob=items.student_prob,
+        knn_agreement=items.knn_agreement,
+        text_length=items.text_length,
+        embeddings=embeddings,
+    )
+    reviewed = np.arange(0, 40, 2)
+    labels = gold[reviewed].copy()
+    labels[0] = -1  # the reviewer wrote a label that is not in the codebook
+    probability = human_student_probability(items, reviewed=reviewed, reviewed_labels=labels)
+    assert probability[0] == 0.5
+    assert probability[1:].min() > 0.5  # the LLM is right everywhere here
+    assert human_student_probability(make_items(n=n), reviewed=reviewed, reviewed_labels=labels) is None
