@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from synthstudio.models import FinalSource, HumanSource, Sample
+from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
 LABEL_POLICY = "adjudicated > human majority > llm"
 
@@ -45,26 +45,61 @@ def decide_final_label(
     return FinalLabel("", FinalSource.NONE, 0.0, needs_adjudication=tie)
 
 
-def final_label_refresh(*, sample: Sample) -> FinalLabel:
-    """Recompute and store the sample's final label from its annotations."""
-    human = list(sample.human_annotations.exclude(label="").values_list("source", "label", "annotator_id", "id"))
-    adjudicated = next((label for source, label, _, _ in human if source == HumanSource.ADJUDICATION), None)
+def _decision(human_rows: list[tuple], llm: tuple[str, float | None] | None) -> FinalLabel:
+    """human_rows: (source, label, annotator_id, row_id), newest first; llm: the current valid (label, confidence)."""
+    adjudicated = next((label for source, label, _, _ in human_rows if source == HumanSource.ADJUDICATION), None)
     # newest answer per annotator (rows come newest first); imported human labels count as one voter each
     latest: dict[object, str] = {}
-    for source, label, annotator_id, row_id in human:
+    for source, label, annotator_id, row_id in human_rows:
         if source == HumanSource.ADJUDICATION:
             continue
         key = annotator_id if annotator_id is not None else f"row-{row_id}"
         latest.setdefault(key, label)
-    llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
-    decision = decide_final_label(
+    return decide_final_label(
         adjudicated=adjudicated,
         human_labels=list(latest.values()),
-        llm_label=llm.label if llm else None,
-        llm_confidence=llm.confidence if llm else None,
+        llm_label=llm[0] if llm else None,
+        llm_confidence=llm[1] if llm else None,
     )
+
+
+def final_label_refresh(*, sample: Sample) -> FinalLabel:
+    """Recompute and store the sample's final label from its annotations."""
+    human = list(sample.human_annotations.exclude(label="").values_list("source", "label", "annotator_id", "id"))
+    llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
+    decision = _decision(human, (llm.label, llm.confidence) if llm else None)
     Sample.objects.filter(pk=sample.pk).update(
         final_label=decision.label, final_source=decision.source, final_weight=decision.weight
     )
     sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
     return decision
+
+
+def final_labels_refresh_many(*, sample_ids: list[int], batch_size: int = 500) -> int:
+    """final_label_refresh for many samples in a few queries per batch (imports, bulk relabelling)."""
+    updated = 0
+    for start in range(0, len(sample_ids), batch_size):
+        chunk = sample_ids[start : start + batch_size]
+        human: dict[int, list[tuple]] = {sample_id: [] for sample_id in chunk}
+        for sample_id, *row in (
+            HumanAnnotation.objects.filter(sample_id__in=chunk)
+            .exclude(label="")
+            .order_by("-created_at", "-id")
+            .values_list("sample_id", "source", "label", "annotator_id", "id")
+        ):
+            human[sample_id].append(tuple(row))
+        llm: dict[int, tuple[str, float | None]] = {}
+        for sample_id, label, confidence in (
+            LLMAnnotation.objects.filter(sample_id__in=chunk, is_current=True, valid=True)
+            .order_by("-created_at", "-id")
+            .values_list("sample_id", "label", "confidence")
+        ):
+            llm.setdefault(sample_id, (label, confidence))
+        samples = []
+        for sample_id in chunk:
+            decision = _decision(human[sample_id], llm.get(sample_id))
+            samples.append(
+                Sample(pk=sample_id, final_label=decision.label, final_source=decision.source, final_weight=decision.weight)
+            )
+        updated += Sample.objects.bulk_update(samples, ["final_label", "final_source", "final_weight"])
+    return updated

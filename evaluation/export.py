@@ -22,8 +22,16 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import transaction
 
-from annotation.final_labels import final_label_refresh
-from synthstudio.models import HumanAnnotation, HumanSource, LabelMethod, LLMAnnotation, Project, Sample
+from annotation.final_labels import final_labels_refresh_many
+from synthstudio.models import (
+    HumanAnnotation,
+    HumanSource,
+    LabelMethod,
+    LLMAnnotation,
+    Project,
+    Sample,
+    text_hash,
+)
 
 from .models import ExportFormat, Snapshot
 from .snapshots import snapshot_rows, snapshot_splits
@@ -320,44 +328,60 @@ def _task_text(data: dict) -> str:
 
 def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] | None = None) -> dict[str, int]:
     """Import a Label Studio JSON export, all or nothing: each task becomes a sample, each non-cancelled
-    annotation a human label (source imported), each prediction an imported LLM label with its score."""
+    annotation a human label (source imported), each prediction an imported LLM label with its score (the
+    last prediction of a task is its current one). Rows are written in bulk; final labels are refreshed."""
     if not isinstance(tasks, list):
         raise LabelStudioImportError("A Label Studio export is a JSON array of tasks.")
-    names = list(label_names if label_names is not None else (project.codebook.label_names if project.codebook else []))
     codebook = project.codebook
-    counts = {"tasks": 0, "annotations": 0, "predictions": 0}
+    names = list(label_names if label_names is not None else (codebook.label_names if codebook else []))
+    parsed = [_labelstudio_task_parse(position, task, names) for position, task in enumerate(tasks, start=1)]
     with transaction.atomic():
-        for position, task in enumerate(tasks, start=1):
-            if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-                raise LabelStudioImportError(f"Task {position} has no `data` object.")
-            text = _task_text(task["data"])
-            if not text:
-                raise LabelStudioImportError(f"Task {position} has no text in `data`.")
-            sample = Sample.objects.create(
-                project=project, text=text,
-                provenance={"imported_from": "label_studio", "task_id": task.get("id")},
-            )
-            counts["tasks"] += 1
-            for annotation in task.get("annotations") or []:
-                label = _choices(annotation.get("result"))
-                if annotation.get("was_cancelled") or not label:
-                    continue
-                HumanAnnotation.objects.create(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
-                counts["annotations"] += 1
-            predictions = [p for p in task.get("predictions") or [] if _choices(p.get("result"))]
-            for index, prediction in enumerate(predictions):
-                label = _choices(prediction.get("result"))
-                score = prediction.get("score")
-                confidence = float(score) if isinstance(score, int | float) else None
-                others = [name for name in names if name != label]
-                distribution = {label: confidence if confidence is not None else 1.0}
-                remainder = max(0.0, 1.0 - distribution[label])
-                distribution.update({name: remainder / len(others) for name in others} if others else {})
-                LLMAnnotation.objects.create(
-                    sample=sample, codebook=codebook, label=label, distribution=distribution, confidence=confidence,
-                    method=LabelMethod.IMPORTED, model_name=str(prediction.get("model_version") or ""),
-                    run_ref="label_studio", is_current=index == len(predictions) - 1,
-                )
-                counts["predictions"] += 1
-            final_label_refresh(sample=sample)
-    return counts
+        samples = Sample.objects.bulk_create(
+            [
+                Sample(project=project, text=text, text_hash=text_hash(text),
+                       provenance={"imported_from": "label_studio", "task_id": task_id})
+                for text, task_id, _, _ in parsed
+            ],
+            batch_size=1000,
+        )
+        human, llm = [], []
+        for sample, (_, _, labels, predictions) in zip(samples, parsed, strict=True):
+            human += [HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
+                      for label in labels]
+            llm += [
+                LLMAnnotation(sample=sample, codebook=codebook, method=LabelMethod.IMPORTED, run_ref="label_studio",
+                              is_current=index == len(predictions) - 1, **prediction)
+                for index, prediction in enumerate(predictions)
+            ]
+        HumanAnnotation.objects.bulk_create(human, batch_size=1000)
+        LLMAnnotation.objects.bulk_create(llm, batch_size=1000)
+        final_labels_refresh_many(sample_ids=[sample.pk for sample in samples])
+    return {"tasks": len(samples), "annotations": len(human), "predictions": len(llm)}
+
+
+def _labelstudio_task_parse(position: int, task, names: list[str]) -> tuple[str, object, list[str], list[dict]]:
+    """(text, task id, human labels, LLMAnnotation field dicts) of one task, or LabelStudioImportError."""
+    if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+        raise LabelStudioImportError(f"Task {position} has no `data` object.")
+    text = _task_text(task["data"])
+    if not text:
+        raise LabelStudioImportError(f"Task {position} has no text in `data`.")
+    labels = [
+        _choices(annotation.get("result"))
+        for annotation in task.get("annotations") or []
+        if isinstance(annotation, dict) and not annotation.get("was_cancelled") and _choices(annotation.get("result"))
+    ]
+    predictions = []
+    for prediction in task.get("predictions") or []:
+        label = _choices(prediction.get("result")) if isinstance(prediction, dict) else ""
+        if not label:
+            continue
+        score = prediction.get("score")
+        confidence = float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
+        others = [name for name in names if name != label]
+        distribution = {label: confidence if confidence is not None else 1.0}
+        remainder = max(0.0, 1.0 - distribution[label])
+        distribution.update({name: remainder / len(others) for name in others})
+        predictions.append({"label": label, "confidence": confidence, "distribution": distribution,
+                            "model_name": str(prediction.get("model_version") or "")[:200]})
+    return text, task.get("id"), labels, predictions
