@@ -513,10 +513,14 @@ def routing_preview(*, project: Project, policy: RoutingPolicy, limit: int = 20)
     return rows[:limit]
 
 
-def routing_route_next_batch(*, project: Project) -> list[ReviewTask]:
-    """Route the next batch now (if budget remains). Serialised per project by locking the policy row."""
+def routing_route_next_batch(*, project: Project, only_when_answered: bool = False) -> list[ReviewTask]:
+    """Route the next batch now (if budget remains). Serialised per project by locking the policy row; with
+    `only_when_answered`, nothing happens while routed items still wait for answers (checked under the lock,
+    so two answers completing a batch at once route one batch, not two)."""
     with transaction.atomic():
         policy = RoutingPolicy.objects.select_for_update().get(pk=routing_policy_for(project=project).pk)
+        if only_when_answered and _open_routed_tasks(project).exists():
+            return []
         rows, _ = _plan_next_batch(project=project, policy=policy)
         if not rows:
             return []
@@ -545,9 +549,13 @@ def routing_after_answer(*, project: Project) -> list[ReviewTask]:
     policy = RoutingPolicy.objects.filter(project=project, is_active=True).first()
     if policy is None:
         return []
-    if ReviewTask.objects.filter(project=project, kind__in=ROUTED_KINDS, is_open=True).exists():
+    if _open_routed_tasks(project).exists():
         return []
-    return routing_route_next_batch(project=project)
+    return routing_route_next_batch(project=project, only_when_answered=True)
+
+
+def _open_routed_tasks(project: Project):
+    return ReviewTask.objects.filter(project=project, kind__in=ROUTED_KINDS, is_open=True)
 
 
 def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[RoutingPreviewRow], RoutingState]:
