@@ -199,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "Body is not JSON", "type": "invalid_request_error"}})
             return
         fault = owner._record_and_take_fault(body)
+        started = time.monotonic()
         delay = owner.latency_ms / 1000.0 + (fault.delay if fault and fault.kind == "slow" else 0.0)
         if delay:
             time.sleep(delay)
@@ -220,11 +221,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Recorded before the bytes go out, so a client that has its answer always finds it counted.
         if fault and fault.kind == "malformed":
-            owner._record_completed()
+            owner._record_completed(started)
             self._send_json(200, b'{"id": "chatcmpl-broken", "choices": [ this is not json')
             return
         payload = owner.completion(body, fault)
-        owner._record_completed()
+        owner._record_completed(started)
         self._send_json(200, payload)
 
 
@@ -262,6 +263,7 @@ class OpenAICompatibleTestServer:
         self.requests: list[dict] = []
         self.received_at: list[float] = []
         self.completed_at: list[float] = []
+        self.answer_seconds: list[float] = []  # from reading a request to answering it (latency included)
 
     # lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> OpenAICompatibleTestServer:
@@ -309,6 +311,7 @@ class OpenAICompatibleTestServer:
             self.requests.clear()
             self.received_at.clear()
             self.completed_at.clear()
+            self.answer_seconds.clear()
 
     @property
     def request_count(self) -> int:
@@ -325,9 +328,11 @@ class OpenAICompatibleTestServer:
             self.received_at.append(time.monotonic())
             return self._faults.popleft() if self._faults else None
 
-    def _record_completed(self) -> None:
+    def _record_completed(self, started: float) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.completed_at.append(time.monotonic())
+            self.completed_at.append(now)
+            self.answer_seconds.append(now - started)
 
     # answers -----------------------------------------------------------------------------------------------
     def completion(self, body: dict, fault: Fault | None = None) -> dict:

@@ -51,6 +51,7 @@ def _run_for(project, run_id: int) -> GenerationRun:
 @login_required
 def generation_home(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
+    services.endpoint_sync_from_environment()  # idempotent: mirrors LLM_BASE_URL as a global endpoint
     runs = GenerationRun.objects.filter(project=project).select_related("config").order_by("-created_at")[:20]
     return render(request, "generation/home.html", _context(
         project, configs=services.configs_latest(project), runs=runs, has_codebook=project.codebook is not None,
@@ -63,6 +64,7 @@ def generation_home(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def endpoint_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
+    services.endpoint_sync_from_environment()
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -103,6 +105,7 @@ def endpoint_test(request: HttpRequest, project_id: int, endpoint_id: int) -> Ht
 @login_required
 def config_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
+    services.endpoint_sync_from_environment()
     return _config_form(request, project, None)
 
 

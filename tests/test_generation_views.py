@@ -210,3 +210,11 @@ def test_offline_proposals_come_from_the_seed_vocabulary_and_wait_for_review(lea
     lead_client.post(reverse("generation:proposals_request", args=[project.id, config.id]), {"dimension": "topic"})
     proposals = ConditionValueProposal.objects.filter(config=config)
     assert proposals.exists() and all(p.status == "pending" and p.source == "offline-markov" for p in proposals)
+
+
+def test_the_environment_endpoint_is_offered_to_every_project(lead_client, project, settings):
+    settings.LLM_BASE_URL, settings.LLM_MODEL = "http://127.0.0.1:9/v1", "env-model"
+    body = lead_client.get(reverse("generation:config_new", args=[project.id])).content.decode()
+    endpoint = LLMEndpoint.objects.get(project=None)
+    assert endpoint.api_key_env == "LLM_API_KEY" and endpoint.model == "env-model"
+    assert "env-model" in body

@@ -179,6 +179,7 @@ class Benchmark:
             finally:
                 self.stop_worker()
             bodies, received, completed = list(server.requests), list(server.received_at), list(server.completed_at)
+            answer_seconds = sorted(server.answer_seconds)
 
         indices_before = {body.get("seed", 0) - config.seed for body in bodies[:seen_before_kill]}
         after = [(body.get("seed", 0) - config.seed) for body, at in zip(bodies, received, strict=True) if at > resumed_at]
@@ -209,6 +210,7 @@ class Benchmark:
             "resent_in_flight": resent_in_flight,
             "late_arrivals_from_killed_worker": late_from_killed_worker,
             "items_without_exactly_one_sample": wrong,
+            "server_answer_ms_median": round(1000 * answer_seconds[len(answer_seconds) // 2], 1) if answer_seconds else None,
             "run_status": run.status,
             "killed_after_done": len(done_before_kill),
         }
