@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,18 +12,7 @@ from evaluation import curation_services
 from evaluation.curation import FilterSettings
 from evaluation.snapshots import snapshot_create
 from synthstudio.models import JobStatus, LabelMethod, LLMAnnotation
-
-JOB_TIMEOUT_SECONDS = 180
-
-
-def wait_until_finished(job, worker):
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.is_finished:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"{type(job).__name__} {job.pk} still {job.status}; worker log:\n{worker.log_tail()}")
+from tests.worker import wait_for_job
 
 
 @pytest.mark.worker
@@ -35,7 +23,7 @@ def test_a_parquet_export_is_written_by_a_real_worker(celery_worker_process, pro
         final_label_refresh(sample=sample)
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
     job = curation_services.export_job_start(snapshot=snapshot, file_format="parquet", user=lead)
-    job = wait_until_finished(job, celery_worker_process)
+    job = wait_for_job(job, celery_worker_process)
     assert job.status == JobStatus.SUCCEEDED, job.error
     path = Path(job.file_path)
     try:
