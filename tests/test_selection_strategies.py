@@ -198,3 +198,18 @@ def test_vote_graph_lists_each_items_voters_in_csr_form():
     assert graph.voters_of(0).tolist() == [1, 2]
     assert graph.voters_of(1).tolist() == [0, 2]
     assert graph.voters_of(2).tolist() == [0, 1]
+
+
+def test_kmeans_uses_mini_batches_for_large_pools_and_still_picks_distinct_members(monkeypatch):
+    import annotation.selection as selection
+
+    monkeypatch.setattr(selection, "MINIBATCH_KMEANS_ABOVE", 10)
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    points = np.concatenate([c + rng.normal(scale=0.5, size=(20, 2)) for c in centres])
+    picked = selection.kmeans_select(points, 3, seed=0)
+    assert sorted(int(p) // 20 for p in picked) == [0, 1, 2]  # one member of each blob
+
+
+def test_votek_on_a_single_item_selects_nothing_because_nobody_can_vote():
+    assert votek_select(np.ones((1, 3)), 5).tolist() == []
