@@ -250,7 +250,9 @@ def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[impo
     """Insert one batch (samples, then their annotations); returns how many samples were new."""
     hashes = [text_hash(row.text) for row in batch]
     # Rows inserted by earlier batches are visible inside the transaction, so this also catches in-file repeats.
-    project_samples = Sample.objects.filter(project_id=job.project_id)
+    # No ORDER BY: with Sample's default ordering SQLite walks the project_id index over every sample of the
+    # project (quadratic over an import) instead of the covering (project, text_hash) index.
+    project_samples = Sample.objects.filter(project_id=job.project_id).order_by()
     seen = set(project_samples.filter(text_hash__in=set(hashes)).values_list("text_hash", flat=True))
     kept: list[tuple[str, importing.ParsedRow]] = []
     for row, digest in zip(batch, hashes, strict=True):
