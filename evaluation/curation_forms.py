@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.conf import settings
 
 from .curation import FilterSettings
 
@@ -76,6 +77,13 @@ class SnapshotForm(FilterSettingsForm):
 
 class LabelStudioImportForm(forms.Form):
     file = forms.FileField(help_text="A Label Studio JSON export (an array of tasks).")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(f"The file is {upload.size / 1e6:.0f} MB; the limit is {limit / 1e6:.0f} MB (IMPORT_MAX_MB).")
+        return upload
 
 
 class ApiTokenForm(forms.Form):

@@ -220,6 +220,15 @@ def test_a_label_studio_upload_that_is_not_json_imports_nothing(lead_client, pro
     assert not Sample.objects.filter(project=project).exists()
 
 
+def test_a_label_studio_upload_over_the_size_limit_is_refused(lead_client, project, settings):
+    settings.IMPORT_MAX_BYTES = 10
+    upload = io.BytesIO(b'[{"data": {"text": "too big for the limit"}}]')
+    upload.name = "export.json"
+    response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]), {"file": upload})
+    assert "IMPORT_MAX_MB" in response.content.decode()
+    assert not Sample.objects.filter(project=project).exists()
+
+
 def test_annotators_cannot_import_or_send_to_review(annotator_client, project):
     run = RefinementRun.objects.create(project=project, result={"issues": []})
     assert annotator_client.post(reverse("evaluation:labelstudio_import", args=[project.id])).status_code == 403
