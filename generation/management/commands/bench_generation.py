@@ -17,6 +17,10 @@ What is measured (honestly):
   `late_arrivals_from_killed_worker` the requests the killed worker sent that the server read only after
   the kill (a loaded machine delays the server's threads).
 - samples: generated samples of the run; `items_without_exactly_one_sample` must be 0.
+- diagnostics: `worker_cpu_ms_per_request` (worker CPU including start-up, over all requests),
+  `load_average_1min` of the machine, `server_answer_ms_median` (the test server's own answer time). At
+  32 × 5 requests a second the worker needs about that many ms × 0.16 of a core; on a machine whose cores
+  are busy with other work the efficiency falls accordingly.
 """
 
 from __future__ import annotations
@@ -98,6 +102,14 @@ class Benchmark:
             cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU the current worker process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return 0.0
+
     def kill_worker(self) -> None:
         if self.worker and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGKILL)
@@ -166,6 +178,7 @@ class Benchmark:
                 run = services.run_start(config=config, user=user)
                 kill_when = max(1, int(self.requests * self.kill_at))
                 self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
+                cpu_seconds = self.worker_cpu_seconds()
                 self.kill_worker()
                 killed_at = time.monotonic()
                 done_before_kill = set(
@@ -176,6 +189,7 @@ class Benchmark:
                 resumed_at = time.monotonic()  # the new worker is up; nothing of the killed one is still in flight
                 services.run_resume(run=run)
                 self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
+                cpu_seconds += self.worker_cpu_seconds()
             finally:
                 self.stop_worker()
             bodies, received, completed = list(server.requests), list(server.received_at), list(server.completed_at)
@@ -210,6 +224,8 @@ class Benchmark:
             "resent_in_flight": resent_in_flight,
             "late_arrivals_from_killed_worker": late_from_killed_worker,
             "items_without_exactly_one_sample": wrong,
+            "worker_cpu_ms_per_request": round(1000 * cpu_seconds / max(1, len(bodies)), 2),
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "server_answer_ms_median": round(1000 * answer_seconds[len(answer_seconds) // 2], 1) if answer_seconds else None,
             "run_status": run.status,
             "killed_after_done": len(done_before_kill),
