@@ -216,3 +216,16 @@ def test_a_run_whose_heartbeat_stopped_is_resumed_and_shown_as_stalled(project, 
         assert services.runs_resume_stalled() == [run.pk]
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED and run.done == 3 and not services.run_is_stalled(run)
+
+
+def test_the_llm_proposes_new_condition_values_that_wait_for_review(project, lead, openai_server):
+    openai_server.responder = lambda body, index: json.dumps({"values": ["Music", "plot", "pacing", "pacing"]})
+    config = make_config(project, lead, endpoint=endpoint_for(project, openai_server))
+    proposals = services.proposals_request(config=config, dimension="topic")
+    assert [p.value for p in proposals] == ["Music", "pacing"]  # known and repeated values dropped
+    assert "Existing values: plot, acting" in openai_server.requests[0]["messages"][0]["content"]
+    assert config.dimensions[0]["values"] == ["plot", "acting"]  # nothing used before a lead accepts
+    new_version = services.proposal_decide(proposal=proposals[1], accept=True, user=lead)
+    assert new_version.dimensions[0]["values"] == ["plot", "acting", "pacing"]
+    with pytest.raises(ValidationError, match="no dimension 'mood'"):
+        services.proposals_request(config=config, dimension="mood")
