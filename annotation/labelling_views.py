@@ -8,7 +8,7 @@ import math
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -183,6 +183,11 @@ def routed_items(request: HttpRequest, project_id: int) -> HttpResponse:
     tasks = (
         ReviewTask.objects.filter(project=project)
         .select_related("sample")
+        .annotate(
+            llm_offline=Exists(
+                LLMAnnotation.objects.filter(sample=OuterRef("sample"), is_current=True, method=LabelMethod.OFFLINE)
+            )
+        )
         .order_by("-batch", "-priority", "id")
     )
     page = Paginator(tasks, 50).get_page(request.GET.get("page"))

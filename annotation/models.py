@@ -188,7 +188,6 @@ class SampleSignals(models.Model):
     student_label = models.CharField(max_length=100, blank=True)
     knn_agreement = models.FloatField(null=True, blank=True, help_text="Share of nearest neighbours with the same label.")
     duplicate_of = models.ForeignKey(Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    predicted_error = models.FloatField(null=True, blank=True, help_text="The learned router's P(LLM label wrong).")
     computed_at = models.DateTimeField(auto_now=True)
 
     objects = SampleSignalsQuerySet.as_manager()

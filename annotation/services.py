@@ -351,6 +351,7 @@ class ProjectLabels:
     probs: np.ndarray  # (n, L)
     llm_labels: list[str]
     valid: np.ndarray  # bool (n,)
+    offline: np.ndarray  # bool (n,): the current label came from the offline labeller
     embeddings: np.ndarray | None = None
 
 
@@ -363,13 +364,15 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     current = {
         a.sample_id: a
         for a in LLMAnnotation.objects.filter(sample__project=project, is_current=True).only(
-            "sample_id", "label", "distribution", "confidence", "valid"
+            "sample_id", "label", "distribution", "confidence", "valid", "method"
         )
     }
     probs = np.full((len(samples), max(1, len(names))), 1.0 / max(1, len(names)))
     labels, valid = [], np.zeros(len(samples), dtype=bool)
+    offline = np.zeros(len(samples), dtype=bool)
     for row, sample in enumerate(samples):
         annotation = current.get(sample.pk)
+        offline[row] = annotation is not None and annotation.method == LabelMethod.OFFLINE
         if annotation and annotation.valid and annotation.label in names:
             probs[row] = label_probabilities(annotation, names)
             valid[row] = True
@@ -379,7 +382,7 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     embeddings = None
     if with_embeddings:
         embeddings = embed_texts([s.text for s in samples]) if samples else np.zeros((0, 0), dtype=np.float32)
-    return ProjectLabels(samples, names, probs, labels, valid, embeddings)
+    return ProjectLabels(samples, names, probs, labels, valid, offline, embeddings)
 
 
 def label_probabilities(annotation: LLMAnnotation, names: Sequence[str]) -> list[float]:
@@ -483,6 +486,7 @@ class RoutingPreviewRow:
     reason: str
     kind: str
     llm_label: str
+    offline: bool = False
 
 
 @dataclass(frozen=True)
@@ -606,7 +610,10 @@ def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[R
             seed=project.pk + state.routed,
         )
     rows = [
-        RoutingPreviewRow(data.samples[p.index], p.priority, p.reason, kind, data.llm_labels[p.index]) for p in picks
+        RoutingPreviewRow(
+            data.samples[p.index], p.priority, p.reason, kind, data.llm_labels[p.index], bool(data.offline[p.index])
+        )
+        for p in picks
     ]
     return rows, state
 
