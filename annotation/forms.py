@@ -40,6 +40,9 @@ class LabellingRunForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        endpoint = data.get("endpoint")
+        if endpoint and data.get("method") == LabelMethod.LOGPROBS and not endpoint.supports_logprobs:
+            self.add_error("method", "This endpoint returns no logprobs: use self-consistency or prompt variants.")
         if data.get("method") == LabelMethod.SELF_CONSISTENCY and data.get("endpoint") and not data.get("temperature"):
             self.add_error("temperature", "Self-consistency needs a temperature above 0: n answers at 0 agree.")
         return data

@@ -170,3 +170,17 @@ def test_the_nav_links_show_for_leads_only(lead, annotator, project):
     as_annotator.force_login(annotator)
     assert labelling in as_lead.get(overview).content
     assert labelling not in as_annotator.get(overview).content
+
+
+def test_logprobs_are_refused_for_an_endpoint_that_does_not_return_them(lead_client, project, samples):
+    from generation.models import LLMEndpoint
+
+    endpoint = LLMEndpoint.objects.create(
+        project=project, name="no logprobs", base_url="http://127.0.0.1:9/v1", model="m", supports_logprobs=False
+    )
+    response = lead_client.post(
+        reverse("annotation:labelling_run_start", args=[project.id]),
+        {"endpoint": endpoint.pk, "method": "logprobs", "samples_per_item": 5, "temperature": 0.7, "demo_count": 0},
+    )
+    assert response.status_code == 400 and b"returns no logprobs" in response.content
+    assert not LabellingRun.objects.exists()
