@@ -202,7 +202,7 @@ def _claim_next(project: Project, annotator) -> Assignment | None:
     if _gold_is_due(project, annotator):
         pools.insert(0, _gold_candidates(project, annotator))
     for candidates in pools:
-        assignment = _claim_first(candidates, annotator, project)
+        assignment = _claim_first(_with_earlier_assignment(candidates, annotator), annotator, project)
         if assignment is not None:
             return assignment
     return None
@@ -211,6 +211,12 @@ def _claim_next(project: Project, annotator) -> Assignment | None:
 def _not_taken_by(annotator) -> Exists:
     return Exists(
         Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator, status__in=FINAL_FOR_ANNOTATOR)
+    )
+
+
+def _with_earlier_assignment(tasks: QuerySet[ReviewTask], annotator) -> QuerySet[ReviewTask]:
+    return tasks.annotate(
+        earlier_assignment=Exists(Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator))
     )
 
 
@@ -259,13 +265,16 @@ def _claim_first(candidates: QuerySet[ReviewTask], annotator, project: Project) 
                 if task is None:
                     return None
                 return _claim_task(task, annotator, project)
-        except _ClaimLost:
+        except (_ClaimLost, IntegrityError):
+            # IntegrityError: the same annotator claimed this task at the same moment in another tab
             continue
     return None
 
 
 def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
-    """Take one slot of the task for the annotator. Call inside a transaction; raises _ClaimLost."""
+    """Take one slot of the task for the annotator. Call inside a transaction; raises _ClaimLost (or
+    IntegrityError, which ends the transaction). `task.earlier_assignment` says whether the annotator has a
+    row for it already (expired or released before), which is then reserved again: one row per pair."""
     slots = ReviewTask.objects.filter(pk=task.pk, is_open=True)
     if task.kind != TaskKind.GOLD:
         slots = slots.filter(claimed_count__lt=F("required_answers"))
@@ -273,18 +282,16 @@ def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
         raise _ClaimLost
     now = timezone.now()
     expires_at = now + timedelta(minutes=project.reservation_minutes)
-    try:
-        with transaction.atomic():
-            assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
-    except IntegrityError:
-        # One row per task and annotator: one that expired or was released before is reserved again;
-        # any other status means this annotator raced themselves (two tabs) and lost.
+    if task.earlier_assignment:
         reopened = Assignment.objects.filter(
             task=task, annotator=annotator, status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
         ).update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id="")
         if not reopened:
-            raise _ClaimLost from None
+            raise _ClaimLost
         assignment = Assignment.objects.get(task=task, annotator=annotator)
+    else:
+        # no savepoint: a unique-constraint clash ends this attempt's transaction and the caller retries
+        assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
     task.claimed_count += 1
     assignment.task = task
     return assignment
@@ -519,6 +526,7 @@ def review_assignment_reassign(*, assignment: Assignment, annotator) -> Assignme
         if not review_assignment_release(assignment=assignment):
             raise ReviewError("That reservation is no longer live.")
         task.refresh_from_db()
+        task.earlier_assignment = Assignment.objects.filter(task=task, annotator=annotator).exists()
         try:
             return _claim_task(task, annotator, task.project)
         except _ClaimLost:

@@ -246,3 +246,12 @@ def test_it_keeps_the_answer_when_the_router_fails(project, samples, annotator, 
     with django_capture_on_commit_callbacks(execute=True):
         review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="positive")
     assert HumanAnnotation.objects.filter(sample=samples[0]).count() == 1
+
+
+def test_it_gives_an_expired_item_back_to_the_same_annotator_in_the_same_row(project, samples, annotator, no_gold):
+    route(project, samples[:1])
+    stale = review.review_next(project=project, annotator=annotator)
+    Assignment.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    again = review.review_next(project=project, annotator=annotator)
+    assert again.pk == stale.pk and again.status == AssignmentStatus.RESERVED
+    assert ReviewTask.objects.get(pk=stale.task_id).claimed_count == 1
