@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import TruncDate
@@ -592,21 +593,37 @@ class Progress:
     streak_days: int
     total_answered: int
 
+    @property
+    def remaining_capped(self) -> bool:
+        return self.remaining >= REMAINING_COUNT_CAP
+
+
+REMAINING_COUNT_CAP = 500
+PAST_DAYS_CACHE_SECONDS = 600
+
 
 def review_progress(*, project: Project, annotator) -> Progress:
+    """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days."""
+    today = timezone.localdate()
     today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
     counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
-    recent_days = set(
-        mine.filter(answered_at__gte=today_start - timedelta(days=90))
-        .annotate(day=TruncDate("answered_at"))
-        .values_list("day", flat=True)
-        .distinct()
-    )
+    # Days before today do not change during the day: cached, so a render costs no streak query.
+    cache_key = f"review-past-days:{project.pk}:{project.created_at.timestamp()}:{annotator.pk}:{today}"
+    past_days = cache.get(cache_key)
+    if past_days is None:
+        past_days = set(
+            mine.filter(answered_at__gte=today_start - timedelta(days=90), answered_at__lt=today_start)
+            .annotate(day=TruncDate("answered_at"))
+            .values_list("day", flat=True)
+            .distinct()
+        )
+        cache.set(cache_key, past_days, PAST_DAYS_CACHE_SECONDS)
+    answer_days = past_days | {today} if counts["today"] else past_days
     return Progress(
         done_today=counts["today"],
-        remaining=_regular_candidates(project, annotator).count(),
-        streak_days=review_stats.day_streak(recent_days, timezone.localdate()),
+        remaining=_regular_candidates(project, annotator)[:REMAINING_COUNT_CAP].count(),
+        streak_days=review_stats.day_streak(answer_days, today),
         total_answered=counts["total"],
     )
 

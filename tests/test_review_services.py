@@ -255,3 +255,14 @@ def test_it_gives_an_expired_item_back_to_the_same_annotator_in_the_same_row(pro
     again = review.review_next(project=project, annotator=annotator)
     assert again.pk == stale.pk and again.status == AssignmentStatus.RESERVED
     assert ReviewTask.objects.get(pk=stale.task_id).claimed_count == 1
+
+
+def test_it_counts_done_today_items_left_and_a_streak_including_earlier_days(project, samples, annotator, no_gold):
+    route(project, samples)
+    first = review.review_next(project=project, annotator=annotator)
+    review.review_answer_submit(assignment=first, label="positive")
+    Assignment.objects.filter(pk=first.pk).update(answered_at=timezone.now() - timedelta(days=1))
+    review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="positive")
+    progress = review.review_progress(project=project, annotator=annotator)
+    assert (progress.done_today, progress.total_answered, progress.streak_days) == (1, 2, 2)
+    assert progress.remaining == 2 and not progress.remaining_capped  # two of the four items still wait
