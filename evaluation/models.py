@@ -158,6 +158,12 @@ class RefinementRun(BackgroundJob):
     result = models.JSONField(default=dict, blank=True)
 
 
+class SnapshotQuerySet(models.QuerySet):
+    def ready(self) -> SnapshotQuerySet:
+        """Snapshots whose rows are all written; a worker building one keeps it hidden until then."""
+        return self.filter(is_ready=True)
+
+
 class Snapshot(models.Model):
     """An immutable curated dataset version: its rows are copied into SnapshotItem, never recomputed."""
 
@@ -177,6 +183,11 @@ class Snapshot(models.Model):
     removed_counts = models.JSONField(default=dict, help_text="How many items each filter removed.")
     licence = models.CharField(max_length=100, default="unknown", help_text="SPDX id for the dataset card.")
     stats = models.JSONField(default=dict, blank=True, help_text="Agreement and provenance counts at creation.")
+    is_ready = models.BooleanField(
+        default=True, help_text="False while a worker writes its rows; such a snapshot is never listed or exported."
+    )
+
+    objects = SnapshotQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "version"], name="unique_snapshot_version")]
@@ -203,6 +214,31 @@ class SnapshotItem(models.Model):
 
     class Meta:
         ordering = ["snapshot", "id"]
+
+
+class SnapshotJob(BackgroundJob):
+    """A worker building a snapshot from the filter settings chosen on the curation page. The snapshot row is
+    reserved (hidden, is_ready=False) when the build starts and shown only once every item is written; a build
+    re-run after a crash empties that row and writes it again."""
+
+    snapshot = models.OneToOneField(
+        Snapshot, on_delete=models.CASCADE, null=True, blank=True, related_name="build_job"
+    )
+    filter_settings = models.JSONField(default=dict)
+    split_fractions = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    licence = models.CharField(max_length=100, default="unknown")
+    seed = models.PositiveIntegerField(default=0)
+
+
+class LabelStudioImportJob(BackgroundJob):
+    """A Label Studio JSON upload imported by a worker, all or nothing; `counts` holds what was imported."""
+
+    original_name = models.CharField(max_length=300)
+    stored_path = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    bad_task = models.PositiveIntegerField(null=True, blank=True, help_text="1-based position of the refused task.")
 
 
 class ExportFormat(models.TextChoices):
