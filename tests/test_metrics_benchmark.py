@@ -122,3 +122,27 @@ def test_the_run_page_returns_its_fragment_to_htmx(lead_client, project):
     run = BenchmarkRun.objects.create(project=project)
     body = lead_client.get(f"/projects/{project.id}/evaluation/benchmark/{run.id}/", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in body and f'id="job-{run.id}"' in body
+
+
+def test_snapshots_are_training_sets_without_the_held_out_items(project, reviewed, lead):
+    from evaluation.curation import FilterSettings
+    from evaluation.snapshots import snapshot_create
+
+    snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
+    run = BenchmarkRun.objects.create(project=project, test_fraction=0.25, seed=3)
+    sets, test_texts, _ = benchmark_sets(run=run)
+    snapshot_set = next(s for s in sets if s[0] == f"Snapshot v{snapshot.version}")
+    assert snapshot_set[1]
+    assert not set(snapshot_set[1]) & set(test_texts)
+
+
+def test_snapshots_appear_as_diversity_groups(project, reviewed, lead):
+    from evaluation.curation import FilterSettings
+    from evaluation.metrics_services import diversity_groups
+    from evaluation.snapshots import snapshot_create
+
+    snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
+    samples = list(Sample.objects.filter(project=project).values_list("id", "text", "provenance", "final_label", "final_source"))
+    groups = {g["group"]: g for g in diversity_groups(project=project, samples=samples)}
+    assert groups[f"snapshot v{snapshot.version}"]["n"] == snapshot.items.count()
+    assert groups["all samples"]["n"] == 12
