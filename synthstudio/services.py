@@ -183,8 +183,9 @@ def import_run(*, job: ImportJob) -> ImportJob:
             job.mark_finished(JobStatus.FAILED, error=_nothing_imported(error))
             return job
 
+        # total=0 while writing: the bar turns indeterminate, as progress inside the one transaction is invisible.
         job.message = f"All {rows:,} rows are valid; writing them in one transaction (all or nothing)."
-        job.report_progress(done=rows)
+        job.report_progress(done=rows, total=0)
         spool.seek(0)
         try:
             _import_write(job=job, spool=spool, rows=rows)
@@ -210,8 +211,11 @@ def _import_check(*, job: ImportJob, parser: importing.RowParser, spool: BinaryI
             pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
             previous, rows = rows, rows + len(batch)
             if rows // IMPORT_PROGRESS_EVERY != previous // IMPORT_PROGRESS_EVERY:
+                # The row count is unknown until the end: estimate it from the share of the file read so far.
+                share_read = stream.tell() / job.size_bytes if job.size_bytes else 0
+                estimated_total = max(rows, round(rows / share_read)) if share_read else 0
                 job.message = f"Checking rows: {rows:,} valid so far."
-                job.report_progress(done=rows)
+                job.report_progress(done=rows, total=estimated_total)
     if rows == 0:
         raise importing.ImportFileError("The file holds no rows.")
     return rows

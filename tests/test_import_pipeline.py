@@ -344,3 +344,26 @@ def test_it_stops_reading_an_oversized_upload_and_stores_nothing(lead_client, pr
     assert response.status_code == 413 and "the import limit is 0 MB" not in response.content.decode()
     assert "IMPORT_MAX_MB" in response.content.decode()
     assert not ImportJob.objects.exists() and not (tmp_path / "imports").exists()
+
+
+def test_it_reports_checking_progress_with_an_estimated_total(
+    project, lead, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "IMPORT_BATCH_ROWS", 10)
+    monkeypatch.setattr(services, "IMPORT_PROGRESS_EVERY", 10)
+    reports: list[dict] = []
+    original = ImportJob.report_progress
+    monkeypatch.setattr(
+        ImportJob,
+        "report_progress",
+        lambda job, **counts: (reports.append(counts), original(job, **counts))[1],
+    )
+    content = "".join(json.dumps({"text": f"Review number {i}"}) + "\n" for i in range(40)).encode()
+
+    job = run_import(project, lead, "many.jsonl", content, django_capture_on_commit_callbacks)
+
+    checking = [r for r in reports if r.get("total")]
+    assert [r["done"] for r in checking] == [10, 20, 30, 40]
+    assert all(r["done"] <= r["total"] for r in checking) and checking[-1]["total"] == 40
+    assert reports[len(checking)] == {"done": 40, "total": 0}  # writing: indeterminate
+    assert (job.done, job.total, job.imported) == (40, 40, 40)
