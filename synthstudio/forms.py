@@ -109,10 +109,19 @@ class ImportUploadForm(forms.Form):
 # Column names that usually mean a role, used to pre-select the mapping.
 _COLUMN_GUESSES = {
     "text_columns": ("text", "sentence", "review", "content", "utterance", "message", "body", "input"),
-    "gold_label_column": ("gold", "gold_label", "label", "human_label", "target", "class"),
+    "gold_label_column": (
+        "gold",
+        "gold_label",
+        "label",
+        "human_label",
+        "target",
+        "class",
+        "category",
+        "intent",
+    ),
     "llm_label_column": ("llm_label", "predicted_label", "prediction", "pred"),
     "llm_confidence_column": ("llm_confidence", "confidence", "score", "probability"),
-    "llm_distribution_column": ("llm_distribution", "distribution", "probs", "probabilities"),
+    "llm_distribution_column": ("llm_distribution", "llm_probs", "distribution", "probs", "probabilities"),
 }
 
 

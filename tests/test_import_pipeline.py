@@ -367,3 +367,23 @@ def test_it_reports_checking_progress_with_an_estimated_total(
     assert all(r["done"] <= r["total"] for r in checking) and checking[-1]["total"] == 40
     assert reports[len(checking)] == {"done": 40, "total": 0}  # writing: indeterminate
     assert (job.done, job.total, job.imported) == (40, 40, 40)
+
+
+def test_it_guesses_the_mapping_from_usual_column_names():
+    from synthstudio.forms import ImportMappingForm
+
+    guess = ImportMappingForm.guess_initial(
+        ["id", "text", "gold", "llm_label", "llm_confidence", "llm_probs"]
+    )
+
+    assert guess == {
+        "text_columns": ["text"],
+        "gold_label_column": "gold",
+        "llm_label_column": "llm_label",
+        "llm_confidence_column": "llm_confidence",
+        "llm_distribution_column": "llm_probs",
+    }
+    assert ImportMappingForm.guess_initial(["question", "intent"]) == {
+        "text_columns": ["question"],
+        "gold_label_column": "intent",
+    }
