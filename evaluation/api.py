@@ -3,6 +3,11 @@
 Authentication: `Authorization: Bearer <token>` with a per-user token from /api/tokens/ (a logged-in browser
 session works too). Access rules are the pages': non-members get 404, and only the project's leads may list
 or download snapshots (annotators get 403) — curated exports are a lead's deliverable, the safe default.
+
+Downloads: JSONL, CSV and Label Studio JSON stream at once. Parquet and the Hugging Face zip are written by a
+worker the first time they are asked for: until the file exists the download URL answers 202 Accepted with
+`{"job", "status", "done", "total", "error", "poll", "download", "retry_after_seconds"}` and a Retry-After
+header; poll `poll` (GET, same token) until `status` is "succeeded", then GET `download` again for the file.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from synthstudio.access import project_for_user
+from synthstudio.jobs import worker_alive
 from synthstudio.models import Membership
 
 from . import curation_services
 from .curation_forms import ApiTokenForm
 from .curation_views import export_response
-from .export import STREAMED_FORMATS, export_file
-from .models import ApiToken, ExportFormat, Snapshot
+from .export import STREAMED_FORMATS, export_path
+from .models import ApiToken, ExportFormat, ExportJob, Snapshot
 
 
 def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -50,6 +56,16 @@ def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return JsonResponse({"error": str(error) or "Forbidden."}, status=403)
 
     return wrapper
+
+
+POLL_SECONDS = 2
+
+
+def _ready_snapshot(project, version: int) -> Snapshot:
+    snapshot = Snapshot.objects.ready().filter(project=project, version=version).first()
+    if snapshot is None:
+        raise Http404("No such snapshot.")
+    return snapshot
 
 
 def snapshot_json(request: HttpRequest, snapshot: Snapshot) -> dict:
@@ -84,7 +100,7 @@ def projects(request: HttpRequest) -> HttpResponse:
 @api_view
 def snapshots(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for_user(request, project_id, lead=True)
-    rows = Snapshot.objects.filter(project=project).order_by("-version")
+    rows = Snapshot.objects.ready().filter(project=project).order_by("-version")
     return JsonResponse({"project": project.id, "snapshots": [snapshot_json(request, s) for s in rows]})
 
 
@@ -92,25 +108,54 @@ def snapshots(request: HttpRequest, project_id: int) -> HttpResponse:
 @api_view
 def snapshot_detail(request: HttpRequest, project_id: int, version: int) -> HttpResponse:
     project, _ = project_for_user(request, project_id, lead=True)
-    snapshot = Snapshot.objects.filter(project=project, version=version).first()
-    if snapshot is None:
-        raise Http404("No such snapshot.")
-    return JsonResponse(snapshot_json(request, snapshot))
+    return JsonResponse(snapshot_json(request, _ready_snapshot(project, version)))
 
 
 @require_GET
 @api_view
 def snapshot_download(request: HttpRequest, project_id: int, version: int, file_format: str) -> HttpResponse:
-    """Text formats stream; Parquet and the HF zip are written on first request (then reused)."""
+    """Text formats stream at once. Parquet and the HF zip are files a worker writes: while one is not ready
+    the answer is 202 with a JSON body naming the job to poll (and a Retry-After header); once written, this
+    same URL serves the file."""
     project, _ = project_for_user(request, project_id, lead=True)
-    snapshot = Snapshot.objects.filter(project=project, version=version).first()
-    if snapshot is None:
-        raise Http404("No such snapshot.")
+    snapshot = _ready_snapshot(project, version)
     if file_format not in ExportFormat.values:
         raise Http404(f"Unknown format; use one of {', '.join(ExportFormat.values)}.")
-    if file_format not in STREAMED_FORMATS:
-        export_file(snapshot, file_format)
+    if file_format not in STREAMED_FORMATS and not export_path(snapshot, file_format).exists():
+        job = curation_services.export_job_start(snapshot=snapshot, file_format=file_format, user=request.user)
+        if not export_path(snapshot, file_format).exists():  # an eager (test) worker may have written it already
+            response = JsonResponse(export_job_json(request, job), status=202)
+            response["Retry-After"] = str(POLL_SECONDS)
+            return response
     return export_response(snapshot, file_format)
+
+
+@require_GET
+@api_view
+def export_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    """The state of an export job started by a download request."""
+    project, _ = project_for_user(request, project_id, lead=True)
+    job = ExportJob.objects.select_related("snapshot").filter(project=project, pk=job_id).first()
+    if job is None:
+        raise Http404("No such export job.")
+    return JsonResponse(export_job_json(request, job))
+
+
+def export_job_json(request: HttpRequest, job: ExportJob) -> dict:
+    snapshot = job.snapshot
+    return {
+        "job": job.pk,
+        "status": job.status,
+        "done": job.done,
+        "total": job.total,
+        "error": job.error,
+        "worker_alive": worker_alive(),
+        "poll": request.build_absolute_uri(reverse("api:export_job", args=[snapshot.project_id, job.pk])),
+        "download": request.build_absolute_uri(
+            reverse("api:snapshot_download", args=[snapshot.project_id, snapshot.version, job.file_format])
+        ),
+        "retry_after_seconds": POLL_SECONDS,
+    }
 
 
 @require_http_methods(["GET", "POST"])

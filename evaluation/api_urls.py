@@ -15,4 +15,5 @@ urlpatterns = [
         api.snapshot_download,
         name="snapshot_download",
     ),
+    path("projects/<int:project_id>/exports/<int:job_id>/", api.export_job, name="export_job"),
 ]

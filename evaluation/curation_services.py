@@ -1,11 +1,17 @@
-"""Curation workflows: student-model runs, export jobs and API tokens (snapshots live in snapshots.py)."""
+"""Curation workflows: student-model runs, snapshot builds, Label Studio imports, export jobs and API tokens
+(the snapshot core lives in snapshots.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import traceback
+import uuid
+from pathlib import Path
 
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,8 +19,10 @@ from annotation.refinement_services import label_issues_compute, label_issues_se
 from synthstudio.jobs import enqueue
 from synthstudio.models import JobStatus, Project
 
-from .export import export_file, export_path
-from .models import ApiToken, ExportJob, RefinementRun, Snapshot
+from .curation import FilterSettings
+from .export import LabelStudioImportError, export_file, export_path, labelstudio_import
+from .models import ApiToken, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
+from .snapshots import snapshot_build, snapshot_mark_ready, snapshot_reserve
 
 TOKEN_PREFIX = "ssk_"
 
@@ -52,6 +60,114 @@ def refinement_run_execute(*, run: RefinementRun) -> RefinementRun:
 
 def label_issues_send(*, run: RefinementRun, sample_ids: list[int]) -> int:
     return label_issues_send_to_review(project=run.project, issues=run.result.get("issues", []), sample_ids=sample_ids)
+
+
+def snapshot_job_start(
+    *,
+    project: Project,
+    user,
+    settings: FilterSettings,
+    split_fractions: dict[str, float] | None = None,
+    note: str = "",
+    licence: str = "unknown",
+    seed: int = 0,
+) -> SnapshotJob:
+    from .curation_tasks import snapshot_job_task
+
+    with transaction.atomic():
+        job = SnapshotJob.objects.create(
+            project=project, created_by=user, filter_settings=settings.as_dict(),
+            split_fractions=split_fractions or {}, note=note, licence=licence or "unknown", seed=seed,
+            message="Waiting for a worker.",
+        )
+        enqueue(snapshot_job_task, job.pk)
+    return job
+
+
+def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
+    """Build the job's snapshot; safe to run again after a crash (the reserved row is emptied and rebuilt)."""
+    job.mark_running()
+    try:
+        with transaction.atomic():
+            # the reservation and the job's link to it commit together: a re-run finds the row it reserved
+            locked = SnapshotJob.objects.select_for_update().select_related("snapshot").get(pk=job.pk)
+            if locked.snapshot is None:
+                locked.snapshot = snapshot_reserve(project=job.project, user=job.created_by, note=job.note,
+                                                   licence=job.licence)
+                locked.save(update_fields=["snapshot"])
+            job.snapshot = locked.snapshot
+        snapshot_build(
+            snapshot=job.snapshot, settings=FilterSettings.from_dict(job.filter_settings),
+            split_fractions=job.split_fractions, seed=job.seed,
+            progress=lambda done, total: job.report_progress(done=done, total=total),
+            stage=lambda text: SnapshotJob.objects.filter(pk=job.pk).update(message=text, heartbeat_at=timezone.now()),
+        )
+    except Exception as error:  # the page shows the error; the traceback goes to the worker log
+        traceback.print_exc()
+        if job.snapshot is not None:  # give the version number back: the row was never shown
+            Snapshot.objects.filter(pk=job.snapshot.pk, is_ready=False).delete()
+            job.snapshot = None
+        job.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        return job
+    with transaction.atomic():
+        snapshot_mark_ready(job.snapshot)
+        job.mark_finished(
+            JobStatus.SUCCEEDED,
+            message=f"Snapshot v{job.snapshot.version} saved with {job.snapshot.item_count} items.",
+        )
+    return job
+
+
+def labelstudio_import_job_start(*, project: Project, user, upload: UploadedFile) -> LabelStudioImportJob:
+    """Keep the upload on disk and let a worker import it (the request only copies bytes)."""
+    from .curation_tasks import labelstudio_import_task
+
+    folder = Path(django_settings.MEDIA_ROOT) / "imports" / "labelstudio" / f"project-{project.pk}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.json"
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    with transaction.atomic():
+        job = LabelStudioImportJob.objects.create(
+            project=project, created_by=user, original_name=(upload.name or "upload.json")[:300],
+            stored_path=str(path), size_bytes=upload.size or 0, message="Waiting for a worker.",
+        )
+        enqueue(labelstudio_import_task, job.pk)
+    return job
+
+
+def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioImportJob:
+    """All or nothing: the rows and the job's success commit in one transaction, so a crash imports nothing
+    and a re-run cannot import twice. The stored upload is deleted once the job has ended."""
+    job.mark_running()
+    path = Path(job.stored_path)
+    try:
+        with path.open("rb") as handle:
+            tasks = json.load(handle)
+        job.report_progress(total=len(tasks) if isinstance(tasks, list) else 0)
+        with transaction.atomic():
+            counts = labelstudio_import(project=job.project, tasks=tasks)
+            job.counts = counts
+            job.done = counts["tasks"]
+            job.save(update_fields=["counts", "done"])
+            job.mark_finished(
+                JobStatus.SUCCEEDED,
+                message=f"Imported {counts['tasks']} tasks, {counts['annotations']} human labels and "
+                        f"{counts['predictions']} predictions.",
+            )
+    except LabelStudioImportError as error:
+        job.bad_task = error.position
+        job.save(update_fields=["bad_task"])
+        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}")
+    except ValueError as error:  # json.JSONDecodeError is a ValueError
+        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: the file is not valid JSON ({error}).")
+    except Exception as error:
+        traceback.print_exc()
+        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {type(error).__name__}: {error}")
+    if job.is_finished:
+        path.unlink(missing_ok=True)
+    return job
 
 
 def export_job_start(*, snapshot: Snapshot, file_format: str, user) -> ExportJob:

@@ -1,5 +1,7 @@
 """Celery tasks of curation: take ids, load the row, call a service. Safe to run twice: a finished job is
-left alone, and an export whose file exists is not written again (snapshots never change)."""
+left alone, an export whose file exists is not written again (snapshots never change), a snapshot build
+re-run after a crash rebuilds the hidden row it reserved, and an import commits together with its job's
+success (so it never lands twice)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from celery import shared_task
 from synthstudio.models import JobStatus
 
 from . import curation_services
-from .models import ExportJob, RefinementRun
+from .models import ExportJob, LabelStudioImportJob, RefinementRun, SnapshotJob
 
 
 @shared_task
@@ -23,3 +25,17 @@ def export_job_task(job_id: int) -> None:
     job = ExportJob.objects.select_related("snapshot__project").filter(pk=job_id).first()
     if job is not None and job.status != JobStatus.SUCCEEDED:
         curation_services.export_job_execute(job=job)
+
+
+@shared_task
+def snapshot_job_task(job_id: int) -> None:
+    job = SnapshotJob.objects.select_related("project", "snapshot", "created_by").filter(pk=job_id).first()
+    if job is not None and not job.is_finished:
+        curation_services.snapshot_job_execute(job=job)
+
+
+@shared_task
+def labelstudio_import_task(job_id: int) -> None:
+    job = LabelStudioImportJob.objects.select_related("project").filter(pk=job_id).first()
+    if job is not None and not job.is_finished:
+        curation_services.labelstudio_import_job_execute(job=job)

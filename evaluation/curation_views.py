@@ -20,23 +20,9 @@ from synthstudio.models import JobStatus, Project, Role
 from . import curation_services
 from .curation import FILTER_NAMES
 from .curation_forms import FilterSettingsForm, LabelStudioImportForm, SnapshotForm
-from .export import (
-    CONTENT_TYPES,
-    STREAMED_FORMATS,
-    LabelStudioImportError,
-    export_filename,
-    export_path,
-    export_stream,
-    labelstudio_import,
-)
-from .models import ExportFormat, ExportJob, RefinementRun, Snapshot
-from .snapshots import (
-    curation_run,
-    curation_settings_get,
-    curation_settings_save,
-    snapshot_create,
-    snapshot_diff,
-)
+from .export import CONTENT_TYPES, STREAMED_FORMATS, export_filename, export_path, export_stream
+from .models import ExportFormat, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
+from .snapshots import curation_run, curation_settings_get, curation_settings_save, snapshot_diff
 
 DIFF_ROWS_SHOWN = 200
 
@@ -55,7 +41,7 @@ def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
 
 
 def _snapshot_for(project: Project, version: int) -> Snapshot:
-    return get_object_or_404(Snapshot, project=project, version=version)
+    return get_object_or_404(Snapshot.objects.ready(), project=project, version=version)
 
 
 @require_GET
@@ -65,7 +51,7 @@ def curation(request: HttpRequest, project_id: int) -> HttpResponse:
     settings = curation_settings_get(project=project)
     form = SnapshotForm(initial={**settings.as_dict(), "licence": "unknown"})
     bound = FilterSettingsForm(settings.as_dict())
-    snapshots = Snapshot.objects.filter(project=project).select_related("created_by")
+    snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
     context = {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots,
                **_counts_context(project, bound)}
     return render(request, "evaluation/curation/curation.html", context)
@@ -83,28 +69,48 @@ def curation_counts(request: HttpRequest, project_id: int) -> HttpResponse:
     # a full page: the curation form filled with these settings, counts beside it
     form = SnapshotForm({**request.GET.dict(), "licence": request.GET.get("licence", "unknown")})
     form.is_valid()
-    snapshots = Snapshot.objects.filter(project=project).select_related("created_by")
+    snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
     return render(request, "evaluation/curation/curation.html", {**context, "form": form, "snapshots": snapshots})
 
 
 @require_POST
 @login_required
 def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Save the filter settings and hand the build to a worker (100k rows take longer than a request)."""
     project = lead_project(request, project_id)
     form = SnapshotForm(request.POST)
     if not form.is_valid():
-        snapshots = Snapshot.objects.filter(project=project).select_related("created_by")
+        snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
         return render(request, "evaluation/curation/curation.html",
                       {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots, "form_errors": True},
                       status=400)
     settings = form.to_settings()
     curation_settings_save(project=project, settings=settings)
-    snapshot = snapshot_create(
+    job = curation_services.snapshot_job_start(
         project=project, user=request.user, settings=settings, split_fractions=form.split_fractions(),
         note=form.cleaned_data["note"], licence=form.cleaned_data["licence"] or "unknown",
     )
-    messages.success(request, f"Snapshot v{snapshot.version} saved with {snapshot.item_count} items.")
-    return redirect("evaluation:snapshot_detail", project_id=project.id, version=snapshot.version)
+    return redirect("evaluation:snapshot_job", project_id=project.id, job_id=job.pk)
+
+
+@require_GET
+@login_required
+def snapshot_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(SnapshotJob.objects.select_related("snapshot"), pk=job_id, project=project)
+    return render(request, "evaluation/curation/snapshot_job.html", {
+        "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
+        "snapshot": job.snapshot if job.status == JobStatus.SUCCEEDED else None,
+        "poll_url": reverse("evaluation:snapshot_job_progress", args=[project.id, job.pk]),
+    })
+
+
+@require_GET
+@login_required
+def snapshot_job_progress(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(SnapshotJob, pk=job_id, project=project)
+    return job_progress_response(request, job, request.path)
 
 
 @require_GET
@@ -112,7 +118,7 @@ def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
 def snapshot_detail(request: HttpRequest, project_id: int, version: int) -> HttpResponse:
     project = lead_project(request, project_id)
     snapshot = _snapshot_for(project, version)
-    others = Snapshot.objects.filter(project=project).exclude(pk=snapshot.pk).values_list("version", flat=True)
+    others = Snapshot.objects.ready().filter(project=project).exclude(pk=snapshot.pk).values_list("version", flat=True)
     exports = ExportJob.objects.filter(snapshot=snapshot).order_by("-created_at")[:10]
     return render(request, "evaluation/curation/snapshot_detail.html", {
         "project": project, "role": Role.LEAD, "snapshot": snapshot, "others": others, "exports": exports,
@@ -257,19 +263,33 @@ def label_issues_send(request: HttpRequest, project_id: int, run_id: int) -> Htt
 @require_http_methods(["GET", "POST"])
 @login_required
 def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Store the upload and let a worker import it, all or nothing."""
     project = lead_project(request, project_id)
     form = LabelStudioImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            tasks = json.load(form.cleaned_data["file"])
-            counts = labelstudio_import(project=project, tasks=tasks)
-        except (ValueError, LabelStudioImportError) as error:  # json.JSONDecodeError is a ValueError
-            form.add_error("file", f"Nothing was imported: {error}")
-        else:
-            messages.success(
-                request,
-                f"Imported {counts['tasks']} tasks, {counts['annotations']} human labels and "
-                f"{counts['predictions']} predictions.",
-            )
-            return redirect("evaluation:curation", project_id=project.id)
-    return render(request, "evaluation/curation/labelstudio_import.html", {"project": project, "role": Role.LEAD, "form": form})
+        job = curation_services.labelstudio_import_job_start(
+            project=project, user=request.user, upload=form.cleaned_data["file"]
+        )
+        return redirect("evaluation:labelstudio_import_job", project_id=project.id, job_id=job.pk)
+    recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
+    return render(request, "evaluation/curation/labelstudio_import.html",
+                  {"project": project, "role": Role.LEAD, "form": form, "recent": recent})
+
+
+@require_GET
+@login_required
+def labelstudio_import_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(LabelStudioImportJob, pk=job_id, project=project)
+    return render(request, "evaluation/curation/labelstudio_import_job.html", {
+        "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
+        "poll_url": reverse("evaluation:labelstudio_import_job_progress", args=[project.id, job.pk]),
+    })
+
+
+@require_GET
+@login_required
+def labelstudio_import_job_progress(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    job = get_object_or_404(LabelStudioImportJob, pk=job_id, project=project)
+    return job_progress_response(request, job, request.path)

@@ -306,7 +306,17 @@ def export_stream(snapshot: Snapshot, file_format: str, *, split: str | None = N
 
 
 class LabelStudioImportError(ValueError):
-    pass
+    """A task that cannot be imported; `position` is its 1-based place in the file."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+def _task_name(position: int, task) -> str:
+    """"Task 3" or "Task 3 (id 1017)": the position to find it in the file, the id Label Studio shows."""
+    task_id = task.get("id") if isinstance(task, dict) else None
+    return f"Task {position} (id {task_id})" if isinstance(task_id, int | str) and task_id != "" else f"Task {position}"
 
 
 def _choices(result: list) -> str:
@@ -362,10 +372,10 @@ def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] 
 def _labelstudio_task_parse(position: int, task, names: list[str]) -> tuple[str, object, list[str], list[dict]]:
     """(text, task id, human labels, LLMAnnotation field dicts) of one task, or LabelStudioImportError."""
     if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-        raise LabelStudioImportError(f"Task {position} has no `data` object.")
+        raise LabelStudioImportError(f"{_task_name(position, task)} has no `data` object.", position=position)
     text = _task_text(task["data"])
     if not text:
-        raise LabelStudioImportError(f"Task {position} has no text in `data`.")
+        raise LabelStudioImportError(f"{_task_name(position, task)} has no text in `data`.", position=position)
     labels = [
         _choices(annotation.get("result"))
         for annotation in task.get("annotations") or []

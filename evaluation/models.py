@@ -222,7 +222,7 @@ class SnapshotJob(BackgroundJob):
     re-run after a crash empties that row and writes it again."""
 
     snapshot = models.OneToOneField(
-        Snapshot, on_delete=models.CASCADE, null=True, blank=True, related_name="build_job"
+        Snapshot, on_delete=models.SET_NULL, null=True, blank=True, related_name="build_job"
     )
     filter_settings = models.JSONField(default=dict)
     split_fractions = models.JSONField(default=dict, blank=True)

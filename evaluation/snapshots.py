@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -102,6 +102,91 @@ def human_agreement(*, project: Project) -> dict:
     return {"krippendorff_alpha": None if math.isnan(alpha) else round(alpha, 4), "items_multiply_labelled": len(pairable)}
 
 
+def snapshot_reserve(*, project: Project, user, note: str = "", licence: str = "unknown") -> Snapshot:
+    """The next version number, taken by a hidden (is_ready=False) row that snapshot_build fills."""
+    with transaction.atomic():
+        latest = Snapshot.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        return Snapshot.objects.create(
+            project=project, version=latest + 1, note=note, created_by=user, label_policy=LABEL_POLICY,
+            licence=licence or "unknown", is_ready=False,
+        )
+
+
+def snapshot_build(
+    *,
+    snapshot: Snapshot,
+    settings: FilterSettings,
+    split_fractions: dict[str, float] | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> Snapshot:
+    """Fill a reserved snapshot with the items that pass the filters, their final labels and weights, then
+    mark it ready. Rows are written in committed batches (a worker's progress stays visible) but the snapshot
+    is hidden until the last one lands; a rebuild after a crash first deletes the rows a dead build left.
+
+    The rows are copied: later label edits, sample deletions or filter changes never alter the snapshot.
+    """
+    if snapshot.is_ready:
+        return snapshot  # built already: snapshots never change
+    SnapshotItem.objects.filter(snapshot=snapshot).delete()
+    project = snapshot.project
+    if stage:
+        stage("Applying the curation filters…")
+    data, result = curation_run(project=project, settings=settings)
+    kept = [row for row, keep in zip(data.rows, result.keep, strict=True) if keep]
+    fractions = {name: float(value) for name, value in (split_fractions or {}).items() if float(value) > 0}
+    splits = stratified_split([row[2] for row in kept], fractions, seed=seed) if fractions else ["train"] * len(kept)
+    codebook = project.codebook
+    label_counts = Counter(row[2] for row in kept)
+    snapshot.filter_settings = settings.as_dict()
+    snapshot.codebook = codebook
+    snapshot.codebook_version = codebook.version if codebook else None
+    snapshot.label_names = codebook.label_names if codebook else sorted(label_counts)
+    snapshot.split_fractions = fractions
+    snapshot.item_count = len(kept)
+    snapshot.label_counts = dict(label_counts)
+    snapshot.removed_counts = result.counts
+    snapshot.stats = {
+        "agreement": human_agreement(project=project),
+        "sources": dict(Counter(row[3] for row in kept)),
+        "origins": dict(Counter(row[6] for row in kept)),
+        "splits": dict(Counter(splits)),
+        "generation_runs": sorted({str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")})[:50],
+    }
+    snapshot.save()
+    if stage:
+        stage(f"Writing {len(kept)} rows…")
+    written = 0
+    batch: list[SnapshotItem] = []
+    for row, split in zip(kept, splits, strict=True):
+        sample_id, text, label, source, weight, fields, origin, provenance = row
+        llm_label, llm_confidence = data.llm_current.get(sample_id, ("", None))
+        batch.append(
+            SnapshotItem(
+                snapshot=snapshot, sample_id=sample_id, sample_ref=sample_id, text=text, fields=fields or {},
+                label=label, label_source=source, weight=weight, split=split, llm_label=llm_label,
+                llm_confidence=llm_confidence, origin=origin, provenance=provenance or {},
+            )
+        )
+        if len(batch) >= SNAPSHOT_BATCH:
+            SnapshotItem.objects.bulk_create(batch)
+            written += len(batch)
+            batch = []
+            if progress:
+                progress(written, len(kept))
+    SnapshotItem.objects.bulk_create(batch)
+    written += len(batch)
+    if progress:
+        progress(written, len(kept))
+    return snapshot
+
+
+def snapshot_mark_ready(snapshot: Snapshot) -> None:
+    snapshot.is_ready = True
+    Snapshot.objects.filter(pk=snapshot.pk).update(is_ready=True)
+
+
 def snapshot_create(
     *,
     project: Project,
@@ -112,57 +197,10 @@ def snapshot_create(
     licence: str = "unknown",
     seed: int = 0,
 ) -> Snapshot:
-    """Freeze the items that pass the filters, with their final labels and weights, into a new version.
-
-    The rows are copied: later label edits, sample deletions or filter changes never alter the snapshot.
-    """
-    data, result = curation_run(project=project, settings=settings)
-    kept = [row for row, keep in zip(data.rows, result.keep, strict=True) if keep]
-    fractions = {name: float(value) for name, value in (split_fractions or {}).items() if float(value) > 0}
-    splits = stratified_split([row[2] for row in kept], fractions, seed=seed) if fractions else ["train"] * len(kept)
-    codebook = project.codebook
-    label_counts = Counter(row[2] for row in kept)
-    stats = {
-        "agreement": human_agreement(project=project),
-        "sources": dict(Counter(row[3] for row in kept)),
-        "origins": dict(Counter(row[6] for row in kept)),
-        "splits": dict(Counter(splits)),
-        "generation_runs": sorted({str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")})[:50],
-    }
-    with transaction.atomic():
-        latest = Snapshot.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
-        snapshot = Snapshot.objects.create(
-            project=project,
-            version=latest + 1,
-            note=note,
-            created_by=user,
-            filter_settings=settings.as_dict(),
-            label_policy=LABEL_POLICY,
-            codebook=codebook,
-            codebook_version=codebook.version if codebook else None,
-            label_names=codebook.label_names if codebook else sorted(label_counts),
-            split_fractions=fractions,
-            item_count=len(kept),
-            label_counts=dict(label_counts),
-            removed_counts=result.counts,
-            licence=licence or "unknown",
-            stats=stats,
-        )
-        batch: list[SnapshotItem] = []
-        for row, split in zip(kept, splits, strict=True):
-            sample_id, text, label, source, weight, fields, origin, provenance = row
-            llm_label, llm_confidence = data.llm_current.get(sample_id, ("", None))
-            batch.append(
-                SnapshotItem(
-                    snapshot=snapshot, sample_id=sample_id, sample_ref=sample_id, text=text, fields=fields or {},
-                    label=label, label_source=source, weight=weight, split=split, llm_label=llm_label,
-                    llm_confidence=llm_confidence, origin=origin, provenance=provenance or {},
-                )
-            )
-            if len(batch) >= SNAPSHOT_BATCH:
-                SnapshotItem.objects.bulk_create(batch)
-                batch = []
-        SnapshotItem.objects.bulk_create(batch)
+    """Reserve, build and show a snapshot in this process (tests, benchmarks; pages use a SnapshotJob)."""
+    snapshot = snapshot_reserve(project=project, user=user, note=note, licence=licence)
+    snapshot_build(snapshot=snapshot, settings=settings, split_fractions=split_fractions, seed=seed)
+    snapshot_mark_ready(snapshot)
     return snapshot
 
 

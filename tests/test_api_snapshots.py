@@ -11,7 +11,7 @@ from django.urls import reverse
 from annotation.final_labels import final_label_refresh
 from evaluation.curation import FilterSettings
 from evaluation.curation_services import api_token_create
-from evaluation.models import ApiToken
+from evaluation.models import ApiToken, ExportJob, Snapshot
 from evaluation.snapshots import snapshot_create
 from synthstudio.models import LabelMethod, LLMAnnotation, Project
 
@@ -53,7 +53,7 @@ def test_it_lists_the_projects_with_the_role(client, lead, annotator, project):
     }
 
 
-def test_it_downloads_every_format(client, lead, project, snapshot):
+def test_it_downloads_every_format(client, lead, project, snapshot, django_capture_on_commit_callbacks):
     headers = bearer(lead)
     jsonl = b"".join(client.get(download_url(project, snapshot, "jsonl"), **headers).streaming_content)
     assert len(jsonl.decode().splitlines()) == 4
@@ -61,10 +61,49 @@ def test_it_downloads_every_format(client, lead, project, snapshot):
     assert csv_text.splitlines()[0].startswith("id,text,label")
     tasks = json.loads(b"".join(client.get(download_url(project, snapshot, "labelstudio"), **headers).streaming_content))
     assert len(tasks) == 4
-    parquet = b"".join(client.get(download_url(project, snapshot, "parquet"), **headers).streaming_content)
+    parquet = file_after_polling(client, download_url(project, snapshot, "parquet"), headers,
+                                 django_capture_on_commit_callbacks)
     assert pq.read_table(io.BytesIO(parquet)).num_rows == 4
-    archive = b"".join(client.get(download_url(project, snapshot, "hf"), **headers).streaming_content)
+    archive = file_after_polling(client, download_url(project, snapshot, "hf"), headers,
+                                 django_capture_on_commit_callbacks)
     assert "film-reviews-v1/README.md" in zipfile.ZipFile(io.BytesIO(archive)).namelist()
+
+
+def file_after_polling(client, url: str, headers: dict, capture_on_commit) -> bytes:
+    """What an API client does: a 202 names the job to poll; once it has succeeded the same URL gives the file."""
+    with capture_on_commit(execute=True):  # the eager worker runs when the request's work commits
+        accepted = client.get(url, **headers)
+    assert accepted.status_code == 202
+    assert accepted["Retry-After"] == "2"
+    body = accepted.json()
+    assert body["status"] == "queued" and body["download"].endswith(url)
+    assert client.get(body["poll"], **headers).json()["status"] == "succeeded"
+    response = client.get(url, **headers)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def test_a_file_not_written_yet_answers_202_and_starts_one_job_only(client, lead, project, snapshot):
+    headers = bearer(lead)
+    url = download_url(project, snapshot, "parquet")
+    first, second = client.get(url, **headers), client.get(url, **headers)  # no commit: the job stays queued
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert first.json()["job"] == second.json()["job"]
+    assert ExportJob.objects.filter(snapshot=snapshot).count() == 1
+
+
+def test_the_export_job_status_follows_the_snapshot_access_rules(client, lead, annotator, outsider, project, snapshot):
+    job_url = client.get(download_url(project, snapshot, "parquet"), **bearer(lead)).json()["poll"]
+    assert client.get(job_url, **bearer(lead)).json()["status"] == "queued"
+    assert client.get(job_url, **bearer(annotator)).status_code == 403
+    assert client.get(job_url, **bearer(outsider)).status_code == 404
+
+
+def test_a_snapshot_still_being_built_is_neither_listed_nor_downloadable(client, lead, project, snapshot):
+    Snapshot.objects.filter(pk=snapshot.pk).update(is_ready=False)
+    headers = bearer(lead)
+    assert client.get(reverse("api:snapshots", args=[project.id]), **headers).json()["snapshots"] == []
+    assert client.get(download_url(project, snapshot, "jsonl"), **headers).status_code == 404
 
 
 def test_it_rejects_a_missing_token_with_401(client, project, snapshot):

@@ -3,14 +3,16 @@ issues, Label Studio import."""
 
 import io
 import json
+from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from annotation.final_labels import final_label_refresh
 from annotation.models import ReviewTask, TaskKind
 from evaluation.curation import FilterSettings
-from evaluation.models import ExportJob, RefinementRun, Snapshot
+from evaluation.models import ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
 from evaluation.snapshots import snapshot_create
 from synthstudio.models import LabelMethod, LLMAnnotation, Sample
 
@@ -105,17 +107,53 @@ def test_an_invalid_regex_shows_an_error_instead_of_counts(lead_client, project,
     assert "Fix the highlighted settings" in response.content.decode()
 
 
-def test_creating_a_snapshot_saves_the_settings_and_opens_it(lead_client, project, labelled):
-    response = lead_client.post(
-        reverse("evaluation:snapshot_new", args=[project.id]),
-        {"exact_duplicates": "on", "drop_flagged": "on", "min_chars": "0", "split": "80/20", "note": "first", "licence": "mit"},
-    )
+def test_creating_a_snapshot_saves_the_settings_and_builds_it_in_a_job(
+    lead_client, project, labelled, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lead_client.post(
+            reverse("evaluation:snapshot_new", args=[project.id]),
+            {"exact_duplicates": "on", "drop_flagged": "on", "min_chars": "0", "split": "80/20", "note": "first",
+             "licence": "mit"},
+        )
+    job = SnapshotJob.objects.get(project=project)
     snapshot = Snapshot.objects.get(project=project)
     assert response.status_code == 302
-    assert response["Location"] == reverse("evaluation:snapshot_detail", args=[project.id, snapshot.version])
-    assert (snapshot.item_count, snapshot.note, snapshot.licence) == (4, "first", "mit")
+    assert response["Location"] == reverse("evaluation:snapshot_job", args=[project.id, job.pk])
+    assert (job.status, job.snapshot, job.done, job.total) == ("succeeded", snapshot, 4, 4)
+    assert (snapshot.item_count, snapshot.note, snapshot.licence, snapshot.is_ready) == (4, "first", "mit", True)
     assert snapshot.split_fractions == {"train": 0.8, "test": 0.2}
+    page = lead_client.get(response["Location"]).content.decode()
+    assert reverse("evaluation:snapshot_detail", args=[project.id, snapshot.version]) in page
     assert lead_client.get(reverse("evaluation:curation", args=[project.id])).context["form"].initial["exact_duplicates"]
+
+
+def test_a_queued_snapshot_job_page_polls_and_reloads_without_js(lead_client, project, labelled):
+    lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]), {"min_chars": "0", "licence": "mit"})
+    job = SnapshotJob.objects.get(project=project)  # no commit in this test: the job stays queued
+    progress_url = reverse("evaluation:snapshot_job_progress", args=[project.id, job.pk])
+    page = lead_client.get(reverse("evaluation:snapshot_job", args=[project.id, job.pk])).content.decode()
+    assert f'hx-get="{progress_url}"' in page
+    assert '<meta http-equiv="refresh"' in page
+    fragment = lead_client.get(progress_url, HTTP_HX_REQUEST="true")
+    assert "Queued" in fragment.content.decode() and "<html" not in fragment.content.decode()
+    assert not Snapshot.objects.ready().exists()
+
+
+def statuses_by_role(url: str, lead, annotator, outsider) -> tuple[int, int, int]:
+    """The status each of the three users gets (one client each: the shared client fixtures are one object)."""
+    codes = []
+    for user in (lead, annotator, outsider):
+        browser = Client()
+        browser.force_login(user)
+        codes.append(browser.get(url).status_code)
+    return codes[0], codes[1], codes[2]
+
+
+def test_snapshot_job_pages_are_for_leads_only(lead, annotator, outsider, project):
+    job = SnapshotJob.objects.create(project=project, created_by=lead)
+    for name in ("evaluation:snapshot_job", "evaluation:snapshot_job_progress"):
+        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (200, 403, 404)
 
 
 def test_a_bad_snapshot_form_is_shown_again_with_errors(lead_client, project, labelled):
@@ -202,22 +240,50 @@ def test_too_few_labelled_samples_say_so(lead_client, project, samples, django_c
     assert "Too few labelled samples" in RefinementRun.objects.get().message
 
 
-def test_the_label_studio_upload_imports_tasks(lead_client, project):
-    tasks = [{"data": {"text": "Great!"}, "annotations": [{"result": [{"value": {"choices": ["positive"]}}]}]}]
-    upload = io.BytesIO(json.dumps(tasks).encode())
+def upload_file(content: bytes) -> io.BytesIO:
+    upload = io.BytesIO(content)
     upload.name = "export.json"
-    response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]), {"file": upload})
-    assert response.status_code == 302
+    return upload
+
+
+def test_the_label_studio_upload_imports_tasks_in_a_job(lead_client, project, django_capture_on_commit_callbacks):
+    tasks = [{"data": {"text": "Great!"}, "annotations": [{"result": [{"value": {"choices": ["positive"]}}]}]}]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
+                                    {"file": upload_file(json.dumps(tasks).encode())})
+    job = LabelStudioImportJob.objects.get(project=project)
+    assert response["Location"] == reverse("evaluation:labelstudio_import_job", args=[project.id, job.pk])
+    assert (job.status, job.counts) == ("succeeded", {"tasks": 1, "annotations": 1, "predictions": 0})
     sample = Sample.objects.get(project=project)
     assert (sample.text, sample.final_label, sample.final_source) == ("Great!", "positive", "human")
+    assert not Path(job.stored_path).exists()  # the upload is deleted once imported
+    assert "Imported 1 tasks" in lead_client.get(response["Location"]).content.decode()
 
 
-def test_a_label_studio_upload_that_is_not_json_imports_nothing(lead_client, project):
-    upload = io.BytesIO(b"not json")
-    upload.name = "export.json"
-    response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]), {"file": upload})
-    assert "Nothing was imported" in response.content.decode()
+def test_a_label_studio_upload_that_is_not_json_imports_nothing(lead_client, project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
+                                    {"file": upload_file(b"not json")})
+    assert "Nothing was imported" in lead_client.get(response["Location"]).content.decode()
     assert not Sample.objects.filter(project=project).exists()
+
+
+def test_a_broken_task_imports_nothing_and_the_error_names_it(lead_client, project, django_capture_on_commit_callbacks):
+    tasks = [{"id": 11, "data": {"text": "Fine."}}, {"id": 12, "data": {"text": "Also fine."}},
+             {"id": 13, "data": {"image": ""}}]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
+                                    {"file": upload_file(json.dumps(tasks).encode())})
+    job = LabelStudioImportJob.objects.get(project=project)
+    assert (job.status, job.bad_task) == ("failed", 3)
+    assert "Task 3 (id 13) has no text" in lead_client.get(response["Location"]).content.decode()
+    assert not Sample.objects.filter(project=project).exists()
+
+
+def test_label_studio_import_job_pages_are_for_leads_only(lead, annotator, outsider, project):
+    job = LabelStudioImportJob.objects.create(project=project, created_by=lead, original_name="x.json", stored_path="")
+    for name in ("evaluation:labelstudio_import_job", "evaluation:labelstudio_import_job_progress"):
+        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (200, 403, 404)
 
 
 def test_a_label_studio_upload_over_the_size_limit_is_refused(lead_client, project, settings):

@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
                 ('seed', models.PositiveIntegerField(default=0)),
                 ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='synthstudio.project')),
-                ('snapshot', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='build_job', to='evaluation.snapshot')),
+                ('snapshot', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='build_job', to='evaluation.snapshot')),
             ],
             options={
                 'ordering': ['-created_at'],
