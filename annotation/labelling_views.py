@@ -110,6 +110,16 @@ def labelling_run_detail(request: HttpRequest, project_id: int, run_id: int) -> 
 
 @require_POST
 @login_required
+def labelling_run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    run = get_object_or_404(LabellingRun, pk=run_id, project=project)
+    services.labelling_run_resume(run=run)
+    messages.success(request, f"Labelling run {run.pk} sent to a worker again; finished labels are kept.")
+    return redirect("annotation:labelling_run_detail", project_id=project.id, run_id=run.pk)
+
+
+@require_POST
+@login_required
 def labelling_run_cancel(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = get_object_or_404(LabellingRun, pk=run_id, project=project)

@@ -326,6 +326,15 @@ def labelling_demos(*, project: Project, samples: Sequence[Sample], count: int) 
     return demos
 
 
+def labelling_run_resume(*, run: LabellingRun) -> None:
+    """Send an unfinished run to a worker again (after a worker crash or restart): it skips what it did and
+    its finished LLM calls come from the cache."""
+    from .tasks import labelling_run_task
+
+    if not run.is_finished:
+        enqueue(labelling_run_task, run.pk)
+
+
 def labelling_run_cancel(*, run: LabellingRun) -> None:
     if not run.is_finished:
         run.mark_finished(JobStatus.CANCELLED, message="Cancelled by a lead.")

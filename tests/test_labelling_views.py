@@ -57,12 +57,19 @@ def test_annotators_are_refused_every_page(annotator_client, project, runs):
         assert annotator_client.get(url).status_code == 403, url
     post = reverse("annotation:labelling_run_start", args=[project.id])
     assert annotator_client.post(post, {"method": "logprobs"}).status_code == 403
+    run, _ = runs
+    for name in ("labelling_run_resume", "labelling_run_cancel"):
+        assert annotator_client.post(reverse(f"annotation:{name}", args=[project.id, run.pk])).status_code == 403
+    run.refresh_from_db()
+    assert run.status == JobStatus.QUEUED
 
 
 def test_outsiders_get_not_found_everywhere(outsider_client, project, runs):
     for url in urls(project, *runs):
         assert outsider_client.get(url).status_code == 404, url
     assert outsider_client.post(reverse("annotation:routing_policy", args=[project.id]), {}).status_code == 404
+    run, _ = runs
+    assert outsider_client.post(reverse("annotation:labelling_run_resume", args=[project.id, run.pk])).status_code == 404
 
 
 def test_the_overview_counts_labels_charts_uncertainty_and_marks_offline(lead_client, project, labelled):
@@ -184,3 +191,13 @@ def test_logprobs_are_refused_for_an_endpoint_that_does_not_return_them(lead_cli
     )
     assert response.status_code == 400 and b"returns no logprobs" in response.content
     assert not LabellingRun.objects.exists()
+
+
+def test_resuming_a_run_sends_it_to_a_worker_again(lead_client, project, samples, runs, django_capture_on_commit_callbacks):
+    run, _ = runs
+    url = reverse("annotation:labelling_run_resume", args=[project.id, run.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lead_client.post(url)
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.done == 4  # the eager "worker" finished it
