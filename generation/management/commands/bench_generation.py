@@ -13,7 +13,7 @@ What is measured (honestly):
 - throughput_rps = requests / seconds; ideal_rps = concurrency / latency; efficiency = their ratio.
 - duplicate_requests_after_resume: requests received after the resume for items whose result had been
   committed before the kill (a finished call sent again). `resent_in_flight` counts the requests that were
-  in flight at the kill and had to be sent again (their answers were never committed);
+  in flight at the kill, or answered but not yet committed, and had to be sent again;
   `late_arrivals_from_killed_worker` the requests the killed worker sent that the server read only after
   the kill (a loaded machine delays the server's threads).
 - samples: generated samples of the run; `items_without_exactly_one_sample` must be 0.
