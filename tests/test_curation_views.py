@@ -301,3 +301,15 @@ def test_annotators_cannot_import_or_send_to_review(annotator_client, project):
     assert annotator_client.post(reverse("evaluation:label_issues_send", args=[project.id, run.pk])).status_code == 403
     assert annotator_client.get(reverse("evaluation:label_issues_progress", args=[project.id, run.pk])).status_code == 403
 
+
+
+def test_a_finished_label_studio_import_run_again_imports_nothing_more(lead, project, tmp_path):
+    from evaluation.curation_tasks import labelstudio_import_task
+
+    stored = tmp_path / "upload.json"
+    stored.write_text(json.dumps([{"data": {"text": "Once only."}}]))
+    job = LabelStudioImportJob.objects.create(project=project, created_by=lead, original_name="u.json",
+                                              stored_path=str(stored))
+    labelstudio_import_task(job.pk)
+    labelstudio_import_task(job.pk)  # a redelivered message
+    assert Sample.objects.filter(project=project, text="Once only.").count() == 1
