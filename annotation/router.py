@@ -50,6 +50,9 @@ from .selection import entropy, least_confidence, margin_uncertainty
 # Fewer answers than this, or answers of only one kind, and the classifier is not trusted yet.
 MIN_ANSWERS_TO_LEARN = 20
 MIN_ANSWERS_PER_CLASS = 3
+# With more labels than this, per-label indicator features are too sparse for a few hundred answers and made
+# routing worse (BANKING77, 77 labels: error capture 0.60 with them, 0.64 without, at a 20% budget).
+MAX_LABELS_ONE_HOT = 10
 
 
 @dataclass(frozen=True)
@@ -165,10 +168,11 @@ def feature_matrix(
         np.log1p(np.asarray(items.text_length, dtype=np.float64)),
     ]
     names = ["llm_confidence", "llm_entropy", "llm_margin", "student_prob", "knn_agreement", "log_length"]
-    label_one_hot = np.zeros((n, n_labels))
-    label_one_hot[np.arange(n), np.asarray(items.llm_label, dtype=np.int64)] = 1.0
-    columns += list(label_one_hot.T)
-    names += [f"llm_label={label}" for label in range(n_labels)]
+    if n_labels <= MAX_LABELS_ONE_HOT:
+        label_one_hot = np.zeros((n, n_labels))
+        label_one_hot[np.arange(n), np.asarray(items.llm_label, dtype=np.int64)] = 1.0
+        columns += list(label_one_hot.T)
+        names += [f"llm_label={label}" for label in range(n_labels)]
     if items.conditions is not None:
         conditions = np.asarray(items.conditions, dtype=np.float64)
         columns += list(conditions.T)

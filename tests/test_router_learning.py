@@ -192,3 +192,25 @@ def test_human_student_probability_is_out_of_fold_and_ignores_labels_outside_the
     assert probability[0] == 0.5
     assert probability[1:].min() > 0.5  # the LLM is right everywhere here
     assert human_student_probability(make_items(n=n), reviewed=reviewed, reviewed_labels=labels) is None
+
+
+def test_large_codebooks_get_no_per_label_indicator_features():
+    from annotation.router import MAX_LABELS_ONE_HOT, feature_matrix
+
+    small = make_items(n=6)
+    _, small_names = feature_matrix(small)
+    assert [name for name in small_names if name.startswith("llm_label=")] == [
+        "llm_label=0",
+        "llm_label=1",
+        "llm_label=2",
+    ]
+    labels = MAX_LABELS_ONE_HOT + 1
+    large = RouterItems(
+        probs=np.full((4, labels), 1 / labels),
+        llm_label=np.arange(4),
+        student_prob=np.ones(4),
+        knn_agreement=np.ones(4),
+        text_length=np.ones(4),
+    )
+    _, large_names = feature_matrix(large)
+    assert not [name for name in large_names if name.startswith("llm_label=")]
