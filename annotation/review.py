@@ -216,7 +216,7 @@ def _not_taken_by(annotator) -> Exists:
 
 
 def _with_earlier_assignment(tasks: QuerySet[ReviewTask], annotator) -> QuerySet[ReviewTask]:
-    return tasks.annotate(
+    return tasks.select_related("sample").annotate(
         earlier_assignment=Exists(Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator))
     )
 

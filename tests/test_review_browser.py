@@ -36,7 +36,10 @@ def record_dialogs(page) -> list[str]:
 
 
 def wait_for_item(page, text: str) -> None:
+    """Wait until the item shows and htmx has finished swapping and settling it (a key pressed earlier would
+    reach a form htmx has not taken over yet)."""
     page.locator("#item-text", has_text=text).wait_for()
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
 
 
 @pytest.mark.browser

@@ -26,6 +26,18 @@
     }
   }
 
+  function settling() {
+    return document.querySelector(".htmx-swapping, .htmx-settling, .htmx-added") !== null;
+  }
+
+  // A key pressed while htmx is still swapping the next item in would reach a form htmx has not taken over
+  // yet (a full-page submit): run it once the swap has settled.
+  function whenSettled(action) {
+    if (!settling()) return action();
+    document.addEventListener("htmx:afterSettle", function () { action(); }, { once: true });
+    return true;
+  }
+
   function click(selector) {
     const root = workbench();
     const element = root && root.querySelector(selector);
@@ -51,11 +63,11 @@
     const key = event.key;
     let handled = true;
     if (/^[1-9]$/.test(key)) {
-      handled = !busy() && click('button.wb-label[data-hotkey="' + key + '"]');
+      handled = !busy() && whenSettled(function () { return click('button.wb-label[data-hotkey="' + key + '"]'); });
     } else if (key === "Enter") {
       // Enter on a focused button keeps its own meaning; elsewhere it accepts the suggestion.
       if (event.target && event.target.tagName && ["button", "a", "summary"].includes(event.target.tagName.toLowerCase())) return;
-      handled = !busy() && click("button.wb-label[data-suggested]");
+      handled = !busy() && whenSettled(function () { return click("button.wb-label[data-suggested]"); });
     } else if (key === "e" || key === "E") {
       openPanel("edit-panel", "textarea");
     } else if (key === "f" || key === "F") {
