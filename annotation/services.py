@@ -648,11 +648,19 @@ def _learned_picks(
         knn_agreement=agreement,
         text_length=np.array([len(s.text) for s in data.samples]),
         neighbours=neighbours,
+        embeddings=data.embeddings if data.embeddings is not None and len(data.samples) > 1 else None,
     )
     reviewed = np.flatnonzero(verified)
     wrong = np.array([data.samples[i].final_label != data.llm_labels[i] for i in reviewed], dtype=bool)
+    # the reviewers' own labels train a second student (annotation.router.human_student_probability)
+    human_labels = np.array([column.get(data.samples[i].final_label, -1) for i in reviewed], dtype=np.int64)
     batch = router.route_next_batch(
-        items, reviewed=reviewed, llm_was_wrong=wrong, batch_size=size, exclude=np.flatnonzero(excluded)
+        items,
+        reviewed=reviewed,
+        llm_was_wrong=wrong,
+        batch_size=size,
+        exclude=np.flatnonzero(excluded),
+        reviewed_labels=human_labels,
     )
     return [
         RoutingPick(int(index), float(error), reason + ("; no valid LLM label" if not data.valid[index] else ""))
