@@ -10,6 +10,13 @@ split and confident-learning label issues.
   its given label is a label issue; issues rank by margin p(suggested) - p(given).
 - Survey §3.2.2 (Long et al. 2024).
 
+- The student is an ensemble when the texts are given: a logistic regression on the sentence embeddings and
+  one on TF-IDF word uni/bigrams, their out-of-fold probabilities averaged. The two see different evidence
+  (meaning vs. exact wording), so their errors are less correlated than either's with the noisy labels. On
+  SST-2 with 15% flipped labels (bench_label_issues) this lifted precision at the noise count from 0.571 to
+  the figure in the closing note; the embedding student is also regularised harder (C=0.3 instead of 1.0),
+  which alone helps because a flexible student memorises the flipped labels.
+
 Labels are integer class indices 0..n_classes-1 throughout; -1 means "no label".
 """
 
@@ -18,23 +25,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import StratifiedKFold
 
 CLEAN_POSTERIOR = 0.7
+EMBEDDING_C = 0.3  # inverse regularisation of the embedding student (measured on SST-2: 1.0 → 0.3 helps)
+TFIDF_C = 3.0
 _EPS = 1e-12
 
 
-def _fit_student(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> LogisticRegression | None:
+def tfidf_features(texts: list[str]):
+    """Sparse TF-IDF word uni/bigram features for the wording student."""
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+
+
+def _fit_student(features, labels: np.ndarray, n_classes: int, seed: int, C: float) -> LogisticRegression | None:
     if len(np.unique(labels)) < 2:
         return None
-    model = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
+    model = LogisticRegression(max_iter=1000, C=C, random_state=seed)
     model.fit(features, labels)
     return model
 
 
-def _predict_full(model: LogisticRegression | None, features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+def _predict_full(model: LogisticRegression | None, features, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Probabilities over all n_classes (classes unseen in training get 0); a one-class training set predicts it."""
     out = np.zeros((features.shape[0], n_classes), dtype=np.float64)
     if model is None:
@@ -46,14 +62,14 @@ def _predict_full(model: LogisticRegression | None, features: np.ndarray, labels
 
 
 def student_probabilities(
-    features: np.ndarray, train_labels: np.ndarray, *, n_classes: int, folds: int = 5, seed: int = 0
+    features, train_labels: np.ndarray, *, n_classes: int, folds: int = 5, seed: int = 0, C: float = EMBEDDING_C
 ) -> np.ndarray:
-    """Probabilities for every item from a logistic regression on `features`.
+    """Probabilities for every item from a logistic regression on `features` (dense or scipy sparse).
 
     Items with a training label (train_labels >= 0) get out-of-fold probabilities (the model that scores an
     item never saw it); items without one (-1) are scored by a model fitted on all the training items.
     """
-    features = np.asarray(features, dtype=np.float64)
+    features = features.tocsr() if sparse.issparse(features) else np.asarray(features, dtype=np.float64)
     train_labels = np.asarray(train_labels, dtype=np.int64)
     probabilities = np.zeros((features.shape[0], n_classes), dtype=np.float64)
     train_index = np.flatnonzero(train_labels >= 0)
@@ -63,20 +79,32 @@ def student_probabilities(
     x_train, y_train = features[train_index], train_labels[train_index]
     unlabelled = np.flatnonzero(train_labels < 0)
     if unlabelled.size:
-        model = _fit_student(x_train, y_train, n_classes, seed)
+        model = _fit_student(x_train, y_train, n_classes, seed, C)
         probabilities[unlabelled] = _predict_full(model, features[unlabelled], y_train, n_classes)
     counts = np.bincount(y_train)
     n_splits = min(folds, int(counts[counts > 0].min()))
     if n_splits < 2 or len(counts[counts > 0]) < 2:
         # too few examples of some class to hold any out: in-sample probabilities are the best we have
-        model = _fit_student(x_train, y_train, n_classes, seed)
+        model = _fit_student(x_train, y_train, n_classes, seed, C)
         probabilities[train_index] = _predict_full(model, x_train, y_train, n_classes)
         return probabilities
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for fit_part, held_out in splitter.split(x_train, y_train):
-        model = _fit_student(x_train[fit_part], y_train[fit_part], n_classes, seed)
+        model = _fit_student(x_train[fit_part], y_train[fit_part], n_classes, seed, C)
         probabilities[train_index[held_out]] = _predict_full(model, x_train[held_out], y_train[fit_part], n_classes)
     return probabilities
+
+
+def ensemble_probabilities(
+    features: np.ndarray, train_labels: np.ndarray, *, n_classes: int, text_features=None, folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """The embedding student's probabilities, averaged with the TF-IDF student's when text features are given."""
+    embedding = student_probabilities(features, train_labels, n_classes=n_classes, folds=folds, seed=seed)
+    if text_features is None:
+        return embedding
+    wording = student_probabilities(text_features, train_labels, n_classes=n_classes, folds=folds, seed=seed, C=TFIDF_C)
+    return (embedding + wording) / 2
 
 
 @dataclass(frozen=True)
@@ -165,21 +193,23 @@ def refine_labels(
     human_verified: np.ndarray,
     *,
     n_classes: int,
+    text_features=None,
     folds: int = 5,
     seed: int = 0,
 ) -> RefinementResult:
-    """The whole refinement pass over labelled items.
+    """The whole refinement pass over labelled items (`text_features`: tfidf_features(texts), optional).
 
     1. A first student, trained on every given label, scores each item out of fold; FreeAL splits the
        LLM-labelled items into clean and noisy by their loss against the LLM label.
     2. Trusted = human-verified items + clean LLM items where the first student agrees with the LLM.
     3. A second student trained on the trusted items scores everything (out of fold for trusted items).
-    4. Confident learning on those probabilities against the given labels; human-verified items are never
-       reported (a human already decided them).
+    4. Confident learning on the average of both students' probabilities against the given labels;
+       human-verified items are never reported (a human already decided them).
     """
     labels = np.asarray(labels, dtype=np.int64)
     human_verified = np.asarray(human_verified, dtype=bool)
-    first = student_probabilities(features, labels, n_classes=n_classes, folds=folds, seed=seed)
+    student = {"n_classes": n_classes, "text_features": text_features, "folds": folds, "seed": seed}
+    first = ensemble_probabilities(features, labels, **student)
     split = freeal_split(first, labels, seed=seed)
     clean = split.clean | human_verified
     agrees = np.argmax(first, axis=1) == labels
@@ -187,7 +217,9 @@ def refine_labels(
     train_labels = np.where(trusted, labels, -1)
     if len(np.unique(labels[trusted])) < min(2, len(np.unique(labels))):
         train_labels = labels  # the trusted set lost a whole class: fall back to every label
-    probabilities = student_probabilities(features, train_labels, n_classes=n_classes, folds=folds, seed=seed)
+    second = ensemble_probabilities(features, train_labels, **student)
+    # averaging both passes ranks a little better than the trusted-set student alone (SST-2: 0.587 → 0.602)
+    probabilities = (first + second) / 2
     issues = [issue for issue in find_label_issues(probabilities, labels) if not human_verified[issue.index]]
     return RefinementResult(probabilities, CleanNoisySplit(split.loss, split.clean_posterior, clean), trusted, issues)
 

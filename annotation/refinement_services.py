@@ -12,7 +12,7 @@ from synthstudio.embeddings import embed_texts
 from synthstudio.models import FinalSource, Project, Sample
 
 from .models import TaskKind
-from .refinement import refine_labels
+from .refinement import refine_labels, tfidf_features
 from .review import review_tasks_create
 
 HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
@@ -43,7 +43,8 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
     labels = np.array([index_of[label] for _, _, label, _ in rows])
     human_verified = np.array([source in HUMAN_SOURCES for _, _, _, source in rows])
     report("Training the student model")
-    result = refine_labels(features, labels, human_verified, n_classes=len(label_names))
+    result = refine_labels(features, labels, human_verified, n_classes=len(label_names),
+                           text_features=tfidf_features([text for _, text, _, _ in rows]))
     summary.update(
         clean=int(result.split.clean.sum()),
         noisy=int((~result.split.clean).sum()),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.refinement import find_label_issues, precision_at, refine_labels, student_probabilities
+from annotation.refinement import ensemble_probabilities, find_label_issues, precision_at, refine_labels, tfidf_features
 from synthstudio.embeddings import encode
 
 
@@ -29,8 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--noise", type=float, default=0.15, help="Share of labels to flip (0-1).")
         parser.add_argument("--rows", type=int, default=3000, help="How many rows to use (seeded sample).")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--student", choices=["ensemble", "embedding"], default="ensemble",
+                            help="ensemble: embedding + TF-IDF students averaged (the app's default); embedding: "
+                                 "the embedding student alone.")
 
-    def handle(self, *args, data: str, noise: float, rows: int, seed: int, **options):
+    def handle(self, *args, data: str, noise: float, rows: int, seed: int, student: str, **options):
         path = Path(data)
         if not path.exists():
             raise CommandError(f"No such file: {path}")
@@ -50,13 +53,18 @@ class Command(BaseCommand):
         features = encode(texts)
         embed_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        result = refine_labels(features, given, np.zeros(len(given), dtype=bool), n_classes=len(names), seed=seed)
-        plain = find_label_issues(student_probabilities(features, given, n_classes=len(names), seed=seed), given)
+        text_features = tfidf_features(texts) if student == "ensemble" else None
+        result = refine_labels(features, given, np.zeros(len(given), dtype=bool), n_classes=len(names), seed=seed,
+                               text_features=text_features)
+        plain = find_label_issues(
+            ensemble_probabilities(features, given, n_classes=len(names), text_features=text_features, seed=seed), given
+        )
         noisy_set = set(int(i) for i in noisy)
         clean_mask = result.split.clean
         print(json.dumps({
             "rows": len(gold),
             "noise": noise,
+            "student": student,
             "n_noisy": n_noisy,
             "issues_listed": len(result.issues),
             "precision_at_noise_count": round(precision_at(result.issues, noisy_set, n_noisy), 4),
