@@ -13,8 +13,8 @@ split and confident-learning label issues.
 - The student is an ensemble when the texts are given: a logistic regression on the sentence embeddings and
   one on TF-IDF word uni/bigrams, their out-of-fold probabilities averaged. The two see different evidence
   (meaning vs. exact wording), so their errors are less correlated than either's with the noisy labels. On
-  SST-2 with 15% flipped labels (bench_label_issues) this lifted precision at the noise count from 0.571 to
-  the figure in the closing note; the embedding student is also regularised harder (C=0.3 instead of 1.0),
+  SST-2 with 15% flipped labels (bench_label_issues, 3,000 rows, seed 0) this lifted precision at the noise
+  count from 0.571 to 0.602; the embedding student is also regularised harder (C=0.3 instead of 1.0),
   which alone helps because a flexible student memorises the flipped labels.
 
 Labels are integer class indices 0..n_classes-1 throughout; -1 means "no label".

@@ -21,7 +21,7 @@ from synthstudio.models import JobStatus, Project
 
 from .curation import FilterSettings
 from .export import LabelStudioImportError, export_file, export_path, labelstudio_import
-from .models import ApiToken, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
+from .models import ApiToken, ExportFormat, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
 from .snapshots import snapshot_build, snapshot_mark_ready, snapshot_reserve
 
 TOKEN_PREFIX = "ssk_"
@@ -225,3 +225,31 @@ def api_token_user(*, raw: str):
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
+
+
+def export_files_unreferenced(*, older_than_days: float) -> list[Path]:
+    """Files under MEDIA_ROOT/exports/ that no snapshot owns any more (its row deleted, or a database reset
+    reused its id: the name carries the creation time), plus temp files a dead writer left, last modified
+    more than `older_than_days` ago. Files of existing snapshots are kept: they are reused on download."""
+    root = Path(django_settings.MEDIA_ROOT) / "exports"
+    if not root.exists():
+        return []
+    cutoff = timezone.now().timestamp() - older_than_days * 86400
+    candidates = [path for path in root.rglob("*") if path.is_file() and path.stat().st_mtime < cutoff]
+    if not candidates:
+        return []
+    referenced = {
+        export_path(snapshot, file_format)
+        for snapshot in Snapshot.objects.only("pk", "project_id", "created_at").iterator()
+        for file_format in ExportFormat.values
+    }
+    return sorted(path for path in candidates if path not in referenced)
+
+
+def export_files_prune(*, older_than_days: float) -> list[Path]:
+    """Delete the unreferenced export files; returns what was deleted."""
+    removed = []
+    for path in export_files_unreferenced(older_than_days=older_than_days):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
