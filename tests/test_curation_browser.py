@@ -36,6 +36,10 @@ def test_the_lead_makes_a_snapshot_and_downloads_it(browser_page, live_server, l
     page.fill("input[name=note]", "browser snapshot")
     screenshot(page, "curation-filters")
     page.click("button[name=create_snapshot]")
+    page.wait_for_url("**/curation/snapshots/jobs/*/")  # a worker builds it; the page polls its progress
+    page.wait_for_selector("#open-snapshot")
+    screenshot(page, "curation-snapshot-built")
+    page.click("#open-snapshot")
     page.wait_for_url("**/curation/snapshots/1/")
     assert "browser snapshot" in page.content()
 
