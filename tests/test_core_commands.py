@@ -10,7 +10,11 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from synthstudio.models import HumanAnnotation, ImportJob, Project, Role, Sample
+from annotation import review
+from annotation.models import LabellingRun, ReviewTask, SampleSignals
+from annotation.offline_labeller import OFFLINE_MODEL_NAME
+from generation.models import GenerationRun
+from synthstudio.models import HumanAnnotation, ImportJob, JobStatus, LLMAnnotation, Origin, Project, Role, Sample
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +43,41 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
     logins = dict(re.findall(r"(demo_\w+)\s+password: (\S+)", second))
     assert logins == dict(re.findall(r"(demo_\w+)\s+password: (\S+)", first)) and len(logins) == 3
     assert all(authenticate(username=name, password=password) for name, password in logins.items())
+
+
+def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
+    run("demo")
+    counts = [model.objects.count() for model in (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask)]
+    second = run("demo")
+
+    project = Project.objects.get()
+    unlabelled_pool = Sample.objects.filter(project=project, origin=Origin.IMPORTED, is_seed=False)
+    generated = Sample.objects.filter(project=project, origin=Origin.GENERATED)
+    assert 60 <= unlabelled_pool.count() <= 80 and not unlabelled_pool.filter(human_annotations__isnull=False).exists()
+    assert GenerationRun.objects.get().status == JobStatus.SUCCEEDED and generated.exists()
+    assert all(sample.provenance["offline"] for sample in generated)
+    labelling = LabellingRun.objects.get()
+    assert labelling.status == JobStatus.SUCCEEDED and labelling.done == project.samples.count()
+    current = LLMAnnotation.objects.filter(sample__project=project, is_current=True)
+    assert current.count() == project.samples.count()
+    assert set(current.values_list("model_name", flat=True)) == {OFFLINE_MODEL_NAME} and "offline" in OFFLINE_MODEL_NAME
+    assert all(abs(sum(a.distribution.values()) - 1) < 1e-6 and len(a.distribution) == 4 for a in current)
+    assert SampleSignals.objects.filter(sample__project=project).count() == project.samples.count()
+    assert "routed review tasks waiting" in second
+    assert [model.objects.count() for model in (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask)] == counts
+
+
+def test_the_demo_annotators_each_find_a_routed_item_with_two_answers_wanted(db):
+    run("demo")
+
+    project = Project.objects.get()
+    tasks = ReviewTask.objects.filter(project=project, is_open=True)
+    assert tasks.count() == 10 and set(tasks.values_list("required_answers", flat=True)) == {2}
+    assert not tasks.filter(sample__is_seed=True).exists()
+    for username in ("demo_ann1", "demo_ann2"):
+        annotator = project.memberships.get(user__username=username).user
+        assignment = review.review_next(project=project, annotator=annotator)
+        assert assignment is not None and assignment.task.sample_id in set(tasks.values_list("sample_id", flat=True))
 
 
 def test_it_benchmarks_the_import_and_cleans_up(db):

@@ -9,6 +9,7 @@ from itertools import zip_longest
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -155,6 +156,9 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Demo project: {project.name} (id {project.id}), {created} new seed samples.")
         )
+        # The rest of the workflow (generation, labelling, routing) lives in the annotation app, which may
+        # import generation and synthstudio; called by name so that synthstudio imports nothing upward.
+        call_command("demo_workflow", stdout=self.stdout)
         self.stdout.write(f"Demo logins (also in {settings.VAR_DIR / 'demo_logins.json'}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username:<10} password: {passwords[username]}")
