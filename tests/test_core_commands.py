@@ -14,7 +14,16 @@ from annotation import review
 from annotation.models import LabellingRun, ReviewTask, SampleSignals
 from annotation.offline_labeller import OFFLINE_MODEL_NAME
 from generation.models import GenerationRun
-from synthstudio.models import HumanAnnotation, ImportJob, JobStatus, LLMAnnotation, Origin, Project, Role, Sample
+from synthstudio.models import (
+    HumanAnnotation,
+    ImportJob,
+    JobStatus,
+    LLMAnnotation,
+    Origin,
+    Project,
+    Role,
+    Sample,
+)
 
 
 @pytest.fixture(autouse=True)
