@@ -21,7 +21,15 @@ from synthstudio.models import JobStatus, Project
 
 from .curation import FilterSettings
 from .export import LabelStudioImportError, export_file, export_path, labelstudio_import
-from .models import ApiToken, ExportFormat, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
+from .models import (
+    ApiToken,
+    ExportFormat,
+    ExportJob,
+    LabelStudioImportJob,
+    RefinementRun,
+    Snapshot,
+    SnapshotJob,
+)
 from .snapshots import snapshot_build, snapshot_mark_ready, snapshot_reserve
 
 TOKEN_PREFIX = "ssk_"

@@ -98,11 +98,8 @@ def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
 def snapshot_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(SnapshotJob.objects.select_related("snapshot"), pk=job_id, project=project)
-    return render(request, "evaluation/curation/snapshot_job.html", {
-        "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
-        "snapshot": job.snapshot if job.status == JobStatus.SUCCEEDED else None,
-        "poll_url": reverse("evaluation:snapshot_job_progress", args=[project.id, job.pk]),
-    })
+    return job_page(request, project, job, "evaluation/curation/snapshot_job.html", "evaluation:snapshot_job_progress",
+                    snapshot=job.snapshot if job.status == JobStatus.SUCCEEDED else None)
 
 
 @require_GET
@@ -171,10 +168,15 @@ def export_start(request: HttpRequest, project_id: int, version: int, file_forma
 def export_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(ExportJob.objects.select_related("snapshot"), pk=job_id, project=project)
-    return render(request, "evaluation/curation/export_job.html", {
+    return job_page(request, project, job, "evaluation/curation/export_job.html", "evaluation:export_job_progress",
+                    succeeded=job.status == JobStatus.SUCCEEDED)
+
+
+def job_page(request: HttpRequest, project: Project, job, template_name: str, progress_url_name: str, **extra) -> HttpResponse:
+    """A job's full page: the shared progress partial polling `progress_url_name`, plus the page's own context."""
+    return render(request, template_name, {
         "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
-        "succeeded": job.status == JobStatus.SUCCEEDED,
-        "poll_url": reverse("evaluation:export_job_progress", args=[project.id, job.pk]),
+        "poll_url": reverse(progress_url_name, args=[project.id, job.pk]), **extra,
     })
 
 
@@ -281,10 +283,8 @@ def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
 def labelstudio_import_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(LabelStudioImportJob, pk=job_id, project=project)
-    return render(request, "evaluation/curation/labelstudio_import_job.html", {
-        "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
-        "poll_url": reverse("evaluation:labelstudio_import_job_progress", args=[project.id, job.pk]),
-    })
+    return job_page(request, project, job, "evaluation/curation/labelstudio_import_job.html",
+                    "evaluation:labelstudio_import_job_progress")
 
 
 @require_GET

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.refinement import ensemble_probabilities, find_label_issues, precision_at, refine_labels, tfidf_features
+from annotation.refinement import (
+    ensemble_probabilities,
+    find_label_issues,
+    precision_at,
+    refine_labels,
+    tfidf_features,
+)
 from synthstudio.embeddings import encode
 
 
