@@ -68,7 +68,7 @@ def metrics_data_version(*, project: Project) -> str:
         LLMAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("id")),
         HumanAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("updated_at")),
         PairwiseJudgment.objects.filter(item__project=project).aggregate(n=Count("id"), last=Max("id")),
-        Snapshot.objects.filter(project=project).aggregate(n=Count("id"), last=Max("id")),
+        Snapshot.objects.ready().filter(project=project).aggregate(n=Count("id"), last=Max("id")),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
@@ -398,7 +398,7 @@ def diversity_groups(*, project: Project, samples) -> list[dict]:
     for name in sorted(by_group, key=lambda g: -len(by_group[g]))[: MAX_DIVERSITY_GROUPS - 1]:
         if len(by_group[name]) >= 2:
             groups[name] = by_group[name]
-    for snapshot in Snapshot.objects.filter(project=project).order_by("-version")[:3]:
+    for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
         groups[f"snapshot v{snapshot.version}"] = list(snapshot.items.values_list("text", flat=True))
     return [_diversity_of(name, texts, seed=index) for index, (name, texts) in enumerate(groups.items()) if texts]
 
@@ -566,7 +566,7 @@ def benchmark_sets(*, run: BenchmarkRun) -> tuple[list[tuple[str, list[str], lis
         (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in samples if s[2] and keep(s[0], s[1]))),
         (TRAINING_SETS["human"], *_columns((s[1], s[2]) for s in human if keep(s[0], s[1]))),
     ]
-    for snapshot in Snapshot.objects.filter(project=project).order_by("-version")[:3]:
+    for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
         rows = snapshot.items.values_list("sample_ref", "text", "label")
         sets.append((f"Snapshot v{snapshot.version}", *_columns((t, lab) for ref, t, lab in rows if lab and keep(ref, t))))
     return sets, test_texts, test_labels
