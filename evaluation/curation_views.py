@@ -52,7 +52,8 @@ def curation(request: HttpRequest, project_id: int) -> HttpResponse:
     form = SnapshotForm(initial={**settings.as_dict(), "licence": "unknown"})
     bound = FilterSettingsForm(settings.as_dict())
     snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
-    context = {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots,
+    building = SnapshotJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+    context = {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots, "building": building,
                **_counts_context(project, bound)}
     return render(request, "evaluation/curation/curation.html", context)
 

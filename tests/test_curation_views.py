@@ -138,6 +138,8 @@ def test_a_queued_snapshot_job_page_polls_and_reloads_without_js(lead_client, pr
     fragment = lead_client.get(progress_url, HTTP_HX_REQUEST="true")
     assert "Queued" in fragment.content.decode() and "<html" not in fragment.content.decode()
     assert not Snapshot.objects.ready().exists()
+    curation_page = lead_client.get(reverse("evaluation:curation", args=[project.id])).content.decode()
+    assert reverse("evaluation:snapshot_job", args=[project.id, job.pk]) in curation_page
 
 
 def statuses_by_role(url: str, lead, annotator, outsider) -> tuple[int, int, int]:
