@@ -13,6 +13,7 @@ from django.core.management import call_command
 from annotation import review
 from annotation.models import LabellingRun, ReviewTask, SampleSignals
 from annotation.offline_labeller import OFFLINE_MODEL_NAME
+from evaluation.models import Snapshot
 from generation.models import GenerationRun
 from synthstudio.models import (
     HumanAnnotation,
@@ -56,7 +57,8 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
 
 def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     run("demo")
-    counts = [model.objects.count() for model in (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask)]
+    models = (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask, Snapshot)
+    counts = [model.objects.count() for model in models]
     second = run("demo")
 
     project = Project.objects.get()
@@ -73,7 +75,10 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     assert all(abs(sum(a.distribution.values()) - 1) < 1e-6 and len(a.distribution) == 4 for a in current)
     assert SampleSignals.objects.filter(sample__project=project).count() == project.samples.count()
     assert "routed review tasks waiting" in second
-    assert [model.objects.count() for model in (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask)] == counts
+    snapshot = Snapshot.objects.get()
+    assert snapshot.is_ready and 0 < snapshot.item_count <= project.samples.count()
+    assert set(snapshot.items.values_list("split", flat=True)) == {"train", "test"}
+    assert [model.objects.count() for model in models] == counts
 
 
 def test_the_demo_annotators_each_find_a_routed_item_with_two_answers_wanted(db):
