@@ -141,7 +141,11 @@ def _unlabelled_pool(project: Project) -> int:
 
 
 def _generation_run(project: Project, lead):
-    config = GenerationConfig.objects.filter(project=project, name=GENERATION_CONFIG_NAME).order_by("-version").first()
+    config = (
+        GenerationConfig.objects.filter(project=project, name=GENERATION_CONFIG_NAME)
+        .order_by("-version")
+        .first()
+    )
     if config is None:
         config = generation_services.config_create_version(
             project=project,
@@ -181,7 +185,9 @@ def _signals(project: Project) -> int:
     for run in SignalsRun.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         annotation_services.signals_refresh(project=project, run=run)
     if not SignalsRun.objects.filter(project=project, status=JobStatus.SUCCEEDED).exists():
-        annotation_services.signals_refresh(project=project, run=annotation_services.signals_run_start(project=project))
+        annotation_services.signals_refresh(
+            project=project, run=annotation_services.signals_run_start(project=project)
+        )
     return SampleSignals.objects.filter(sample__project=project).count()
 
 

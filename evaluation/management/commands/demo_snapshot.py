@@ -28,7 +28,10 @@ class Command(BaseCommand):
             lead = project.memberships.filter(role=Role.LEAD).select_related("user").first().user
             curation_settings_save(project=project, settings=DEMO_FILTERS)
             snapshot = snapshot_create(
-                project=project, user=lead, settings=DEMO_FILTERS, split_fractions=DEMO_SPLIT,
+                project=project,
+                user=lead,
+                settings=DEMO_FILTERS,
+                split_fractions=DEMO_SPLIT,
                 note="demo: first snapshot (offline LLM labels with confidence >= 0.5, seed labels)",
             )
         self.stdout.write(f"Demo snapshot v{snapshot.version}: {snapshot.item_count} items.")
