@@ -98,3 +98,13 @@ def test_a_real_worker_builds_the_snapshot(celery_worker_process, project, lead,
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.snapshot.is_ready
     assert sorted(job.snapshot.items.values_list("split", flat=True)) == ["test", "test", "train", "train"]
+
+
+def test_the_progress_fragment_of_a_finished_build_reloads_the_page_to_show_the_link(lead_client, project, lead, labelled):
+    job = queued_job(project, lead)
+    snapshot_job_task(job.pk)
+    response = lead_client.get(reverse("evaluation:snapshot_job_progress", args=[project.id, job.pk]),
+                               HTTP_HX_REQUEST="true")
+    assert response["HX-Refresh"] == "true"
+    page = lead_client.get(reverse("evaluation:snapshot_job", args=[project.id, job.pk])).content.decode()
+    assert 'id="open-snapshot"' in page and "http-equiv" not in page  # finished: no more reloads
