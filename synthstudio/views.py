@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,7 +26,7 @@ from .forms import (
     ProjectSettingsForm,
 )
 from .jobs import worker_alive
-from .models import ImportJob, Membership, Project, Role, Sample
+from .models import ImportJob, LabelMethod, LLMAnnotation, Membership, Project, Role, Sample
 from .uploads import UploadSizeLimit
 
 
@@ -183,7 +183,12 @@ def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> 
 @login_required
 def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    samples = Sample.objects.filter(project=project).order_by("id")
+    offline_llm_label = LLMAnnotation.objects.filter(
+        sample=OuterRef("pk"), is_current=True, method=LabelMethod.OFFLINE
+    )
+    samples = (
+        Sample.objects.filter(project=project).annotate(llm_label_offline=Exists(offline_llm_label)).order_by("id")
+    )
     query = request.GET.get("q", "").strip()
     if query:
         samples = samples.filter(text__icontains=query)

@@ -270,3 +270,19 @@ def test_it_lets_staff_inspect_core_rows_in_the_admin(client, project, samples):
 
 def test_it_keeps_non_staff_out_of_the_admin(lead_client):
     assert lead_client.get("/admin/synthstudio/project/").status_code == 302
+
+
+def test_the_sample_list_marks_labels_from_the_offline_labeller(lead_client, samples):
+    from annotation.final_labels import final_label_refresh
+    from synthstudio.models import LabelMethod, LLMAnnotation
+
+    LLMAnnotation.objects.create(
+        sample=samples[0], label="positive", distribution={"positive": 0.7, "negative": 0.3}, confidence=0.7,
+        method=LabelMethod.OFFLINE,
+    )
+    final_label_refresh(sample=samples[0])
+    body = lead_client.get(reverse("sample_list", args=[samples[0].project_id])).content.decode()
+    row = next(line for line in body.splitlines() if "A delight from start to finish." in line)
+    assert 'class="badge offline">offline' in row
+    other = next(line for line in body.splitlines() if "Two hours I will never get back." in line)
+    assert "offline" not in other
