@@ -98,7 +98,7 @@ def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
     try:
         with transaction.atomic():
             # the reservation and the job's link to it commit together: a re-run finds the row it reserved
-            locked = SnapshotJob.objects.select_for_update().select_related("snapshot").get(pk=job.pk)
+            locked = SnapshotJob.objects.select_for_update(of=("self",)).select_related("snapshot").get(pk=job.pk)
             if locked.snapshot is None:
                 locked.snapshot = snapshot_reserve(project=job.project, user=job.created_by, note=job.note,
                                                    licence=job.licence)
