@@ -304,7 +304,7 @@ def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
 def _validated(codebook: Codebook | None, *, label: str, rating: str, flag: str, flag_note: str) -> None:
     if codebook is None:
         raise ReviewError("This project has no codebook yet.")
-    if label not in _label_names(codebook.pk, codebook.created_at):
+    if label not in {known.name for known in codebook_labels(codebook)}:
         raise ReviewError(f"{label!r} is not a label of the codebook.")
     if rating and rating not in QualityRating.values:
         raise ReviewError(f"{rating!r} is not a rating (use A, B, C or D).")
@@ -314,11 +314,16 @@ def _validated(codebook: Codebook | None, *, label: str, rating: str, flag: str,
         raise ReviewError("Say why you flag it as 'other'.")
 
 
+def codebook_labels(codebook: Codebook) -> tuple[Label, ...]:
+    """The labels of a codebook version in their display order, read once per process."""
+    return _labels_of_version(codebook.pk, codebook.created_at)
+
+
 @lru_cache(maxsize=256)
-def _label_names(codebook_id: int, created_at: datetime) -> frozenset[str]:
-    """Label names of a codebook version. Versions never change (an edit writes a new version), so they are
-    cached per process; the creation time in the key keeps a reused id (rolled-back test databases) apart."""
-    return frozenset(Label.objects.filter(codebook_id=codebook_id).values_list("name", flat=True))
+def _labels_of_version(codebook_id: int, created_at: datetime) -> tuple[Label, ...]:
+    """Versions never change (an edit writes a new version), so their labels are cached per process; the
+    creation time in the key keeps a reused id (rolled-back test databases) apart."""
+    return tuple(Label.objects.filter(codebook_id=codebook_id))
 
 
 def _correction(sample: Sample, edited_text: str) -> str:
@@ -360,11 +365,14 @@ def review_answer_submit(
     edited_text: str = "",
     seconds_spent: float | None = None,
     submission_id: str = "",
+    codebook: Codebook | None = None,
 ) -> HumanAnnotation:
-    """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent."""
+    """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent.
+    `codebook` is the project's current version when the caller has just read it (saves a query)."""
     task = assignment.task
     project, sample = task.project, task.sample
-    codebook = project.codebook
+    if codebook is None:
+        codebook = project.codebook
     _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     edited_text = _correction(sample, edited_text)
     now = timezone.now()

@@ -55,6 +55,11 @@ def _codebook(project: Project) -> Codebook | None:
     return project.codebooks.order_by("-version").prefetch_related("labels").first()
 
 
+def _current_codebook(project: Project) -> Codebook | None:
+    """The current codebook version without its labels (the workbench takes them from review.codebook_labels)."""
+    return project.codebooks.order_by("-version").first()
+
+
 def _item_context(project: Project, assignment: Assignment | None) -> dict:
     """What the workbench shows about the reserved item: text, fields, conditions, the LLM's suggestion."""
     if assignment is None:
@@ -85,12 +90,17 @@ def _render_workbench(
     error: str = "",
     saved_label: str = "",
     status: int = 200,
+    codebook: Codebook | None = None,
 ) -> HttpResponse:
+    """`codebook`: the current version when the view has read it already."""
     progress = review.review_progress(project=project, annotator=request.user)
+    if codebook is None:
+        codebook = _current_codebook(project)
     context = {
         "project": project,
         "role": role,
-        "codebook": _codebook(project),
+        "codebook": codebook,
+        "labels": review.codebook_labels(codebook) if codebook else (),
         "progress": progress,
         "items_left": progress.remaining + (1 if assignment is not None else 0),
         "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
@@ -124,15 +134,18 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
             f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
         )
         return _render_workbench(request, project, role, assignment, error=error, status=200 if request.htmx else 400)
+    codebook = _current_codebook(project)
     try:
-        review.review_answer_submit(assignment=assignment, **form.cleaned_data)
+        review.review_answer_submit(assignment=assignment, codebook=codebook, **form.cleaned_data)
     except review.ReviewError as refusal:
         current = review.review_next(project=project, annotator=request.user)
-        return _render_workbench(request, project, role, current, error=str(refusal))
+        return _render_workbench(request, project, role, current, error=str(refusal), codebook=codebook)
     if not request.htmx:
         return redirect("annotation:review_queue", project_id=project.id)
     following = review.review_next(project=project, annotator=request.user)
-    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"])
+    return _render_workbench(
+        request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook
+    )
 
 
 @require_POST
