@@ -239,9 +239,23 @@ def _gold_candidates(project: Project, annotator) -> QuerySet[ReviewTask]:
     )
 
 
+GOLD_RATE_CACHE_SECONDS = 10
+
+
+def _gold_rate_cache_key(project: Project) -> str:
+    return f"review-gold-rate:{project.pk}:{project.created_at.timestamp()}"
+
+
 def review_gold_rate(project: Project) -> float:
-    settings_row = ReviewSettings.objects.filter(project=project).first()
-    return settings_row.gold_rate if settings_row else DEFAULT_GOLD_RATE
+    """The project's gold rate. Read on every "next", so it is cached; review_gold_rate_set refreshes the
+    cache, and another process's cached value is at most GOLD_RATE_CACHE_SECONDS old."""
+    key = _gold_rate_cache_key(project)
+    rate = cache.get(key)
+    if rate is None:
+        rate = ReviewSettings.objects.filter(project=project).values_list("gold_rate", flat=True).first()
+        rate = DEFAULT_GOLD_RATE if rate is None else rate
+        cache.set(key, rate, GOLD_RATE_CACHE_SECONDS)
+    return rate
 
 
 def _gold_is_due(project: Project, annotator) -> bool:
@@ -570,6 +584,9 @@ def review_gold_rate_set(*, project: Project, gold_rate: float) -> ReviewSetting
     if not 0.0 <= gold_rate <= 1.0:
         raise ReviewError("The gold rate is a share between 0 and 1.")
     row, _ = ReviewSettings.objects.update_or_create(project=project, defaults={"gold_rate": gold_rate})
+    key = _gold_rate_cache_key(project)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))  # in case a reader cached the old rate before the commit
     return row
 
 
