@@ -647,7 +647,8 @@ def review_progress(*, project: Project, annotator) -> Progress:
     answer_days = past_days | {today} if counts["today"] else past_days
     return Progress(
         done_today=counts["today"],
-        remaining=_regular_candidates(project, annotator)[:REMAINING_COUNT_CAP].count(),
+        # no ORDER BY: counting needs no sort of the open tasks
+        remaining=_regular_candidates(project, annotator).order_by()[:REMAINING_COUNT_CAP].count(),
         streak_days=review_stats.day_streak(answer_days, today),
         total_answered=counts["total"],
     )
