@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthstudio.vectors import cosine_knn
+from synthstudio.vectors import cosine_knn, normalise_rows
 
 # ---------------------------------------------------------------- faithfulness: Wilson interval
 
@@ -288,18 +288,10 @@ def self_bleu(token_lists: Sequence[Sequence[str]], *, max_n: int = 4) -> float:
 # ---------------------------------------------------------------- embedding diversity
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length in float64 (zero rows stay zero)."""
-    x = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
-
-
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
     """1 − mean cosine similarity over all ordered pairs i ≠ j, in O(n·d): for unit rows ê_i,
     Σ_{i≠j} ê_i·ê_j = ‖Σ ê_i‖² − n."""
-    unit = _unit_rows(vectors)
+    unit = normalise_rows(vectors, dtype=np.float64)
     n = unit.shape[0]
     if n < 2:
         return 0.0
@@ -310,7 +302,7 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
 def vendi_score(vectors: np.ndarray) -> float:
     """Vendi score (Friedman & Dieng 2023) with the cosine kernel: exp of the Shannon entropy of the
     eigenvalues of K/n. Needs the n×n kernel, so callers pass a sample. Ranges from 1 to n."""
-    unit = _unit_rows(vectors)
+    unit = normalise_rows(vectors, dtype=np.float64)
     n = unit.shape[0]
     if n == 0:
         return 0.0
@@ -333,7 +325,7 @@ def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95, sample:
     if sample is None or sample >= n:
         _, similarities = cosine_knn(np.asarray(vectors, dtype=np.float32), 1)
         return float((similarities[:, 0] >= threshold).mean())
-    unit = _unit_rows(vectors).astype(np.float32)
+    unit = normalise_rows(vectors, dtype=np.float64).astype(np.float32)
     picked = np.random.default_rng(seed).choice(n, size=sample, replace=False)
     hits = 0
     for start in range(0, sample, 256):  # 256 × n float32 similarities per block (100 MB at n = 100,000)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from synthstudio.vectors import normalise_rows
+
 STRATEGIES = ("none", "random", "similar", "kmeans")
 
 
@@ -27,7 +29,7 @@ def pick_most_similar(vectors: np.ndarray, candidates: Sequence[int], target: np
         return []
     chosen = np.asarray(candidates)
     pool = vectors[chosen]
-    pool = pool / np.maximum(np.linalg.norm(pool, axis=1, keepdims=True), 1e-12)
+    pool = normalise_rows(pool, dtype=np.float64)
     direction = target / max(float(np.linalg.norm(target)), 1e-12)
     sims = pool @ direction
     order = np.lexsort((chosen, -sims))

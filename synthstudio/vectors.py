@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def normalise_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+def normalise_rows(x: np.ndarray, *, dtype=np.float32) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=dtype)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return x / norms
