@@ -28,9 +28,9 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from synthstudio import celery_app
+from synthstudio.benchmarking import throwaway_database
 from synthstudio.models import Embedding, Membership, Role, Sample
 
 STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kmeans", "votek", "votek_two_stage", "coannotating", "learned")
@@ -139,11 +139,8 @@ class Command(BaseCommand):
         if options["current_database"]:
             measured = self.run_all(rows, strategies, budgets, options["batch_share"], file_cache=False)
         else:
-            old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-            try:
+            with throwaway_database():
                 measured = self.run_all(rows, strategies, budgets, options["batch_share"], file_cache=True)
-            finally:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
         self.stdout.write(
             json.dumps(
                 {

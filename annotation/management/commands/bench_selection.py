@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.selection import entropy_select, kmeans_select, votek_select
+from synthstudio.benchmarking import peak_rss_mb
 
 STRATEGIES = ("votek", "kmeans", "entropy")
 LABELS_FOR_ENTROPY = 5
@@ -29,10 +30,6 @@ def random_unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def cpu_seconds() -> float:

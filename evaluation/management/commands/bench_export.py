@@ -12,7 +12,6 @@ exporting costs on top of the process baseline.
 from __future__ import annotations
 
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from synthstudio.benchmarking import peak_rss_mb, throwaway_database
+
 WORDS = ("film plot actor scene score light dark slow quick warm cold brilliant dull moving tender harsh bright "
          "story music camera ending opening script twist character dialogue pacing visual sound heart").split()
 
@@ -32,7 +33,7 @@ def rss_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def reset_peak_rss() -> bool:
@@ -51,13 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, rows: int, seed: int, **options):
-        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        try:
-            with tempfile.TemporaryDirectory() as media:
-                settings.MEDIA_ROOT = media
-                result = self.run_benchmark(rows, seed)
-        finally:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+        with throwaway_database(), tempfile.TemporaryDirectory() as media:
+            settings.MEDIA_ROOT = media
+            result = self.run_benchmark(rows, seed)
         print(json.dumps(result))
 
     def run_benchmark(self, rows: int, seed: int) -> dict:

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from synthstudio import services
+from synthstudio.benchmarking import peak_rss_mb
 from synthstudio.importing import ColumnMapping
 from synthstudio.models import HumanAnnotation, ImportJob, JobStatus, LLMAnnotation, Project, Sample
 
@@ -130,7 +131,7 @@ class Command(BaseCommand):
             "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds),
             "cpu_seconds": round(cpu_seconds, 2),  # this process only; wall time also counts waiting for a CPU
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
             "rss_before_mb": round(rss_before, 1),
             "rss_growth_mb": round(sampled_peak - rss_before, 1),
             "file_mb": round(job.size_bytes / 2**20, 1),
