@@ -8,7 +8,8 @@ Assignment: one annotator's reservation of a task, ending answered, skipped or e
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.core.cache import cache
+from django.db import models, transaction
 
 from synthstudio.models import BackgroundJob, Codebook, HumanAnnotation, LabelMethod, Project, Sample
 
@@ -237,6 +238,10 @@ class RoutingPolicy(models.Model):
         max_length=20, choices=ColdStartStrategy.choices, default=ColdStartStrategy.VOTEK
     )
     is_active = models.BooleanField(default=True, help_text="Route the next batch automatically as answers arrive.")
+    next_batch_queued_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the last answer of a batch queued the next one for a worker; cleared once it is routed.",
+    )
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -245,6 +250,28 @@ class RoutingPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"routing policy of {self.project}"
+
+    @staticmethod
+    def active_cache_key(project: Project) -> str:
+        """Where annotation.services.routing_policy_active caches whether the project's policy is active (the
+        creation time guards against a reused id, e.g. in a benchmark's throwaway database)."""
+        return f"routing-policy-active:{project.pk}:{project.created_at.timestamp()}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        self.forget_cached_activity()
+
+    def delete(self, *args, **kwargs):
+        self.forget_cached_activity()
+        return super().delete(*args, **kwargs)
+
+    def forget_cached_activity(self) -> None:
+        """Every save (the routing page, the admin, update_or_create) clears this process's cached "active?"
+        answer, now and again on commit in case a reader cached the old answer before the commit; other
+        processes see the change within services.ROUTING_ACTIVE_CACHE_SECONDS."""
+        key = self.active_cache_key(self.project)
+        cache.delete(key)
+        transaction.on_commit(lambda: cache.delete(key))
 
     def budget_items(self, sample_count: int) -> int:
         """The human budget in items for a project of `sample_count` samples."""

@@ -8,11 +8,13 @@ uncertainty, student and neighbour signals stored in SampleSignals).
 Routing: `routing_policy_for`, `routing_preview` (what the policy would route, nothing written),
 `routing_route_next_batch` (writes ReviewTasks), and the hook the review queue calls after every answer:
 
-    routing_after_answer(*, project) -> list[ReviewTask]
+    routing_after_answer(*, project) -> bool
 
-It routes the next batch once the open routed batch is fully answered (refitting the learned router on all
-answers so far), never beyond the budget and never a sample twice. It is idempotent: calling it again with
-open tasks, or with the budget spent, does nothing.
+It is cheap (the annotator's request runs it): with no active policy (cached) or routed items still open it
+costs at most one small query. Once the open routed batch is fully answered and budget remains it queues
+`routing_next_batch_task`, and a worker routes the next batch (refitting the learned router on all answers so
+far), never beyond the budget and never a sample twice. Queuing twice routes one batch: the task re-checks
+under the policy row's lock that no routed item is open.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from synthstudio.embeddings import embed_texts
@@ -64,6 +69,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 64  # samples per progress step of a labelling run
 EMBED_BATCH = 256  # texts per embedding batch of a signals run
 ROUTED_KINDS = (TaskKind.ROUTED, TaskKind.COLD_START)
+ROUTING_ACTIVE_CACHE_SECONDS = 10  # how long another process may act on an old "is the policy active?" answer
+ROUTING_REQUEUE_AFTER_SECONDS = 60  # a queued batch not routed by then (no worker, lost message) is queued again
 
 
 # ------------------------------------------------------------------------------------------------ codebook
@@ -528,11 +535,14 @@ def routing_preview(*, project: Project, policy: RoutingPolicy, limit: int = 20)
 
 def routing_route_next_batch(*, project: Project, only_when_answered: bool = False) -> list[ReviewTask]:
     """Route the next batch now (if budget remains). Serialised per project by locking the policy row; with
-    `only_when_answered`, nothing happens while routed items still wait for answers (checked under the lock,
-    so two answers completing a batch at once route one batch, not two)."""
+    `only_when_answered` (the automatic routing a finished batch queues), nothing happens while routed items
+    still wait for answers or once the lead has deactivated the policy (checked under the lock, so two answers
+    completing a batch at once route one batch, not two)."""
     with transaction.atomic():
         policy = RoutingPolicy.objects.select_for_update().get(pk=routing_policy_for(project=project).pk)
-        if only_when_answered and _open_routed_tasks(project).exists():
+        if policy.next_batch_queued_at is not None:  # whatever happens below, the queued request is served
+            RoutingPolicy.objects.filter(pk=policy.pk).update(next_batch_queued_at=None)
+        if only_when_answered and (not policy.is_active or _open_routed_tasks(project).exists()):
             return []
         rows, _ = _plan_next_batch(project=project, policy=policy)
         if not rows:
@@ -556,15 +566,57 @@ def routing_route_next_batch(*, project: Project, only_when_answered: bool = Fal
     return tasks
 
 
-def routing_after_answer(*, project: Project) -> list[ReviewTask]:
-    """The hook the review queue calls after each stored answer: route the next batch once the open routed
-    batch is fully answered and budget remains. Idempotent; returns the tasks it created (often none)."""
-    policy = RoutingPolicy.objects.filter(project=project, is_active=True).first()
-    if policy is None:
-        return []
+def routing_after_answer(*, project: Project) -> bool:
+    """The hook the review queue calls after each committed answer (undo, edit, adjudication), inside the
+    annotator's request: so it never plans a batch itself. With no active policy or routed items still open it
+    costs at most one small query; once the open routed batch is fully answered it queues the next batch for
+    a worker. Returns whether it queued one."""
+    if not routing_policy_active(project=project):
+        return False
     if _open_routed_tasks(project).exists():
-        return []
-    return routing_route_next_batch(project=project, only_when_answered=True)
+        return False
+    return routing_next_batch_enqueue(project=project)
+
+
+def routing_policy_active(*, project: Project) -> bool:
+    """Whether the project's policy routes on answers; cached, and RoutingPolicy.save clears the cache."""
+    key = RoutingPolicy.active_cache_key(project)
+    active = cache.get(key)
+    if active is None:
+        active = RoutingPolicy.objects.filter(project=project, is_active=True).exists()
+        cache.set(key, active, ROUTING_ACTIVE_CACHE_SECONDS)
+    return active
+
+
+def routing_next_batch_enqueue(*, project: Project) -> bool:
+    """Queue `routing_next_batch_task` (on commit) unless the budget is spent or a batch was queued less than
+    ROUTING_REQUEUE_AFTER_SECONDS ago and not routed yet. Marks the policy so the routing page can say so.
+    A second queuing is harmless: the task routes only while no routed item is open, checked under a lock."""
+    from .tasks import routing_next_batch_task
+
+    policy = (
+        RoutingPolicy.objects.filter(project=project, is_active=True)
+        .annotate(
+            routed=_count_of(ReviewTask.objects.filter(project=OuterRef("project"), kind__in=ROUTED_KINDS)),
+            sample_count=_count_of(Sample.objects.filter(project=OuterRef("project"))),
+        )
+        .first()
+    )
+    if policy is None or policy.routed >= policy.budget_items(policy.sample_count):
+        return False
+    now = timezone.now()
+    queued_at = policy.next_batch_queued_at
+    if queued_at is not None and now - queued_at < timedelta(seconds=ROUTING_REQUEUE_AFTER_SECONDS):
+        return False
+    RoutingPolicy.objects.filter(pk=policy.pk).update(next_batch_queued_at=now)
+    enqueue(routing_next_batch_task, project.pk)
+    return True
+
+
+def _count_of(queryset) -> Coalesce:
+    """COUNT(*) of a correlated queryset, as a subquery of one outer query."""
+    counted = queryset.order_by().values("project").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def _open_routed_tasks(project: Project):

@@ -81,21 +81,21 @@ def test_routing_never_exceeds_the_budget_nor_routes_a_sample_twice(project, ann
     assert tasks.values("sample").distinct().count() == 10
     assert sorted(set(tasks.values_list("batch", flat=True))) == [1, 2, 3]  # 4 + 4 + 2
     assert services.routing_route_next_batch(project=project) == []
-    assert services.routing_after_answer(project=project) == []
+    assert services.routing_after_answer(project=project) is False
 
 
 def test_the_next_batch_waits_until_the_open_one_is_answered(project, annotator):
     label_samples(project, [0.6, 0.7, 0.8, 0.9])
     policy(project, strategy="least_confidence", budget_kind="count", budget_count=4, batch_size=2)
     assert len(services.routing_route_next_batch(project=project)) == 2
-    assert services.routing_after_answer(project=project) == []
+    assert services.routing_after_answer(project=project) is False
     assert ReviewTask.objects.count() == 2
 
 
 def test_an_inactive_policy_does_not_route_on_answers(project):
     label_samples(project, [0.6, 0.7])
     policy(project, is_active=False, budget_kind="count", budget_count=2, batch_size=1)
-    assert services.routing_after_answer(project=project) == []
+    assert services.routing_after_answer(project=project) is False
 
 
 def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(project, annotator, lead, django_capture_on_commit_callbacks):

@@ -7,8 +7,8 @@ Reads the routing format (text, gold, llm_label, llm_confidence, llm_probs), and
 into a fresh project in a throwaway database, computes embeddings (cached per text: the main database's
 cache is reused and filled, so the second run embeds nothing) and signals, routes in batches of 5% of the
 data, answers every routed item with `gold` through annotation.review.review_answer_submit (the path a
-human's answer takes, which calls routing_after_answer to route the next batch), and records the final label
-accuracy at each budget. Prints one JSON line:
+human's answer takes, whose routing_after_answer hook queues the next batch; Celery runs eagerly here), and
+records the final label accuracy at each budget. Prints one JSON line:
 
     {"data", "n", "llm_accuracy", "results": [{"strategy", "budget", "final_accuracy", "error_capture",
      "oracle_accuracy"}, ...], "seconds"}
@@ -212,10 +212,11 @@ class Command(BaseCommand):
             routed = services.routing_route_next_batch(project=project)
             while routed:
                 while (assignment := review_next(project=project, annotator=annotator)) is not None:
-                    # the answer's on-commit hook routes the next batch once this one is answered
+                    # the answer's on-commit hook queues the next batch once this one is answered (and
+                    # Celery runs eagerly here, so the batch is routed before the next review_next)
                     review_answer_submit(assignment=assignment, label=gold[assignment.task.sample_id])
-                # and where on-commit hooks do not fire (inside a test's transaction) the same hook, called here
-                routed = services.routing_after_answer(project=project)
+                # where on-commit hooks do not fire (inside a test's transaction) what the queued task runs
+                routed = services.routing_route_next_batch(project=project, only_when_answered=True)
             final = Sample.objects.filter(project=project).values_list("pk", "final_label")
             final_accuracy = float(np.mean([label == gold[pk] for pk, label in final]))
             oracle = (llm_correct + min(policy.budget_count, n - llm_correct)) / n
