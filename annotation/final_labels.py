@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from synthstudio import fastsql
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
 LABEL_POLICY = "adjudicated > human majority > llm"
@@ -63,16 +64,31 @@ def _decision(human_rows: list[tuple], llm: tuple[str, float | None] | None) -> 
     )
 
 
-def final_label_refresh(*, sample: Sample) -> FinalLabel:
-    """Recompute and store the sample's final label from its annotations."""
-    human = list(sample.human_annotations.exclude(label="").values_list("source", "label", "annotator_id", "id"))
-    llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
+_NOT_GIVEN = object()
+
+
+def final_label_refresh(*, sample: Sample, llm: LLMAnnotation | None = _NOT_GIVEN) -> FinalLabel:
+    """Recompute and store the sample's final label from its annotations. `llm`: the sample's current valid LLM
+    annotation (or None) when the caller has read it already. Runs on every review answer, hence plain SQL."""
+    human = _human_rows(sample.pk)
+    if llm is _NOT_GIVEN:
+        llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
     decision = _decision(human, (llm.label, llm.confidence) if llm else None)
-    Sample.objects.filter(pk=sample.pk).update(
-        final_label=decision.label, final_source=decision.source, final_weight=decision.weight
+    fastsql.execute(
+        "UPDATE synthstudio_sample SET final_label = %s, final_source = %s, final_weight = %s WHERE id = %s",
+        [decision.label, decision.source, decision.weight, sample.pk],
     )
     sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
     return decision
+
+
+def _human_rows(sample_id: int) -> list[tuple]:
+    """(source, label, annotator_id, id) of the sample's labelled human annotations, newest first."""
+    return fastsql.fetchall(
+        "SELECT source, label, annotator_id, id FROM synthstudio_humanannotation"
+        " WHERE sample_id = %s AND label <> '' ORDER BY created_at DESC, id DESC",
+        [sample_id],
+    )
 
 
 def final_labels_refresh_many(*, sample_ids: list[int], batch_size: int = 500) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models, transaction
+from django.db.models import F, Q
 
 from synthstudio.models import BackgroundJob, Codebook, HumanAnnotation, LabelMethod, Project, Sample
 
@@ -40,7 +41,15 @@ class ReviewTask(models.Model):
 
     class Meta:
         ordering = ["-priority", "id"]
-        indexes = [models.Index(fields=["project", "is_open", "-priority"])]
+        indexes = [
+            models.Index(fields=["project", "is_open", "-priority"]),
+            # the queue's next item: open tasks with a free slot, in serving order (annotation/review_sql.py)
+            models.Index(
+                fields=["project", "-priority", "id"],
+                condition=Q(is_open=True, claimed_count__lt=F("required_answers")),
+                name="review_task_claimable",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} for sample {self.sample_id}"
@@ -56,7 +65,13 @@ class AssignmentStatus(models.TextChoices):
 
 class Assignment(models.Model):
     task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # = task.project, kept on the row so an annotator's counts and reservations read one index, without a join
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # no index of its own: assignment_by_annotator starts with it (a lone annotator index also tempted the planner
+    # into scanning an annotator's whole history for each candidate task)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     status = models.CharField(max_length=20, choices=AssignmentStatus.choices, default=AssignmentStatus.RESERVED)
     reserved_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
@@ -73,7 +88,7 @@ class Assignment(models.Model):
             # never the same annotator twice on one task
             models.UniqueConstraint(fields=["task", "annotator"], name="one_assignment_per_annotator"),
         ]
-        indexes = [models.Index(fields=["annotator", "status"])]
+        indexes = [models.Index(fields=["annotator", "project", "status", "answered_at"], name="assignment_by_annotator")]
 
 
 class GoldItem(models.Model):

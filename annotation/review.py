@@ -30,10 +30,11 @@ from functools import lru_cache
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from synthstudio import fastsql
 from synthstudio.models import (
     Codebook,
     FlagReason,
@@ -46,7 +47,7 @@ from synthstudio.models import (
     Sample,
 )
 
-from . import review_stats
+from . import review_sql, review_stats
 from .final_labels import final_label_refresh
 from .models import (
     Assignment,
@@ -65,7 +66,7 @@ DEFAULT_GOLD_RATE = 0.1
 CLAIM_ATTEMPTS = 8
 EXPIRY_SWEEP_SECONDS = 10.0
 # Statuses after which an item never comes back to the same annotator (besides a live reservation).
-FINAL_FOR_ANNOTATOR = [AssignmentStatus.ANSWERED, AssignmentStatus.SKIPPED, AssignmentStatus.RESERVED]
+FINAL_FOR_ANNOTATOR = review_sql.TAKEN_BY_ANNOTATOR
 
 
 _SQLITE_WRITERS = threading.RLock()
@@ -157,22 +158,26 @@ def review_reservations_expire(*, project: Project) -> int:
 
 def review_current(*, project: Project, annotator) -> Assignment | None:
     """The annotator's live reservation in this project (the newest, e.g. the one brought back by undo)."""
-    return (
-        Assignment.objects.filter(
-            task__project=project,
-            annotator=annotator,
-            status=AssignmentStatus.RESERVED,
-            expires_at__gt=timezone.now(),
-        )
-        .select_related("task__sample", "task__project")
-        .order_by("-reserved_at", "-id")
-        .first()
+    assignment_id = review_sql.live_reservation_id(project_id=project.pk, annotator_id=annotator.pk, now=timezone.now())
+    return None if assignment_id is None else review_item(project=project, assignment_id=assignment_id)
+
+
+def review_item(*, project: Project, assignment_id: int, annotator=None) -> Assignment | None:
+    """One of the project's assignments — only the annotator's own when `annotator` is given — with its task and
+    sample, and the annotations `llm_suggestion` (the sample's current LLM label) and `current_codebook` (the
+    project's newest codebook version), all read in one query."""
+    assignment = review_sql.item(
+        assignment_id=assignment_id, annotator_id=annotator.pk if annotator is not None else None, project_id=project.pk
     )
+    if assignment is not None:
+        assignment.task.project = project
+    return assignment
 
 
 def review_next(*, project: Project, annotator) -> Assignment | None:
     """The annotator's current reservation, or a newly reserved highest-priority item they have not answered
-    or skipped (a gold check when one is due). None when nothing is left for them.
+    or skipped (a gold check when one is due). None when nothing is left for them. The result is loaded like
+    review_item's.
 
     Stale reservations are swept every EXPIRY_SWEEP_SECONDS per process, and always before saying "nothing
     left", so an expired item is back in the queue within seconds without a sweep query on every request."""
@@ -199,44 +204,12 @@ def _expiry_sweep_due(project_id: int) -> bool:
 
 
 def _claim_next(project: Project, annotator) -> Assignment | None:
-    pools = [_regular_candidates(project, annotator)]
-    if _gold_is_due(project, annotator):
-        pools.insert(0, _gold_candidates(project, annotator))
-    for candidates in pools:
-        assignment = _claim_first(_with_earlier_assignment(candidates, annotator), annotator, project)
-        if assignment is not None:
-            return assignment
+    pools = [False, True] if _gold_is_due(project, annotator) else [False]
+    for gold in reversed(pools):  # a due gold check first
+        assignment_id = _claim_first(project, annotator, gold=gold)
+        if assignment_id is not None:
+            return review_item(project=project, assignment_id=assignment_id)
     return None
-
-
-def _not_taken_by(annotator) -> Exists:
-    return Exists(
-        Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator, status__in=FINAL_FOR_ANNOTATOR)
-    )
-
-
-def _with_earlier_assignment(tasks: QuerySet[ReviewTask], annotator) -> QuerySet[ReviewTask]:
-    return tasks.select_related("sample").annotate(
-        earlier_assignment=Exists(Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator))
-    )
-
-
-def _regular_candidates(project: Project, annotator) -> QuerySet[ReviewTask]:
-    return (
-        ReviewTask.objects.filter(project=project, is_open=True, claimed_count__lt=F("required_answers"))
-        .exclude(kind=TaskKind.GOLD)
-        .exclude(_not_taken_by(annotator))
-        .order_by("-priority", "id")
-    )
-
-
-def _gold_candidates(project: Project, annotator) -> QuerySet[ReviewTask]:
-    # Gold checks have no overlap limit: every annotator answers each gold item once.
-    return (
-        ReviewTask.objects.filter(project=project, is_open=True, kind=TaskKind.GOLD)
-        .exclude(_not_taken_by(annotator))
-        .order_by("id")
-    )
 
 
 GOLD_RATE_CACHE_SECONDS = 10
@@ -262,54 +235,42 @@ def _gold_is_due(project: Project, annotator) -> bool:
     rate = review_gold_rate(project)
     if rate <= 0:
         return False
-    answered = Assignment.objects.filter(
-        task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED
-    ).count()
+    answered = review_sql.answered_total(project_id=project.pk, annotator_id=annotator.pk)
     return review_stats.gold_due(answered, rate)
 
 
-def _claim_first(candidates: QuerySet[ReviewTask], annotator, project: Project) -> Assignment | None:
-    skip_locked = connection.features.has_select_for_update_skip_locked
+def _claim_first(project: Project, annotator, *, gold: bool) -> int | None:
+    """Reserve the first candidate (regular or gold) for the annotator; the new assignment's id, or None."""
     for _ in range(CLAIM_ATTEMPTS):
         try:
             with write_transaction():
-                query = candidates
-                if skip_locked:
-                    query = query.select_for_update(skip_locked=True, of=("self",))
-                task = query.first()
-                if task is None:
+                found = review_sql.candidate(project_id=project.pk, annotator_id=annotator.pk, gold=gold)
+                if found is None:
                     return None
-                return _claim_task(task, annotator, project)
+                task_id, earlier = found
+                return _claim_task(task_id=task_id, gold=gold, earlier=earlier, annotator_id=annotator.pk, project=project)
         except (_ClaimLost, IntegrityError):
             # IntegrityError: the same annotator claimed this task at the same moment in another tab
             continue
     return None
 
 
-def _claim_task(task: ReviewTask, annotator, project: Project) -> Assignment:
-    """Take one slot of the task for the annotator. Call inside a transaction; raises _ClaimLost (or
-    IntegrityError, which ends the transaction). `task.earlier_assignment` says whether the annotator has a
-    row for it already (expired or released before), which is then reserved again: one row per pair."""
-    slots = ReviewTask.objects.filter(pk=task.pk, is_open=True)
-    if task.kind != TaskKind.GOLD:
-        slots = slots.filter(claimed_count__lt=F("required_answers"))
-    if not slots.update(claimed_count=F("claimed_count") + 1):
+def _claim_task(*, task_id: int, gold: bool, earlier: bool, annotator_id: int, project: Project) -> int:
+    """Take one slot of the task for the annotator and return the assignment id. Call inside a transaction;
+    raises _ClaimLost (or IntegrityError, which ends the transaction). `earlier`: the annotator has a row for
+    the task already (expired or released before), which is then reserved again: one row per pair."""
+    if not review_sql.slot_take(task_id=task_id, gold=gold):
         raise _ClaimLost
     now = timezone.now()
     expires_at = now + timedelta(minutes=project.reservation_minutes)
-    if task.earlier_assignment:
-        reopened = Assignment.objects.filter(
-            task=task, annotator=annotator, status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
-        ).update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id="")
-        if not reopened:
+    if earlier:
+        if not review_sql.assignment_reopen(task_id=task_id, annotator_id=annotator_id, now=now, expires_at=expires_at):
             raise _ClaimLost
-        assignment = Assignment.objects.get(task=task, annotator=annotator)
-    else:
-        # no savepoint: a unique-constraint clash ends this attempt's transaction and the caller retries
-        assignment = Assignment.objects.create(task=task, annotator=annotator, expires_at=expires_at)
-    task.claimed_count += 1
-    assignment.task = task
-    return assignment
+        return review_sql.assignment_id_of(task_id=task_id, annotator_id=annotator_id)
+    # no savepoint: a unique-constraint clash ends this attempt's transaction and the caller retries
+    return fastsql.insert(
+        Assignment(task_id=task_id, project_id=project.pk, annotator_id=annotator_id, expires_at=expires_at)
+    ).pk
 
 
 # -------------------------------------------------------------------------------------------- answering
@@ -382,63 +343,110 @@ def review_answer_submit(
     codebook: Codebook | None = None,
 ) -> HumanAnnotation:
     """Store the annotator's answer for their reservation: exactly once, whatever number of times it is sent.
-    `codebook` is the project's current version when the caller has just read it (saves a query)."""
+    `codebook` is the project's current version when the caller has just read it (saves a query); the LLM label
+    the answer is compared with is the one loaded with the assignment (review_item / review_next), i.e. the one
+    the annotator was shown."""
     task = assignment.task
     project, sample = task.project, task.sample
     if codebook is None:
         codebook = project.codebook
     _validated(codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     edited_text = _correction(sample, edited_text)
+    if hasattr(assignment, "llm_suggestion"):
+        llm = assignment.llm_suggestion
+    else:
+        llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
     now = timezone.now()
-    with write_transaction():
-        fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
-        if fresh.status == AssignmentStatus.ANSWERED and fresh.answer_id:
-            return fresh.answer  # the same answer sent again
-        if fresh.status in (AssignmentStatus.SKIPPED, AssignmentStatus.RELEASED):
-            raise ReviewError("This item is no longer reserved for you.")
-        if fresh.status == AssignmentStatus.EXPIRED:
-            # Late but welcome if the slot is still free.
-            slots = ReviewTask.objects.filter(pk=task.pk)
-            if task.kind != TaskKind.GOLD:
-                slots = slots.filter(claimed_count__lt=F("required_answers"))
-            if not slots.update(claimed_count=F("claimed_count") + 1):
-                raise ReviewError("Your reservation expired and the item went to someone else.")
-        llm_label = _llm_label(sample)
-        annotation = HumanAnnotation.objects.create(
-            sample=sample,
-            annotator_id=fresh.annotator_id,
-            codebook=codebook,
-            source=HumanSource.REVIEW,
-            label=label,
-            rating=rating,
-            flag=flag,
-            flag_note=flag_note.strip() if flag else "",
-            comment=comment.strip(),
-            edited_text=edited_text,
-            agreed_with_llm=None if llm_label is None else llm_label == label,
-            seconds_spent=review_stats.bounded_seconds(
-                seconds_spent,
-                (now - fresh.reserved_at).total_seconds(),
-                ceiling=project.reservation_minutes * 60.0,
-            ),
-        )
-        Assignment.objects.filter(pk=fresh.pk).update(
-            status=AssignmentStatus.ANSWERED, answered_at=now, answer=annotation, submission_id=submission_id[:64]
-        )
-        # gold checks stay open: every annotator answers them once
-        ReviewTask.objects.filter(pk=task.pk).update(
-            answers_count=F("answers_count") + 1,
-            is_open=Case(
-                When(Q(answers_count__gte=F("required_answers") - 1) & ~Q(kind=TaskKind.GOLD), then=Value(False)),
-                default=F("is_open"),
-            ),
-        )
-        if edited_text:
-            _text_version_add(sample=sample, text=edited_text, author_id=fresh.annotator_id, annotation=annotation)
-        final_label_refresh(sample=sample)
-        transaction.on_commit(lambda: _routing_after_answer(project))
-    assignment.status, assignment.answer = AssignmentStatus.ANSWERED, annotation
-    return annotation
+    answer = HumanAnnotation(
+        sample=sample,
+        annotator_id=assignment.annotator_id,
+        codebook=codebook,
+        source=HumanSource.REVIEW,
+        label=label,
+        rating=rating,
+        flag=flag,
+        flag_note=flag_note.strip() if flag else "",
+        comment=comment.strip(),
+        edited_text=edited_text,
+        agreed_with_llm=None if llm is None else llm.label == label,
+        seconds_spent=_seconds_spent(seconds_spent, assignment.reserved_at, now, project),
+    )
+    store = dict(
+        answer=answer, assignment=assignment, llm=llm, edited_text=edited_text, now=now,
+        submission_id=submission_id[:64], client_seconds=seconds_spent,
+    )
+    try:
+        with write_transaction():
+            if not _answer_store(**store):
+                raise _NotReserved  # rolls the answer back; the careful path below finds out why
+    except _NotReserved:
+        answer.pk, answer._state.adding = None, True
+        with write_transaction():
+            stored = _reservation_recover(assignment)
+            if stored is not None:
+                return stored  # the same answer sent again
+            if not _answer_store(**store):
+                raise ReviewError("This item is no longer reserved for you.") from None
+    assignment.status, assignment.answer = AssignmentStatus.ANSWERED, answer
+    return answer
+
+
+class _NotReserved(Exception):
+    """The assignment was not a live reservation when the answer came in."""
+
+
+def _seconds_spent(client_seconds: float | None, reserved_at: datetime, now: datetime, project: Project) -> float:
+    """The time the annotator spent, bounded by what the server saw since the reservation."""
+    return review_stats.bounded_seconds(
+        client_seconds, (now - reserved_at).total_seconds(), ceiling=project.reservation_minutes * 60.0
+    )
+
+
+def _answer_store(
+    *,
+    answer: HumanAnnotation,
+    assignment: Assignment,
+    llm,
+    edited_text: str,
+    now: datetime,
+    submission_id: str,
+    client_seconds: float | None,
+) -> bool:
+    """Inside a transaction: insert the answer, mark the reservation answered (only if it is still reserved —
+    False otherwise, and the caller rolls back), count it on the task, keep a corrected text as a version and
+    refresh the final label. The router hears about it after commit."""
+    task, project = assignment.task, assignment.task.project
+    fastsql.insert(answer)
+    stored = review_sql.answer_record(assignment_id=assignment.pk, answer_id=answer.pk, now=now, submission_id=submission_id)
+    if stored is None:
+        return False
+    if stored[0] != fastsql.timestamp(assignment.reserved_at):
+        # the reservation was renewed since this assignment was read: bound the time by the stored one
+        reserved_at = Assignment.objects.values_list("reserved_at", flat=True).get(pk=assignment.pk)
+        answer.seconds_spent = _seconds_spent(client_seconds, reserved_at, now, project)
+        HumanAnnotation.objects.filter(pk=answer.pk).update(seconds_spent=answer.seconds_spent)
+    review_sql.task_answer_count(task_id=task.pk)
+    if edited_text:
+        _text_version_add(sample=task.sample, text=edited_text, author_id=assignment.annotator_id, annotation=answer)
+    final_label_refresh(sample=task.sample, llm=llm)
+    transaction.on_commit(lambda: _routing_after_answer(project))
+    return True
+
+
+def _reservation_recover(assignment: Assignment) -> HumanAnnotation | None:
+    """The careful path, inside a transaction, for an answer to a row that is not a live reservation: the stored
+    answer when it was answered already (a double submit); an expired reservation is renewed if its slot is
+    still free; otherwise ReviewError."""
+    fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
+    if fresh.status == AssignmentStatus.ANSWERED and fresh.answer_id:
+        return fresh.answer
+    if fresh.status == AssignmentStatus.EXPIRED:
+        # Late but welcome if the slot is still free.
+        if not review_sql.slot_take(task_id=fresh.task_id, gold=assignment.task.kind == TaskKind.GOLD):
+            raise ReviewError("Your reservation expired and the item went to someone else.")
+        Assignment.objects.filter(pk=fresh.pk).update(status=AssignmentStatus.RESERVED)
+        return None
+    raise ReviewError("This item is no longer reserved for you.")
 
 
 def review_skip(*, assignment: Assignment, reason: str) -> None:
@@ -548,12 +556,17 @@ def review_assignment_reassign(*, assignment: Assignment, annotator) -> Assignme
     with write_transaction():
         if not review_assignment_release(assignment=assignment):
             raise ReviewError("That reservation is no longer live.")
-        task.refresh_from_db()
-        task.earlier_assignment = Assignment.objects.filter(task=task, annotator=annotator).exists()
         try:
-            return _claim_task(task, annotator, task.project)
+            assignment_id = _claim_task(
+                task_id=task.pk,
+                gold=task.kind == TaskKind.GOLD,
+                earlier=Assignment.objects.filter(task=task, annotator=annotator).exists(),
+                annotator_id=annotator.pk,
+                project=task.project,
+            )
         except _ClaimLost:
             raise ReviewError("The item has no free slot any more.") from None
+    return Assignment.objects.get(pk=assignment_id)
 
 
 def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: str = "") -> GoldItem:
@@ -631,26 +644,30 @@ def review_progress(*, project: Project, annotator) -> Progress:
     """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days."""
     today = timezone.localdate()
     today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
-    counts = mine.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
+    total, done_today = review_sql.answered_counts(project_id=project.pk, annotator_id=annotator.pk, since=today_start)
     # Days before today do not change during the day: cached, so a render costs no streak query.
     cache_key = f"review-past-days:{project.pk}:{project.created_at.timestamp()}:{annotator.pk}:{today}"
     past_days = cache.get(cache_key)
     if past_days is None:
         past_days = set(
-            mine.filter(answered_at__gte=today_start - timedelta(days=90), answered_at__lt=today_start)
+            Assignment.objects.filter(
+                task__project=project,
+                annotator=annotator,
+                status=AssignmentStatus.ANSWERED,
+                answered_at__gte=today_start - timedelta(days=90),
+                answered_at__lt=today_start,
+            )
             .annotate(day=TruncDate("answered_at"))
             .values_list("day", flat=True)
             .distinct()
         )
         cache.set(cache_key, past_days, PAST_DAYS_CACHE_SECONDS)
-    answer_days = past_days | {today} if counts["today"] else past_days
+    answer_days = past_days | {today} if done_today else past_days
     return Progress(
-        done_today=counts["today"],
-        # no ORDER BY: counting needs no sort of the open tasks
-        remaining=_regular_candidates(project, annotator).order_by()[:REMAINING_COUNT_CAP].count(),
+        done_today=done_today,
+        remaining=review_sql.remaining(project_id=project.pk, annotator_id=annotator.pk, cap=REMAINING_COUNT_CAP),
         streak_days=review_stats.day_streak(answer_days, today),
-        total_answered=counts["total"],
+        total_answered=total,
     )
 
 

@@ -11,7 +11,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -42,12 +42,10 @@ WORKBENCH = "annotation/review/workbench.html"
 
 
 def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
-    return get_object_or_404(
-        Assignment.objects.select_related("task__sample", "task__project"),
-        pk=assignment_id,
-        annotator=request.user,
-        task__project=project,
-    )
+    assignment = review.review_item(project=project, assignment_id=assignment_id, annotator=request.user)
+    if assignment is None:
+        raise Http404("No such item in your queue.")
+    return assignment
 
 
 def _codebook(project: Project) -> Codebook | None:
@@ -65,9 +63,7 @@ def _item_context(project: Project, assignment: Assignment | None) -> dict:
     if assignment is None:
         return {"assignment": None}
     sample = assignment.task.sample
-    suggestion = None
-    if project.show_llm_suggestion:
-        suggestion = sample.llm_annotations.filter(is_current=True, valid=True).first()
+    suggestion = assignment.llm_suggestion if project.show_llm_suggestion else None
     provenance = sample.provenance if isinstance(sample.provenance, dict) else {}
     conditions = provenance.get("conditions")
     return {
@@ -90,12 +86,9 @@ def _render_workbench(
     error: str = "",
     saved_label: str = "",
     status: int = 200,
-    codebook: Codebook | None = None,
 ) -> HttpResponse:
-    """`codebook`: the current version when the view has read it already."""
     progress = review.review_progress(project=project, annotator=request.user)
-    if codebook is None:
-        codebook = _current_codebook(project)
+    codebook = assignment.current_codebook if assignment is not None else _current_codebook(project)
     context = {
         "project": project,
         "role": role,
@@ -134,18 +127,15 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
             f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
         )
         return _render_workbench(request, project, role, assignment, error=error, status=200 if request.htmx else 400)
-    codebook = _current_codebook(project)
     try:
-        review.review_answer_submit(assignment=assignment, codebook=codebook, **form.cleaned_data)
+        review.review_answer_submit(assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data)
     except review.ReviewError as refusal:
         current = review.review_next(project=project, annotator=request.user)
-        return _render_workbench(request, project, role, current, error=str(refusal), codebook=codebook)
+        return _render_workbench(request, project, role, current, error=str(refusal))
     if not request.htmx:
         return redirect("annotation:review_queue", project_id=project.id)
     following = review.review_next(project=project, annotator=request.user)
-    return _render_workbench(
-        request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook
-    )
+    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"])
 
 
 @require_POST

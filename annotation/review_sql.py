@@ -1,0 +1,195 @@
+"""The statements every answer in the review queue runs, written out as SQL (SQLite and PostgreSQL).
+
+Why not the ORM here: an annotator's submit stores the answer, claims the next item and renders it — about fifteen
+statements. Compiled by the ORM, each cost 0.2–1.1 ms of CPU on PostgreSQL while the database needed ~0.1 ms to
+run it; on the 2-core machine that compile time was most of the server's work per answer (`bench_review`). The
+rules stay in annotation/review.py; this module only says how to read and write the rows, and returns model
+instances (synthstudio.fastsql) so the rest of the code does not know the difference.
+
+Column values that are enum members are passed as parameters, never spliced into the SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+
+from synthstudio import fastsql
+from synthstudio.models import Codebook, LLMAnnotation, Sample
+
+from .models import Assignment, AssignmentStatus, ReviewTask, TaskKind
+
+TAKEN_BY_ANNOTATOR = (AssignmentStatus.ANSWERED.value, AssignmentStatus.SKIPPED.value, AssignmentStatus.RESERVED.value)
+REOPENABLE = (AssignmentStatus.EXPIRED.value, AssignmentStatus.RELEASED.value)
+
+
+def _current_llm_id(sample_alias: str) -> str:
+    # the ordering of LLMAnnotation.Meta (newest first), as sample.llm_annotations.filter(...).first() reads it
+    return (
+        "(SELECT l.id FROM synthstudio_llmannotation l"
+        f" WHERE l.sample_id = {sample_alias}.id AND l.is_current AND l.valid"
+        " ORDER BY l.created_at DESC, l.id DESC LIMIT 1)"
+    )
+
+
+_ITEM_SQL = (
+    f"SELECT {fastsql.columns(Assignment, 'a')}, {fastsql.columns(ReviewTask, 't')}, {fastsql.columns(Sample, 's')},"
+    f" {fastsql.columns(LLMAnnotation, 'l')}, {fastsql.columns(Codebook, 'c')}"
+    " FROM annotation_assignment a"
+    " JOIN annotation_reviewtask t ON t.id = a.task_id"
+    " JOIN synthstudio_sample s ON s.id = t.sample_id"
+    f" LEFT JOIN synthstudio_llmannotation l ON l.id = {_current_llm_id('s')}"
+    " LEFT JOIN synthstudio_codebook c ON c.id ="
+    " (SELECT cv.id FROM synthstudio_codebook cv WHERE cv.project_id = t.project_id ORDER BY cv.version DESC LIMIT 1)"
+    " WHERE a.id = %s"
+)
+
+
+def item(*, assignment_id: int, annotator_id: int | None = None, project_id: int | None = None) -> Assignment | None:
+    """The assignment with `task` and `task.sample` set, plus two annotations: `llm_suggestion` (the sample's
+    current valid LLM annotation or None) and `current_codebook` (the project's newest codebook version or None).
+    With annotator_id / project_id, another annotator's or another project's assignment is None."""
+    sql, params = _ITEM_SQL, [assignment_id]
+    if annotator_id is not None:
+        sql += " AND a.annotator_id = %s"
+        params.append(annotator_id)
+    if project_id is not None:
+        sql += " AND t.project_id = %s"
+        params.append(project_id)
+    row = fastsql.fetchone(sql, params)
+    if row is None:
+        return None
+    assignment, task, sample, suggestion, codebook = fastsql.instances(
+        row, Assignment, ReviewTask, Sample, LLMAnnotation, Codebook
+    )
+    task.sample = sample
+    assignment.task = task
+    assignment.llm_suggestion = suggestion
+    assignment.current_codebook = codebook
+    return assignment
+
+
+def live_reservation_id(*, project_id: int, annotator_id: int, now: datetime) -> int | None:
+    """The annotator's newest live reservation in the project (undo brings one back)."""
+    row = fastsql.fetchone(
+        "SELECT a.id FROM annotation_assignment a"
+        " WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s AND a.expires_at > %s"
+        " ORDER BY a.reserved_at DESC, a.id DESC LIMIT 1",
+        [annotator_id, project_id, AssignmentStatus.RESERVED.value, fastsql.timestamp(now)],
+    )
+    return row[0] if row else None
+
+
+def _not_taken_by_annotator() -> str:
+    # A count per candidate row rather than NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti-join whose plan
+    # depends on table statistics, and on a freshly routed queue (before autovacuum's ANALYZE) it scanned the
+    # annotator's whole history once per candidate (27 ms for 500 candidates at 300 answers). A scalar subquery
+    # stays a per-row probe of the unique (task, annotator) index whatever the statistics say.
+    return (
+        "(SELECT COUNT(*) FROM annotation_assignment x WHERE x.task_id = t.id AND x.annotator_id = %s"
+        " AND x.status IN (%s, %s, %s)) = 0"
+    )
+
+
+def candidate(*, project_id: int, annotator_id: int, gold: bool) -> tuple[int, bool] | None:
+    """(task id, whether the annotator has an earlier expired/released row for it) of the task to claim next:
+    the highest priority open task with a free slot that this annotator has not answered, skipped or reserved;
+    for gold, the oldest open gold task they have not done. Call inside the claiming transaction: on PostgreSQL
+    the row is locked, and rows other annotators are claiming right now are skipped rather than waited for."""
+    if gold:
+        condition, order = "t.kind = %s", "t.id"
+    else:
+        # the predicate of the partial index review_task_claimable, so the scan follows it in serving order
+        condition, order = "t.kind <> %s AND t.claimed_count < t.required_answers", "t.priority DESC, t.id"
+    sql = (
+        "SELECT t.id, EXISTS (SELECT 1 FROM annotation_assignment e WHERE e.task_id = t.id AND e.annotator_id = %s)"
+        f" FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open AND {condition}"
+        f" AND {_not_taken_by_annotator()} ORDER BY {order} LIMIT 1"
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        sql += " FOR UPDATE OF t SKIP LOCKED"
+    row = fastsql.fetchone(sql, [annotator_id, project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR])
+    return (row[0], bool(row[1])) if row else None
+
+
+def slot_take(*, task_id: int, gold: bool) -> bool:
+    """Take one slot of the task: a conditional UPDATE, so a full task is never over-claimed. Gold tasks have no
+    overlap limit (every annotator answers each gold item once)."""
+    sql = "UPDATE annotation_reviewtask SET claimed_count = claimed_count + 1 WHERE id = %s AND is_open"
+    if not gold:
+        sql += " AND claimed_count < required_answers"
+    return fastsql.execute(sql, [task_id]) == 1
+
+
+def slot_give_back(*, task_id: int) -> None:
+    fastsql.execute("UPDATE annotation_reviewtask SET claimed_count = claimed_count - 1 WHERE id = %s", [task_id])
+
+
+def assignment_reopen(*, task_id: int, annotator_id: int, now: datetime, expires_at: datetime) -> bool:
+    """Reserve again the annotator's expired or released row for the task (one row per task and annotator)."""
+    return (
+        fastsql.execute(
+            "UPDATE annotation_assignment SET status = %s, reserved_at = %s, expires_at = %s, submission_id = ''"
+            " WHERE task_id = %s AND annotator_id = %s AND status IN (%s, %s)",
+            [AssignmentStatus.RESERVED.value, fastsql.timestamp(now), fastsql.timestamp(expires_at), task_id,
+             annotator_id, *REOPENABLE],
+        )
+        == 1
+    )
+
+
+def assignment_id_of(*, task_id: int, annotator_id: int) -> int:
+    return fastsql.fetchone(
+        "SELECT id FROM annotation_assignment WHERE task_id = %s AND annotator_id = %s", [task_id, annotator_id]
+    )[0]
+
+
+def answer_record(*, assignment_id: int, answer_id: int, now: datetime, submission_id: str):
+    """Mark a live reservation answered with its answer. Returns the reservation time as stored (in the form
+    fastsql.timestamp gives), or None when the row is not (or no longer) reserved — answered already, skipped,
+    expired or released — which the caller handles on its careful path."""
+    return fastsql.fetchone(
+        "UPDATE annotation_assignment SET status = %s, answered_at = %s, answer_id = %s, submission_id = %s"
+        " WHERE id = %s AND status = %s RETURNING reserved_at",
+        [AssignmentStatus.ANSWERED.value, fastsql.timestamp(now), answer_id, submission_id, assignment_id,
+         AssignmentStatus.RESERVED.value],
+    )
+
+
+def task_answer_count(*, task_id: int) -> None:
+    """One more answer; a regular task closes when it has its required answers (gold checks stay open)."""
+    fastsql.execute(
+        "UPDATE annotation_reviewtask SET answers_count = answers_count + 1,"
+        " is_open = CASE WHEN kind <> %s AND answers_count + 1 >= required_answers THEN %s ELSE is_open END"
+        " WHERE id = %s",
+        [TaskKind.GOLD.value, False, task_id],
+    )
+
+
+def answered_counts(*, project_id: int, annotator_id: int, since: datetime) -> tuple[int, int]:
+    """(answers in the project, answers since `since`) of one annotator."""
+    row = fastsql.fetchone(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.answered_at >= %s THEN 1 ELSE 0 END), 0)"
+        " FROM annotation_assignment a WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s",
+        [fastsql.timestamp(since), annotator_id, project_id, AssignmentStatus.ANSWERED.value],
+    )
+    return int(row[0]), int(row[1])
+
+
+def answered_total(*, project_id: int, annotator_id: int) -> int:
+    row = fastsql.fetchone(
+        "SELECT COUNT(*) FROM annotation_assignment a WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s",
+        [annotator_id, project_id, AssignmentStatus.ANSWERED.value],
+    )
+    return int(row[0])
+
+
+def remaining(*, project_id: int, annotator_id: int, cap: int) -> int:
+    """Regular items this annotator could still claim, counted up to `cap` (no sort needed to count)."""
+    row = fastsql.fetchone(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open"
+        f" AND t.kind <> %s AND t.claimed_count < t.required_answers AND {_not_taken_by_annotator()} LIMIT %s) r",
+        [project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR, cap],
+    )
+    return int(row[0])
