@@ -11,6 +11,7 @@ urlpatterns = [
     path("evaluation/benchmark/<int:run_id>/", views.benchmark_detail, name="benchmark_detail"),
     path("evaluation/preferences/", views.metrics_preferences, name="metrics_preferences"),
     path("evaluation/preferences/import/", views.pairwise_import, name="pairwise_import"),
+    path("evaluation/preferences/from-generation/", views.pairwise_from_generation, name="pairwise_from_generation"),
     path("evaluation/pairs/", views.pairwise_review, name="pairwise_review"),
     path("evaluation/judges/start/", views.judge_start, name="judge_start"),
     path("evaluation/judges/<int:run_id>/", views.judge_detail, name="judge_detail"),

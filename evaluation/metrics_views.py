@@ -21,7 +21,7 @@ from synthstudio.access import lead_project, project_for_user
 from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
 
-from . import dashboards, judges, metrics_services
+from . import dashboards, judges, metrics_services, pairwise_generation
 from .downstream import read_test_file
 from .models import BenchmarkRun, JudgeKind, JudgeRun, MetricsCache, MetricsRefresh, PairwiseItem
 from .pairwise_files import PairwiseFileError, parse_pairwise_file
@@ -256,6 +256,32 @@ def pairwise_import(request: HttpRequest, project_id: int) -> HttpResponse:
                 )
                 return redirect("evaluation:metrics_preferences", project_id=project.id)
     return render(request, "evaluation/metrics/pairwise_import.html", {"project": project, "role": Role.LEAD, "tab": "preferences"})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def pairwise_from_generation(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Lead: make pairs from two generation runs (or configs), matched on their condition values."""
+    project = lead_project(request, project_id)
+    if request.method == "POST":
+        try:
+            result = pairwise_generation.pairwise_from_generation(
+                project=project, key_a=request.POST.get("a", ""), key_b=request.POST.get("b", "")
+            )
+        except pairwise_generation.PairingError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request,
+                f"Made {result['pairs']} pairs ({result['existing']} already existed). "
+                f"{result['unmatched_conditions']} condition combinations had no partner; "
+                f"{result['unpaired_samples']} samples stayed unpaired.",
+            )
+            return redirect("evaluation:metrics_preferences", project_id=project.id)
+    sources = pairwise_generation.generation_sources(project=project)
+    context = {"project": project, "role": Role.LEAD, "tab": "preferences", "sources": sources,
+               "chosen_a": request.POST.get("a", ""), "chosen_b": request.POST.get("b", "")}  # fmt: skip
+    return render(request, "evaluation/metrics/pairwise_from_generation.html", context)
 
 
 @require_http_methods(["GET", "POST"])
