@@ -493,6 +493,11 @@ def pairwise_next_for(*, project: Project, user: AbstractBaseUser) -> PairwiseIt
     )
 
 
+def pairwise_pending_count(*, project: Project, user: AbstractBaseUser) -> int:
+    """How many pairs the user has not judged yet (one query; no rater row is made for it)."""
+    return PairwiseItem.objects.filter(project=project).exclude(judgments__rater__user=user).count()
+
+
 def pairwise_judge(*, item: PairwiseItem, user: AbstractBaseUser, shown: str) -> PairwiseJudgment:
     """Record a choice made on the review page. `shown` is what the annotator picked by position: "first",
     "second" or "tie"; it is stored as a choice between the item's A and B, with the position."""

@@ -287,7 +287,8 @@ def pairwise_from_generation(request: HttpRequest, project_id: int) -> HttpRespo
 @require_http_methods(["GET", "POST"])
 @login_required
 def pairwise_review(request: HttpRequest, project_id: int) -> HttpResponse:
-    """One pair at a time for any member: choose the first, the second or a tie (keys 1, 2, 3)."""
+    """One pair at a time for any member: choose the first, the second or a tie (keys 1, 2, 3). The review
+    workbench loads the pair from here (?in=queue: nothing at all when no pair is waiting)."""
     project, role = project_for_user(request, project_id)
     if request.method == "POST":
         item = get_object_or_404(PairwiseItem, pk=request.POST.get("item"), project=project)
@@ -302,7 +303,8 @@ def pairwise_review(request: HttpRequest, project_id: int) -> HttpResponse:
     if item is not None:
         a_first = metrics_services.a_shown_first_for(item_id=item.id, user_id=request.user.pk)
         first, second = (item.response_a, item.response_b) if a_first else (item.response_b, item.response_a)
-    context = {"project": project, "role": role, "item": item, "first": first, "second": second}
+    context = {"project": project, "role": role, "item": item, "first": first, "second": second,
+               "in_queue": request.GET.get("in") == "queue"}  # fmt: skip
     template = "evaluation/metrics/pairwise_review.html"
     if request.htmx:
         template += "#pair"
