@@ -65,8 +65,10 @@ class AssignmentStatus(models.TextChoices):
 
 class Assignment(models.Model):
     task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="assignments")
-    # = task.project, kept on the row so an annotator's counts and reservations read one index, without a join
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # = task.project, kept on the row so an annotator's counts and reservations read one index, without a join.
+    # No database constraint: it copies task.project (the task's own foreign key guards it), and a constraint
+    # would lock the one project row in every claiming transaction of every annotator (see HumanAnnotation.codebook).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # no index of its own: assignment_by_annotator starts with it (a lone annotator index also tempted the planner
     # into scanning an annotator's whole history for each candidate task)
     annotator = models.ForeignKey(

@@ -11,9 +11,13 @@ Column values that are enum members are passed as parameters, never spliced into
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from synthstudio import fastsql
 from synthstudio.models import Codebook, LLMAnnotation, Sample
@@ -22,6 +26,26 @@ from .models import Assignment, AssignmentStatus, ReviewTask, TaskKind
 
 TAKEN_BY_ANNOTATOR = (AssignmentStatus.ANSWERED.value, AssignmentStatus.SKIPPED.value, AssignmentStatus.RESERVED.value)
 REOPENABLE = (AssignmentStatus.EXPIRED.value, AssignmentStatus.RELEASED.value)
+
+_SQLITE_WRITERS = threading.RLock()
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction of the queue. SQLite has one writer at a time and its busy handler polls with growing
+    sleeps, so under load a waiting thread can keep missing the lock past the busy timeout ("database is
+    locked"). On SQLite the threads of one process therefore queue on a lock here first, and only one
+    connection per process competes for the database's write lock. PostgreSQL locks rows: no queue."""
+    if connection.vendor == "sqlite":
+        with _SQLITE_WRITERS, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield
+
+
+class ClaimLost(Exception):
+    """Another annotator took the last slot (or this annotator raced themselves): try the next candidate."""
 
 
 def _current_llm_id(sample_alias: str) -> str:
@@ -70,15 +94,50 @@ def item(*, assignment_id: int, annotator_id: int | None = None, project_id: int
     return assignment
 
 
-def live_reservation_id(*, project_id: int, annotator_id: int, now: datetime) -> int | None:
-    """The annotator's newest live reservation in the project (undo brings one back)."""
+@dataclass(frozen=True)
+class Reservation:
+    """What `reserve` did: the assignment the annotator works on now (a live one or a new claim), or none —
+    with `retry` when a race was lost and another attempt may succeed."""
+
+    assignment_id: int | None
+    retry: bool = False
+
+
+def reserve(*, project_id: int, annotator_id: int, gold: bool, now: datetime, expires_at: datetime) -> Reservation:
+    """The annotator's newest live reservation in the project (undo brings one back); if there is none, claim
+    the next task: the highest priority open task with a free slot that this annotator has not answered,
+    skipped or reserved — for gold, the oldest open gold task they have not done — by taking a slot with a
+    conditional UPDATE and reserving it (a new row, or their expired/released row for it reserved again: one row
+    per task and annotator). On PostgreSQL this is one statement; elsewhere a short write transaction."""
+    if connection.vendor == "postgresql":
+        return _reserve_in_one_statement(project_id, annotator_id, gold, now, expires_at)
+    live = _live_reservation_id(project_id, annotator_id, now)
+    if live is not None:
+        return Reservation(live)
+    try:
+        with write_transaction():
+            found = _candidate(project_id, annotator_id, gold)
+            if found is None:
+                return Reservation(None)
+            task_id, earlier = found
+            return Reservation(
+                claim_task(task_id=task_id, gold=gold, earlier=earlier, annotator_id=annotator_id,
+                           project_id=project_id, now=now, expires_at=expires_at)
+            )
+    except (ClaimLost, IntegrityError):
+        # IntegrityError: the same annotator claimed this task at the same moment in another tab
+        return Reservation(None, retry=True)
+
+
+def _live_reservation_id(project_id: int, annotator_id: int, now: datetime) -> int | None:
     row = fastsql.fetchone(
-        "SELECT a.id FROM annotation_assignment a"
-        " WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s AND a.expires_at > %s"
-        " ORDER BY a.reserved_at DESC, a.id DESC LIMIT 1",
+        f"SELECT a.id FROM annotation_assignment a WHERE {_LIVE} ORDER BY a.reserved_at DESC, a.id DESC LIMIT 1",
         [annotator_id, project_id, AssignmentStatus.RESERVED.value, fastsql.timestamp(now)],
     )
     return row[0] if row else None
+
+
+_LIVE = "a.annotator_id = %s AND a.project_id = %s AND a.status = %s AND a.expires_at > %s"
 
 
 def _not_taken_by_annotator() -> str:
@@ -92,25 +151,91 @@ def _not_taken_by_annotator() -> str:
     )
 
 
-def candidate(*, project_id: int, annotator_id: int, gold: bool) -> tuple[int, bool] | None:
-    """(task id, whether the annotator has an earlier expired/released row for it) of the task to claim next:
-    the highest priority open task with a free slot that this annotator has not answered, skipped or reserved;
-    for gold, the oldest open gold task they have not done. Call inside the claiming transaction: on PostgreSQL
-    the row is locked, and rows other annotators are claiming right now are skipped rather than waited for."""
+def _candidates(gold: bool) -> tuple[str, str]:
+    """(WHERE clause after `t.project_id = %s AND t.is_open AND`, ORDER BY) of the tasks an annotator may claim.
+    Parameters: the gold kind, then the annotator id and the three taken statuses."""
     if gold:
-        condition, order = "t.kind = %s", "t.id"
-    else:
-        # the predicate of the partial index review_task_claimable, so the scan follows it in serving order
-        condition, order = "t.kind <> %s AND t.claimed_count < t.required_answers", "t.priority DESC, t.id"
-    sql = (
+        return f"t.kind = %s AND {_not_taken_by_annotator()}", "t.id"
+    # the predicate of the partial index review_task_claimable, so the scan follows it in serving order
+    return f"t.kind <> %s AND t.claimed_count < t.required_answers AND {_not_taken_by_annotator()}", "t.priority DESC, t.id"
+
+
+def _candidate(project_id: int, annotator_id: int, gold: bool) -> tuple[int, bool] | None:
+    """(task id, whether the annotator has an earlier expired/released row for it) of the task to claim."""
+    where, order = _candidates(gold)
+    row = fastsql.fetchone(
         "SELECT t.id, EXISTS (SELECT 1 FROM annotation_assignment e WHERE e.task_id = t.id AND e.annotator_id = %s)"
-        f" FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open AND {condition}"
-        f" AND {_not_taken_by_annotator()} ORDER BY {order} LIMIT 1"
+        f" FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open AND {where} ORDER BY {order} LIMIT 1",
+        [annotator_id, project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR],
     )
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR UPDATE OF t SKIP LOCKED"
-    row = fastsql.fetchone(sql, [annotator_id, project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR])
     return (row[0], bool(row[1])) if row else None
+
+
+def _reserve_in_one_statement(
+    project_id: int, annotator_id: int, gold: bool, now: datetime, expires_at: datetime
+) -> Reservation:
+    """PostgreSQL: live reservation, candidate (locked, skipping rows others are claiming this instant), slot and
+    reservation in one round trip. The slot UPDATE re-checks the free slot on the locked row; ON CONFLICT
+    reserves the annotator's expired/released row again."""
+    where, order = _candidates(gold)
+    slot_condition = "" if gold else " AND t.claimed_count < t.required_answers"
+    columns = "task_id, project_id, annotator_id, status, reserved_at, expires_at, answered_at, answer_id, skip_reason, submission_id"
+    live_id, picked_id, slot_id, taken_id = fastsql.fetchone(
+        f"WITH live AS (SELECT a.id FROM annotation_assignment a WHERE {_LIVE}"
+        " ORDER BY a.reserved_at DESC, a.id DESC LIMIT 1),"
+        " picked AS (SELECT t.id FROM annotation_reviewtask t WHERE NOT EXISTS (SELECT 1 FROM live)"
+        f" AND t.project_id = %s AND t.is_open AND {where} ORDER BY {order} LIMIT 1 FOR UPDATE OF t SKIP LOCKED),"
+        " slot AS (UPDATE annotation_reviewtask t SET claimed_count = t.claimed_count + 1 FROM picked"
+        f" WHERE t.id = picked.id AND t.is_open{slot_condition} RETURNING t.id),"
+        f" taken AS (INSERT INTO annotation_assignment ({columns})"
+        " SELECT slot.id, %s, %s, %s, %s, %s, NULL, NULL, '', '' FROM slot"
+        " ON CONFLICT (task_id, annotator_id) DO UPDATE SET status = EXCLUDED.status,"
+        " reserved_at = EXCLUDED.reserved_at, expires_at = EXCLUDED.expires_at, submission_id = ''"
+        " WHERE annotation_assignment.status IN (%s, %s) RETURNING id)"
+        " SELECT (SELECT id FROM live), (SELECT id FROM picked), (SELECT id FROM slot), (SELECT id FROM taken)",
+        [
+            annotator_id, project_id, AssignmentStatus.RESERVED.value, fastsql.timestamp(now),
+            project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR,
+            project_id, annotator_id, AssignmentStatus.RESERVED.value, fastsql.timestamp(now),
+            fastsql.timestamp(expires_at),
+            *REOPENABLE,
+        ],
+    )
+    if live_id is not None:
+        return Reservation(live_id)
+    if taken_id is not None:
+        return Reservation(taken_id)
+    if slot_id is not None:
+        # the annotator's own row for the task was reserved/answered meanwhile (another tab): give the slot back
+        slot_give_back(task_id=slot_id)
+    return Reservation(None, retry=picked_id is not None)
+
+
+def claim_task(
+    *, task_id: int, gold: bool, earlier: bool, annotator_id: int, project_id: int, now: datetime, expires_at: datetime
+) -> int:
+    """Take one slot of the task for the annotator and return the assignment id. Call inside a transaction;
+    raises ClaimLost (or IntegrityError, which ends the transaction). `earlier`: the annotator has a row for
+    the task already (expired or released before), which is then reserved again: one row per pair."""
+    if not slot_take(task_id=task_id, gold=gold):
+        raise ClaimLost
+    if earlier:
+        reopened = fastsql.execute(
+            "UPDATE annotation_assignment SET status = %s, reserved_at = %s, expires_at = %s, submission_id = ''"
+            " WHERE task_id = %s AND annotator_id = %s AND status IN (%s, %s)",
+            [AssignmentStatus.RESERVED.value, fastsql.timestamp(now), fastsql.timestamp(expires_at), task_id,
+             annotator_id, *REOPENABLE],
+        )
+        if reopened != 1:
+            raise ClaimLost
+        return fastsql.fetchone(
+            "SELECT id FROM annotation_assignment WHERE task_id = %s AND annotator_id = %s", [task_id, annotator_id]
+        )[0]
+    # no savepoint: a unique-constraint clash ends this attempt's transaction and the caller retries
+    assignment = Assignment(
+        task_id=task_id, project_id=project_id, annotator_id=annotator_id, reserved_at=now, expires_at=expires_at
+    )
+    return fastsql.insert(assignment).pk
 
 
 def slot_take(*, task_id: int, gold: bool) -> bool:
@@ -124,25 +249,6 @@ def slot_take(*, task_id: int, gold: bool) -> bool:
 
 def slot_give_back(*, task_id: int) -> None:
     fastsql.execute("UPDATE annotation_reviewtask SET claimed_count = claimed_count - 1 WHERE id = %s", [task_id])
-
-
-def assignment_reopen(*, task_id: int, annotator_id: int, now: datetime, expires_at: datetime) -> bool:
-    """Reserve again the annotator's expired or released row for the task (one row per task and annotator)."""
-    return (
-        fastsql.execute(
-            "UPDATE annotation_assignment SET status = %s, reserved_at = %s, expires_at = %s, submission_id = ''"
-            " WHERE task_id = %s AND annotator_id = %s AND status IN (%s, %s)",
-            [AssignmentStatus.RESERVED.value, fastsql.timestamp(now), fastsql.timestamp(expires_at), task_id,
-             annotator_id, *REOPENABLE],
-        )
-        == 1
-    )
-
-
-def assignment_id_of(*, task_id: int, annotator_id: int) -> int:
-    return fastsql.fetchone(
-        "SELECT id FROM annotation_assignment WHERE task_id = %s AND annotator_id = %s", [task_id, annotator_id]
-    )[0]
 
 
 def answer_record(*, assignment_id: int, answer_id: int, now: datetime, submission_id: str):
@@ -167,29 +273,24 @@ def task_answer_count(*, task_id: int) -> None:
     )
 
 
-def answered_counts(*, project_id: int, annotator_id: int, since: datetime) -> tuple[int, int]:
-    """(answers in the project, answers since `since`) of one annotator."""
+def progress_counts(*, project_id: int, annotator_id: int, since: datetime, cap: int) -> tuple[int, int, int]:
+    """(answers in the project, answers since `since`, regular items the annotator could still claim counted up
+    to `cap`) of one annotator, in one round trip."""
+    where, _ = _candidates(gold=False)
     row = fastsql.fetchone(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.answered_at >= %s THEN 1 ELSE 0 END), 0)"
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.answered_at >= %s THEN 1 ELSE 0 END), 0),"
+        " (SELECT COUNT(*) FROM (SELECT 1 FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open"
+        f" AND {where} LIMIT %s) r)"
         " FROM annotation_assignment a WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s",
-        [fastsql.timestamp(since), annotator_id, project_id, AssignmentStatus.ANSWERED.value],
+        [fastsql.timestamp(since), project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR, cap,
+         annotator_id, project_id, AssignmentStatus.ANSWERED.value],
     )
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def answered_total(*, project_id: int, annotator_id: int) -> int:
     row = fastsql.fetchone(
         "SELECT COUNT(*) FROM annotation_assignment a WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s",
         [annotator_id, project_id, AssignmentStatus.ANSWERED.value],
-    )
-    return int(row[0])
-
-
-def remaining(*, project_id: int, annotator_id: int, cap: int) -> int:
-    """Regular items this annotator could still claim, counted up to `cap` (no sort needed to count)."""
-    row = fastsql.fetchone(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open"
-        f" AND t.kind <> %s AND t.claimed_count < t.required_answers AND {_not_taken_by_annotator()} LIMIT %s) r",
-        [project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR, cap],
     )
     return int(row[0])

@@ -70,22 +70,22 @@ def instances(row: Sequence, *models_in_order: type[models.Model]) -> list[model
 
 
 def fetchone(sql: str, params: Sequence) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    return _run(sql, params, lambda cursor: cursor.fetchone())
 
 
 def fetchall(sql: str, params: Sequence) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return _run(sql, params, lambda cursor: cursor.fetchall())
 
 
 def execute(sql: str, params: Sequence) -> int:
     """Run a statement; returns the number of rows it changed."""
+    return _run(sql, params, lambda cursor: cursor.rowcount)
+
+
+def _run(sql: str, params: Sequence, result):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        return result(cursor)
 
 
 def timestamp(value: datetime):
@@ -107,9 +107,7 @@ def insert(obj: models.Model) -> models.Model:
     """INSERT one instance the way Model.save() would (pre_save hooks, defaults, adaptation) and set its pk."""
     sql, fields = _insert_sql(type(obj), connection.vendor)
     values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        obj.pk = cursor.fetchone()[0]
+    obj.pk = fetchone(sql, values)[0]
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj

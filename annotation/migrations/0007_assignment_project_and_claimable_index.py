@@ -27,7 +27,11 @@ class Migration(migrations.Migration):
             model_name="assignment",
             name="project",
             field=models.ForeignKey(
-                null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="synthstudio.project"
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="synthstudio.project",
             ),
         ),
         migrations.RunPython(backfill_project, migrations.RunPython.noop),
@@ -35,7 +39,10 @@ class Migration(migrations.Migration):
             model_name="assignment",
             name="project",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="synthstudio.project"
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="synthstudio.project",
             ),
         ),
         migrations.AlterField(

@@ -154,6 +154,28 @@ def annotate_until_empty(run: AnnotatorRun, host: str, port: int, project_id: in
         session.close()
 
 
+def cpu_seconds_by_role() -> dict[str, float]:
+    """CPU seconds used so far by the server's processes (gunicorn), the local database's processes (PostgreSQL
+    backends; SQLite runs inside the server) and this process (the simulated annotators), read from /proc —
+    where the time per answer goes. Zeros where /proc is missing."""
+    used = {"server": 0.0, "database": 0.0, "clients": 0.0}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if entry.name == str(os.getpid()):
+            used["clients"] += seconds
+        elif "gunicorn" in command and "synthstudio.wsgi" in command:
+            used["server"] += seconds
+        elif command.startswith("postgres:"):
+            used["database"] += seconds
+    return used
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -190,11 +212,15 @@ class Command(BaseCommand):
                     barrier.wait(timeout=300)
                 except threading.BrokenBarrierError:
                     raise CommandError("Not every annotator could log in: " + "; ".join(e for r in runs for e in r.errors)) from None
+                cpu_before = cpu_seconds_by_role()
                 began = time.perf_counter()
                 for client in clients:
                     client.join()
                 seconds = time.perf_counter() - began
+                cpu_used = {role: cpu_seconds_by_role()[role] - cpu_before[role] for role in cpu_before}
             report = self.report(project=project, runs=runs, seconds=seconds, overlap=overlap, items=items)
+            if report["answers"]:
+                report["cpu_ms_per_answer"] = {role: round(used * 1000 / report["answers"], 2) for role, used in cpu_used.items()}
             self.stdout.write(json.dumps(report))
         finally:
             self.drop_throwaway_database()
@@ -295,7 +321,7 @@ class Command(BaseCommand):
                     }
                     self.process = subprocess.Popen(
                         [sys.executable, "-m", "gunicorn", "synthstudio.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-                         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+                         "--worker-class", os.environ.get("BENCH_WORKER_CLASS", "gthread"), "--workers", str(workers), "--threads", str(threads),
                          "--keep-alive", "30", "--log-level", "warning"],
                         cwd=settings.BASE_DIR, env=env,
                     )
