@@ -250,6 +250,22 @@ LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
 
+CACHES = {
+    # per process: small read-mostly values with short lifetimes (gold rate, rendered codebook panels, …)
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Sessions are read on every request: kept in files that every process of this host shares (so a logout in
+    # one process ends the session in all of them) in front of the database (cached_db), which saves a database
+    # round trip per request. Several hosts need a shared cache here instead.
+    "sessions": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache" / "sessions"),
+        "TIMEOUT": 60 * 60 * 24 * 14,
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
