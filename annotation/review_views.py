@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from evaluation.metrics_services import pairwise_pending_count
 from synthstudio.access import lead_project, project_for_user
 from synthstudio.models import (
     Codebook,
@@ -86,6 +87,7 @@ def _render_workbench(
     error: str = "",
     saved_label: str = "",
     status: int = 200,
+    pairs_waiting: int = 0,
 ) -> HttpResponse:
     progress = review.review_progress(project=project, annotator=request.user)
     codebook = assignment.current_codebook if assignment is not None else _current_codebook(project)
@@ -100,6 +102,7 @@ def _render_workbench(
         "rating_choices": QualityRating.choices,
         "error": error,
         "saved_label": saved_label,
+        "pairs_waiting": pairs_waiting,
         **_item_context(project, assignment),
     }
     template = WORKBENCH + "#workbench" if request.htmx else WORKBENCH
@@ -109,10 +112,13 @@ def _render_workbench(
 @require_GET
 @login_required
 def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The workbench: the annotator's current reservation or their next item."""
+    """The workbench: the annotator's current reservation or their next item. A full page also counts the
+    pairs waiting for them; once the label queue is empty the workbench loads the next pair from
+    evaluation:pairwise_review (a request of its own, so answering labels never queries pairs)."""
     project, role = project_for_user(request, project_id)
     assignment = review.review_next(project=project, annotator=request.user)
-    return _render_workbench(request, project, role, assignment)
+    pairs_waiting = 0 if request.htmx else pairwise_pending_count(project=project, user=request.user)
+    return _render_workbench(request, project, role, assignment, pairs_waiting=pairs_waiting)
 
 
 @require_POST

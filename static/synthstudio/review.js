@@ -63,7 +63,10 @@
     const key = event.key;
     let handled = true;
     if (/^[1-9]$/.test(key)) {
-      handled = !busy() && whenSettled(function () { return click('button.wb-label[data-hotkey="' + key + '"]'); });
+      // a label, or (once the label queue is empty) the pair task's first / second / tie
+      handled = !busy() && whenSettled(function () {
+        return click('button.wb-label[data-hotkey="' + key + '"]') || click('#pair-form button[data-key="' + key + '"]');
+      });
     } else if (key === "Enter") {
       // Enter on a focused button keeps its own meaning; elsewhere it accepts the suggestion.
       if (event.target && event.target.tagName && ["button", "a", "summary"].includes(event.target.tagName.toLowerCase())) return;
