@@ -291,7 +291,10 @@ def pairwise_review(request: HttpRequest, project_id: int) -> HttpResponse:
     workbench loads the pair from here (?in=queue: nothing at all when no pair is waiting)."""
     project, role = project_for_user(request, project_id)
     if request.method == "POST":
-        item = get_object_or_404(PairwiseItem, pk=request.POST.get("item"), project=project)
+        item_id = request.POST.get("item", "")
+        if not item_id.isdigit():
+            raise Http404("No such pair.")
+        item = get_object_or_404(PairwiseItem, pk=int(item_id), project=project)
         shown = request.POST.get("choice", "")
         if shown not in {"first", "second", "tie"}:
             messages.error(request, "Choose the first response, the second, or a tie.")

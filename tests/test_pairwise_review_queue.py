@@ -164,3 +164,10 @@ def test_the_label_answer_post_makes_no_more_queries_than_before_pairs_joined_th
     with django_assert_max_num_queries(ANSWER_POST_QUERIES_BEFORE_PAIRS):
         response = client.post(url, {"label": "positive", "submission_id": "only-one"}, **HTMX)
     assert response.status_code == 200 and "Nothing left in your queue" in response.content.decode()
+
+
+def test_a_pair_id_that_is_not_a_number_is_a_404_not_a_server_error(annotator_client, project):
+    response = annotator_client.post(
+        reverse("evaluation:pairwise_review", args=[project.id]), {"item": "1 OR 1=1", "choice": "first"}
+    )
+    assert response.status_code == 404

@@ -9,6 +9,11 @@ routed items, starts gunicorn (gthread workers; Django's ThreadedWSGIServer if g
 loopback port, and lets every annotator log in and then answer as fast as the server lets them: each POST of
 an answer returns the next item (the htmx flow of the workbench). The invariants are counted from the
 database afterwards, not assumed. Prints one JSON line; the throwaway database is removed at the end.
+
+`cpu_ms_per_answer` splits the machine's work while the annotators answer: the server processes, the
+PostgreSQL backends (SQLite works inside the server) and the simulated annotators (this process), from /proc.
+With closed-loop clients and no pauses, latency ≈ annotators / throughput, so these numbers say where a lower
+p95 has to come from.
 """
 
 from __future__ import annotations
@@ -189,11 +194,16 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", type=int, default=20)
         parser.add_argument("--items", type=int, default=2000)
         parser.add_argument("--overlap", type=int, default=1, help="Distinct annotators per item.")
+        # 2 × 4 was the fastest of 2×2, 2×3, 2×4, 3×2 and 2×12 on the 2-core machine (PostgreSQL)
         parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
-        parser.add_argument("--threads", type=int, default=12, help="Threads per gunicorn worker.")
+        parser.add_argument("--threads", type=int, default=4, help="Threads per gunicorn worker.")
+        parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"], help="gunicorn worker class.")
         parser.add_argument("--server", choices=["gunicorn", "django"], default="gunicorn")
 
-    def handle(self, *args, annotators: int, items: int, overlap: int, workers: int, threads: int, server: str, **options) -> None:
+    def handle(
+        self, *args, annotators: int, items: int, overlap: int, workers: int, threads: int, worker_class: str, server: str,
+        **options,
+    ) -> None:
         if annotators < overlap:
             raise CommandError("--overlap cannot exceed --annotators: an item needs that many distinct people.")
         database_url = self.throwaway_database()
@@ -201,7 +211,9 @@ class Command(BaseCommand):
             call_command("migrate", verbosity=0, interactive=False)
             project = self.make_project(annotators=annotators, items=items, overlap=overlap)
             runs = [AnnotatorRun(username=f"bench_annotator_{index:02d}") for index in range(annotators)]
-            with self.serving(database_url, server=server, workers=workers, threads=threads) as (host, port):
+            with self.serving(
+                database_url, server=server, workers=workers, threads=threads, worker_class=worker_class
+            ) as (host, port):
                 barrier = threading.Barrier(annotators + 1)
                 clients = [
                     threading.Thread(target=annotate_until_empty, args=(run, host, port, project.pk, barrier)) for run in runs
@@ -301,7 +313,7 @@ class Command(BaseCommand):
 
     # ---------------------------------------------------------------- server
 
-    def serving(self, database_url: str, *, server: str, workers: int, threads: int):
+    def serving(self, database_url: str, *, server: str, workers: int, threads: int, worker_class: str):
         command = self
 
         class Serving:
@@ -321,7 +333,7 @@ class Command(BaseCommand):
                     }
                     self.process = subprocess.Popen(
                         [sys.executable, "-m", "gunicorn", "synthstudio.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-                         "--worker-class", os.environ.get("BENCH_WORKER_CLASS", "gthread"), "--workers", str(workers), "--threads", str(threads),
+                         "--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads),
                          "--keep-alive", "30", "--log-level", "warning"],
                         cwd=settings.BASE_DIR, env=env,
                     )
