@@ -67,10 +67,13 @@ def _decision(human_rows: list[tuple], llm: tuple[str, float | None] | None) -> 
 _NOT_GIVEN = object()
 
 
-def final_label_refresh(*, sample: Sample, llm: LLMAnnotation | None = _NOT_GIVEN) -> FinalLabel:
+def final_label_refresh(
+    *, sample: Sample, llm: LLMAnnotation | None = _NOT_GIVEN, human_rows: list[tuple] | None = None
+) -> FinalLabel:
     """Recompute and store the sample's final label from its annotations. `llm`: the sample's current valid LLM
-    annotation (or None) when the caller has read it already. Runs on every review answer, hence plain SQL."""
-    human = _human_rows(sample.pk)
+    annotation (or None), `human_rows`: its labelled human annotations as (source, label, annotator_id, id),
+    newest first — when the caller has read them already. Runs on every review answer, hence plain SQL."""
+    human = _human_rows(sample.pk) if human_rows is None else human_rows
     if llm is _NOT_GIVEN:
         llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
     decision = _decision(human, (llm.label, llm.confidence) if llm else None)

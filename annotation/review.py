@@ -374,19 +374,20 @@ def _answer_store(
     False otherwise, and the caller rolls back), count it on the task, keep a corrected text as a version and
     refresh the final label. The router hears about it after commit."""
     task, project = assignment.task, assignment.task.project
-    fastsql.insert(answer)
-    stored = review_sql.answer_record(assignment_id=assignment.pk, answer_id=answer.pk, now=now, submission_id=submission_id)
-    if stored is None:
+    written = review_sql.answer_write(
+        answer=answer, assignment_id=assignment.pk, task_id=task.pk, now=now, submission_id=submission_id
+    )
+    if written is None:
         return False
-    if stored[0] != fastsql.timestamp(assignment.reserved_at):
+    if written.reserved_at != fastsql.timestamp(assignment.reserved_at):
         # the reservation was renewed since this assignment was read: bound the time by the stored one
         reserved_at = Assignment.objects.values_list("reserved_at", flat=True).get(pk=assignment.pk)
         answer.seconds_spent = _seconds_spent(client_seconds, reserved_at, now, project)
         HumanAnnotation.objects.filter(pk=answer.pk).update(seconds_spent=answer.seconds_spent)
-    review_sql.task_answer_count(task_id=task.pk)
     if edited_text:
         _text_version_add(sample=task.sample, text=edited_text, author_id=assignment.annotator_id, annotation=answer)
-    final_label_refresh(sample=task.sample, llm=llm)
+    human_rows = [(answer.source, answer.label, answer.annotator_id, answer.pk), *written.earlier_human_rows]
+    final_label_refresh(sample=task.sample, llm=llm, human_rows=human_rows)
     transaction.on_commit(lambda: _routing_after_answer(project))
     return True
 

@@ -11,6 +11,7 @@ Column values that are enum members are passed as parameters, never spliced into
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 
 from synthstudio import fastsql
-from synthstudio.models import Codebook, LLMAnnotation, Sample
+from synthstudio.models import Codebook, HumanAnnotation, LLMAnnotation, Sample
 
 from .models import Assignment, AssignmentStatus, ReviewTask, TaskKind
 
@@ -251,26 +252,62 @@ def slot_give_back(*, task_id: int) -> None:
     fastsql.execute("UPDATE annotation_reviewtask SET claimed_count = claimed_count - 1 WHERE id = %s", [task_id])
 
 
-def answer_record(*, assignment_id: int, answer_id: int, now: datetime, submission_id: str):
-    """Mark a live reservation answered with its answer. Returns the reservation time as stored (in the form
-    fastsql.timestamp gives), or None when the row is not (or no longer) reserved — answered already, skipped,
-    expired or released — which the caller handles on its careful path."""
-    return fastsql.fetchone(
-        "UPDATE annotation_assignment SET status = %s, answered_at = %s, answer_id = %s, submission_id = %s"
-        " WHERE id = %s AND status = %s RETURNING reserved_at",
-        [AssignmentStatus.ANSWERED.value, fastsql.timestamp(now), answer_id, submission_id, assignment_id,
-         AssignmentStatus.RESERVED.value],
+@dataclass(frozen=True)
+class AnswerWrite:
+    """What `answer_write` stored: the reservation time as stored (in fastsql.timestamp's form) and the sample's
+    earlier labelled human annotations as (source, label, annotator_id, id), newest first."""
+
+    reserved_at: object
+    earlier_human_rows: list[tuple]
+
+
+def answer_write(*, answer: HumanAnnotation, assignment_id: int, task_id: int, now: datetime, submission_id: str) -> AnswerWrite | None:
+    """Inside a transaction: insert the answer (sets answer.pk), mark the reservation answered with it — only if
+    it is still a live reservation; None otherwise (answered already, skipped, expired, released), and the caller
+    rolls back — and count it on the task (a regular task closes with its required answers; gold checks stay
+    open). Also reads the sample's earlier human labels for the final label. One statement on PostgreSQL."""
+    record = (
+        "UPDATE annotation_assignment SET status = %s, answered_at = %s, answer_id = {answer_id}, submission_id = %s"
+        " WHERE id = %s AND status = %s RETURNING reserved_at"
     )
-
-
-def task_answer_count(*, task_id: int) -> None:
-    """One more answer; a regular task closes when it has its required answers (gold checks stay open)."""
-    fastsql.execute(
+    record_params = [AssignmentStatus.ANSWERED.value, fastsql.timestamp(now), submission_id, assignment_id,
+                     AssignmentStatus.RESERVED.value]
+    count = (
         "UPDATE annotation_reviewtask SET answers_count = answers_count + 1,"
         " is_open = CASE WHEN kind <> %s AND answers_count + 1 >= required_answers THEN %s ELSE is_open END"
-        " WHERE id = %s",
-        [TaskKind.GOLD.value, False, task_id],
+        " WHERE id = %s{only_if_recorded}"
     )
+    count_params = [TaskKind.GOLD.value, False, task_id]
+    earlier = (
+        "SELECT source, label, annotator_id, id FROM synthstudio_humanannotation"
+        " WHERE sample_id = %s AND label <> '' AND id <> %s ORDER BY created_at DESC, id DESC"
+    )
+    insert_sql, insert_params = fastsql.insert_statement(answer)
+    if connection.vendor == "postgresql":
+        # the earlier rows as JSON text: the statement's snapshot does not contain the answer it inserts
+        earlier_json = (
+            "(SELECT json_agg(json_build_array(h.source, h.label, h.annotator_id, h.id)"
+            " ORDER BY h.created_at DESC, h.id DESC)::text FROM synthstudio_humanannotation h"
+            " WHERE h.sample_id = %s AND h.label <> '')"
+        )
+        row = fastsql.fetchone(
+            f"WITH answer AS ({insert_sql} RETURNING id),"
+            f" recorded AS ({record.format(answer_id='(SELECT id FROM answer)')}),"
+            f" counted AS ({count.format(only_if_recorded=' AND EXISTS (SELECT 1 FROM recorded)')} RETURNING id)"
+            f" SELECT (SELECT id FROM answer), (SELECT reserved_at FROM recorded), {earlier_json}",
+            [*insert_params, *record_params, *count_params, answer.sample_id],
+        )
+        answer.pk, reserved_at, earlier_rows = row
+        answer._state.adding, answer._state.db = False, connection.alias
+        if reserved_at is None:
+            return None
+        return AnswerWrite(reserved_at, [tuple(item) for item in json.loads(earlier_rows or "[]")])
+    fastsql.insert(answer)
+    recorded = fastsql.fetchone(record.format(answer_id="%s"), [*record_params[:2], answer.pk, *record_params[2:]])
+    if recorded is None:
+        return None
+    fastsql.execute(count.format(only_if_recorded=""), count_params)
+    return AnswerWrite(recorded[0], fastsql.fetchall(earlier, [answer.sample_id, answer.pk]))
 
 
 def progress_counts(*, project_id: int, annotator_id: int, since: datetime, cap: int) -> tuple[int, int, int]:

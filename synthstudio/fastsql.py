@@ -99,15 +99,20 @@ def _insert_sql(model: type[models.Model], vendor: str) -> tuple[str, tuple[mode
     fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
     names = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
-    pk = quote(model._meta.pk.column)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({marks}) RETURNING {pk}", fields
+    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({marks})", fields
+
+
+def insert_statement(obj: models.Model) -> tuple[str, list]:
+    """The INSERT of one instance (without RETURNING) and its values, prepared the way Model.save() would
+    (pre_save hooks, defaults, adaptation) — to embed in a larger statement."""
+    sql, fields = _insert_sql(type(obj), connection.vendor)
+    return sql, [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
 
 
 def insert(obj: models.Model) -> models.Model:
-    """INSERT one instance the way Model.save() would (pre_save hooks, defaults, adaptation) and set its pk."""
-    sql, fields = _insert_sql(type(obj), connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    obj.pk = fetchone(sql, values)[0]
+    """INSERT one instance the way Model.save() would and set its pk."""
+    sql, values = insert_statement(obj)
+    obj.pk = fetchone(f"{sql} RETURNING {connection.ops.quote_name(obj._meta.pk.column)}", values)[0]
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj

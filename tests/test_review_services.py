@@ -266,3 +266,25 @@ def test_it_counts_done_today_items_left_and_a_streak_including_earlier_days(pro
     progress = review.review_progress(project=project, annotator=annotator)
     assert (progress.done_today, progress.total_answered, progress.streak_days) == (1, 2, 2)
     assert progress.remaining == 2 and not progress.remaining_capped  # two of the four items still wait
+
+
+def test_the_final_label_counts_every_annotator_and_imported_labels_and_leaves_a_tie_to_the_llm(
+    project, samples, annotator, lead, no_gold
+):
+    sample = samples[0]
+    LLMAnnotation.objects.create(sample=sample, label="negative", distribution={"negative": 0.8, "positive": 0.2},
+                                 confidence=0.8, method="offline")
+    HumanAnnotation.objects.create(sample=sample, source=HumanSource.IMPORTED, label="positive")
+    route(project, [sample], required_answers=3)
+    first, second = add_annotator(project, "ada_third"), add_annotator(project, "bo_fourth")
+    review.review_answer_submit(assignment=review.review_next(project=project, annotator=first), label="negative")
+    sample.refresh_from_db()
+    # imported positive vs one negative answer: a tie, so the LLM's label stands until someone breaks it
+    assert (sample.final_label, sample.final_source) == ("negative", FinalSource.LLM)
+    review.review_answer_submit(assignment=review.review_next(project=project, annotator=second), label="positive")
+    sample.refresh_from_db()
+    assert (sample.final_label, sample.final_source) == ("positive", FinalSource.HUMAN)
+    assert sample.final_weight == pytest.approx(2 / 3)
+    review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="negative")
+    sample.refresh_from_db()
+    assert (sample.final_label, sample.final_source, sample.final_weight) == ("negative", FinalSource.LLM, 0.8)
