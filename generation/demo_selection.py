@@ -1,10 +1,9 @@
-"""Choosing in-context demos (no Django): random, most similar (kNN by cosine) and most diverse (k-means
-medoids), with human-verified items preferred over seeds (survey §3.1.1, Long et al. 2024).
+"""Choosing in-context demos (no Django): random, most similar (kNN by cosine), most diverse (k-means
+medoids) and representative and diverse (vote-k, Su et al. 2023, from synthstudio.votek), with human-verified
+items preferred over seeds (survey §3.1.1, Long et al. 2024).
 
 The pool is ordered: the first `verified_count` items are human-verified, the rest are seeds. A picker
-fills the demos from the verified part first and tops up from the seeds. Vote-k (Su et al. 2023) lives in
-annotation.selection; generation may not import annotation, so it is not offered here until a pure vote-k
-moves into synthstudio/.
+fills the demos from the verified part first and tops up from the seeds.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from synthstudio.vectors import normalise_rows
+from synthstudio.votek import VOTEK_K, votek_select
 
-STRATEGIES = ("none", "random", "similar", "kmeans")
+STRATEGIES = ("none", "random", "similar", "kmeans", "votek")
 
 
 def pick_random(candidates: Sequence[int], k: int, rng: random.Random) -> list[int]:
@@ -57,6 +57,24 @@ def pick_kmeans_medoids(vectors: np.ndarray, candidates: Sequence[int], k: int, 
     return picks
 
 
+def pick_votek(vectors: np.ndarray, candidates: Sequence[int], k: int) -> list[int]:
+    """Vote-k over the candidates. Each candidate votes for its len/(2k) nearest others (1 to VOTEK_K): a
+    neighbourhood well inside a region the size of one demo's share, so a pick covers its own region and the
+    next comes from one not yet covered (with len/k, votes leaked across regions and two demos could share
+    one). Vote-k stops when no unpicked candidate has a voter left; the rest is then filled in pool order.
+    """
+    chosen = np.asarray(candidates)
+    if k <= 0 or not len(chosen):
+        return []
+    if len(chosen) <= k:
+        return [int(i) for i in chosen]
+    neighbours = min(VOTEK_K, max(1, len(chosen) // (2 * k)))
+    order = [int(i) for i in votek_select(vectors[chosen], k, k=neighbours)]
+    picked = set(order)
+    order += [i for i in range(len(chosen)) if i not in picked][: k - len(order)]
+    return [int(chosen[i]) for i in order]
+
+
 def pick_demos(
     strategy: str,
     k: int,
@@ -89,6 +107,10 @@ def pick_demos(
             if vectors is None:
                 raise ValueError("'kmeans' needs vectors")
             picks += pick_kmeans_medoids(vectors, part, want, seed)
+        elif strategy == "votek":
+            if vectors is None:
+                raise ValueError("'votek' needs vectors")
+            picks += pick_votek(vectors, part, want)
         else:
             raise ValueError(f"Unknown demo strategy {strategy!r}")
     return picks

@@ -94,6 +94,7 @@ class DemoStrategy(models.TextChoices):
     RANDOM = "random", "Random"
     SIMILAR = "similar", "Most similar to the conditions (embeddings)"
     KMEANS = "kmeans", "Most diverse (k-means medoids)"
+    VOTEK = "votek", "Representative and diverse (vote-k)"
 
 
 class GenerationKind(models.TextChoices):

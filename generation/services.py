@@ -165,6 +165,10 @@ def demo_label(sample: Sample) -> str:
     return sample.final_label or str((sample.provenance or {}).get("label", ""))
 
 
+# Demo strategies that pick one set for the whole pool (not per item's conditions): computed once per plan.
+SHARED_DEMO_STRATEGIES = ("kmeans", "votek")
+
+
 def plan_items(context: GenerationContext, count: int, *, weights: dict | None = None, start_index: int = 0) -> list[PlannedItem]:
     """The prompts of `count` items: conditions, demos, random words and the first step's messages."""
     config = context.config
@@ -177,9 +181,9 @@ def plan_items(context: GenerationContext, count: int, *, weights: dict | None =
     shared_demos: list[int] | None = None
     items = []
     for offset, conditions in enumerate(plans):
-        if config.demo_strategy == "kmeans":
+        if config.demo_strategy in SHARED_DEMO_STRATEGIES:
             if shared_demos is None:
-                shared_demos = pick_demos("kmeans", config.demo_count, pool_size=len(context.pool),
+                shared_demos = pick_demos(config.demo_strategy, config.demo_count, pool_size=len(context.pool),
                                           verified_count=context.verified_count, vectors=vectors, seed=config.seed)
             picked = shared_demos
         else:
@@ -210,7 +214,7 @@ def _conditions_text(conditions: dict[str, str]) -> str:
 def _demo_vectors(context: GenerationContext, plans: list[dict[str, str]]):
     """Embeddings of the pool (and of each distinct condition set, for 'similar'); None when not needed."""
     strategy = context.config.demo_strategy
-    if strategy not in {"similar", "kmeans"} or not context.pool or not context.config.demo_count:
+    if strategy not in {"similar", *SHARED_DEMO_STRATEGIES} or not context.pool or not context.config.demo_count:
         return None, {}
     from synthstudio.embeddings import embed_texts
 

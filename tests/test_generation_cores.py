@@ -17,7 +17,7 @@ from generation.conditions import (
     reweight_toward_weakness,
     vocabulary_from,
 )
-from generation.demo_selection import pick_demos, pick_kmeans_medoids, pick_most_similar
+from generation.demo_selection import pick_demos, pick_kmeans_medoids, pick_most_similar, pick_votek
 from generation.markov import MarkovTextModel, OfflineGenerator
 from generation.schema import check_schema, validate
 
@@ -159,6 +159,61 @@ def test_verified_items_come_before_seeds():
     assert set(picks[:2]) == {0, 1} and picks[2] in {2, 3, 4}
     assert pick_demos("similar", 1, pool_size=5, verified_count=2, vectors=VECTORS, target=np.array([0.0, 1.0])) == [1]
     assert pick_demos("none", 3, pool_size=5, verified_count=2) == []
+
+
+def three_blobs(per_blob: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points around three orthogonal centres, shuffled; returns (vectors, blob of each row)."""
+    rng = np.random.default_rng(seed)
+    centres = 10 * np.eye(3)
+    vectors = np.vstack([centre + rng.normal(0, 0.5, (per_blob, 3)) for centre in centres])
+    blobs = np.repeat(np.arange(3), per_blob)
+    order = rng.permutation(len(vectors))
+    return vectors[order], blobs[order]
+
+
+def test_votek_demos_are_k_distinct_pool_items():
+    vectors, _ = three_blobs()
+    picks = pick_votek(vectors, list(range(30)), 5)
+    assert len(picks) == 5 and len(set(picks)) == 5 and set(picks) <= set(range(30))
+    assert pick_votek(vectors, [4, 7], 3) == [4, 7]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_votek_demos_take_one_item_from_each_of_three_separated_blobs(seed):
+    vectors, blobs = three_blobs(seed=seed)
+    picks = pick_votek(vectors, list(range(30)), 3)
+    assert sorted(blobs[picks]) == [0, 1, 2]
+
+
+def test_votek_demos_are_the_same_every_time():
+    vectors, _ = three_blobs()
+    first = pick_demos("votek", 4, pool_size=30, verified_count=0, vectors=vectors, seed=0)
+    assert pick_demos("votek", 4, pool_size=30, verified_count=0, vectors=vectors.copy(), seed=99) == first
+
+
+def test_votek_demos_fill_up_in_pool_order_when_vote_k_runs_out_of_voters():
+    # four random points, three demos: vote-k itself stops after two (no unpicked item keeps a voter)
+    vectors = np.random.default_rng(0).normal(size=(4, 4))
+    picks = pick_votek(vectors, [0, 1, 2, 3], 3)
+    assert picks[:2] == [0, 2] and picks[2] == 1
+
+
+def test_votek_demos_take_verified_items_first_and_only_from_the_given_candidates():
+    vectors, blobs = three_blobs()
+    picks = pick_demos("votek", 4, pool_size=30, verified_count=3, vectors=vectors)
+    assert set(picks[:3]) == {0, 1, 2} and len(picks) == 4 and picks[3] >= 3
+    assert pick_votek(vectors, [10, 20, 25], 1)[0] in {10, 20, 25}
+    with pytest.raises(ValueError, match="'votek' needs vectors"):
+        pick_demos("votek", 2, pool_size=5, verified_count=0)
+
+
+def test_annotation_and_generation_share_one_vote_k():
+    import annotation.selection
+    import synthstudio.votek
+
+    assert annotation.selection.votek_select is synthstudio.votek.votek_select
+    assert annotation.selection.votek_two_stage_select is synthstudio.votek.votek_two_stage_select
+    assert annotation.selection.VoteGraph is synthstudio.votek.VoteGraph
 
 
 # -- offline generator ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from generation import services
 from generation.models import GenerationItem, GenerationRun, ItemStatus, LLMEndpoint
 from generation.prompts import DEFAULT_TEMPLATE
-from synthstudio.models import JobStatus, Sample
+from synthstudio.models import FinalSource, JobStatus, Sample
 
 pytestmark = pytest.mark.django_db
 
@@ -172,6 +172,21 @@ def test_the_preview_renders_prompts_and_estimates_cost(project, lead, samples, 
     assert "- topic:" in preview.items[0].messages[-1]["content"]
     assert preview.completion_tokens == 1000 and preview.cost == pytest.approx(preview.prompt_tokens / 1000 + 2.0)
     assert openai_server.request_count == 0
+
+
+def test_an_offline_run_with_votek_demos_gives_every_item_the_same_verified_first_demos(project, lead, samples):
+    verified = samples[3]
+    verified.final_source, verified.final_label = FinalSource.HUMAN, "negative"
+    verified.save(update_fields=["final_source", "final_label"])
+    config = make_config(project, lead, target_count=3, demo_count=2, demo_strategy="votek")
+    preview = services.config_preview(config=config, count=3)
+    demos = [[demo["sample_id"] for demo in item.demos] for item in preview.items]
+    assert demos[0][0] == verified.id and len(set(demos[0])) == 2 and set(demos[0]) <= {s.id for s in samples}
+    assert all(picked == demos[0] for picked in demos)
+    run = run_now(config, lead)
+    assert run.status == JobStatus.SUCCEEDED and run.samples_created == 3 and run.model_name == "offline-markov"
+    generated = Sample.objects.filter(origin="generated")
+    assert all(s.provenance["offline"] and s.provenance["demos"] == demos[0] for s in generated)
 
 
 def test_the_next_round_moves_weight_toward_the_label_humans_corrected_most(project, lead, samples, annotator):

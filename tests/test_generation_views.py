@@ -99,6 +99,20 @@ def test_a_lead_creates_a_config_in_the_form(lead_client, project):
     assert config.label_balance == {"positive": 2.0} and config.demo_count == 2
 
 
+def test_the_config_form_offers_votek_demos_and_the_detail_names_them(lead_client, project):
+    body = lead_client.get(reverse("generation:config_new", args=[project.id])).content.decode()
+    assert '<option value="votek">Representative and diverse (vote-k)</option>' in body
+    response = lead_client.post(reverse("generation:config_new", args=[project.id]), {
+        "name": "films", "kind": "single", "dialogue_turns": 4, "template": DEFAULT_TEMPLATE,
+        "dimensions": "topic: plot", "sampling_mode": "all", "random_words": 0, "demo_count": 3, "demo_strategy": "votek",
+        "temperature": 1, "top_p": 1, "max_tokens": 10, "n": 1, "seed": 0, "target_count": 1, "rounds": 1,
+    })
+    config = GenerationConfig.objects.get(name="films")
+    assert response.status_code == 302 and config.demo_strategy == "votek"
+    detail = lead_client.get(reverse("generation:config_detail", args=[project.id, config.id])).content.decode()
+    assert "3 × Representative and diverse (vote-k)" in detail
+
+
 def test_the_form_rejects_an_unknown_placeholder_by_name(lead_client, project):
     response = lead_client.post(reverse("generation:config_new", args=[project.id]), {
         "name": "films", "kind": "single", "dialogue_turns": 4, "template": "Write {{ mood }} text about {{ topic }}",
