@@ -264,6 +264,7 @@ CACHES = {
     },
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+AUTHENTICATION_BACKENDS = ["synthstudio.auth.ModelBackend"]
 SESSION_CACHE_ALIAS = "sessions"
 
 LOGGING = {

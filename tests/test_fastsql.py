@@ -110,3 +110,15 @@ def test_after_logout_the_old_session_cookie_no_longer_opens_a_project(project, 
     response = replay.get(queue)
     assert response.status_code in (302, 404)
     assert not SessionStore(session_key=cookie).exists(cookie)
+
+
+def test_the_request_user_is_loaded_and_an_inactive_or_unknown_user_is_anonymous(annotator):
+    from synthstudio.auth import ModelBackend
+
+    backend = ModelBackend()
+    loaded = backend.get_user(str(annotator.pk))
+    assert (loaded.pk, loaded.username, loaded.password) == (annotator.pk, annotator.username, annotator.password)
+    assert backend.get_user("not-a-number") is None and backend.get_user(annotator.pk + 999) is None
+    annotator.is_active = False
+    annotator.save()
+    assert backend.get_user(annotator.pk) is None
