@@ -146,12 +146,16 @@ def review_current(*, project: Project, annotator) -> Assignment | None:
     return None if assignment is None else review_item(project=project, assignment_id=assignment)
 
 
-def review_item(*, project: Project, assignment_id: int, annotator=None) -> Assignment | None:
+def review_item(*, project: Project, assignment_id: int, annotator=None, with_progress: bool = False) -> Assignment | None:
     """One of the project's assignments — only the annotator's own when `annotator` is given — with its task and
     sample, and the annotations `llm_suggestion` (the sample's current LLM label) and `current_codebook` (the
-    project's newest codebook version), all read in one query."""
+    project's newest codebook version), all read in one query; `with_progress` adds `progress_counts` for
+    review_progress (the workbench shows both)."""
     assignment = review_sql.item(
-        assignment_id=assignment_id, annotator_id=annotator.pk if annotator is not None else None, project_id=project.pk
+        assignment_id=assignment_id,
+        annotator_id=annotator.pk if annotator is not None else None,
+        project_id=project.pk,
+        progress=(_today_start(), REMAINING_COUNT_CAP) if with_progress else None,
     )
     if assignment is not None:
         assignment.task.project = project
@@ -170,7 +174,7 @@ def review_next(*, project: Project, annotator) -> Assignment | None:
     assignment_id = _reserve(project, annotator)
     if assignment_id is None and review_reservations_expire(project=project):
         assignment_id = _reserve(project, annotator)
-    return None if assignment_id is None else review_item(project=project, assignment_id=assignment_id)
+    return None if assignment_id is None else review_item(project=project, assignment_id=assignment_id, with_progress=True)
 
 
 _last_expiry_sweep: dict[int, float] = {}
@@ -603,13 +607,20 @@ REMAINING_COUNT_CAP = 100
 PAST_DAYS_CACHE_SECONDS = 600
 
 
-def review_progress(*, project: Project, annotator) -> Progress:
-    """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days."""
+def _today_start() -> datetime:
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def review_progress(*, project: Project, annotator, counts: tuple[int, int, int] | None = None) -> Progress:
+    """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days.
+    `counts`: (answered, answered today, remaining) when read already (review_next's `progress_counts`)."""
     today = timezone.localdate()
-    today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    total, done_today, remaining = review_sql.progress_counts(
-        project_id=project.pk, annotator_id=annotator.pk, since=today_start, cap=REMAINING_COUNT_CAP
-    )
+    today_start = _today_start()
+    if counts is None:
+        counts = review_sql.progress_counts(
+            project_id=project.pk, annotator_id=annotator.pk, since=today_start, cap=REMAINING_COUNT_CAP
+        )
+    total, done_today, remaining = counts
     # Days before today do not change during the day: cached, so a render costs no streak query.
     cache_key = f"review-past-days:{project.pk}:{project.created_at.timestamp()}:{annotator.pk}:{today}"
     past_days = cache.get(cache_key)

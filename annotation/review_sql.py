@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from django.db import IntegrityError, connection, transaction
 
@@ -71,18 +72,31 @@ _ITEM_SQL = (
 )
 
 
-def item(*, assignment_id: int, annotator_id: int | None = None, project_id: int | None = None) -> Assignment | None:
+def item(
+    *,
+    assignment_id: int,
+    annotator_id: int | None = None,
+    project_id: int | None = None,
+    progress: tuple[datetime, int] | None = None,
+) -> Assignment | None:
     """The assignment with `task` and `task.sample` set, plus two annotations: `llm_suggestion` (the sample's
     current valid LLM annotation or None) and `current_codebook` (the project's newest codebook version or None).
-    With annotator_id / project_id, another annotator's or another project's assignment is None."""
-    sql, params = _ITEM_SQL, [assignment_id]
+    With annotator_id / project_id, another annotator's or another project's assignment is None. With
+    `progress` = (since, cap), also `progress_counts` = progress_counts(...) of the assignment's annotator, read
+    in the same round trip."""
+    select, params = _ITEM_SQL, [assignment_id]
+    if progress is not None:
+        since, cap = progress
+        answered = AssignmentStatus.ANSWERED.value
+        select = _ITEM_SQL.replace(" FROM annotation_assignment a", _progress_columns() + " FROM annotation_assignment a", 1)
+        params = [answered, answered, fastsql.timestamp(since), TaskKind.GOLD.value, *TAKEN_BY_ANNOTATOR, cap, assignment_id]
     if annotator_id is not None:
-        sql += " AND a.annotator_id = %s"
+        select += " AND a.annotator_id = %s"
         params.append(annotator_id)
     if project_id is not None:
-        sql += " AND t.project_id = %s"
+        select += " AND t.project_id = %s"
         params.append(project_id)
-    row = fastsql.fetchone(sql, params)
+    row = fastsql.fetchone(select, params)
     if row is None:
         return None
     assignment, task, sample, suggestion, codebook = fastsql.instances(
@@ -92,6 +106,8 @@ def item(*, assignment_id: int, annotator_id: int | None = None, project_id: int
     assignment.task = task
     assignment.llm_suggestion = suggestion
     assignment.current_codebook = codebook
+    if progress is not None:
+        assignment.progress_counts = tuple(int(value) for value in row[-3:])
     return assignment
 
 
@@ -141,24 +157,29 @@ def _live_reservation_id(project_id: int, annotator_id: int, now: datetime) -> i
 _LIVE = "a.annotator_id = %s AND a.project_id = %s AND a.status = %s AND a.expires_at > %s"
 
 
-def _not_taken_by_annotator() -> str:
+def _not_taken_by_annotator(task: str = "t", annotator: str = "%s") -> str:
     # A count per candidate row rather than NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti-join whose plan
     # depends on table statistics, and on a freshly routed queue (before autovacuum's ANALYZE) it scanned the
     # annotator's whole history once per candidate (27 ms for 500 candidates at 300 answers). A scalar subquery
     # stays a per-row probe of the unique (task, annotator) index whatever the statistics say.
+    # Parameters: the annotator id when `annotator` is "%s", then the three taken statuses.
     return (
-        "(SELECT COUNT(*) FROM annotation_assignment x WHERE x.task_id = t.id AND x.annotator_id = %s"
+        f"(SELECT COUNT(*) FROM annotation_assignment x WHERE x.task_id = {task}.id AND x.annotator_id = {annotator}"
         " AND x.status IN (%s, %s, %s)) = 0"
     )
 
 
-def _candidates(gold: bool) -> tuple[str, str]:
-    """(WHERE clause after `t.project_id = %s AND t.is_open AND`, ORDER BY) of the tasks an annotator may claim.
-    Parameters: the gold kind, then the annotator id and the three taken statuses."""
+def _candidates(gold: bool, task: str = "t", annotator: str = "%s") -> tuple[str, str]:
+    """(WHERE clause after `<task>.project_id = … AND <task>.is_open AND`, ORDER BY) of the tasks an annotator
+    may claim. Parameters: the gold kind, then those of _not_taken_by_annotator."""
+    taken = _not_taken_by_annotator(task, annotator)
     if gold:
-        return f"t.kind = %s AND {_not_taken_by_annotator()}", "t.id"
+        return f"{task}.kind = %s AND {taken}", f"{task}.id"
     # the predicate of the partial index review_task_claimable, so the scan follows it in serving order
-    return f"t.kind <> %s AND t.claimed_count < t.required_answers AND {_not_taken_by_annotator()}", "t.priority DESC, t.id"
+    return (
+        f"{task}.kind <> %s AND {task}.claimed_count < {task}.required_answers AND {taken}",
+        f"{task}.priority DESC, {task}.id",
+    )
 
 
 def _candidate(project_id: int, annotator_id: int, gold: bool) -> tuple[int, bool] | None:
@@ -308,6 +329,21 @@ def answer_write(*, answer: HumanAnnotation, assignment_id: int, task_id: int, n
         return None
     fastsql.execute(count.format(only_if_recorded=""), count_params)
     return AnswerWrite(recorded[0], fastsql.fetchall(earlier, [answer.sample_id, answer.pk]))
+
+
+@cache
+def _progress_columns() -> str:
+    """The annotator's progress beside their item, correlated to the assignment's annotator and project: answers,
+    answers since a moment, and the regular items they could still claim (counted up to a cap).
+    Parameters: answered, answered, since, the gold kind, the three taken statuses, the cap."""
+    return (
+        ", (SELECT COUNT(*) FROM annotation_assignment d WHERE d.annotator_id = a.annotator_id"
+        " AND d.project_id = a.project_id AND d.status = %s)"
+        ", (SELECT COUNT(*) FROM annotation_assignment d WHERE d.annotator_id = a.annotator_id"
+        " AND d.project_id = a.project_id AND d.status = %s AND d.answered_at >= %s)"
+        ", (SELECT COUNT(*) FROM (SELECT 1 FROM annotation_reviewtask r WHERE r.project_id = a.project_id AND r.is_open"
+        f" AND {_candidates(gold=False, task='r', annotator='a.annotator_id')[0]} LIMIT %s) q)"
+    )
 
 
 def progress_counts(*, project_id: int, annotator_id: int, since: datetime, cap: int) -> tuple[int, int, int]:

@@ -89,7 +89,9 @@ def _render_workbench(
     status: int = 200,
     pairs_waiting: int = 0,
 ) -> HttpResponse:
-    progress = review.review_progress(project=project, annotator=request.user)
+    progress = review.review_progress(
+        project=project, annotator=request.user, counts=getattr(assignment, "progress_counts", None)
+    )
     codebook = assignment.current_codebook if assignment is not None else _current_codebook(project)
     context = {
         "project": project,

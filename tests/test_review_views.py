@@ -325,3 +325,16 @@ def test_it_never_tells_the_annotator_an_item_is_gold(annotator_client, annotato
 def test_it_shows_the_review_entry_on_the_project_overview(annotator_client, project):
     body = annotator_client.get(reverse("project_detail", args=[project.id])).content.decode()
     assert url("review_queue", project) in body and url("review_overview", project) not in body
+
+
+def test_the_progress_after_an_answer_matches_a_fresh_count(annotator_client, annotator, project, samples, routed):
+    import re
+
+    page = annotator_client.get(url("review_queue", project), **HTMX).content.decode()
+    action = re.search(r'id="answer-form"[^>]*?action="([^"]+)"', page, re.S).group(1)
+    submission = re.search(r'name="submission_id" value="([0-9a-f]+)"', page).group(1)
+    page = annotator_client.post(action, {"label": "positive", "submission_id": submission}, **HTMX).content.decode()
+    done = int(re.search(r"<strong>(\d+)</strong> done today", page).group(1))
+    left = int(re.search(r"<strong>(\d+)\+?</strong> left", page).group(1))
+    fresh = review.review_progress(project=project, annotator=annotator)
+    assert (done, left) == (fresh.done_today, fresh.remaining + 1) == (1, len(routed) - 1)
