@@ -21,7 +21,16 @@ from . import curation_services
 from .curation import FILTER_NAMES
 from .curation_forms import FilterSettingsForm, LabelStudioImportForm, SnapshotForm
 from .export import CONTENT_TYPES, STREAMED_FORMATS, export_filename, export_path, export_stream
-from .models import ExportFormat, ExportJob, LabelStudioImportJob, RefinementRun, Snapshot, SnapshotJob
+from .models import (
+    ExportFormat,
+    ExportJob,
+    JudgeKind,
+    JudgeRating,
+    LabelStudioImportJob,
+    RefinementRun,
+    Snapshot,
+    SnapshotJob,
+)
 from .snapshots import curation_run, curation_settings_get, curation_settings_save, snapshot_diff
 
 DIFF_ROWS_SHOWN = 200
@@ -37,6 +46,9 @@ def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
         "kept": int(result.keep.sum()),
         "filter_rows": [(name, label, counts.get(name, 0)) for name, label in FILTER_NAMES.items()],
         "judged": sum(1 for item in data.items if item.judge_score is not None),
+        "offline_judge_ratings": JudgeRating.objects.filter(
+            run__project=project, run__kind=JudgeKind.RATING, run__is_offline=True
+        ).exclude(rating="").exists(),
     }
 
 

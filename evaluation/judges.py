@@ -1,6 +1,7 @@
 """LLM-as-judge runs (survey §3.3 open evaluation; AlpaGasus-style ratings, PandaLM/MT-Bench-style pairs),
-through the shared client generation.llm against any OpenAI-compatible endpoint. There is no offline judge:
-a run needs an endpoint.
+through the shared client generation.llm against any OpenAI-compatible endpoint. Without an endpoint (or
+when the lead picks it) the run is offline: evaluation.offline_judge, a transparent embedding heuristic that
+is not an LLM, writes the same rows, and the run is marked "offline" wherever it shows.
 
 - Rating runs: the judge gives each sample an A–D quality rating (Self-Instruct's scale); its agreement
   with the human ratings (Cohen's kappa) is reported.
@@ -15,6 +16,7 @@ calls come from the client's cache.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 
@@ -23,12 +25,15 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from annotation.offline_labeller import label_texts
+from annotation.services import codebook_spec
 from generation.llm import EndpointSettings, LLMRequest, complete_many_sync
 from generation.models import LLMEndpoint
+from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue
 from synthstudio.models import HumanAnnotation, JobStatus, Project, Sample
 
-from . import metrics
+from . import metrics, offline_judge
 from .models import (
     JudgeKind,
     JudgeRating,
@@ -59,7 +64,7 @@ RATING_SCALE = (
 
 
 class NoEndpoint(Exception):
-    """No endpoint is configured: LLM-as-judge needs one (there is no offline judge)."""
+    """An LLM run lost its endpoint (the environment's default was unset after it started)."""
 
 
 def default_endpoint_settings() -> EndpointSettings | None:
@@ -82,16 +87,26 @@ def endpoint_settings_for(run: JudgeRun) -> EndpointSettings:
 
 
 def judge_run_start(
-    *, project: Project, user: AbstractBaseUser, kind: str, endpoint: LLMEndpoint | None, limit: int
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    kind: str,
+    endpoint: LLMEndpoint | None,
+    limit: int,
+    offline: bool = False,
 ) -> JudgeRun:
-    if endpoint is None and default_endpoint_settings() is None:
-        raise NoEndpoint("No LLM endpoint: add one under the project's endpoints or set LLM_BASE_URL.")
-    base_url = endpoint.base_url if endpoint else django_settings.LLM_BASE_URL
-    model = endpoint.model if endpoint else (django_settings.LLM_MODEL or "default")
+    """Create a judge run and enqueue it. Offline when asked, or when there is no endpoint at all."""
+    offline = offline or (endpoint is None and default_endpoint_settings() is None)
+    if offline:
+        endpoint, base_url, model = None, "", offline_judge.OFFLINE_JUDGE_NAME
+    else:
+        base_url = endpoint.base_url if endpoint else django_settings.LLM_BASE_URL
+        model = endpoint.model if endpoint else (django_settings.LLM_MODEL or "default")
     with transaction.atomic():
         run = JudgeRun.objects.create(
-            project=project, created_by=user, kind=kind, endpoint=endpoint, base_url=base_url, model_name=model, limit=limit
-        )
+            project=project, created_by=user, kind=kind, endpoint=endpoint, base_url=base_url, model_name=model,
+            is_offline=offline, limit=limit,
+        )  # fmt: skip
         from .tasks import judge_run_task
 
         enqueue(judge_run_task, run.id)
@@ -158,17 +173,21 @@ def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
         return run
     run.mark_running()
     try:
-        endpoint = endpoint_settings_for(run)
-        if run.kind == JudgeKind.RATING:
-            _run_ratings(run, endpoint)
+        if run.is_offline:
+            _run_ratings_offline(run) if run.kind == JudgeKind.RATING else _run_pairs_offline(run)
         else:
-            _run_pairs(run, endpoint)
+            endpoint = endpoint_settings_for(run)
+            _run_ratings(run, endpoint) if run.kind == JudgeKind.RATING else _run_pairs(run, endpoint)
         run.summary = judge_summary(run=run)
         run.save(update_fields=["summary"])
     except Exception as error:
         run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
         raise
-    run.mark_finished(JobStatus.SUCCEEDED, message=f"Judged by {run.model_name} at {run.base_url}.")
+    if run.is_offline:
+        message = "Judged offline by the heuristic judge (embedding similarity and text checks), not an LLM."
+    else:
+        message = f"Judged by {run.model_name} at {run.base_url}."
+    run.mark_finished(JobStatus.SUCCEEDED, message=message)
     return run
 
 
@@ -176,13 +195,19 @@ def _stop_requested(run: JudgeRun) -> bool:
     return JudgeRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
 
 
+def _rating_sample_ids(run: JudgeRun) -> list[int]:
+    """The samples a rating run judges: those with a human rating first, then by id, up to the limit."""
+    project = run.project
+    rated = set(HumanAnnotation.objects.filter(sample__project=project).exclude(rating="").values_list("sample_id", flat=True))
+    ids = sorted(Sample.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in rated, i))
+    return ids[: run.limit]
+
+
 def _run_ratings(run: JudgeRun, endpoint: EndpointSettings) -> None:
     project = run.project
     codebook = project.codebook
     task = codebook.task_description if codebook else project.description
-    rated = set(HumanAnnotation.objects.filter(sample__project=project).exclude(rating="").values_list("sample_id", flat=True))
-    ids = sorted(Sample.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in rated, i))
-    ids = ids[: run.limit]
+    ids = _rating_sample_ids(run)
     done = set(JudgeRating.objects.filter(run=run).values_list("sample_id", flat=True))
     samples = Sample.objects.in_bulk([i for i in ids if i not in done])
     run.report_progress(total=len(ids), done=len(done))
@@ -211,14 +236,19 @@ def judge_rater(run: JudgeRun) -> PairwiseRater:
     return rater
 
 
-def _run_pairs(run: JudgeRun, endpoint: EndpointSettings) -> None:
+def _pair_item_ids(run: JudgeRun) -> list[int]:
+    """The pairs a pairwise run judges: those people judged first, then by id, up to the limit."""
     project = run.project
-    rater = judge_rater(run)
     judged_by_people = set(
         PairwiseJudgment.objects.filter(item__project=project).exclude(rater__kind=RaterKind.LLM).values_list("item_id", flat=True)
     )
     ids = sorted(PairwiseItem.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in judged_by_people, i))
-    ids = ids[: run.limit]
+    return ids[: run.limit]
+
+
+def _run_pairs(run: JudgeRun, endpoint: EndpointSettings) -> None:
+    rater = judge_rater(run)
+    ids = _pair_item_ids(run)
     done = set(PairwiseJudgment.objects.filter(rater=rater).values_list("item_id", "a_shown_first"))
     items = PairwiseItem.objects.in_bulk(ids)
     run.report_progress(total=2 * len(ids), done=len(done))
@@ -247,6 +277,83 @@ def _run_pairs(run: JudgeRun, endpoint: EndpointSettings) -> None:
         run.report_progress(done=counts["done"], failed=counts["failed"])
 
     complete_many_sync(endpoint, requests, on_result, should_stop=lambda: _stop_requested(run))
+
+
+# ---------------------------------------------------------------- running offline (no LLM)
+
+OFFLINE_BATCH = 200
+
+
+def _codebook_references(project: Project) -> tuple[list[str], list[int], list[str]]:
+    """The texts the offline judge compares samples with: each label's codebook texts (as the offline
+    labeller uses them); with no labels, the task description as a single reference."""
+    codebook = project.codebook
+    if codebook is not None:
+        spec = codebook_spec(codebook)
+        texts, owners = label_texts(spec)
+        if texts:
+            return texts, owners, list(spec.label_names)
+    task = (codebook.task_description if codebook else "") or project.description
+    if not task.strip():
+        raise ValueError("The offline judge needs a codebook with labels or a task description to compare samples with.")
+    return [task.strip()], [0], ["the task description"]
+
+
+def _run_ratings_offline(run: JudgeRun) -> None:
+    references, owners, label_names = _codebook_references(run.project)
+    reference_vectors = embed_texts(references)
+    ids = _rating_sample_ids(run)
+    done = set(JudgeRating.objects.filter(run=run).values_list("sample_id", flat=True))
+    pending = [i for i in ids if i not in done]
+    run.report_progress(total=len(ids), done=len(done))
+    for start in range(0, len(pending), OFFLINE_BATCH):
+        if _stop_requested(run):
+            return
+        samples = list(Sample.objects.filter(pk__in=pending[start : start + OFFLINE_BATCH]).order_by("id"))
+        texts = [sample.text for sample in samples]
+        ratings = offline_judge.offline_ratings(
+            texts, [sample.final_label for sample in samples], embed_texts(texts), reference_vectors, owners, label_names
+        )
+        with transaction.atomic():
+            for sample, rating in zip(samples, ratings, strict=True):
+                raw = {"offline": True, "judge": offline_judge.OFFLINE_JUDGE_NAME, "rating": rating.rating,
+                       "reason": rating.reason, "similarity": rating.similarity, "label": rating.scored_label}  # fmt: skip
+                JudgeRating.objects.update_or_create(
+                    run=run, sample=sample, defaults={"rating": rating.rating, "raw_output": json.dumps(raw)}
+                )
+        run.report_progress(done=run.done + len(samples))
+
+
+def _run_pairs_offline(run: JudgeRun) -> None:
+    rater = judge_rater(run)
+    ids = _pair_item_ids(run)
+    done = set(PairwiseJudgment.objects.filter(rater=rater).values_list("item_id", "a_shown_first"))
+    pending = [i for i in ids if (i, True) not in done or (i, False) not in done]
+    run.report_progress(total=2 * len(ids), done=len(done))
+    for start in range(0, len(pending), OFFLINE_BATCH):
+        if _stop_requested(run):
+            return
+        items = list(PairwiseItem.objects.filter(pk__in=pending[start : start + OFFLINE_BATCH]).order_by("id"))
+        prompts, responses_a, responses_b = ([getattr(i, f) for i in items] for f in ("prompt", "response_a", "response_b"))
+        scores = offline_judge.pair_scores(
+            prompts, responses_a, responses_b, embed_texts(prompts), embed_texts(responses_a), embed_texts(responses_b)
+        )
+        written = 0
+        with transaction.atomic():
+            for item, (score_a, score_b) in zip(items, scores, strict=True):
+                for a_first in (True, False):
+                    if (item.id, a_first) in done:
+                        continue
+                    first, second = (score_a, score_b) if a_first else (score_b, score_a)
+                    winner = offline_judge.pair_winner(first, second)
+                    raw = {"offline": True, "judge": offline_judge.OFFLINE_JUDGE_NAME, "winner": winner,
+                           "score_first": first, "score_second": second, "tie_band": offline_judge.PAIR_TIE_BAND}  # fmt: skip
+                    PairwiseJudgment.objects.update_or_create(
+                        item=item, rater=rater, a_shown_first=a_first,
+                        defaults={"choice": canonical_choice(winner, a_first=a_first), "judge_run": run, "raw_output": json.dumps(raw)},
+                    )  # fmt: skip
+                    written += 1
+        run.report_progress(done=run.done + written)
 
 
 # ---------------------------------------------------------------- summaries

@@ -326,7 +326,8 @@ def judge_start(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.error(request, "Choose what the judge should do.")
         return redirect("evaluation:metrics_preferences", project_id=project.id)
     endpoint = None
-    if request.POST.get("endpoint"):
+    offline = request.POST.get("endpoint") == "offline"
+    if request.POST.get("endpoint") and not offline:
         endpoint = LLMEndpoint.objects.usable_in(project).filter(pk=request.POST["endpoint"]).first()
         if endpoint is None:
             raise Http404("No such endpoint.")
@@ -334,11 +335,9 @@ def judge_start(request: HttpRequest, project_id: int) -> HttpResponse:
         limit = max(1, min(5000, int(request.POST.get("limit", "200"))))
     except ValueError:
         limit = 200
-    try:
-        run = judges.judge_run_start(project=project, user=request.user, kind=kind, endpoint=endpoint, limit=limit)
-    except judges.NoEndpoint as error:
-        messages.error(request, str(error))
-        return redirect("evaluation:metrics_preferences", project_id=project.id)
+    run = judges.judge_run_start(
+        project=project, user=request.user, kind=kind, endpoint=endpoint, limit=limit, offline=offline
+    )
     return redirect("evaluation:judge_detail", project_id=project.id, run_id=run.id)
 
 

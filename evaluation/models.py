@@ -87,16 +87,20 @@ class JudgeKind(models.TextChoices):
 
 
 class JudgeRun(BackgroundJob):
-    """An LLM-as-judge run. Rating runs write JudgeRating rows; pairwise runs write PairwiseJudgment rows
-    (each pair judged twice, positions swapped). `summary` holds agreement with humans and position bias."""
+    """An LLM-as-judge run, or an offline one (is_offline: the heuristic judge, no LLM). Rating runs write
+    JudgeRating rows; pairwise runs write PairwiseJudgment rows (each pair judged twice, positions swapped).
+    `summary` holds agreement with humans and position bias."""
 
     kind = models.CharField(max_length=20, choices=JudgeKind.choices)
     endpoint = models.ForeignKey(
         "generation.LLMEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         help_text="Empty: the environment's default endpoint (LLM_BASE_URL).",
     )
-    base_url = models.CharField(max_length=500)
+    base_url = models.CharField(max_length=500, blank=True)
     model_name = models.CharField(max_length=200)
+    is_offline = models.BooleanField(
+        default=False, help_text="Judged by the offline heuristic judge (evaluation.offline_judge), not an LLM."
+    )
     limit = models.PositiveIntegerField(default=200, help_text="Judge at most this many samples or pairs.")
     summary = models.JSONField(default=dict, blank=True)
 

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from annotation import review
 from annotation.models import LabellingRun, ReviewTask, SampleSignals
 from annotation.offline_labeller import OFFLINE_MODEL_NAME
-from evaluation.models import Snapshot
+from evaluation.models import JudgeKind, JudgeRun, Snapshot
 from generation.models import GenerationRun
 from synthstudio.models import (
     HumanAnnotation,
@@ -57,7 +57,7 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
 
 def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     run("demo")
-    models = (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask, Snapshot)
+    models = (Sample, LLMAnnotation, GenerationRun, LabellingRun, ReviewTask, Snapshot, JudgeRun)
     counts = [model.objects.count() for model in models]
     second = run("demo")
 
@@ -78,6 +78,9 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     snapshot = Snapshot.objects.get()
     assert snapshot.is_ready and 0 < snapshot.item_count <= project.samples.count()
     assert set(snapshot.items.values_list("split", flat=True)) == {"train", "test"}
+    judge = JudgeRun.objects.get()
+    assert judge.is_offline and judge.kind == JudgeKind.RATING and judge.status == JobStatus.SUCCEEDED
+    assert judge.summary["judged"] == project.samples.count() and "offline heuristic judge, not an LLM" in second
     assert [model.objects.count() for model in models] == counts
 
 

@@ -105,12 +105,10 @@ def test_a_rating_run_reports_kappa_with_human_ratings(
     assert run.summary["distribution"] == {"A": 2, "B": 0, "C": 0, "D": 2}
 
 
-def test_a_judge_needs_an_endpoint(project, lead, settings):
-    from evaluation.judges import NoEndpoint
-
-    settings.LLM_BASE_URL = ""
-    with pytest.raises(NoEndpoint):
-        judge_run_start(project=project, user=lead, kind=JudgeKind.RATING, endpoint=None, limit=5)
+def test_a_judge_run_with_an_endpoint_is_not_offline(project, lead, endpoint):
+    run = judge_run_start(project=project, user=lead, kind=JudgeKind.RATING, endpoint=endpoint, limit=5)
+    assert not run.is_offline
+    assert (run.base_url, run.model_name) == (endpoint.base_url, "judge-model")
 
 
 def test_a_failing_endpoint_counts_failures_instead_of_inventing_verdicts(

@@ -157,10 +157,11 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Demo project: {project.name} (id {project.id}), {created} new seed samples.")
         )
         # The rest of the workflow lives in the apps that may import the services it needs (generation,
-        # labelling and routing in annotation; the snapshot in evaluation). Called by name, so that
-        # synthstudio imports nothing upward.
+        # labelling and routing in annotation; the snapshot and an offline judge run in evaluation). Called by
+        # name, so that synthstudio imports nothing upward.
         call_command("demo_workflow", stdout=self.stdout)
         call_command("demo_snapshot", stdout=self.stdout)
+        call_command("demo_judge", stdout=self.stdout)
         self.stdout.write(f"Demo logins (also in {settings.VAR_DIR / 'demo_logins.json'}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username:<10} password: {passwords[username]}")
