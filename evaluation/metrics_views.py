@@ -328,7 +328,9 @@ def judge_start(request: HttpRequest, project_id: int) -> HttpResponse:
     endpoint = None
     offline = request.POST.get("endpoint") == "offline"
     if request.POST.get("endpoint") and not offline:
-        endpoint = LLMEndpoint.objects.usable_in(project).filter(pk=request.POST["endpoint"]).first()
+        if not request.POST["endpoint"].isdigit():
+            raise Http404("No such endpoint.")
+        endpoint = LLMEndpoint.objects.usable_in(project).filter(pk=int(request.POST["endpoint"])).first()
         if endpoint is None:
             raise Http404("No such endpoint.")
     try:

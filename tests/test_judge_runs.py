@@ -155,3 +155,12 @@ def test_the_judge_pages_are_hidden_from_outsiders(outsider_client, project):
     run = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://x", model_name="m")
     assert outsider_client.get(f"/projects/{project.id}/evaluation/judges/{run.id}/").status_code == 404
     assert outsider_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating"}).status_code == 404
+
+
+def test_an_endpoint_id_that_is_not_a_number_is_a_404(lead_client, project):
+    from django.urls import reverse
+
+    response = lead_client.post(
+        reverse("evaluation:judge_start", args=[project.id]), {"kind": "rating", "endpoint": "1 OR 1=1"}
+    )
+    assert response.status_code == 404
