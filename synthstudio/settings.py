@@ -250,18 +250,27 @@ LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
 
+def session_cache(url: str) -> dict:
+    """SESSION_CACHE_URL: empty → files under var/cache/sessions (shared by the processes of one host);
+    redis://host:6379/1 → Redis, for several web hosts."""
+    if not url:
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "sessions"),
+            "TIMEOUT": 60 * 60 * 24 * 14,
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "TIMEOUT": 60 * 60 * 24 * 14}
+    raise ImproperlyConfigured(f"SESSION_CACHE_URL={url!r} is not supported: use redis://host:6379/1 or leave it empty.")
+
+
 CACHES = {
     # per process: small read-mostly values with short lifetimes (gold rate, rendered codebook panels, …)
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Sessions are read on every request: kept in files that every process of this host shares (so a logout in
-    # one process ends the session in all of them) in front of the database (cached_db), which saves a database
-    # round trip per request. Several hosts need a shared cache here instead.
-    "sessions": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(VAR_DIR / "cache" / "sessions"),
-        "TIMEOUT": 60 * 60 * 24 * 14,
-        "OPTIONS": {"MAX_ENTRIES": 100_000},
-    },
+    # Sessions are read on every request: cached in front of the database (cached_db), in files every process of
+    # this host shares (a logout in one process ends the session in all of them) or in Redis for several hosts.
+    "sessions": session_cache(os.environ.get("SESSION_CACHE_URL", "")),
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 AUTHENTICATION_BACKENDS = ["synthstudio.auth.ModelBackend"]

@@ -20,7 +20,7 @@ def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
         key: value
         for key, value in os.environ.items()
         if key
-        not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB"}
+        not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB", "SESSION_CACHE_URL"}
     }
     environment.update(SYNTHSTUDIO_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -38,6 +38,7 @@ def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
         ("CELERY_BROKER_URL", "kafka://broker:9092"),
         ("CELERY_BROKER_URL", "filesystem://relative/folder"),
         ("IMPORT_MAX_MB", "lots"),
+        ("SESSION_CACHE_URL", "memcached://cache:11211"),
     ],
 )
 def test_it_stops_on_a_bad_value_and_names_the_variable(tmp_path, variable, value):
@@ -96,3 +97,14 @@ def test_it_keeps_the_filesystem_broker_in_the_folder_it_is_given(tmp_path):
 def test_it_reads_booleans(monkeypatch, raw, expected):
     monkeypatch.setenv("SOME_FLAG", raw)
     assert env_bool("SOME_FLAG", True) is expected
+
+
+def test_sessions_are_cached_in_files_of_the_var_folder_or_in_redis_when_asked(tmp_path):
+    script = "import synthstudio.settings as s; c = s.CACHES['sessions']; print(s.SESSION_ENGINE, c['BACKEND'], c['LOCATION'])"
+    environment = {key: value for key, value in os.environ.items() if key != "SESSION_CACHE_URL"}
+    run = lambda **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", script], cwd=REPO_DIR, env={**environment, "SYNTHSTUDIO_VAR_DIR": str(tmp_path), **env},
+        capture_output=True, text=True, timeout=60,
+    ).stdout
+    assert run() .split() == ["django.contrib.sessions.backends.cached_db", "django.core.cache.backends.filebased.FileBasedCache", str(tmp_path / "cache" / "sessions")]
+    assert "RedisCache redis://127.0.0.1:6379/3" in run(SESSION_CACHE_URL="redis://127.0.0.1:6379/3")
