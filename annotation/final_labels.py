@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from django.db import connection
+
 from synthstudio import fastsql
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
@@ -72,8 +74,12 @@ def final_label_refresh(
 ) -> FinalLabel:
     """Recompute and store the sample's final label from its annotations. `llm`: the sample's current valid LLM
     annotation (or None), `human_rows`: its labelled human annotations as (source, label, annotator_id, id),
-    newest first — when the caller has read them already. Runs on every review answer, hence plain SQL."""
-    human = _human_rows(sample.pk) if human_rows is None else human_rows
+    newest first — when the caller has read them already, with the sample's row locked. Runs on every review
+    answer, hence plain SQL."""
+    if human_rows is None:
+        final_label_lock(sample_id=sample.pk)
+        human_rows = _human_rows(sample.pk)
+    human = human_rows
     if llm is _NOT_GIVEN:
         llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
     decision = _decision(human, (llm.label, llm.confidence) if llm else None)
@@ -83,6 +89,15 @@ def final_label_refresh(
     )
     sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
     return decision
+
+
+def final_label_lock(*, sample_id: int) -> None:
+    """Inside a transaction, hold the sample's row until it ends, so its final label is computed by one writer at a
+    time: two annotators answering the same item at once (overlap > 1) would otherwise each miss the other's
+    answer. Read the human annotations in a statement after this one (a statement that waits for a lock keeps
+    the snapshot it started with). A no-op where the database serialises writers (SQLite)."""
+    if connection.features.has_select_for_update and connection.in_atomic_block:
+        fastsql.fetchone("SELECT id FROM synthstudio_sample WHERE id = %s FOR UPDATE", [sample_id])
 
 
 def _human_rows(sample_id: int) -> list[tuple]:

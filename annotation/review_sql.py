@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from synthstudio import fastsql
 from synthstudio.models import Codebook, HumanAnnotation, LLMAnnotation, Sample
 
+from .final_labels import final_label_lock
 from .models import Assignment, AssignmentStatus, ReviewTask, TaskKind
 
 TAKEN_BY_ANNOTATOR = (AssignmentStatus.ANSWERED.value, AssignmentStatus.SKIPPED.value, AssignmentStatus.RESERVED.value)
@@ -305,6 +306,8 @@ def answer_write(*, answer: HumanAnnotation, assignment_id: int, task_id: int, n
     )
     insert_sql, insert_params = fastsql.insert_statement(answer)
     if connection.vendor == "postgresql":
+        # lock first: the statement below then starts after a concurrent answer to this item has committed
+        final_label_lock(sample_id=answer.sample_id)
         # the earlier rows as JSON text: the statement's snapshot does not contain the answer it inserts
         earlier_json = (
             "(SELECT json_agg(json_build_array(h.source, h.label, h.annotator_id, h.id)"

@@ -96,3 +96,54 @@ def test_it_stores_one_answer_when_two_requests_submit_the_same_reservation_at_o
         thread.join()
     assert len(results) == 4 and len(set(results)) == 1
     assert HumanAnnotation.objects.filter(sample=sample).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_annotators_answering_the_same_item_at_once_all_count_in_its_final_label(project, monkeypatch):
+    """The first answer's transaction stays open (slowed inside, before its commit) while two more answers to the
+    same item arrive; the final label must still count all three votes."""
+    import time
+
+    from annotation import final_labels
+    from synthstudio.models import FinalSource
+
+    review.review_gold_rate_set(project=project, gold_rate=0.0)
+    sample = Sample.objects.create(project=project, text="one item, three annotators")
+    review.review_tasks_create(
+        project=project, samples_with_reasons=[(sample, "test", 1.0)], kind=TaskKind.ROUTED, required_answers=3
+    )
+    users = [make_user(f"voter{index}") for index in range(3)]
+    for user in users:
+        Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+    assignments = [review.review_next(project=project, annotator=user) for user in users]
+    refresh = final_labels.final_label_refresh
+
+    def slow_for_the_first(**kwargs):
+        decision = refresh(**kwargs)
+        if threading.current_thread().name == "first":
+            time.sleep(0.6)  # the others start while this answer is not yet committed
+        return decision
+
+    monkeypatch.setattr(review, "final_label_refresh", slow_for_the_first)
+    errors: list = []
+
+    def answer(assignment, label):
+        try:
+            review.review_answer_submit(assignment=assignment, label=label)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=answer, args=(assignments[0], "negative"), name="first")
+    first.start()
+    time.sleep(0.2)
+    others = [threading.Thread(target=answer, args=(a, label)) for a, label in ((assignments[1], "negative"), (assignments[2], "positive"))]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join()
+    assert errors == []
+    sample.refresh_from_db()
+    assert (sample.final_label, sample.final_source) == ("negative", FinalSource.HUMAN)
+    assert sample.final_weight == pytest.approx(2 / 3)
