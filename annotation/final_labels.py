@@ -81,7 +81,7 @@ def final_label_refresh(
         human_rows = _human_rows(sample.pk)
     human = human_rows
     if llm is _NOT_GIVEN:
-        llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
+        llm = sample.current_llm_annotation()
     decision = _decision(human, (llm.label, llm.confidence) if llm else None)
     fastsql.execute(
         "UPDATE synthstudio_sample SET final_label = %s, final_source = %s, final_weight = %s WHERE id = %s",

@@ -269,10 +269,6 @@ def _correction(sample: Sample, edited_text: str) -> str:
     return "" if edited_text == sample.text.strip() else edited_text
 
 
-def _llm_label(sample: Sample) -> str | None:
-    return sample.llm_annotations.filter(is_current=True, valid=True).values_list("label", flat=True).first()
-
-
 def _routing_after_answer(project: Project) -> None:
     """The router's hook, run after the answer is committed; a failure there is logged and never loses the
     answer (the router routes the next batch on the following answer)."""
@@ -317,7 +313,7 @@ def review_answer_submit(
     if hasattr(assignment, "llm_suggestion"):
         llm = assignment.llm_suggestion
     else:
-        llm = sample.llm_annotations.filter(is_current=True, valid=True).first()
+        llm = sample.current_llm_annotation()
     now = timezone.now()
     answer = HumanAnnotation(
         sample=sample,
@@ -481,7 +477,8 @@ def review_answer_edit(
     edited_text = _correction(sample, edited_text)
     with write_transaction():
         annotation = HumanAnnotation.objects.select_for_update().get(pk=assignment.answer_id)
-        llm_label = _llm_label(sample)
+        llm = sample.current_llm_annotation()
+        llm_label = llm.label if llm is not None else None
         annotation.label, annotation.rating, annotation.flag = label, rating, flag
         annotation.flag_note = flag_note.strip() if flag else ""
         annotation.comment = comment.strip()

@@ -315,7 +315,7 @@ def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -
             "role": Role.LEAD,
             "sample": sample,
             "answers": review.sample_answers(sample=sample),
-            "suggestion": sample.llm_annotations.filter(is_current=True, valid=True).first(),
+            "suggestion": sample.current_llm_annotation(),
             "codebook": _codebook(project),
             "form": form,
             "error": error,

@@ -160,6 +160,10 @@ class Sample(models.Model):
     def __str__(self) -> str:
         return self.text[:60]
 
+    def current_llm_annotation(self) -> LLMAnnotation | None:
+        """The sample's current valid LLM label (the one suggestions, agreement and final labels use), or None."""
+        return self.llm_annotations.filter(is_current=True, valid=True).first()
+
     def save(self, *args, **kwargs) -> None:
         self.text_hash = text_hash(self.text)
         super().save(*args, **kwargs)
