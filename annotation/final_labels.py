@@ -78,11 +78,10 @@ def final_label_refresh(
     answer, hence plain SQL."""
     if human_rows is None:
         final_label_lock(sample_id=sample.pk)
-        human_rows = _human_rows(sample.pk)
-    human = human_rows
+        human_rows = human_label_rows(sample.pk)
     if llm is _NOT_GIVEN:
         llm = sample.current_llm_annotation()
-    decision = _decision(human, (llm.label, llm.confidence) if llm else None)
+    decision = _decision(human_rows, (llm.label, llm.confidence) if llm else None)
     fastsql.execute(
         "UPDATE synthstudio_sample SET final_label = %s, final_source = %s, final_weight = %s WHERE id = %s",
         [decision.label, decision.source, decision.weight, sample.pk],
@@ -100,7 +99,7 @@ def final_label_lock(*, sample_id: int) -> None:
         fastsql.fetchone("SELECT id FROM synthstudio_sample WHERE id = %s FOR UPDATE", [sample_id])
 
 
-def _human_rows(sample_id: int) -> list[tuple]:
+def human_label_rows(sample_id: int) -> list[tuple]:
     """(source, label, annotator_id, id) of the sample's labelled human annotations, newest first."""
     return fastsql.fetchall(
         "SELECT source, label, annotator_id, id FROM synthstudio_humanannotation"

@@ -133,19 +133,6 @@ def review_reservations_expire(*, project: Project) -> int:
     return expired
 
 
-def review_current(*, project: Project, annotator) -> Assignment | None:
-    """The annotator's live reservation in this project (the newest, e.g. the one brought back by undo)."""
-    assignment = (
-        Assignment.objects.filter(
-            project=project, annotator=annotator, status=AssignmentStatus.RESERVED, expires_at__gt=timezone.now()
-        )
-        .order_by("-reserved_at", "-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return None if assignment is None else review_item(project=project, assignment_id=assignment)
-
-
 def review_item(*, project: Project, assignment_id: int, annotator=None, with_progress: bool = False) -> Assignment | None:
     """One of the project's assignments — only the annotator's own when `annotator` is given — with its task and
     sample, and the annotations `llm_suggestion` (the sample's current LLM label) and `current_codebook` (the

@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from synthstudio import fastsql
 from synthstudio.models import Codebook, HumanAnnotation, LLMAnnotation, Sample
 
-from .final_labels import final_label_lock
+from .final_labels import final_label_lock, human_label_rows
 from .models import Assignment, AssignmentStatus, ReviewTask, TaskKind
 
 TAKEN_BY_ANNOTATOR = (AssignmentStatus.ANSWERED.value, AssignmentStatus.SKIPPED.value, AssignmentStatus.RESERVED.value)
@@ -87,10 +87,8 @@ def item(
     in the same round trip."""
     select, params = _ITEM_SQL, [assignment_id]
     if progress is not None:
-        since, cap = progress
-        answered = AssignmentStatus.ANSWERED.value
         select = _ITEM_SQL.replace(" FROM annotation_assignment a", _progress_columns() + " FROM annotation_assignment a", 1)
-        params = [answered, answered, fastsql.timestamp(since), TaskKind.GOLD.value, *TAKEN_BY_ANNOTATOR, cap, assignment_id]
+        params = [*_progress_params(*progress), assignment_id]
     if annotator_id is not None:
         select += " AND a.annotator_id = %s"
         params.append(annotator_id)
@@ -243,17 +241,15 @@ def claim_task(
     if not slot_take(task_id=task_id, gold=gold):
         raise ClaimLost
     if earlier:
-        reopened = fastsql.execute(
+        reopened = fastsql.fetchone(
             "UPDATE annotation_assignment SET status = %s, reserved_at = %s, expires_at = %s, submission_id = ''"
-            " WHERE task_id = %s AND annotator_id = %s AND status IN (%s, %s)",
+            " WHERE task_id = %s AND annotator_id = %s AND status IN (%s, %s) RETURNING id",
             [AssignmentStatus.RESERVED.value, fastsql.timestamp(now), fastsql.timestamp(expires_at), task_id,
              annotator_id, *REOPENABLE],
         )
-        if reopened != 1:
+        if reopened is None:
             raise ClaimLost
-        return fastsql.fetchone(
-            "SELECT id FROM annotation_assignment WHERE task_id = %s AND annotator_id = %s", [task_id, annotator_id]
-        )[0]
+        return reopened[0]
     # no savepoint: a unique-constraint clash ends this attempt's transaction and the caller retries
     assignment = Assignment(
         task_id=task_id, project_id=project_id, annotator_id=annotator_id, reserved_at=now, expires_at=expires_at
@@ -300,10 +296,6 @@ def answer_write(*, answer: HumanAnnotation, assignment_id: int, task_id: int, n
         " WHERE id = %s{only_if_recorded}"
     )
     count_params = [TaskKind.GOLD.value, False, task_id]
-    earlier = (
-        "SELECT source, label, annotator_id, id FROM synthstudio_humanannotation"
-        " WHERE sample_id = %s AND label <> '' AND id <> %s ORDER BY created_at DESC, id DESC"
-    )
     insert_sql, insert_params = fastsql.insert_statement(answer)
     if connection.vendor == "postgresql":
         # lock first: the statement below then starts after a concurrent answer to this item has committed
@@ -331,14 +323,15 @@ def answer_write(*, answer: HumanAnnotation, assignment_id: int, task_id: int, n
     if recorded is None:
         return None
     fastsql.execute(count.format(only_if_recorded=""), count_params)
-    return AnswerWrite(recorded[0], fastsql.fetchall(earlier, [answer.sample_id, answer.pk]))
+    earlier_rows = [row for row in human_label_rows(answer.sample_id) if row[3] != answer.pk]
+    return AnswerWrite(recorded[0], earlier_rows)
 
 
 @cache
 def _progress_columns() -> str:
-    """The annotator's progress beside their item, correlated to the assignment's annotator and project: answers,
-    answers since a moment, and the regular items they could still claim (counted up to a cap).
-    Parameters: answered, answered, since, the gold kind, the three taken statuses, the cap."""
+    """The progress of the annotator and project of the row aliased `a` (a.annotator_id, a.project_id): answers,
+    answers since a moment, and the regular items they could still claim (counted up to a cap). Each column
+    starts with a comma. Parameters: those of _progress_params."""
     return (
         ", (SELECT COUNT(*) FROM annotation_assignment d WHERE d.annotator_id = a.annotator_id"
         " AND d.project_id = a.project_id AND d.status = %s)"
@@ -349,19 +342,19 @@ def _progress_columns() -> str:
     )
 
 
+def _progress_params(since: datetime, cap: int) -> list:
+    answered = AssignmentStatus.ANSWERED.value
+    return [answered, answered, fastsql.timestamp(since), TaskKind.GOLD.value, *TAKEN_BY_ANNOTATOR, cap]
+
+
 def progress_counts(*, project_id: int, annotator_id: int, since: datetime, cap: int) -> tuple[int, int, int]:
     """(answers in the project, answers since `since`, regular items the annotator could still claim counted up
-    to `cap`) of one annotator, in one round trip."""
-    where, _ = _candidates(gold=False)
+    to `cap`) of one annotator, in one round trip; `item(progress=...)` reads the same beside an item."""
     row = fastsql.fetchone(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.answered_at >= %s THEN 1 ELSE 0 END), 0),"
-        " (SELECT COUNT(*) FROM (SELECT 1 FROM annotation_reviewtask t WHERE t.project_id = %s AND t.is_open"
-        f" AND {where} LIMIT %s) r)"
-        " FROM annotation_assignment a WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = %s",
-        [fastsql.timestamp(since), project_id, TaskKind.GOLD.value, annotator_id, *TAKEN_BY_ANNOTATOR, cap,
-         annotator_id, project_id, AssignmentStatus.ANSWERED.value],
+        f"SELECT 0{_progress_columns()} FROM (SELECT %s AS annotator_id, %s AS project_id) a",
+        [*_progress_params(since, cap), annotator_id, project_id],
     )
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[1]), int(row[2]), int(row[3])
 
 
 def answered_total(*, project_id: int, annotator_id: int) -> int:
