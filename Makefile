@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
+# The local development server: DEBUG on (runserver serves static files only with DEBUG; settings default to off).
+start web: export DEBUG ?= true
+# `make start` is the one-machine setup: leads may add a local vLLM / llama.cpp / Ollama on 127.0.0.1 as an
+# endpoint (LLM requests to loopback and private addresses are refused unless allowed).
+start: export LLM_ALLOW_PRIVATE_HOSTS ?= true
+
 start: setup
 	$(PY) manage.py start
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from synthstudio import fastsql
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
 LABEL_POLICY = "adjudicated > human majority > llm"
@@ -74,37 +73,38 @@ def final_label_refresh(
 ) -> FinalLabel:
     """Recompute and store the sample's final label from its annotations. `llm`: the sample's current valid LLM
     annotation (or None), `human_rows`: its labelled human annotations as (source, label, annotator_id, id),
-    newest first — when the caller has read them already, with the sample's row locked. Runs on every review
-    answer, hence plain SQL."""
+    newest first — when the caller has read them already, with the sample's row locked (final_label_lock)."""
     if human_rows is None:
         final_label_lock(sample_id=sample.pk)
         human_rows = human_label_rows(sample.pk)
     if llm is _NOT_GIVEN:
         llm = sample.current_llm_annotation()
     decision = _decision(human_rows, (llm.label, llm.confidence) if llm else None)
-    fastsql.execute(
-        "UPDATE synthstudio_sample SET final_label = %s, final_source = %s, final_weight = %s WHERE id = %s",
-        [decision.label, decision.source, decision.weight, sample.pk],
+    Sample.objects.filter(pk=sample.pk).update(
+        final_label=decision.label, final_source=decision.source, final_weight=decision.weight
     )
     sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
     return decision
 
 
 def final_label_lock(*, sample_id: int) -> None:
-    """Inside a transaction, hold the sample's row until it ends, so its final label is computed by one writer at a
-    time: two annotators answering the same item at once (overlap > 1) would otherwise each miss the other's
+    """Inside a transaction, hold the sample's row until it ends, so its final label is computed by one writer
+    at a time: two annotators answering the same item at once (overlap > 1) would otherwise each miss the other's
     answer. Read the human annotations in a statement after this one (a statement that waits for a lock keeps
-    the snapshot it started with). A no-op where the database serialises writers (SQLite)."""
+    the snapshot it started with). FOR NO KEY UPDATE, the lock an UPDATE of the row takes anyway: it does not
+    wait for, nor block, rows that merely point at the sample (an answer's insert share-locks its key). A no-op
+    where the database serialises writers (SQLite)."""
     if connection.features.has_select_for_update and connection.in_atomic_block:
-        fastsql.fetchone("SELECT id FROM synthstudio_sample WHERE id = %s FOR UPDATE", [sample_id])
+        list(Sample.objects.select_for_update(no_key=True).filter(pk=sample_id).order_by().values_list("pk"))
 
 
 def human_label_rows(sample_id: int) -> list[tuple]:
     """(source, label, annotator_id, id) of the sample's labelled human annotations, newest first."""
-    return fastsql.fetchall(
-        "SELECT source, label, annotator_id, id FROM synthstudio_humanannotation"
-        " WHERE sample_id = %s AND label <> '' ORDER BY created_at DESC, id DESC",
-        [sample_id],
+    return list(
+        HumanAnnotation.objects.filter(sample_id=sample_id)
+        .exclude(label="")
+        .order_by("-created_at", "-id")
+        .values_list("source", "label", "annotator_id", "id")
     )
 
 

@@ -113,8 +113,10 @@ def labelling_run_detail(request: HttpRequest, project_id: int, run_id: int) -> 
 def labelling_run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = get_object_or_404(LabellingRun, pk=run_id, project=project)
-    services.labelling_run_resume(run=run)
-    messages.success(request, f"Labelling run {run.pk} sent to a worker again; finished labels are kept.")
+    if services.labelling_run_resume(run=run):
+        messages.success(request, f"Labelling run {run.pk} sent to a worker again; finished labels are kept.")
+    else:
+        messages.info(request, f"Labelling run {run.pk} is finished or a live worker is running it: nothing to resume.")
     return redirect("annotation:labelling_run_detail", project_id=project.id, run_id=run.pk)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from synthstudio.models import BackgroundJob, Codebook, HumanAnnotation, LabelMethod, Project, Sample
 
@@ -21,6 +23,51 @@ class TaskKind(models.TextChoices):
     GOLD = "gold", "Gold check"
     LABEL_ISSUE = "label_issue", "Likely label error"
     MANUAL = "manual", "Sent by a lead"
+
+
+class ReviewTaskQuerySet(models.QuerySet):
+    def claimable_by(self, annotator, *, gold: bool) -> ReviewTaskQuerySet:
+        """Open tasks the annotator may claim now, in serving order. Regular tasks need a free slot
+        (`claimed_count < required_answers`: the predicate of the partial index review_task_claimable, so the
+        scan follows that index) and are served highest priority first; gold tasks have no overlap limit
+        (everyone answers each gold item once) and are served oldest first. Either way, never a task the
+        annotator has answered, skipped or holds a reservation for: their own row for the task (at most one)
+        must be missing, expired or released. Each task carries that row's status as `own_status` ("" for none).
+
+        That row's status is read by a scalar subquery: one index probe by task per candidate, whatever the
+        table statistics say. NOT EXISTS would read more naturally, but PostgreSQL turns it into an anti-join
+        whose plan depends on them: on a freshly routed queue (before autovacuum's ANALYZE) it scanned the
+        annotator's whole history once per candidate (EXPLAIN ANALYZE in bench_review's database)."""
+        own_status = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator).values("status")[:1]
+        tasks = self.annotate(own_status=Coalesce(Subquery(own_status), Value(""))).filter(
+            is_open=True, own_status__in=("", *REOPENABLE)
+        )
+        if gold:
+            return tasks.filter(kind=TaskKind.GOLD).order_by("id")
+        return tasks.exclude(kind=TaskKind.GOLD).filter(claimed_count__lt=F("required_answers")).order_by("-priority", "id")
+
+    def take_slot(self, *, gold: bool) -> int:
+        """Take one slot of each task that has one free: a conditional UPDATE, so concurrent claims never take
+        more slots than `required_answers`. Gold tasks have no overlap limit. Returns how many were taken."""
+        tasks = self.filter(is_open=True)
+        if not gold:
+            tasks = tasks.filter(claimed_count__lt=F("required_answers"))
+        return tasks.update(claimed_count=F("claimed_count") + 1)
+
+    def give_back_slot(self) -> int:
+        """A reservation ended without an answer (expired, skipped, released): its slot is free again."""
+        return self.update(claimed_count=F("claimed_count") - 1)
+
+    def count_answer(self) -> int:
+        """One more answer on each task; a regular task closes with its required answers, gold checks stay open."""
+        closes = Q(required_answers__lte=F("answers_count") + 1) & ~Q(kind=TaskKind.GOLD)
+        return self.update(
+            answers_count=F("answers_count") + 1, is_open=Case(When(closes, then=Value(False)), default=F("is_open"))
+        )
+
+    def uncount_answer(self) -> int:
+        """An answer was taken back (undo): one answer fewer, and the task is open again for it."""
+        return self.update(answers_count=F("answers_count") - 1, is_open=True)
 
 
 class ReviewTask(models.Model):
@@ -39,11 +86,13 @@ class ReviewTask(models.Model):
     claimed_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ReviewTaskQuerySet.as_manager()
+
     class Meta:
         ordering = ["-priority", "id"]
         indexes = [
             models.Index(fields=["project", "is_open", "-priority"]),
-            # the queue's next item: open tasks with a free slot, in serving order (annotation/review_sql.py)
+            # the queue's next item: open tasks with a free slot, in serving order (ReviewTask.objects.claimable_by)
             models.Index(
                 fields=["project", "-priority", "id"],
                 condition=Q(is_open=True, claimed_count__lt=F("required_answers")),
@@ -63,12 +112,36 @@ class AssignmentStatus(models.TextChoices):
     RELEASED = "released", "Released by a lead"
 
 
+# After these an item does not come back to the same annotator (a live reservation is "taken" too).
+TAKEN_BY_ANNOTATOR = (AssignmentStatus.ANSWERED, AssignmentStatus.SKIPPED, AssignmentStatus.RESERVED)
+# An annotator's expired or released row is reserved again when they claim the task anew: one row per pair.
+REOPENABLE = (AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED)
+
+
+class AssignmentQuerySet(models.QuerySet):
+    def of_annotator(self, annotator, project: Project) -> AssignmentQuerySet:
+        """One annotator's rows in one project: the leading columns of the index assignment_by_annotator."""
+        return self.filter(annotator=annotator, project=project)
+
+    def live_for(self, annotator, project: Project) -> AssignmentQuerySet:
+        """The annotator's reservations in the project that have not expired, newest first."""
+        return (
+            self.of_annotator(annotator, project)
+            .filter(status=AssignmentStatus.RESERVED, expires_at__gt=timezone.now())
+            .order_by("-reserved_at", "-id")
+        )
+
+    def answered(self) -> AssignmentQuerySet:
+        return self.filter(status=AssignmentStatus.ANSWERED)
+
+    def taken(self) -> AssignmentQuerySet:
+        return self.filter(status__in=TAKEN_BY_ANNOTATOR)
+
+
 class Assignment(models.Model):
     task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="assignments")
     # = task.project, kept on the row so an annotator's counts and reservations read one index, without a join.
-    # No database constraint: it copies task.project (the task's own foreign key guards it), and a constraint
-    # would lock the one project row in every claiming transaction of every annotator (see HumanAnnotation.codebook).
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     # no index of its own: assignment_by_annotator starts with it (a lone annotator index also tempted the planner
     # into scanning an annotator's whole history for each candidate task)
     annotator = models.ForeignKey(
@@ -84,6 +157,8 @@ class Assignment(models.Model):
     skip_reason = models.CharField(max_length=300, blank=True)
     # The id the item form carried when it was answered: a repeated POST of the same form stores no second answer.
     submission_id = models.CharField(max_length=64, blank=True)
+
+    objects = AssignmentQuerySet.as_manager()
 
     class Meta:
         constraints = [

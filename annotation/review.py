@@ -1,12 +1,12 @@
 """The human review queue: claiming items, answering, skipping, undo/edit, gold checks, adjudication.
 
 Concurrency. Every ReviewTask has `claimed_count` (live reservations + answers). A reservation is taken by a
-conditional UPDATE (`claimed_count < required_answers`) inside a transaction, plus the unique (task, annotator)
-constraint on Assignment, so an item never goes to more annotators than its overlap and never twice to one
-annotator. On PostgreSQL the candidate row is picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent
-annotators take different items instead of queueing on the same row. On SQLite the settings open every
-transaction with BEGIN IMMEDIATE (a write lock up front), so the read-check-write sequence is serialised; the
-conditional UPDATE keeps it correct even without that.
+conditional UPDATE (`claimed_count < required_answers`, ReviewTaskQuerySet.take_slot) inside a transaction, plus
+the unique (task, annotator) constraint on Assignment, so an item never goes to more annotators than its overlap
+and never twice to one annotator. On PostgreSQL the candidate row is picked with `SELECT ... FOR UPDATE SKIP
+LOCKED`, so concurrent annotators take different items instead of queueing on the same row. On SQLite the
+settings open every transaction with BEGIN IMMEDIATE (a write lock up front), so the read-check-write sequence is
+serialised; the conditional UPDATE keeps it correct even without that.
 
 Answers. `review_answer_submit` is the one path a human answer takes. It locks the assignment row and is
 idempotent: a second POST of the same form (double click, retry after a network error) finds the assignment
@@ -20,18 +20,20 @@ was generated and what the LLM labelled.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from synthstudio import fastsql
 from synthstudio.models import (
     Codebook,
     FlagReason,
@@ -44,9 +46,10 @@ from synthstudio.models import (
     Sample,
 )
 
-from . import review_sql, review_stats
-from .final_labels import final_label_refresh
+from . import review_stats
+from .final_labels import final_label_lock, final_label_refresh, human_label_rows
 from .models import (
+    REOPENABLE,
     Assignment,
     AssignmentStatus,
     GoldItem,
@@ -55,7 +58,6 @@ from .models import (
     SampleTextVersion,
     TaskKind,
 )
-from .review_sql import write_transaction
 from .services import routing_after_answer
 
 logger = logging.getLogger(__name__)
@@ -63,12 +65,27 @@ logger = logging.getLogger(__name__)
 DEFAULT_GOLD_RATE = 0.1
 CLAIM_ATTEMPTS = 8
 EXPIRY_SWEEP_SECONDS = 10.0
-# Statuses after which an item never comes back to the same annotator (besides a live reservation).
-FINAL_FOR_ANNOTATOR = review_sql.TAKEN_BY_ANNOTATOR
 
 
 class ReviewError(Exception):
     """A request the queue refuses; the message is meant for the person who made it."""
+
+
+_SQLITE_WRITERS = threading.RLock()
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction of the queue. SQLite has one writer at a time and its busy handler polls with growing
+    sleeps, so under load a waiting thread can keep missing the lock past the busy timeout ("database is
+    locked"). On SQLite the threads of one process therefore queue on a lock here first, and only one
+    connection per process competes for the database's write lock. PostgreSQL locks rows: no queue."""
+    if connection.vendor == "sqlite":
+        with _SQLITE_WRITERS, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield
 
 
 # --------------------------------------------------------------------------------------------- creating tasks
@@ -119,7 +136,7 @@ def review_reservations_expire(*, project: Project) -> int:
     """Return stale reservations' slots to the queue. Returns how many expired."""
     stale = list(
         Assignment.objects.filter(
-            task__project=project, status=AssignmentStatus.RESERVED, expires_at__lte=timezone.now()
+            project=project, status=AssignmentStatus.RESERVED, expires_at__lte=timezone.now()
         ).values_list("pk", "task_id")
     )
     expired = 0
@@ -128,28 +145,34 @@ def review_reservations_expire(*, project: Project) -> int:
             if Assignment.objects.filter(pk=assignment_id, status=AssignmentStatus.RESERVED).update(
                 status=AssignmentStatus.EXPIRED
             ):
-                ReviewTask.objects.filter(pk=task_id).update(claimed_count=F("claimed_count") - 1)
+                ReviewTask.objects.filter(pk=task_id).give_back_slot()
                 expired += 1
     return expired
 
 
-def review_item(*, project: Project, assignment_id: int, annotator=None, with_progress: bool = False) -> Assignment | None:
+def review_item(
+    *, project: Project, assignment_id: int, annotator=None, codebook: Codebook | None = None
+) -> Assignment | None:
     """One of the project's assignments — only the annotator's own when `annotator` is given — with its task and
-    sample, and the annotations `llm_suggestion` (the sample's current LLM label) and `current_codebook` (the
-    project's newest codebook version), all read in one query; `with_progress` adds `progress_counts` for
-    review_progress (the workbench shows both)."""
-    assignment = review_sql.item(
-        assignment_id=assignment_id,
-        annotator_id=annotator.pk if annotator is not None else None,
-        project_id=project.pk,
-        progress=(_today_start(), REMAINING_COUNT_CAP) if with_progress else None,
-    )
-    if assignment is not None:
-        assignment.task.project = project
+    sample, and two attributes the workbench and the answer need: `llm_suggestion` (the sample's current LLM
+    label: what the annotator is shown, and what their answer is compared with) and `current_codebook` (the
+    project's newest codebook version; pass `codebook` when the request has just read it)."""
+    assignments = Assignment.objects.filter(pk=assignment_id, project=project).select_related("task__sample")
+    if annotator is not None:
+        assignments = assignments.filter(annotator=annotator)
+    assignment = assignments.first()
+    return None if assignment is None else _shown_with(assignment, project=project, codebook=codebook)
+
+
+def _shown_with(assignment: Assignment, *, project: Project, codebook: Codebook | None) -> Assignment:
+    """Add what the workbench shows beside the item (see review_item) to an assignment loaded with its sample."""
+    assignment.task.project = project
+    assignment.llm_suggestion = assignment.task.sample.current_llm_annotation()
+    assignment.current_codebook = codebook if codebook is not None else project.codebook
     return assignment
 
 
-def review_next(*, project: Project, annotator) -> Assignment | None:
+def review_next(*, project: Project, annotator, codebook: Codebook | None = None) -> Assignment | None:
     """The annotator's current reservation, or a newly reserved highest-priority item they have not answered
     or skipped (a gold check when one is due). None when nothing is left for them. The result is loaded like
     review_item's.
@@ -158,10 +181,10 @@ def review_next(*, project: Project, annotator) -> Assignment | None:
     left", so an expired item is back in the queue within seconds without a sweep query on every request."""
     if _expiry_sweep_due(project.pk):
         review_reservations_expire(project=project)
-    assignment_id = _reserve(project, annotator)
-    if assignment_id is None and review_reservations_expire(project=project):
-        assignment_id = _reserve(project, annotator)
-    return None if assignment_id is None else review_item(project=project, assignment_id=assignment_id, with_progress=True)
+    assignment = _reserve(project, annotator)
+    if assignment is None and review_reservations_expire(project=project):
+        assignment = _reserve(project, annotator)
+    return None if assignment is None else _shown_with(assignment, project=project, codebook=codebook)
 
 
 _last_expiry_sweep: dict[int, float] = {}
@@ -175,24 +198,63 @@ def _expiry_sweep_due(project_id: int) -> bool:
     return True
 
 
-def _reserve(project: Project, annotator) -> int | None:
-    """The id of the annotator's live reservation or of a new claim (a gold check first when one is due)."""
+def _reserve(project: Project, annotator) -> Assignment | None:
+    """The annotator's newest live reservation (a reload, or an undone answer), else a new claim: a gold check
+    first when one is due, then the regular queue; with its task and sample. A lost race (another annotator took
+    the last slot, or this annotator claimed the same task in another tab) is retried with the next candidate."""
+    live_id = Assignment.objects.live_for(annotator, project).values_list("pk", flat=True).first()
+    if live_id is not None:  # rare after an answer: the common path pays for the id only
+        return Assignment.objects.select_related("task__sample").get(pk=live_id)
     pools = [True, False] if _gold_is_due(project, annotator) else [False]
     for gold in pools:
         for _ in range(CLAIM_ATTEMPTS):
-            now = timezone.now()
-            outcome = review_sql.reserve(
-                project_id=project.pk,
-                annotator_id=annotator.pk,
-                gold=gold,
-                now=now,
-                expires_at=now + timedelta(minutes=project.reservation_minutes),
-            )
-            if outcome.assignment_id is not None:
-                return outcome.assignment_id
-            if not outcome.retry:
-                break
+            try:
+                with write_transaction():
+                    task = _candidate(project, annotator, gold=gold)
+                    if task is None:
+                        break
+                    return _claim(task=task, gold=gold, reopen=bool(task.own_status), project=project, annotator=annotator)
+            except (_ClaimLost, IntegrityError):
+                continue  # the transaction is rolled back: no slot was taken
     return None
+
+
+def _candidate(project: Project, annotator, *, gold: bool) -> ReviewTask | None:
+    """Inside a transaction: the task to claim, with its sample (and `own_status`, see claimable_by). On
+    PostgreSQL the task row stays locked until the transaction ends, and rows that concurrent claims hold are
+    skipped, so annotators claiming at once take different items instead of waiting for each other; SQLite
+    ignores the lock (its IMMEDIATE transactions serialise writers)."""
+    return (
+        ReviewTask.objects.filter(project=project)
+        .claimable_by(annotator, gold=gold)
+        .select_related("sample")
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+
+
+class _ClaimLost(Exception):
+    """Another annotator took the task's last slot, or the annotator's own row changed meanwhile."""
+
+
+def _claim(*, task: ReviewTask, gold: bool, reopen: bool, project: Project, annotator) -> Assignment:
+    """Inside a transaction: take a slot of the task and reserve it for the annotator. `reopen`: the annotator
+    has an expired or released row for the task, which is reserved again (one row per task and annotator).
+    Raises _ClaimLost, or IntegrityError from the unique (task, annotator) constraint; either way the caller's
+    transaction must roll back."""
+    if not ReviewTask.objects.filter(pk=task.pk).take_slot(gold=gold):
+        raise _ClaimLost
+    task.claimed_count += 1
+    now = timezone.now()
+    expires_at = now + timedelta(minutes=project.reservation_minutes)
+    if not reopen:
+        return Assignment.objects.create(task=task, project=project, annotator=annotator, expires_at=expires_at)
+    own_row = Assignment.objects.filter(task=task, annotator=annotator, status__in=REOPENABLE)
+    if not own_row.update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id=""):
+        raise _ClaimLost
+    assignment = Assignment.objects.get(task=task, annotator=annotator)
+    assignment.task = task
+    return assignment
 
 
 GOLD_RATE_CACHE_SECONDS = 10
@@ -218,7 +280,7 @@ def _gold_is_due(project: Project, annotator) -> bool:
     rate = review_gold_rate(project)
     if rate <= 0:
         return False
-    answered = review_sql.answered_total(project_id=project.pk, annotator_id=annotator.pk)
+    answered = Assignment.objects.of_annotator(annotator, project).answered().count()
     return review_stats.gold_due(answered, rate)
 
 
@@ -314,7 +376,6 @@ def review_answer_submit(
         comment=comment.strip(),
         edited_text=edited_text,
         agreed_with_llm=None if llm is None else llm.label == label,
-        seconds_spent=_seconds_spent(seconds_spent, assignment.reserved_at, now, project),
     )
     store = dict(
         answer=answer, assignment=assignment, llm=llm, edited_text=edited_text, now=now,
@@ -357,40 +418,43 @@ def _answer_store(
     submission_id: str,
     client_seconds: float | None,
 ) -> bool:
-    """Inside a transaction: insert the answer, mark the reservation answered (only if it is still reserved —
-    False otherwise, and the caller rolls back), count it on the task, keep a corrected text as a version and
-    refresh the final label. The router hears about it after commit."""
+    """Inside a transaction: insert the answer, mark the reservation answered (only if it is still the
+    reservation the annotator was shown — False otherwise, and the caller rolls back), count it on the task, keep
+    a corrected text as a version and refresh the final label. The router hears about it after commit."""
     task, project = assignment.task, assignment.task.project
-    written = review_sql.answer_write(
-        answer=answer, assignment_id=assignment.pk, task_id=task.pk, now=now, submission_id=submission_id
-    )
-    if written is None:
+    final_label_lock(sample_id=task.sample_id)  # first: answers to this item now queue here until we commit
+    answer.seconds_spent = _seconds_spent(client_seconds, assignment.reserved_at, now, project)
+    answer.save(force_insert=True)
+    recorded = Assignment.objects.filter(
+        pk=assignment.pk, status=AssignmentStatus.RESERVED, reserved_at=assignment.reserved_at
+    ).update(status=AssignmentStatus.ANSWERED, answered_at=now, answer=answer, submission_id=submission_id)
+    if not recorded:
         return False
-    if written.reserved_at != fastsql.timestamp(assignment.reserved_at):
-        # the reservation was renewed since this assignment was read: bound the time by the stored one
-        reserved_at = Assignment.objects.values_list("reserved_at", flat=True).get(pk=assignment.pk)
-        answer.seconds_spent = _seconds_spent(client_seconds, reserved_at, now, project)
-        HumanAnnotation.objects.filter(pk=answer.pk).update(seconds_spent=answer.seconds_spent)
+    ReviewTask.objects.filter(pk=task.pk).count_answer()
     if edited_text:
         _text_version_add(sample=task.sample, text=edited_text, author_id=assignment.annotator_id, annotation=answer)
-    human_rows = [(answer.source, answer.label, answer.annotator_id, answer.pk), *written.earlier_human_rows]
-    final_label_refresh(sample=task.sample, llm=llm, human_rows=human_rows)
+    final_label_refresh(sample=task.sample, llm=llm, human_rows=human_label_rows(task.sample_id))
     transaction.on_commit(lambda: _routing_after_answer(project))
     return True
 
 
 def _reservation_recover(assignment: Assignment) -> HumanAnnotation | None:
-    """The careful path, inside a transaction, for an answer to a row that is not a live reservation: the stored
-    answer when it was answered already (a double submit); an expired reservation is renewed if its slot is
-    still free; otherwise ReviewError."""
+    """The careful path, inside a transaction, for an answer to a row that is not the live reservation it was
+    read as: the stored answer when it was answered already (a double submit); a reservation renewed since it was
+    read is answered with its stored reservation time (which bounds the time spent); an expired reservation is
+    renewed if its slot is still free; otherwise ReviewError."""
     fresh = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if fresh.status == AssignmentStatus.ANSWERED and fresh.answer_id:
         return fresh.answer
+    if fresh.status == AssignmentStatus.RESERVED and fresh.reserved_at != assignment.reserved_at:
+        assignment.reserved_at = fresh.reserved_at
+        return None
     if fresh.status == AssignmentStatus.EXPIRED:
         # Late but welcome if the slot is still free.
-        if not review_sql.slot_take(task_id=fresh.task_id, gold=assignment.task.kind == TaskKind.GOLD):
+        if not ReviewTask.objects.filter(pk=fresh.task_id).take_slot(gold=assignment.task.kind == TaskKind.GOLD):
             raise ReviewError("Your reservation expired and the item went to someone else.")
         Assignment.objects.filter(pk=fresh.pk).update(status=AssignmentStatus.RESERVED)
+        assignment.reserved_at = fresh.reserved_at
         return None
     raise ReviewError("This item is no longer reserved for you.")
 
@@ -404,7 +468,7 @@ def review_skip(*, assignment: Assignment, reason: str) -> None:
         if Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
             status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]
         ):
-            ReviewTask.objects.filter(pk=assignment.task_id).update(claimed_count=F("claimed_count") - 1)
+            ReviewTask.objects.filter(pk=assignment.task_id).give_back_slot()
         elif not Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.EXPIRED).update(
             status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]
         ):
@@ -415,15 +479,15 @@ def review_answer_undo(*, project: Project, annotator) -> Assignment | None:
     """Take back the annotator's last answer: the answer is deleted and the item is reserved for them again,
     so it is the next item they see. None when there is nothing to undo."""
     last = (
-        Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
-        .order_by("-answered_at", "-id")
-        .first()
+        Assignment.objects.of_annotator(annotator, project).answered().select_related("task")
+        .order_by("-answered_at", "-id").first()
     )
     if last is None:
         return None
     now = timezone.now()
     with write_transaction():
-        fresh = Assignment.objects.select_for_update().select_related("task__sample").get(pk=last.pk)
+        final_label_lock(sample_id=last.task.sample_id)  # first, in the order an answer takes its locks
+        fresh = Assignment.objects.select_for_update(of=("self",)).select_related("task__sample").get(pk=last.pk)
         if fresh.status != AssignmentStatus.ANSWERED:
             return None
         answer_id = fresh.answer_id
@@ -438,7 +502,7 @@ def review_answer_undo(*, project: Project, annotator) -> Assignment | None:
         if answer_id:
             SampleTextVersion.objects.filter(annotation_id=answer_id).delete()
             HumanAnnotation.objects.filter(pk=answer_id).delete()
-        ReviewTask.objects.filter(pk=fresh.task_id).update(answers_count=F("answers_count") - 1, is_open=True)
+        ReviewTask.objects.filter(pk=fresh.task_id).uncount_answer()
         final_label_refresh(sample=fresh.task.sample)
         transaction.on_commit(lambda: _routing_after_answer(project))
     fresh.refresh_from_db()
@@ -489,7 +553,7 @@ def review_assignment_release(*, assignment: Assignment) -> bool:
             status=AssignmentStatus.RELEASED
         )
         if released:
-            ReviewTask.objects.filter(pk=assignment.task_id).update(claimed_count=F("claimed_count") - 1)
+            ReviewTask.objects.filter(pk=assignment.task_id).give_back_slot()
     return bool(released)
 
 
@@ -498,25 +562,18 @@ def review_assignment_reassign(*, assignment: Assignment, annotator) -> Assignme
     task = ReviewTask.objects.select_related("project").get(pk=assignment.task_id)
     if not Membership.objects.filter(project=task.project, user=annotator).exists():
         raise ReviewError(f"{annotator} is not a member of this project.")
-    if Assignment.objects.filter(task=task, annotator=annotator, status__in=FINAL_FOR_ANNOTATOR).exists():
+    if Assignment.objects.filter(task=task, annotator=annotator).taken().exists():
         raise ReviewError(f"{annotator} already has this item.")
     with write_transaction():
         if not review_assignment_release(assignment=assignment):
             raise ReviewError("That reservation is no longer live.")
-        now = timezone.now()
+        reopen = Assignment.objects.filter(task=task, annotator=annotator).exists()  # expired or released: see above
         try:
-            assignment_id = review_sql.claim_task(
-                task_id=task.pk,
-                gold=task.kind == TaskKind.GOLD,
-                earlier=Assignment.objects.filter(task=task, annotator=annotator).exists(),
-                annotator_id=annotator.pk,
-                project_id=task.project_id,
-                now=now,
-                expires_at=now + timedelta(minutes=task.project.reservation_minutes),
+            return _claim(
+                task=task, gold=task.kind == TaskKind.GOLD, reopen=reopen, project=task.project, annotator=annotator
             )
-        except review_sql.ClaimLost:
+        except _ClaimLost:
             raise ReviewError("The item has no free slot any more.") from None
-    return Assignment.objects.get(pk=assignment_id)
 
 
 def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: str = "") -> GoldItem:
@@ -595,39 +652,32 @@ def _today_start() -> datetime:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def review_progress(*, project: Project, annotator, counts: tuple[int, int, int] | None = None) -> Progress:
-    """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days.
-    `counts`: (answered, answered today, remaining) when read already (review_next's `progress_counts`)."""
+def review_progress(*, project: Project, annotator) -> Progress:
+    """Done today, items left for this annotator (counted up to REMAINING_COUNT_CAP), streak in days."""
     today = timezone.localdate()
     today_start = _today_start()
-    if counts is None:
-        counts = review_sql.progress_counts(
-            project_id=project.pk, annotator_id=annotator.pk, since=today_start, cap=REMAINING_COUNT_CAP
-        )
-    total, done_today, remaining = counts
+    answers = Assignment.objects.of_annotator(annotator, project).answered()
+    counts = answers.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
+    remaining = (
+        ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=False)[:REMAINING_COUNT_CAP].count()
+    )
     # Days before today do not change during the day: cached, so a render costs no streak query.
     cache_key = f"review-past-days:{project.pk}:{project.created_at.timestamp()}:{annotator.pk}:{today}"
     past_days = cache.get(cache_key)
     if past_days is None:
         past_days = set(
-            Assignment.objects.filter(
-                task__project=project,
-                annotator=annotator,
-                status=AssignmentStatus.ANSWERED,
-                answered_at__gte=today_start - timedelta(days=90),
-                answered_at__lt=today_start,
-            )
+            answers.filter(answered_at__gte=today_start - timedelta(days=90), answered_at__lt=today_start)
             .annotate(day=TruncDate("answered_at"))
             .values_list("day", flat=True)
             .distinct()
         )
         cache.set(cache_key, past_days, PAST_DAYS_CACHE_SECONDS)
-    answer_days = past_days | {today} if done_today else past_days
+    answer_days = past_days | {today} if counts["today"] else past_days
     return Progress(
-        done_today=done_today,
+        done_today=counts["today"],
         remaining=remaining,
         streak_days=review_stats.day_streak(answer_days, today),
-        total_answered=total,
+        total_answered=counts["total"],
     )
 
 

@@ -88,11 +88,14 @@ def _render_workbench(
     saved_label: str = "",
     status: int = 200,
     pairs_waiting: int = 0,
+    codebook: Codebook | None = None,
 ) -> HttpResponse:
-    progress = review.review_progress(
-        project=project, annotator=request.user, counts=getattr(assignment, "progress_counts", None)
-    )
-    codebook = assignment.current_codebook if assignment is not None else _current_codebook(project)
+    """`codebook`: the project's current version when this request has read it already (saves a query)."""
+    progress = review.review_progress(project=project, annotator=request.user)
+    if assignment is not None:
+        codebook = assignment.current_codebook
+    elif codebook is None:
+        codebook = _current_codebook(project)
     context = {
         "project": project,
         "role": role,
@@ -142,8 +145,9 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
         return _render_workbench(request, project, role, current, error=str(refusal))
     if not request.htmx:
         return redirect("annotation:review_queue", project_id=project.id)
-    following = review.review_next(project=project, annotator=request.user)
-    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"])
+    codebook = assignment.current_codebook
+    following = review.review_next(project=project, annotator=request.user, codebook=codebook)
+    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook)
 
 
 @require_POST

@@ -34,7 +34,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from synthstudio.embeddings import embed_texts
-from synthstudio.jobs import enqueue
+from synthstudio.jobs import enqueue, job_resume
 from synthstudio.models import (
     Codebook,
     FinalSource,
@@ -333,13 +333,11 @@ def labelling_demos(*, project: Project, samples: Sequence[Sample], count: int) 
     return demos
 
 
-def labelling_run_resume(*, run: LabellingRun) -> None:
-    """Send an unfinished run to a worker again (after a worker crash or restart): it skips what it did and
-    its finished LLM calls come from the cache."""
-    from .tasks import labelling_run_task
-
-    if not run.is_finished:
-        enqueue(labelling_run_task, run.pk)
+def labelling_run_resume(*, run: LabellingRun) -> bool:
+    """Send an unfinished run to a worker again (after a worker crash or restart) unless a live worker holds
+    it: it skips what it did and its finished LLM calls come from the cache. The stall detector does the same
+    on its own once the heartbeat is JOB_STALL_SECONDS old."""
+    return job_resume(job=run)
 
 
 def labelling_run_cancel(*, run: LabellingRun) -> None:

@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from synthstudio import throttling
 from synthstudio.access import project_for_user
 from synthstudio.jobs import worker_alive
 from synthstudio.models import Membership
@@ -41,9 +42,14 @@ def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         header = request.headers.get("Authorization", "")
         if header:
+            # Token guessing is throttled per IP address like passwords (synthstudio.throttling): while locked
+            # out even a valid token is refused, and the failure that reaches the limit becomes a 429.
+            if throttling.api_token_locked(request):
+                return throttling.lockout_response(request, None, throttling.api_token_credentials())
             scheme, _, raw = header.partition(" ")
             user = curation_services.api_token_user(raw=raw.strip()) if scheme.lower() in {"bearer", "token"} else None
             if user is None:
+                throttling.api_token_failed(request)
                 return JsonResponse({"error": "Invalid or revoked API token."}, status=401)
             request.user = user
         elif not request.user.is_authenticated:

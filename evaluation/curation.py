@@ -10,12 +10,12 @@ human already settled their label. Duplicate filters keep the first occurrence (
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
+from synthstudio.user_regex import UserPattern, UserPatternError, compile_user_pattern
 from synthstudio.vectors import cosine_knn
 
 # Judge ratings on the Self-Instruct A–D scale mapped to numbers, so a threshold is "at least B" = 3.
@@ -114,9 +114,40 @@ def near_duplicates(embeddings: np.ndarray, threshold: float, *, k: int = 10) ->
     return removed
 
 
-def compile_rule(pattern: str) -> re.Pattern | None:
-    """The compiled pattern, or None when empty. Raises re.error for an invalid one (forms report it)."""
-    return re.compile(pattern) if pattern else None
+# The settings fields holding a user's regular expression, with the label the curation form gives them.
+PATTERN_RULES = {"must_match": "Text must match", "must_not_match": "Text must not match"}
+
+
+def compile_rule(pattern: str) -> UserPattern | None:
+    """The compiled pattern (RE2: linear time), or None when empty. Raises UserPatternError for one RE2
+    refuses (forms report it; saved settings go through `without_unusable_rules`)."""
+    return compile_user_pattern(pattern) if pattern else None
+
+
+def pattern_problems(settings: FilterSettings) -> dict[str, str]:
+    """Settings field -> why its pattern cannot run. Settings saved before patterns ran on RE2 (or edited
+    outside the form) may hold a backreference or lookaround that `re` accepted."""
+    problems = {}
+    for name in PATTERN_RULES:
+        try:
+            compile_rule(getattr(settings, name))
+        except UserPatternError as error:
+            problems[name] = str(error)
+    return problems
+
+
+def without_unusable_rules(settings: FilterSettings) -> tuple[FilterSettings, dict[str, str]]:
+    """The settings with every pattern that cannot run switched off, and what was switched off and why:
+    a preview shows the problem and counts the rest instead of failing the page."""
+    problems = pattern_problems(settings)
+    return replace(settings, **dict.fromkeys(problems, "")), problems
+
+
+def unusable_rules_message(problems: dict[str, str]) -> str:
+    """Why a snapshot was not built: it must hold exactly the settings it records, so a rule that cannot
+    run stops the build instead of being skipped."""
+    rules = " ".join(f"The rule “{PATTERN_RULES[name]}” cannot run: {message}" for name, message in problems.items())
+    return f"No snapshot was built. {rules} Fix it on the curation page and create the snapshot again."
 
 
 def curate(

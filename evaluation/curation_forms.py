@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.conf import settings
 
+from synthstudio.user_regex import MAX_PATTERN_CHARS, UserPatternError, compile_user_pattern
+
 from .curation import FilterSettings
+
+PATTERN_HELP = (
+    "RE2 syntax, matched in linear time: no backreferences or lookarounds; \\w and \\b are ASCII "
+    f"(\\pL is any letter). At most {MAX_PATTERN_CHARS} characters."
+)
+
+
+def validate_user_pattern(value: str) -> None:
+    """A pattern the curation filters can run; the length cap and RE2's refusals become the field's error."""
+    try:
+        compile_user_pattern(value)
+    except UserPatternError as error:
+        raise forms.ValidationError(str(error), code="user_pattern") from None
+
+
+def pattern_field(label: str) -> forms.CharField:
+    # no max_length: the validator names the same limit, and a second "at most N characters" would repeat it
+    return forms.CharField(required=False, label=label, help_text=PATTERN_HELP, validators=[validate_user_pattern],
+                           widget=forms.TextInput(attrs={"maxlength": MAX_PATTERN_CHARS}))
+
 
 SPLIT_CHOICES = [("", "No split (all train)"), ("80/10/10", "train 80 / validation 10 / test 10"),
                  ("80/20", "train 80 / test 20"), ("70/15/15", "train 70 / validation 15 / test 15")]
@@ -31,18 +51,8 @@ class FilterSettingsForm(forms.Form):
     drop_flagged = forms.BooleanField(required=False, label="Drop items a reviewer flagged")
     min_chars = forms.IntegerField(required=False, min_value=0, label="Minimum characters")
     max_chars = forms.IntegerField(required=False, min_value=1, label="Maximum characters")
-    must_match = forms.CharField(required=False, max_length=300, label="Text must match (regex)")
-    must_not_match = forms.CharField(required=False, max_length=300, label="Text must not match (regex)")
-
-    def clean(self):
-        data = super().clean()
-        for name in ("must_match", "must_not_match"):
-            pattern = data.get(name) or ""
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                self.add_error(name, f"Not a valid regular expression: {error}.")
-        return data
+    must_match = pattern_field("Text must match (regex)")
+    must_not_match = pattern_field("Text must not match (regex)")
 
     @classmethod
     def initial_from(cls, settings: FilterSettings) -> FilterSettingsForm:

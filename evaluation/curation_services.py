@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import traceback
 import uuid
@@ -16,10 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.refinement_services import label_issues_compute, label_issues_send_to_review
+from synthstudio.importing import JsonTooDeep, json_loads_bounded
 from synthstudio.jobs import enqueue
 from synthstudio.models import JobStatus, Project
 
-from .curation import FilterSettings
+from .curation import FilterSettings, pattern_problems, unusable_rules_message
 from .export import LabelStudioImportError, export_file, export_path, labelstudio_import
 from .models import (
     ApiToken,
@@ -93,8 +93,14 @@ def snapshot_job_start(
 
 
 def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
-    """Build the job's snapshot; safe to run again after a crash (the reserved row is emptied and rebuilt)."""
+    """Build the job's snapshot; safe to run again after a crash (the reserved row is emptied and rebuilt).
+    Settings with a pattern RE2 refuses (queued before patterns ran on RE2) fail the job before a version
+    number is taken, with a message saying which rule to fix."""
     job.mark_running()
+    problems = pattern_problems(FilterSettings.from_dict(job.filter_settings))
+    if problems:
+        job.mark_finished(JobStatus.FAILED, error=unusable_rules_message(problems))
+        return job
     try:
         with transaction.atomic():
             # the reservation and the job's link to it commit together: a re-run finds the row it reserved
@@ -151,8 +157,8 @@ def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioI
     job.mark_running()
     path = Path(job.stored_path)
     try:
-        with path.open("rb") as handle:
-            tasks = json.load(handle)
+        with path.open("rb") as handle:  # the upload was bounded by IMPORT_MAX_MB while it streamed in
+            tasks = json_loads_bounded(handle.read())
         job.report_progress(total=len(tasks) if isinstance(tasks, list) else 0)
         with transaction.atomic():
             counts = labelstudio_import(project=job.project, tasks=tasks)
@@ -168,6 +174,8 @@ def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioI
         job.bad_task = error.position
         job.save(update_fields=["bad_task"])
         job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}")
+    except JsonTooDeep as error:
+        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}.")
     except ValueError as error:  # json.JSONDecodeError is a ValueError
         job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: the file is not valid JSON ({error}).")
     except Exception as error:

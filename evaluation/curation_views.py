@@ -16,9 +16,10 @@ from annotation.models import ReviewTask, TaskKind
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
 from synthstudio.models import JobStatus, Project, Role
+from synthstudio.uploads import limit_upload_size, upload_refused
 
 from . import curation_services
-from .curation import FILTER_NAMES
+from .curation import FILTER_NAMES, PATTERN_RULES, without_unusable_rules
 from .curation_forms import FilterSettingsForm, LabelStudioImportForm, SnapshotForm
 from .export import CONTENT_TYPES, STREAMED_FORMATS, export_filename, export_path, export_stream
 from .models import (
@@ -38,7 +39,10 @@ DIFF_ROWS_SHOWN = 200
 
 def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
     if not form.is_valid():
-        return {"form_errors": True}
+        # the htmx fragment replaces only the counts, so it repeats the field errors it cannot highlight
+        errors = [(form.fields[name].label if name in form.fields else name, message)
+                  for name, messages in form.errors.items() for message in messages]
+        return {"form_errors": True, "filter_errors": errors}
     data, result = curation_run(project=project, settings=form.to_settings())
     counts = result.counts
     return {
@@ -61,11 +65,14 @@ def _snapshot_for(project: Project, version: int) -> Snapshot:
 def curation(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     settings = curation_settings_get(project=project)
+    # a saved pattern RE2 refuses (saved before patterns ran on RE2) is shown as not applied, not a 500
+    applied, problems = without_unusable_rules(settings)
     form = SnapshotForm(initial={**settings.as_dict(), "licence": "unknown"})
-    bound = FilterSettingsForm(settings.as_dict())
+    bound = FilterSettingsForm(applied.as_dict())
     snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
     building = SnapshotJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
     context = {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots, "building": building,
+               "rules_not_applied": [(PATTERN_RULES[name], message) for name, message in problems.items()],
                **_counts_context(project, bound)}
     return render(request, "evaluation/curation/curation.html", context)
 
@@ -277,9 +284,17 @@ def label_issues_send(request: HttpRequest, project_id: int, run_id: int) -> Htt
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@limit_upload_size
 def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Store the upload and let a worker import it, all or nothing."""
+    """Store the upload and let a worker import it, all or nothing. An upload over IMPORT_MAX_MB is stopped
+    while it streams in and answered with 413 and the limit."""
     project = lead_project(request, project_id)
+    if refused := upload_refused(request):
+        messages.error(request, refused)
+        recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
+        return render(request, "evaluation/curation/labelstudio_import.html",
+                      {"project": project, "role": Role.LEAD, "form": LabelStudioImportForm(), "recent": recent},
+                      status=413)
     form = LabelStudioImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         job = curation_services.labelstudio_import_job_start(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import BinaryIO
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -106,14 +107,21 @@ def split_held_out(ids: Sequence[int], *, fraction: float, seed: int) -> set[int
     return {int(i) for i in rng.choice(np.asarray(sorted(ids)), size=min(size, len(ids)), replace=False)}
 
 
-def read_test_file(data: bytes, name: str) -> list[dict]:
-    """A held-out test set from CSV (text,label columns), a JSON list or JSONL of {text, label}."""
-    rows = read_rows(data, name)
-    if not rows:
-        raise ValueError("no rows")
+def _cell_text(value: object) -> str:
+    """A JSON scalar as text (a `true` label reads "True", as it always did); "" for null (or a short CSV row),
+    an object or an array."""
+    return str(value).strip() if isinstance(value, str | int | float) else ""
+
+
+def read_test_file(source: bytes | BinaryIO, name: str) -> list[dict]:
+    """A held-out test set from CSV (text,label columns), a JSON list or JSONL of {text, label}, streamed
+    through the upload readers (their limits apply). ValueError (PairwiseFileError for a file the readers
+    refuse) names the row."""
     out = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not str(row.get("text", "")).strip() or not str(row.get("label", "")).strip():
+    for number, row in read_rows(source, name):
+        if not _cell_text(row.get("text")) or not _cell_text(row.get("label")):
             raise ValueError(f"row {number} needs a text and a label")
         out.append({"text": str(row["text"]), "label": str(row["label"])})
+    if not out:
+        raise ValueError("no rows")
     return out

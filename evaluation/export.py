@@ -8,7 +8,6 @@ stays flat however big the snapshot is. Snapshots never change, so a written fil
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotation.final_labels import final_labels_refresh_many
+from synthstudio.csv_safety import csv_writer
 from synthstudio.models import (
     HumanAnnotation,
     HumanSource,
@@ -103,11 +103,13 @@ def jsonl_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[by
 
 
 def csv_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    """Spreadsheet-safe CSV: texts that a spreadsheet would run as a formula get a leading ' (csv_safety)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FLAT_COLUMNS)
-    writer.writeheader()
+    writer = csv_writer(out)
+    writer.writerow(FLAT_COLUMNS)
     for count, row in enumerate(snapshot_rows(snapshot, split=split), start=1):
-        writer.writerow(flat_row(row))
+        flat = flat_row(row)
+        writer.writerow([flat[column] for column in FLAT_COLUMNS])
         if count % 1000 == 0:
             yield out.getvalue().encode("utf-8")
             out.seek(0)
@@ -319,10 +321,13 @@ def _task_name(position: int, task) -> str:
     return f"Task {position} (id {task_id})" if isinstance(task_id, int | str) and task_id != "" else f"Task {position}"
 
 
-def _choices(result: list) -> str:
-    for region in result or []:
-        choices = (region.get("value") or {}).get("choices") or []
-        if choices:
+def _choices(result: object) -> str:
+    """The first choice in a Label Studio `result`; "" when there is none or the shape is not Label Studio's
+    (the file is untrusted: a string or number where a list or object belongs must not crash the import)."""
+    for region in result if isinstance(result, list) else []:
+        value = region.get("value") if isinstance(region, dict) else None
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if isinstance(choices, list) and choices and isinstance(choices[0], str | int | float):
             return str(choices[0])
     return ""
 

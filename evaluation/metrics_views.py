@@ -6,9 +6,6 @@ changed they show the last numbers with a "recomputing" state and reload once th
 
 from __future__ import annotations
 
-import csv
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,8 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from generation.models import LLMEndpoint
 from synthstudio.access import lead_project, project_for_user
+from synthstudio.csv_safety import csv_writer
 from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
+from synthstudio.uploads import limit_upload_size, upload_refused
 
 from . import dashboards, judges, metrics_services, pairwise_generation
 from .downstream import read_test_file
@@ -128,8 +127,12 @@ def metrics_benchmark(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@limit_upload_size
 def benchmark_start(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
+    if refused := upload_refused(request):
+        messages.error(request, f"Test file: {refused}")
+        return redirect("evaluation:metrics_benchmark", project_id=project.id)
     try:
         fraction = float(request.POST.get("test_fraction", "0.3"))
         seed = int(request.POST.get("seed", "0"))
@@ -142,8 +145,8 @@ def benchmark_start(request: HttpRequest, project_id: int) -> HttpResponse:
     upload = request.FILES.get("test_file")
     if upload:
         try:
-            test_rows = read_test_file(upload.read(), upload.name)
-        except (ValueError, UnicodeDecodeError) as error:
+            test_rows = read_test_file(upload, upload.name)
+        except ValueError as error:
             messages.error(request, f"Test file: {error}")
             return redirect("evaluation:metrics_benchmark", project_id=project.id)
         file_name = upload.name
@@ -227,7 +230,7 @@ def metrics_csv(request: HttpRequest, project_id: int, table: str) -> HttpRespon
     header, rows = CSV_TABLES[table](cache.payload if cache else {}, request, project)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.id}-{table}.csv"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)  # label and model names are user text: spreadsheet-safe cells
     writer.writerow(header)
     writer.writerows(rows)
     return response
@@ -238,16 +241,21 @@ def metrics_csv(request: HttpRequest, project_id: int, table: str) -> HttpRespon
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@limit_upload_size
 def pairwise_import(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
+    status = 200
     if request.method == "POST":
         upload = request.FILES.get("file")
-        if upload is None:
+        if refused := upload_refused(request):
+            messages.error(request, refused)
+            status = 413
+        elif upload is None:
             messages.error(request, "Choose a file to import.")
         else:
             try:
-                records = parse_pairwise_file(upload.read(), upload.name)
-            except (PairwiseFileError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                records = parse_pairwise_file(upload, upload.name)
+            except PairwiseFileError as error:
                 messages.error(request, f"Could not import {upload.name}: {error}")
             else:
                 result = metrics_services.pairwise_import(project=project, records=records, batch=upload.name)
@@ -255,7 +263,8 @@ def pairwise_import(request: HttpRequest, project_id: int) -> HttpResponse:
                     request, f"Imported {result['pairs']} pairs with {result['judgments']} judgments from {result['raters']} annotators."
                 )
                 return redirect("evaluation:metrics_preferences", project_id=project.id)
-    return render(request, "evaluation/metrics/pairwise_import.html", {"project": project, "role": Role.LEAD, "tab": "preferences"})
+    return render(request, "evaluation/metrics/pairwise_import.html", {"project": project, "role": Role.LEAD, "tab": "preferences"},
+                  status=status)
 
 
 @require_http_methods(["GET", "POST"])

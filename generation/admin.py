@@ -1,12 +1,16 @@
 from django.contrib import admin
 
+from .forms import EndpointForm
 from .models import ConditionValueProposal, GenerationConfig, GenerationRun, LLMCall, LLMEndpoint
 
 
 @admin.register(LLMEndpoint)
 class LLMEndpointAdmin(admin.ModelAdmin):
-    """Global endpoints (no project) are managed here; the stored key is not a form field, so never shown."""
+    """Global endpoints (no project) are managed here, with the leads' form: the same key-variable and address
+    rules, a write-only key (never shown), and a stored key dropped when the base URL or model changes."""
 
+    form = EndpointForm
+    fields = ["project", *EndpointForm.Meta.fields, "api_key", "clear_api_key"]
     list_display = ["name", "project", "base_url", "model", "max_concurrency", "rpm", "tpm"]
     list_filter = ["project"]
 

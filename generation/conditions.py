@@ -16,7 +16,8 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,3 +168,37 @@ def reweight_toward_weakness(
         new = new * len(values) / new.sum()
         updated[name] = {v: round(float(w), 6) for v, w in zip(values, new, strict=True)}
     return updated
+
+
+CONDITION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ConditionFilter:
+    """The outputs viewer's `condition=name=value`: equality on one known condition, or why it was ignored.
+
+    Only equality: the name becomes one JSON key and the value a literal, never an ORM lookup path, so
+    `topic__regex=…`, `topic__isnull=True` or a name no config uses cannot reach the query."""
+
+    name: str = ""
+    value: str = ""
+    ignored: str = ""  # shown to the user when the filter was not applied
+
+    @property
+    def applies(self) -> bool:
+        return bool(self.name)
+
+
+def condition_filter_parse(raw: str, known_names: Collection[str]) -> ConditionFilter:
+    if not raw:
+        return ConditionFilter()
+    name, sep, value = raw.partition("=")
+    if not sep or not value:
+        return ConditionFilter(ignored="Write the condition filter as name=value.")
+    if "__" in name or not CONDITION_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        return ConditionFilter(ignored=f"“{shown}” is not a condition name: the filter takes name=value only.")
+    if name not in known_names:
+        known = ", ".join(sorted(known_names)) or "none"
+        return ConditionFilter(ignored=f"No condition is named “{name}” (these runs have: {known}).")
+    return ConditionFilter(name=name, value=value)

@@ -11,13 +11,20 @@ from django import forms
 from synthstudio.models import Project
 
 from . import prompts
+from .endpoint_keys import allowed_key_variables, key_variable_problem
 from .models import DemoStrategy, GenerationKind, LLMEndpoint, SamplingMode
+from .outbound import REFUSED_HINT, REFUSED_PRIVATE, refusal_for
 from .services import config_problems
 
 
 class EndpointForm(forms.ModelForm):
+    """Key variables must be ones the operator allowed, the base URL must not resolve to a refused address,
+    and a stored key does not follow a changed base URL or model (it was typed for the old server): it is
+    dropped unless a new key comes with the change. `key_dropped` tells the view to say so."""
+
     api_key = forms.CharField(
         required=False,
+        max_length=500,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored and never shown again. Leave empty to keep the current key, or use an environment variable.",
     )
@@ -30,11 +37,29 @@ class EndpointForm(forms.ModelForm):
             "price_output_per_1k", "timeout_seconds", "max_retries", "supports_response_format", "supports_logprobs",
         ]
 
+    key_dropped = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["api_key_env"].help_text = f"Name of an environment variable holding the key. {allowed_key_variables()}"
+
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data["api_key_env"].strip()
         if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise forms.ValidationError("Name an environment variable, e.g. OPENAI_API_KEY (not the key itself).")
+            raise forms.ValidationError("Name an environment variable, e.g. SYNTHSTUDIO_KEY_OPENAI (not the key itself).")
+        problem = key_variable_problem(name) if name else ""
+        if problem:
+            raise forms.ValidationError(problem)
         return name
+
+    def clean_base_url(self) -> str:
+        url = self.cleaned_data["base_url"].strip()
+        refusal = refusal_for(url)
+        if refusal == REFUSED_PRIVATE:
+            raise forms.ValidationError(f"{REFUSED_PRIVATE} {REFUSED_HINT}")
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return url
 
     def clean_max_concurrency(self) -> int:
         value = self.cleaned_data["max_concurrency"]
@@ -44,6 +69,10 @@ class EndpointForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> LLMEndpoint:
         endpoint = super().save(commit=False)
+        moved = self.instance.pk is not None and ({"base_url", "model"} & set(self.changed_data))
+        if moved and endpoint.stored_api_key and not self.cleaned_data.get("api_key"):
+            endpoint.stored_api_key = ""
+            self.key_dropped = True
         if self.cleaned_data.get("clear_api_key"):
             endpoint.stored_api_key = ""
         if self.cleaned_data.get("api_key"):

@@ -39,6 +39,12 @@ When the endpoint does not support logprobs, ``logprobs``/``top_logprobs`` are n
 The cache key is sha256 of (base_url, model, messages, effective params); only answers that arrived with a
 valid body are cached. Rate limits (RPM/TPM) and the concurrency bound hold per process and endpoint.
 The API key is never logged or included in reprs.
+
+Nothing is sent where it must not go: every batch checks the base URL against the outbound policy
+(``generation.outbound``: no loopback/private/link-local/… address unless the operator allowed it) before it
+connects, the HTTP client re-checks every request and follows no redirects, and an endpoint whose key may not
+be used (``generation.endpoint_keys``: a variable the operator did not allow, a stored key that no longer
+decrypts) sends nothing. Such batches fail every request at once with ``connection`` and the reason.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .endpoint_keys import KeyUnavailable
+from .outbound import REFUSED_HINT, REFUSED_PRIVATE, OutboundGuard, OutboundPolicy, RefusedDestination
 from .schema import validate
 
 logger = logging.getLogger(__name__)
@@ -104,15 +112,23 @@ class EndpointSettings:
     endpoint_id: int | None = None
     backoff_base: float = 0.5
     backoff_max: float = 20.0
+    # Why no request may be sent at all (the key variable is not allowed, the stored key is unreadable): the
+    # batch then fails every request at once without opening a connection.
+    refusal: str = ""
 
     @classmethod
     def from_endpoint(cls, endpoint: Any, **overrides: Any) -> EndpointSettings:
         if isinstance(endpoint, EndpointSettings):
             return endpoint if not overrides else _replace(endpoint, **overrides)
+        try:
+            api_key, refusal = endpoint.resolved_api_key(), ""
+        except KeyUnavailable as problem:
+            api_key, refusal = "no-key", str(problem)
         values = dict(
             base_url=endpoint.base_url,
             model=endpoint.model,
-            api_key=endpoint.resolved_api_key(),
+            api_key=api_key,
+            refusal=refusal,
             max_concurrency=max(1, endpoint.max_concurrency),
             rpm=endpoint.rpm,
             tpm=endpoint.tpm,
@@ -375,6 +391,9 @@ async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest
             except openai.APITimeoutError:
                 kind, message = ErrorKind.TIMEOUT, f"No answer within {settings.timeout:g} s."
             except openai.APIConnectionError as error:
+                if isinstance(error.__cause__, RefusedDestination):  # the outbound policy: retrying cannot help
+                    kind, message = ErrorKind.CONNECTION, str(error.__cause__)
+                    break
                 kind, message = ErrorKind.CONNECTION, f"Could not connect to {settings.base_url}: {error.__cause__ or error}"
             except openai.APIStatusError as error:
                 kind, message = ErrorKind.HTTP_ERROR, f"HTTP {error.status_code}: {_error_text(error)}"
@@ -394,10 +413,28 @@ def _error_text(error: Any) -> str:
     return str(error)[:200]
 
 
-def _make_client(settings: EndpointSettings) -> Any:
+def _make_client(settings: EndpointSettings, policy: OutboundPolicy) -> Any:
+    """The one place the openai client is built. Its HTTP client follows no redirects (a 3xx is an error: an
+    OpenAI-compatible API does not redirect, and a redirect could point at a refused address) and checks
+    every request's destination against the outbound policy (generation.outbound)."""
+    import httpx2
     import openai
 
-    return openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout)
+    http_client = httpx2.AsyncClient(
+        follow_redirects=False,
+        event_hooks={"request": [OutboundGuard(policy)]},
+        timeout=settings.timeout,
+        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),  # the openai package's defaults
+    )
+    return openai.AsyncOpenAI(
+        base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout,
+        http_client=http_client,
+    )
+
+
+def preflight_refusal(settings: EndpointSettings, policy: OutboundPolicy) -> str:
+    """Why a batch to this endpoint must not start ('' when it may): checked before any connection."""
+    return settings.refusal or policy.check(settings.base_url)[0]
 
 
 async def complete_many(
@@ -411,7 +448,16 @@ async def complete_many(
     if not requests:
         return
     stop = stop or threading.Event()
-    client = _make_client(settings)
+    policy = OutboundPolicy.from_settings()
+    refusal = await asyncio.to_thread(preflight_refusal, settings, policy)  # getaddrinfo blocks
+    if refusal:
+        for request in requests:
+            result = CompletionResult(key=request.key, error_kind=ErrorKind.CONNECTION, error=refusal,
+                                      cache_key=cache_key(settings, request.messages, effective_params(settings, request)))
+            if stop.is_set() or on_result(request, result) is False:
+                return
+        return
+    client = _make_client(settings, policy)
     semaphore = asyncio.Semaphore(settings.max_concurrency)
     limiter = RateLimiter(settings.rpm, settings.tpm)
     pending: deque[LLMRequest] = deque(requests)
@@ -581,12 +627,30 @@ def complete(endpoint: Any, messages: list[dict], *, json_schema: dict | None = 
     return results[0]
 
 
+CONNECTION_OK = "Reachable and OpenAI-compatible"
+CONNECTION_UNREACHABLE = "Not reachable. Could not connect, or no answer in time."
+CONNECTION_INCOMPATIBLE = "Not an OpenAI-compatible answer (check the base URL, the model name and the key)."
+
+
 def check_connection(endpoint: Any) -> tuple[bool, str]:
-    """A tiny uncached call; (ok, human-readable message)."""
+    """A tiny uncached call; (ok, message for the lead).
+
+    The message is one of four kinds: reachable and OpenAI-compatible / not reachable / not an
+    OpenAI-compatible answer / refused (the outbound policy or the key). Never the remote status, headers or
+    body: with those, the test button would be a port scanner and a way to read other servers' answers."""
     settings = EndpointSettings.from_endpoint(endpoint, max_retries=0)
+    refusal = preflight_refusal(settings, OutboundPolicy.from_settings())
+    if refusal == REFUSED_PRIVATE:
+        return False, f"{REFUSED_PRIVATE} {REFUSED_HINT}"
+    if refusal:
+        return False, refusal
     started = time.monotonic()
     result = complete(settings, [{"role": "user", "content": "Reply with the word OK."}], use_cache=False, max_tokens=5)
     seconds = time.monotonic() - started
-    if result.error_kind in (ErrorKind.HTTP_ERROR, ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.INVALID_JSON):
-        return False, result.error
-    return True, f"Connected to {settings.model} at {settings.base_url} in {seconds:.2f} s."
+    if result.error_kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION):
+        if result.error.startswith("Refused"):  # the request hook: the host now resolves elsewhere
+            return False, f"{REFUSED_PRIVATE} {REFUSED_HINT}"
+        return False, CONNECTION_UNREACHABLE
+    if not result.choices:  # an HTTP error, a body that is not JSON, or JSON without choices
+        return False, CONNECTION_INCOMPATIBLE
+    return True, f"{CONNECTION_OK}: {settings.model} at {settings.base_url} answered in {seconds:.2f} s."

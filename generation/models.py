@@ -11,6 +11,14 @@ from django.db.models import Q
 
 from synthstudio.models import BackgroundJob, Codebook, Project, Sample
 
+from .endpoint_keys import (
+    UNREADABLE_MESSAGE,
+    EncryptedKeyField,
+    KeyUnavailable,
+    UnreadableKey,
+    key_variable_problem,
+)
+
 
 class LLMEndpointQuerySet(models.QuerySet):
     def usable_in(self, project: Project) -> LLMEndpointQuerySet:
@@ -20,7 +28,9 @@ class LLMEndpointQuerySet(models.QuerySet):
 
 class LLMEndpoint(models.Model):
     """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp …). The API key comes from an
-    environment variable named in `api_key_env`, or is entered once and stored; it is never shown again."""
+    environment variable named in `api_key_env` (only names the operator allowed: generation.endpoint_keys),
+    or is entered once and stored encrypted; it is never shown again. The endpoint made from LLM_BASE_URL /
+    LLM_API_KEY (`from_environment`) is the operator's, and the only one that uses LLM_API_KEY."""
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_endpoints",
@@ -32,7 +42,10 @@ class LLMEndpoint(models.Model):
     api_key_env = models.CharField(
         max_length=100, blank=True, help_text="Name of an environment variable holding the API key."
     )
-    stored_api_key = models.CharField(max_length=500, blank=True, editable=False)
+    stored_api_key = EncryptedKeyField(blank=True, editable=False, help_text="Encrypted at rest (Fernet, from SECRET_KEY).")
+    from_environment = models.BooleanField(
+        default=False, editable=False, help_text="Made from LLM_BASE_URL / LLM_API_KEY by the operator."
+    )
     max_concurrency = models.PositiveIntegerField(default=8)
     rpm = models.PositiveIntegerField(default=0, help_text="Requests per minute; 0 = no limit.")
     tpm = models.PositiveIntegerField(default=0, help_text="Tokens per minute; 0 = no limit.")
@@ -55,14 +68,53 @@ class LLMEndpoint(models.Model):
     def __repr__(self) -> str:  # never the key
         return f"<LLMEndpoint {self.pk} {self.name!r} {self.base_url} {self.model}>"
 
+    def key_problem(self) -> str:
+        """'' when the endpoint's key can be used, else why not. A variable the operator did not allow is
+        refused here too (not only in the form), so rows saved before the rule cannot leak it."""
+        if self.from_environment:
+            return ""
+        if self.api_key_env:
+            problem = key_variable_problem(self.api_key_env)
+            if problem:
+                return problem
+            if os.environ.get(self.api_key_env):
+                return ""
+        if isinstance(self.stored_api_key, UnreadableKey):
+            return UNREADABLE_MESSAGE
+        return ""
+
     @property
     def has_api_key(self) -> bool:
+        if self.key_problem():
+            return False
+        if self.from_environment:
+            return bool(settings.LLM_API_KEY)
         return bool(self.stored_api_key or (self.api_key_env and os.environ.get(self.api_key_env)))
 
+    @property
+    def key_status(self) -> str:
+        """Where the key comes from, for the endpoint pages (never the key)."""
+        problem = self.key_problem()
+        if problem:
+            return problem
+        if self.from_environment:
+            return "from $LLM_API_KEY (set by the operator)" if settings.LLM_API_KEY else "none"
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return f"from ${self.api_key_env}"
+        if self.stored_api_key:
+            return "stored (hidden)"
+        return f"none (${self.api_key_env} is not set)" if self.api_key_env else "none"
+
     def resolved_api_key(self) -> str:
+        """The key to send; raises KeyUnavailable rather than send a forbidden variable or garbage."""
+        problem = self.key_problem()
+        if problem:
+            raise KeyUnavailable(problem)
+        # Local servers (vLLM, Ollama, llama.cpp) accept any key; the openai client insists on one.
+        if self.from_environment:
+            return settings.LLM_API_KEY or "no-key"
         if self.api_key_env and os.environ.get(self.api_key_env):
             return os.environ[self.api_key_env]
-        # Local servers (vLLM, Ollama, llama.cpp) accept any key; the openai client insists on one.
         return self.stored_api_key or "no-key"
 
 

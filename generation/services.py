@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from synthstudio.jobs import enqueue
@@ -681,6 +682,28 @@ def run_rate_and_eta(run: GenerationRun) -> tuple[float | None, float | None]:
     return rate, (left / rate if rate and not run.is_finished else None)
 
 
+# -- outputs viewer ------------------------------------------------------------------------------------------
+
+def condition_names(*, project: Project) -> set[str]:
+    """The condition names the project's generation configs (every version) put on their items: the
+    dimensions, plus 'label' where a config conditions on the label (see generation_context)."""
+    names: set[str] = set()
+    for dimensions, on_label in GenerationConfig.objects.filter(project=project).values_list(
+        "dimensions", "condition_on_label"
+    ):
+        names.update(str(d["name"]) for d in dimensions or [] if isinstance(d, dict) and d.get("name"))
+        if on_label:
+            names.add("label")
+    return names
+
+
+def items_with_condition(items: QuerySet[GenerationItem], *, name: str, value: str) -> QuerySet[GenerationItem]:
+    """Items whose condition `name` equals `value`. The key is one explicit JSON key transform, so a name
+    can never be read as a lookup (`conditions__contains`, `…__regex`) the way a `conditions__{name}`
+    keyword would."""
+    return items.alias(condition_value=KeyTransform(name, "conditions")).filter(condition_value=value)
+
+
 # -- dataset-level rounds ------------------------------------------------------------------------------------
 
 def condition_stats(config: GenerationConfig) -> dict[str, dict[str, dict[str, int]]]:
@@ -787,7 +810,10 @@ def endpoint_sync_from_environment() -> LLMEndpoint | None:
         return None
     endpoint, _ = LLMEndpoint.objects.update_or_create(
         project=None, name=ENVIRONMENT_ENDPOINT_NAME,
-        defaults={"base_url": settings.LLM_BASE_URL, "model": settings.LLM_MODEL or "default", "api_key_env": "LLM_API_KEY"},
+        defaults={
+            "base_url": settings.LLM_BASE_URL, "model": settings.LLM_MODEL or "default", "api_key_env": "LLM_API_KEY",
+            "from_environment": True,  # the operator's: the only endpoint that may use LLM_API_KEY
+        },
     )
     return endpoint
 

@@ -1,30 +1,23 @@
-"""Celery tasks of the generation app: take an id, call a service. Idempotent: a redelivered or repeated
-task resumes the run and skips finished items."""
+"""Celery tasks of the generation app: take an id, call a service. The name is pinned (queued messages name it)
+and the limits come from synthstudio.task_limits. Idempotent: synthstudio.jobs.run_job skips a run that
+finished or that a live worker holds; a run resumed after a crash skips finished items (RunExecution keeps its
+own lease inside the run). Stalled runs are found by synthstudio.jobs.recover_stalled_jobs like every job."""
 
 from __future__ import annotations
 
-import logging
+from celery import Task, shared_task
 
-from celery import shared_task
-from celery.signals import worker_ready
+from synthstudio import task_limits
+from synthstudio.jobs import register_job_kind, run_job
 
 from . import services
-
-logger = logging.getLogger(__name__)
-
-
-@shared_task(acks_late=True, name="generation.run")
-def generation_run_task(run_id: int) -> None:
-    services.run_execute(run_id=run_id)
+from .models import GenerationRun
 
 
-@worker_ready.connect
-def resume_stalled_runs(sender=None, **kwargs) -> None:
-    """A starting worker picks up runs whose worker died (no heartbeat for a minute)."""
-    try:
-        resumed = services.runs_resume_stalled()
-    except Exception:  # never stop a worker from starting
-        logger.exception("Could not look for stalled generation runs")
-        return
-    if resumed:
-        logger.warning("Resumed stalled generation runs: %s", resumed)
+@shared_task(bind=True, acks_late=True, name="generation.run", **task_limits.GENERATION.options())
+def generation_run_task(self: Task, run_id: int) -> None:
+    run_job(self, GenerationRun.objects.all(), run_id, lambda run: services.run_execute(run_id=run.pk))
+
+
+# Retry also sends again the items whose calls never reached the endpoint (run_resume).
+register_job_kind(GenerationRun, generation_run_task, retry=lambda run: services.run_resume(run=run))

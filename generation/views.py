@@ -3,7 +3,6 @@ rounds and value proposals, and the outputs viewer. Annotators get 403, outsider
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 from django.contrib import messages
@@ -20,6 +19,7 @@ from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
 
 from . import services
+from .conditions import condition_filter_parse
 from .forms import EndpointForm, GenerationConfigForm, NextRoundForm, RunStartForm
 from .llm import ErrorKind, check_connection
 from .models import (
@@ -84,7 +84,8 @@ def endpoint_edit(request: HttpRequest, project_id: int, endpoint_id: int) -> Ht
     form = EndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, f"Endpoint {endpoint.name} saved.")
+        dropped = " The stored key was removed because the base URL or model changed: enter it again." if form.key_dropped else ""
+        messages.success(request, f"Endpoint {endpoint.name} saved.{dropped}")
         return redirect("generation:endpoint_list", project_id=project.id)
     return render(request, "generation/endpoint_edit.html", _context(project, endpoint=endpoint, form=form))
 
@@ -256,21 +257,18 @@ def run_next_round(request: HttpRequest, project_id: int, run_id: int) -> HttpRe
 
 # -- outputs ----------------------------------------------------------------------------------------------
 
-CONDITION_FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
-
-
 @require_GET
 @login_required
 def outputs(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     items = GenerationItem.objects.filter(run__project=project).exclude(status=ItemStatus.PENDING)
     run_id = request.GET.get("run", "")
-    if run_id.isdigit():
+    if run_id.isascii() and run_id.isdigit():  # "²".isdigit() is True and int("²") raises
         items = items.filter(run_id=int(run_id))
     condition = request.GET.get("condition", "")
-    match = CONDITION_FILTER.match(condition)
-    if match:
-        items = items.filter(**{f"conditions__{match.group(1)}": match.group(2)})
+    condition_filter = condition_filter_parse(condition, services.condition_names(project=project))
+    if condition_filter.applies:
+        items = services.items_with_condition(items, name=condition_filter.name, value=condition_filter.value)
     label = request.GET.get("label", "")
     if label:
         items = items.filter(label=label)
@@ -290,6 +288,7 @@ def outputs(request: HttpRequest, project_id: int) -> HttpResponse:
     template = "generation/outputs.html" + ("#output-table" if request.htmx else "")
     return render(request, template, _context(
         project, page=page, runs=runs, run_filter=run_id, condition_filter=condition, label_filter=label,
+        condition_ignored=condition_filter.ignored,
         parse_filter=parse_status, condition_counts=sorted(condition_counts.items()), label_counts=sorted(label_counts.items()),
         parse_counts=sorted(parse_counts.items()), total=len(summary), error_labels=ErrorKind.LABELS,
     ))

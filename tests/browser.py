@@ -10,6 +10,10 @@ Usage in any test file:
 
 Chromium is Debian's /usr/bin/chromium (no browser download). Where it is missing the tests are skipped with
 a reason, except in CI (env CI=true), where a missing browser is a failure.
+
+Every page is served with the Content-Security-Policy (no eval): give `page.wait_for_function` a function,
+"() => document.querySelector(...)", not a bare expression, which Playwright evals on every poll and the policy
+refuses. `browser_page` fails a test on any CSP violation reported in the console.
 """
 
 from __future__ import annotations
@@ -68,16 +72,46 @@ def chromium_browser() -> Iterator:
             browser.close()
 
 
+# Reports every Content-Security-Policy violation to the console, where the fixture below collects it (Chromium
+# also logs "Refused to ..." itself; the event covers what it reports only to the page). Injected by Playwright
+# through the DevTools protocol, so the policy does not block this script itself.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline code"}`
+    + ` at ${event.sourceFile || document.location.href}:${event.lineNumber}`);
+});
+"""
+
+
+def csp_violation(message_text: str) -> bool:
+    return message_text.startswith(("CSP violation:", "Refused to")) or "Content Security Policy" in message_text
+
+
+def watch_csp_violations(context) -> list[str]:
+    """The console messages of every page of `context` that report a CSP violation (the list fills as they come)."""
+    violations: list[str] = []
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+    context.on("console", lambda message: violations.append(message.text) if csp_violation(message.text) else None)
+    return violations
+
+
 @pytest.fixture
 def browser_page(chromium_browser, live_server) -> Iterator:
-    """A fresh Playwright Page (own cookies) for a test that also has the live_server running."""
+    """A fresh Playwright Page (own cookies) for a test that also has the live_server running.
+
+    A test fails if any page of its browser context violates the Content-Security-Policy: the policy blocks inline
+    code silently for the user (a button that does nothing), so every browser test doubles as a CSP check.
+    """
     context = chromium_browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    violations = watch_csp_violations(context)
     page = context.new_page()
     try:
         yield page
     finally:
         context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)))
 
 
 def login_as(page, live_server_url: str, username: str, password: str) -> None:

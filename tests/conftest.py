@@ -16,10 +16,13 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture(autouse=True, scope="session")
 def _fast_and_eager(django_test_environment):
-    """Eager Celery (tasks run in-process) and a fast password hasher; worker tests switch eager off."""
+    """Eager Celery (tasks run in-process) and a fast password hasher; worker tests switch eager off.
+    LLM calls may go to private addresses: the local OpenAI-compatible test server listens on 127.0.0.1
+    (tests/test_endpoint_security.py turns this off where it tests the refusal)."""
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.LLM_ALLOW_PRIVATE_HOSTS = True
     settings.CELERY_TASK_ALWAYS_EAGER = True
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True

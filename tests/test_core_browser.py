@@ -19,6 +19,7 @@ CSV = (
 @pytest.mark.browser
 def test_it_takes_a_lead_from_login_to_imported_samples(browser_page, live_server, lead, tmp_path, settings):
     settings.VAR_DIR = tmp_path
+    settings.PROJECT_CREATORS = "everyone"  # the default lets only staff create projects
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)
 

@@ -8,7 +8,9 @@ import re
 
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from annotation import review
 from annotation.models import LabellingRun, ReviewTask, SampleSignals
@@ -52,7 +54,11 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
     }  # fmt: skip
     logins = dict(re.findall(r"(demo_\w+)\s+password: (\S+)", second))
     assert logins == dict(re.findall(r"(demo_\w+)\s+password: (\S+)", first)) and len(logins) == 3
-    assert all(authenticate(username=name, password=password) for name, password in logins.items())
+    login = RequestFactory().post("/login/")  # django-axes throttles per username and IP: it needs the request
+    users = {name: authenticate(login, username=name, password=password) for name, password in logins.items()}
+    assert all(users.values())
+    for name, password in logins.items():
+        validate_password(password, users[name])  # the generated passwords pass every AUTH_PASSWORD_VALIDATOR
 
 
 def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):

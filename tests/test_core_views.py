@@ -79,7 +79,8 @@ def test_it_lists_only_the_users_own_projects(client, outsider, project):
     assert "Outsider&#x27;s own" in page and "Film reviews" not in page
 
 
-def test_it_creates_a_project_with_its_creator_as_lead(outsider_client, outsider):
+def test_it_creates_a_project_with_its_creator_as_lead(outsider_client, outsider, settings):
+    settings.PROJECT_CREATORS = "everyone"  # by default only staff create projects (test_endpoint_security.py)
     response = outsider_client.post(reverse("project_new"), {"name": "Intent triage", "description": ""})
 
     project = Project.objects.get(name="Intent triage")

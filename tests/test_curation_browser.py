@@ -30,9 +30,9 @@ def test_the_lead_makes_a_snapshot_and_downloads_it(browser_page, live_server, l
     assert "4 of 5 samples would be kept" in counts.inner_text()
 
     page.fill("input[name=max_chars]", "33")  # htmx refreshes the counts as the lead types
-    page.wait_for_function("document.querySelector('#curation-counts').innerText.includes('2 of 5')")
+    page.wait_for_function("() => document.querySelector('#curation-counts').innerText.includes('2 of 5')")
     page.fill("input[name=max_chars]", "")
-    page.wait_for_function("document.querySelector('#curation-counts').innerText.includes('4 of 5')")
+    page.wait_for_function("() => document.querySelector('#curation-counts').innerText.includes('4 of 5')")
     page.fill("input[name=note]", "browser snapshot")
     screenshot(page, "curation-filters")
     page.click("button[name=create_snapshot]")

@@ -65,5 +65,5 @@ def test_an_annotator_cannot_open_dashboards_but_compares_pairs_with_the_keyboar
     first_prompt = page.locator(".pair-prompt").inner_text()
     screenshot(page, "evaluation-pairwise-review")
     page.keyboard.press("1")
-    page.wait_for_function(f"document.querySelector('.pair-prompt') && document.querySelector('.pair-prompt').innerText !== {first_prompt!r}")
+    page.wait_for_function(f"() => document.querySelector('.pair-prompt') && document.querySelector('.pair-prompt').innerText !== {first_prompt!r}")
     assert PairwiseJudgment.objects.filter(rater__user=annotator).count() == 1

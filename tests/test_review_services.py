@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotation import review
@@ -18,6 +19,7 @@ from synthstudio.models import (
     Role,
     Sample,
 )
+from synthstudio.services import codebook_create_version
 from tests.conftest import make_user
 
 
@@ -288,3 +290,57 @@ def test_the_final_label_counts_every_annotator_and_imported_labels_and_leaves_a
     review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="negative")
     sample.refresh_from_db()
     assert (sample.final_label, sample.final_source, sample.final_weight) == ("negative", FinalSource.LLM, 0.8)
+
+
+def test_the_item_comes_with_the_current_llm_label_and_the_newest_codebook_and_only_to_its_annotator(
+    project, samples, annotator, lead, no_gold
+):
+    LLMAnnotation.objects.create(sample=samples[0], label="negative", distribution={"negative": 1.0}, method="offline",
+                                 is_current=False)
+    current = LLMAnnotation.objects.create(sample=samples[0], label="positive", distribution={"positive": 1.0},
+                                           method="offline")
+    route(project, samples[:1])
+    reserved = review.review_next(project=project, annotator=annotator)
+    newest = codebook_create_version(
+        project=project, user=lead, task_description="Sentiment, second version.", guidelines="",
+        labels=[{"name": "positive", "description": "Liked."}, {"name": "negative", "description": "Disliked."}],
+    )
+    loaded = review.review_item(project=project, assignment_id=reserved.pk, annotator=annotator)
+    assert loaded.task.sample.text == samples[0].text
+    assert loaded.llm_suggestion.pk == current.pk
+    assert loaded.current_codebook.pk == newest.pk
+    assert review.review_item(project=project, assignment_id=reserved.pk, annotator=lead) is None
+
+
+def test_claimable_tasks_leave_out_full_ones_and_those_the_annotator_holds_answered_or_skipped(
+    project, samples, annotator, lead, no_gold
+):
+    tasks = route(project, samples)  # four tasks, one slot each, served in this order
+    expires = timezone.now() + timedelta(minutes=5)
+    Assignment.objects.create(task=tasks[0], project=project, annotator=lead, expires_at=expires)
+    ReviewTask.objects.filter(pk=tasks[0].pk).update(claimed_count=1)  # full: the lead holds its one slot
+    Assignment.objects.create(task=tasks[1], project=project, annotator=annotator, expires_at=expires,
+                              status=AssignmentStatus.SKIPPED)
+    Assignment.objects.create(task=tasks[2], project=project, annotator=annotator, expires_at=expires,
+                              status=AssignmentStatus.EXPIRED)
+    claimable = ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=False)
+    assert [(task.pk, task.own_status) for task in claimable] == [
+        (tasks[2].pk, AssignmentStatus.EXPIRED), (tasks[3].pk, ""),
+    ]
+    assert list(ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=True)) == []
+
+
+def test_the_database_refuses_an_assignment_pointing_at_a_missing_project(project, samples, annotator):
+    task = ReviewTask.objects.create(project=project, sample=samples[0])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Assignment.objects.create(
+            task=task, project_id=project.pk + 1000, annotator=annotator, expires_at=timezone.now()
+        )
+        connection.check_constraints(table_names=[Assignment._meta.db_table])  # the constraint is deferred
+
+
+def test_the_database_refuses_an_answer_pointing_at_a_missing_codebook_version(project, samples, annotator):
+    missing = project.codebook.pk + 1000
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HumanAnnotation.objects.create(sample=samples[0], annotator=annotator, codebook_id=missing, label="positive")
+        connection.check_constraints(table_names=[HumanAnnotation._meta.db_table])

@@ -24,7 +24,7 @@ def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
     }
     environment.update(SYNTHSTUDIO_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
-        [sys.executable, "-c", "import synthstudio.settings as s; print('ENGINE', s.DATABASES['default']['ENGINE'])"],
+        [sys.executable, "-c", "import synthstudio.settings as s; print('ENGINE', s.DATABASES['default']['ENGINE']); print('DEBUG', s.DEBUG)"],
         cwd=REPO_DIR, env=environment, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -48,10 +48,25 @@ def test_it_stops_on_a_bad_value_and_names_the_variable(tmp_path, variable, valu
     assert "ImproperlyConfigured" in result.stderr and f"{variable}=" in result.stderr
 
 
-def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
-    result = load_settings(tmp_path, DEBUG="false")
+def test_debug_is_off_unless_the_environment_turns_it_on(tmp_path):
+    unset, on = load_settings(tmp_path), load_settings(tmp_path, DEBUG="true")
 
-    assert result.returncode != 0 and "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert unset.returncode == 0 and on.returncode == 0, unset.stderr + on.stderr
+    assert "DEBUG False" in unset.stdout.splitlines() and "DEBUG True" in on.stdout.splitlines()
+
+
+def test_it_generates_a_secret_key_with_debug_off_too_and_prefers_the_environment(tmp_path):
+    generated = load_settings(tmp_path, DEBUG="false")
+    script = "import synthstudio.settings as s; print(s.SECRET_KEY)"
+    environment = {**os.environ, "SYNTHSTUDIO_VAR_DIR": str(tmp_path), "DEBUG": "false"}
+    key = lambda **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", script], cwd=REPO_DIR, env={**environment, **env}, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+
+    assert generated.returncode == 0, generated.stderr
+    assert key(SECRET_KEY="") == (tmp_path / "secret_key").read_text().strip()
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert key(SECRET_KEY="from-the-environment") == "from-the-environment"
 
 
 def test_it_starts_with_defaults_and_generates_a_secret_key_once(tmp_path):

@@ -30,6 +30,9 @@ import pytest
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 HEARTBEAT_SECONDS = 1
+# A job whose worker died is requeued by the next worker this soon (synthstudio.jobs.recover_stalled_jobs). The
+# lease holder's pid is checked on this host, so a slow but live worker is never taken for a dead one.
+JOB_STALL_SECONDS = 2
 STARTUP_TIMEOUT_SECONDS = 120  # the machine is shared; a cold worker imports Django, Celery and every app
 
 
@@ -74,13 +77,16 @@ class CeleryWorkerProcess:
             CELERY_BROKER_URL=self.broker_url,
             CELERY_TASK_ALWAYS_EAGER="false",
             WORKER_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
+            JOB_STALL_SECONDS=str(JOB_STALL_SECONDS),
+            LLM_ALLOW_PRIVATE_HOSTS="true",  # the local OpenAI-compatible test server is on 127.0.0.1
             DJANGO_SETTINGS_MODULE="synthstudio.settings",
             PYTHONUNBUFFERED="1",
         )
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         return env
 
-    def start(self, *, wait: bool = True) -> None:
+    def start(self, *, wait: bool = True, pool: str = "solo") -> None:
+        """pool="prefork" (one child) where a test needs what only a process pool does, e.g. time limits."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("A worker is already running; stop or kill it first.")
         self.started += 1
@@ -88,7 +94,7 @@ class CeleryWorkerProcess:
         self.log_path = self.log_dir / f"worker-{self.started}.log"
         celery = Path(sys.executable).with_name("celery")
         command = [
-            str(celery), "-A", "synthstudio", "worker", "--pool=solo", "--loglevel=INFO",
+            str(celery), "-A", "synthstudio", "worker", f"--pool={pool}", "--concurrency=1", "--loglevel=INFO",
             "--without-gossip", "--without-mingle", "-n", self.hostname,
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
@@ -187,6 +193,7 @@ def celery_worker_process(transactional_db, tmp_path, settings) -> Iterator[Cele
     celery_app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.WORKER_HEARTBEAT_SECONDS = HEARTBEAT_SECONDS
+    settings.JOB_STALL_SECONDS = JOB_STALL_SECONDS
     _reset_producer_pools(celery_app)
     if not broker_url.startswith("filesystem://"):
         celery_app.control.purge()  # messages left by earlier tests would name rows that no longer exist

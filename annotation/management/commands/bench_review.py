@@ -2,18 +2,31 @@
 
     python manage.py bench_review --annotators 20 --items 2000 --overlap 1
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python manage.py bench_review --overlap 3
+    DATABASE_URL=... python manage.py bench_review --annotators 100 --think-ms 5000 --items 4000
 
 It creates a throwaway database (a separate SQLite file under var/ by default; with DATABASE_URL pointing at
 PostgreSQL, a new database `bench_review_<pid>` on that server), migrates it, creates a project with `items`
 routed items, starts gunicorn (4 sync workers by default; Django's ThreadedWSGIServer if gunicorn is missing)
-on a loopback port, and lets every annotator log in and then answer as fast as the server lets them: each POST of
-an answer returns the next item (the htmx flow of the workbench). The invariants are counted from the
-database afterwards, not assumed. Prints one JSON line; the throwaway database is removed at the end.
+on a loopback port, and lets every annotator log in and then answer until the queue is empty: each POST of an
+answer returns the next item (the htmx flow of the workbench). The invariants are counted from the database
+afterwards, not assumed. Prints one JSON line; the throwaway database is removed at the end.
 
-`cpu_ms_per_answer` splits the machine's work while the annotators answer: the server processes, the
-PostgreSQL backends (SQLite works inside the server) and the simulated annotators (this process), from /proc.
-With closed-loop clients and no pauses, latency ≈ annotators / throughput, so these numbers say where a lower
-p95 has to come from.
+Two modes:
+
+- `--think-ms 0` (the default): a closed loop with no pauses, every annotator answers as soon as the next item
+  arrives. A stress test: latency ≈ annotators / throughput, so it says how much the server can serve, not
+  how fast it feels. `offered_answers_per_s` is null (the demand is whatever is served).
+- `--think-ms MEAN`: every annotator reads each item for an exponentially distributed time (mean MEAN ms,
+  seeded by `--seed` per annotator) before answering, as people do. `offered_answers_per_s` = annotators ×
+  1000 / MEAN is the rate they would answer at if the server took no time.
+
+`served_answers_per_s` counts the answers stored while every annotator was still at work, i.e. until the first
+one found the queue empty: after that fewer people answer (the queue drains) and the overall `answers_per_s`
+(answers / seconds, the key of earlier runs) falls below what the server sustained. Served close to offered and
+a low p95 say the server keeps up with that many people. Latencies (`p50_ms`, `p95_ms`, `p99_ms`) are of the
+answer-and-next POST. `cpu_ms_per_answer` splits the machine's work while the annotators answer: the server
+processes, the PostgreSQL backends (SQLite works inside the server) and the simulated annotators (this
+process), from /proc.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -72,6 +86,8 @@ class AnnotatorRun:
     username: str
     latencies_ms: list[float] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
+    answered_at: list[float] = field(default_factory=list)  # perf_counter() when each answer was acknowledged
+    finished_at: float = float("inf")  # when the queue was empty for this annotator (or they gave up)
     errors: list[str] = field(default_factory=list)
 
 
@@ -114,7 +130,17 @@ class Browserless:
         self.connection.close()
 
 
-def annotate_until_empty(run: AnnotatorRun, host: str, port: int, project_id: int, start: threading.Barrier) -> None:
+def think_seconds(rng: random.Random, mean_ms: float) -> float:
+    """How long an annotator reads an item before answering: exponential with mean `mean_ms` (independent
+    people each answering at their own pace; memoryless, the usual model of think time), 0 in the closed loop."""
+    return rng.expovariate(1000.0 / mean_ms) if mean_ms > 0 else 0.0
+
+
+def annotate_until_empty(
+    run: AnnotatorRun, host: str, port: int, project_id: int, start: threading.Barrier, *, think_ms: float = 0.0,
+    rng: random.Random | None = None,
+) -> None:
+    rng = rng or random.Random(run.username)
     session = Browserless(host, port)
     try:
         status, _, page = session.request("GET", "/login/")
@@ -138,6 +164,7 @@ def annotate_until_empty(run: AnnotatorRun, host: str, port: int, project_id: in
                 run.errors.append("no answer form in the workbench")
                 return
             assignment_id = int(action.group(1).rstrip("/").split("/")[-2])
+            time.sleep(think_seconds(rng, think_ms))
             started = time.perf_counter()
             status, _, page = session.request(
                 "POST",
@@ -145,9 +172,11 @@ def annotate_until_empty(run: AnnotatorRun, host: str, port: int, project_id: in
                 {"label": labels[turn % len(labels)], "submission_id": submission.group(1), "seconds_spent": "0"},
                 headers={"HX-Request": "true", "X-CSRFToken": session.cookies.get("csrftoken", "")},
             )
-            run.latencies_ms.append((time.perf_counter() - started) * 1000)
+            answered = time.perf_counter()
+            run.latencies_ms.append((answered - started) * 1000)
             if status == 200 and "wb-error" not in page:
                 run.acknowledged.append(assignment_id)
+                run.answered_at.append(answered)
             elif status == 200:
                 run.errors.append(re.sub(r"\s+", " ", page.split("wb-error", 1)[1][:200]))
             turn += 1
@@ -156,6 +185,7 @@ def annotate_until_empty(run: AnnotatorRun, host: str, port: int, project_id: in
     except Exception as error:  # counted in the report, never hidden
         run.errors.append(f"{type(error).__name__}: {error}")
     finally:
+        run.finished_at = time.perf_counter()
         session.close()
 
 
@@ -194,6 +224,11 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", type=int, default=20)
         parser.add_argument("--items", type=int, default=2000)
         parser.add_argument("--overlap", type=int, default=1, help="Distinct annotators per item.")
+        parser.add_argument(
+            "--think-ms", type=float, default=0.0,
+            help="Mean time (ms, exponential) an annotator reads an item before answering; 0: closed loop, no pauses.",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="Seed of the annotators' think times.")
         # The README's deployment (gunicorn -w 4, sync workers): a free process takes the next request. gthread
         # workers keep each keep-alive connection in the process that accepted it, and with 2 × 4 the 20
         # connections split unevenly (9/11 measured: median 98 ms vs 125 ms per annotator). Over several runs on
@@ -204,11 +239,13 @@ class Command(BaseCommand):
         parser.add_argument("--server", choices=["gunicorn", "django"], default="gunicorn")
 
     def handle(
-        self, *args, annotators: int, items: int, overlap: int, workers: int, threads: int, worker_class: str, server: str,
-        **options,
+        self, *args, annotators: int, items: int, overlap: int, think_ms: float, seed: int, workers: int, threads: int,
+        worker_class: str, server: str, **options,
     ) -> None:
         if annotators < overlap:
             raise CommandError("--overlap cannot exceed --annotators: an item needs that many distinct people.")
+        if think_ms < 0:
+            raise CommandError("--think-ms is a mean time in milliseconds: 0 or more.")
         database_url = self.throwaway_database()
         try:
             call_command("migrate", verbosity=0, interactive=False)
@@ -219,7 +256,12 @@ class Command(BaseCommand):
             ) as (host, port):
                 barrier = threading.Barrier(annotators + 1)
                 clients = [
-                    threading.Thread(target=annotate_until_empty, args=(run, host, port, project.pk, barrier)) for run in runs
+                    threading.Thread(
+                        target=annotate_until_empty,
+                        args=(run, host, port, project.pk, barrier),
+                        kwargs={"think_ms": think_ms, "rng": random.Random(f"{seed}:{run.username}")},
+                    )
+                    for run in runs
                 ]
                 for client in clients:
                     client.start()
@@ -233,7 +275,10 @@ class Command(BaseCommand):
                     client.join()
                 seconds = time.perf_counter() - began
                 cpu_used = {role: cpu_seconds_by_role()[role] - cpu_before[role] for role in cpu_before}
-            report = self.report(project=project, runs=runs, seconds=seconds, overlap=overlap, items=items)
+            report = self.report(
+                project=project, runs=runs, began=began, seconds=seconds, overlap=overlap, items=items,
+                think_ms=think_ms,
+            )
             if report["answers"]:
                 report["cpu_ms_per_answer"] = {role: round(used * 1000 / report["answers"], 2) for role, used in cpu_used.items()}
             self.stdout.write(json.dumps(report))
@@ -393,7 +438,10 @@ class Command(BaseCommand):
 
     # ---------------------------------------------------------------- report
 
-    def report(self, *, project: Project, runs: list[AnnotatorRun], seconds: float, overlap: int, items: int) -> dict:
+    def report(
+        self, *, project: Project, runs: list[AnnotatorRun], began: float, seconds: float, overlap: int, items: int,
+        think_ms: float,
+    ) -> dict:
         answers = HumanAnnotation.objects.filter(sample__project=project, source=HumanSource.REVIEW)
         answer_count = answers.count()
         per_item = ReviewTask.objects.filter(project=project).annotate(
@@ -412,13 +460,19 @@ class Command(BaseCommand):
         latencies = sorted(latency for run in runs for latency in run.latencies_ms)
         cuts = quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99 or [0.0] * 99
         errors = [error for run in runs for error in run.errors]
+        all_at_work = min(run.finished_at for run in runs) - began
+        served_while_all_worked = sum(1 for run in runs for at in run.answered_at if at - began <= all_at_work)
         return {
             "annotators": len(runs),
+            "think_ms": think_ms,
             "answers": answer_count,
             "seconds": round(seconds, 2),
+            "offered_answers_per_s": round(len(runs) * 1000.0 / think_ms, 1) if think_ms else None,
+            "served_answers_per_s": round(served_while_all_worked / all_at_work, 1) if all_at_work > 0 else 0.0,
             "answers_per_s": round(answer_count / seconds, 1) if seconds else 0.0,
             "p50_ms": round(cuts[49], 1),
             "p95_ms": round(cuts[94], 1),
+            "p99_ms": round(cuts[98], 1),
             "double_assignments": double_assignments,
             "lost_answers": len(acknowledged - stored),
             "duplicate_answers": duplicate_answers,

@@ -30,8 +30,9 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"No such file: {path}")
         try:
-            records = parse_pairwise_file(file.read_bytes(), file.name)
-        except (PairwiseFileError, UnicodeDecodeError) as error:
+            with file.open("rb") as stream:  # streamed, with the limits of an upload (lines, columns, nesting)
+                records = parse_pairwise_file(stream, file.name)
+        except PairwiseFileError as error:
             raise CommandError(f"{file.name}: {error}") from error
         result = pairwise_import(project=target, records=records, batch=file.name)
         self.stdout.write(

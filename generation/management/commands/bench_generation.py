@@ -73,6 +73,7 @@ class Command(BaseCommand):
                 # production-like: DEBUG on would record every SQL query in memory in the worker
                 DEBUG="false",
                 SECRET_KEY=os.environ.get("SECRET_KEY") or uuid.uuid4().hex + uuid.uuid4().hex,
+                LLM_ALLOW_PRIVATE_HOSTS="true",  # the benchmark's own test server listens on 127.0.0.1
             )
             command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_generation", "--in-place",
                        "--requests", str(requests), "--latency-ms", str(latency_ms), "--concurrency", str(concurrency),

@@ -25,6 +25,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if not no_demo and not get_user_model().objects.exists():
             call_command("demo")
+        if not settings.DEBUG:
+            # runserver serves static/ only with DEBUG on; `make start` exports DEBUG=true.
+            self.stderr.write("DEBUG is off: pages will have no CSS or JavaScript. Run `make start` or set DEBUG=true.")
         if not settings.LLM_BASE_URL:
             self.stdout.write("No LLM_BASE_URL set: generation and labelling use the offline providers (marked 'offline').")
         celery = os.path.join(os.path.dirname(sys.executable), "celery")
