@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import LabellingRun, RoutingPolicy, SampleSignals, SignalsRun
+from annotation.models import LabellingRun, RoutingPolicy, SampleSignals, SignalsRun
 
 
 @admin.register(LabellingRun)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from annotation.models import BudgetKind, RoutingPolicy
 from generation.models import LLMEndpoint
 from synthstudio.models import LabelMethod, Project
-
-from .models import BudgetKind, RoutingPolicy
 
 LLM_METHODS = [
     (LabelMethod.LOGPROBS, "Token logprobs (one call, the endpoint must return logprobs)"),

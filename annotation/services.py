@@ -33,6 +33,22 @@ from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotation.labelling.distributions import CodebookSpec, Demo, LabelReading, LabelSpec
+from annotation.labelling.llm import ChunkResult, llm_label_chunk
+from annotation.labelling.offline import OFFLINE_MODEL_NAME, label_texts, offline_readings
+from annotation.models import (
+    LabellingRun,
+    ReviewTask,
+    RoutingPolicy,
+    RoutingStrategy,
+    SampleSignals,
+    SignalsRun,
+    TaskKind,
+)
+from annotation.review.final_labels import final_label_refresh
+from annotation.routing import router
+from annotation.routing import sample_signals as signal_core
+from annotation.routing.plan import RoutingPick, plan_routing_batch
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue, job_resume
 from synthstudio.models import (
@@ -46,23 +62,6 @@ from synthstudio.models import (
     text_hash,
 )
 from synthstudio.vectors import cosine_knn
-
-from . import router
-from . import signals as signal_core
-from .final_labels import final_label_refresh
-from .labelling import CodebookSpec, Demo, LabelReading, LabelSpec
-from .llm_labelling import ChunkResult, llm_label_chunk
-from .models import (
-    LabellingRun,
-    ReviewTask,
-    RoutingPolicy,
-    RoutingStrategy,
-    SampleSignals,
-    SignalsRun,
-    TaskKind,
-)
-from .offline_labeller import OFFLINE_MODEL_NAME, label_texts, offline_readings
-from .routing_plan import RoutingPick, plan_routing_batch
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ def labelling_run_start(
     only_unlabelled: bool = True,
 ) -> LabellingRun:
     """Create a labelling run and enqueue it. Without an endpoint the method is `offline`."""
-    from .tasks import labelling_run_task
+    from annotation.tasks import labelling_run_task
 
     codebook = project.codebook
     if codebook is None:
@@ -349,7 +348,7 @@ def labelling_run_cancel(*, run: LabellingRun) -> None:
 
 
 def signals_run_start(*, project: Project, user: AbstractBaseUser | None = None) -> SignalsRun:
-    from .tasks import signals_run_task
+    from annotation.tasks import signals_run_task
 
     run = SignalsRun.objects.create(project=project, created_by=user)
     enqueue(signals_run_task, run.pk)
@@ -590,7 +589,7 @@ def routing_next_batch_enqueue(*, project: Project) -> bool:
     """Queue `routing_next_batch_task` (on commit) unless the budget is spent or a batch was queued less than
     ROUTING_REQUEUE_AFTER_SECONDS ago and not routed yet. Marks the policy so the routing page can say so.
     A second queuing is harmless: the task routes only while no routed item is open, checked under a lock."""
-    from .tasks import routing_next_batch_task
+    from annotation.tasks import routing_next_batch_task
 
     policy = (
         RoutingPolicy.objects.filter(project=project, is_active=True)
@@ -702,7 +701,7 @@ def _learned_picks(
     )
     reviewed = np.flatnonzero(verified)
     wrong = np.array([data.samples[i].final_label != data.llm_labels[i] for i in reviewed], dtype=bool)
-    # the reviewers' own labels train a second student (annotation.router.human_student_probability)
+    # the reviewers' own labels train a second student (annotation.routing.router.human_student_probability)
     human_labels = np.array([column.get(data.samples[i].final_label, -1) for i in reviewed], dtype=np.int64)
     batch = router.route_next_batch(
         items,

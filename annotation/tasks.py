@@ -9,12 +9,11 @@ import logging
 
 from celery import Task, shared_task
 
+from annotation import services
+from annotation.models import LabellingRun, SignalsRun
 from synthstudio import task_limits
 from synthstudio.jobs import register_job_kind, run_job
 from synthstudio.models import Project
-
-from . import services
-from .models import LabellingRun, SignalsRun
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-from .labelling_urls import urlpatterns as labelling_urlpatterns
-from .review_urls import urlpatterns as review_urlpatterns
+from annotation.labelling.urls import urlpatterns as labelling_urlpatterns
+from annotation.review.urls import urlpatterns as review_urlpatterns
 
 app_name = "annotation"
 

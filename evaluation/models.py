@@ -149,7 +149,7 @@ from synthstudio.models import Codebook  # noqa: E402
 
 
 class CurationSettings(models.Model):
-    """A project's current curation filter settings (see evaluation.curation.FilterSettings)."""
+    """A project's current curation filter settings (see evaluation.curation.filters.FilterSettings)."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="curation_settings")
     filters = models.JSONField(default=dict, blank=True)

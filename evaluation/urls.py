@@ -1,5 +1,5 @@
-from .curation_urls import urlpatterns as curation_urlpatterns
-from .metrics_urls import urlpatterns as metrics_urlpatterns
+from evaluation.curation.urls import urlpatterns as curation_urlpatterns
+from evaluation.dashboards.urls import urlpatterns as metrics_urlpatterns
 
 app_name = "evaluation"
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from .forms import EndpointForm
-from .models import ConditionValueProposal, GenerationConfig, GenerationRun, LLMCall, LLMEndpoint
+from generation.forms import EndpointForm
+from generation.models import ConditionValueProposal, GenerationConfig, GenerationRun, LLMCall, LLMEndpoint
 
 
 @admin.register(LLMEndpoint)

@@ -6,4 +6,4 @@ class GenerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the endpoint security checks
+        from generation import checks  # noqa: F401 - registers the endpoint security checks

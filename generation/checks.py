@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .endpoint_keys import NEVER_KEY_VARIABLES
+from generation.endpoint_keys import NEVER_KEY_VARIABLES
 
 
 @register(Tags.security)

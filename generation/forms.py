@@ -8,13 +8,12 @@ from typing import Any
 
 from django import forms
 
+from generation import prompts
+from generation.endpoint_keys import allowed_key_variables, key_variable_problem
+from generation.llm.outbound import REFUSED_HINT, REFUSED_PRIVATE, refusal_for
+from generation.models import DemoStrategy, GenerationKind, LLMEndpoint, SamplingMode
+from generation.services import config_problems
 from synthstudio.models import Project
-
-from . import prompts
-from .endpoint_keys import allowed_key_variables, key_variable_problem
-from .models import DemoStrategy, GenerationKind, LLMEndpoint, SamplingMode
-from .outbound import REFUSED_HINT, REFUSED_PRIVATE, refusal_for
-from .services import config_problems
 
 
 class EndpointForm(forms.ModelForm):
@@ -202,7 +201,7 @@ class GenerationConfigForm(forms.Form):
 
     @classmethod
     def initial_from(cls, config) -> dict:
-        from .services import config_values
+        from generation.services import config_values
 
         values = config_values(config)
         values["name"] = config.name

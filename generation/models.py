@@ -9,15 +9,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from synthstudio.models import BackgroundJob, Codebook, Project, Sample
-
-from .endpoint_keys import (
+from generation.endpoint_keys import (
     UNREADABLE_MESSAGE,
     EncryptedKeyField,
     KeyUnavailable,
     UnreadableKey,
     key_variable_problem,
 )
+from synthstudio.models import BackgroundJob, Codebook, Project, Sample
 
 
 class LLMEndpointQuerySet(models.QuerySet):

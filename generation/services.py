@@ -17,13 +17,10 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from synthstudio.jobs import enqueue
-from synthstudio.models import FinalSource, HumanAnnotation, JobStatus, Project, Sample, text_hash
-
-from . import prompts
-from .conditions import plan_conditions, random_words, reweight_toward_weakness, vocabulary_from
-from .demo_selection import pick_demos
-from .llm import (
+from generation import prompts
+from generation.conditions import plan_conditions, random_words, reweight_toward_weakness, vocabulary_from
+from generation.demo_selection import pick_demos
+from generation.llm.client import (
     CompletionResult,
     EndpointSettings,
     ErrorKind,
@@ -32,8 +29,8 @@ from .llm import (
     complete_many_sync,
     estimate_tokens,
 )
-from .markov import GENERATOR_NAME, OfflineGenerator
-from .models import (
+from generation.llm.offline import GENERATOR_NAME, OfflineGenerator
+from generation.models import (
     ConditionValueProposal,
     GenerationConfig,
     GenerationItem,
@@ -42,6 +39,8 @@ from .models import (
     LLMEndpoint,
     ProposalStatus,
 )
+from synthstudio.jobs import enqueue
+from synthstudio.models import FinalSource, HumanAnnotation, JobStatus, Project, Sample, text_hash
 
 ITEM_RESULT_FIELDS = [
     "steps", "status", "parse_status", "error", "raw_output", "parsed", "label", "cached", "prompt_tokens",
@@ -58,7 +57,7 @@ CONFIG_FIELDS = (
 # -- configs -----------------------------------------------------------------------------------------------
 
 def config_problems(*, template: str, dimensions: list[dict], json_schema: dict) -> list[str]:
-    from .schema import check_schema
+    from generation.llm.schema import check_schema
 
     names = [d.get("name", "") for d in dimensions]
     problems = prompts.template_problems(template, names)
@@ -271,7 +270,7 @@ def run_start(
     previous: GenerationRun | None = None, enqueue_task: bool = True,
 ) -> GenerationRun:
     """Plan every item (prompts rendered now, so the run is reproducible) and queue the run."""
-    from .tasks import generation_run_task
+    from generation.tasks import generation_run_task
 
     total = count or config.target_count
     context = generation_context(config)
@@ -309,7 +308,7 @@ def run_cancel(*, run: GenerationRun) -> GenerationRun:
 def run_resume(*, run: GenerationRun) -> GenerationRun:
     """Queue the run again: pending items and items that failed to reach the endpoint are sent; finished
     items are skipped and their calls never re-sent (the cache holds every finished answer)."""
-    from .tasks import generation_run_task
+    from generation.tasks import generation_run_task
 
     with transaction.atomic():
         GenerationItem.objects.filter(run=run, status=ItemStatus.FAILED, parse_status__in=TRANSPORT_ERRORS).update(

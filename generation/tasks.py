@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
+from generation import services
+from generation.models import GenerationRun
 from synthstudio import task_limits
 from synthstudio.jobs import register_job_kind, run_job
-
-from . import services
-from .models import GenerationRun
 
 
 @shared_task(bind=True, acks_late=True, name="generation.run", **task_limits.GENERATION.options())

@@ -14,15 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from synthstudio.access import lead_project
-from synthstudio.jobs import worker_alive
-from synthstudio.models import Role
-
-from . import services
-from .conditions import condition_filter_parse
-from .forms import EndpointForm, GenerationConfigForm, NextRoundForm, RunStartForm
-from .llm import ErrorKind, check_connection
-from .models import (
+from generation import services
+from generation.conditions import condition_filter_parse
+from generation.forms import EndpointForm, GenerationConfigForm, NextRoundForm, RunStartForm
+from generation.llm.client import ErrorKind, check_connection
+from generation.models import (
     ConditionValueProposal,
     GenerationConfig,
     GenerationItem,
@@ -31,6 +27,9 @@ from .models import (
     LLMEndpoint,
     ProposalStatus,
 )
+from synthstudio.access import lead_project
+from synthstudio.jobs import worker_alive
+from synthstudio.models import Role
 
 
 def _context(project, **extra) -> dict:

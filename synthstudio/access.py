@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from .models import Membership, Project, Role
+from synthstudio.models import Membership, Project, Role
 
 
 def project_for_user(request: HttpRequest, project_id: int, *, lead: bool = False) -> tuple[Project, str]:

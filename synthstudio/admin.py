@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Codebook, ImportJob, Label, Membership, Project, Sample, WorkerHeartbeat
+from synthstudio.models import Codebook, ImportJob, Label, Membership, Project, Sample, WorkerHeartbeat
 
 
 class MembershipInline(admin.TabularInline):

@@ -9,12 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthstudio.settings")
 app = Celery("synthstudio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(related_name="curation_tasks")  # evaluation.curation_tasks
 
 from celery.signals import task_prerun  # noqa: E402
 
 # Importing the module connects the worker heartbeat signals.
-from . import worker_heartbeat  # noqa: E402,F401
+from synthstudio import worker_heartbeat  # noqa: E402,F401
 
 
 @task_prerun.connect

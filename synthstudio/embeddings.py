@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from django.conf import settings
 
-from .models import Embedding, text_hash
+from synthstudio.models import Embedding, text_hash
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 

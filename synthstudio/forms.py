@@ -3,8 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .importing import ColumnMapping
-from .models import Project, Role
+from synthstudio.importing import ColumnMapping
+from synthstudio.models import Project, Role
 
 
 class ProjectForm(forms.ModelForm):

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import PurePath
 from typing import Any, BinaryIO, TypeVar
 
-from .csv_safety import formula_unescape
+from synthstudio.csv_safety import formula_unescape
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 EXTENSIONS = {

@@ -43,8 +43,8 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .models import BackgroundJob, JobStatus, WorkerHeartbeat
-from .task_limits import LONGEST_HARD_LIMIT, duration_text
+from synthstudio.models import BackgroundJob, JobStatus, WorkerHeartbeat
+from synthstudio.task_limits import LONGEST_HARD_LIMIT, duration_text
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def job_kinds() -> dict[str, JobKind]:
     necessarily imported them yet (Celery discovers them lazily)."""
     global _tasks_imported
     if not _tasks_imported:
-        from . import celery_app
+        from synthstudio import celery_app
 
         celery_app.loader.import_default_modules()
         _tasks_imported = True

@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import reset_queries, transaction
 from django.db.models import Max
 
-from . import importing
-from .bulk_insert import ids_by_key, insert_rows, json_value
-from .jobs import enqueue
-from .models import (
+from synthstudio import importing
+from synthstudio.bulk_insert import ids_by_key, insert_rows, json_value
+from synthstudio.jobs import enqueue
+from synthstudio.models import (
     Codebook,
     FinalSource,
     HumanAnnotation,
@@ -38,7 +38,7 @@ from .models import (
     Sample,
     text_hash,
 )
-from .uploads import upload_limit_message
+from synthstudio.uploads import upload_limit_message
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def import_preview(*, job: ImportJob, limit: int = 10) -> importing.Preview:
 
 def import_start(*, job: ImportJob, mapping: importing.ColumnMapping) -> ImportJob:
     """Fix the mapping and the codebook version, then run the import in a worker."""
-    from .tasks import import_file
+    from synthstudio.tasks import import_file
 
     with transaction.atomic():
         job.mapping = mapping.to_dict()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from . import services, task_limits
-from .jobs import register_job_kind, run_job
-from .models import ImportJob
+from synthstudio import services, task_limits
+from synthstudio.jobs import register_job_kind, run_job
+from synthstudio.models import ImportJob
 
 
 @shared_task(bind=True, name="synthstudio.tasks.import_file", **task_limits.IMPORT.options())

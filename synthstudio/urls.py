@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from synthstudio import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +26,6 @@ urlpatterns = [
     path("projects/<int:project_id>/", include("generation.urls")),
     path("projects/<int:project_id>/", include("annotation.urls")),
     path("projects/<int:project_id>/", include("evaluation.urls")),
-    path("api/", include("evaluation.api_urls")),
+    path("api/", include("evaluation.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -16,9 +16,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from . import importing, jobs, services
-from .access import lead_project, may_create_projects, project_for_user
-from .forms import (
+from synthstudio import importing, jobs, services
+from synthstudio.access import lead_project, may_create_projects, project_for_user
+from synthstudio.forms import (
     CodebookForm,
     ImportMappingForm,
     ImportUploadForm,
@@ -27,9 +27,9 @@ from .forms import (
     ProjectForm,
     ProjectSettingsForm,
 )
-from .jobs import worker_alive
-from .models import ImportJob, LabelMethod, LLMAnnotation, Membership, Project, Role, Sample
-from .uploads import limit_upload_size, upload_refused
+from synthstudio.jobs import worker_alive
+from synthstudio.models import ImportJob, LabelMethod, LLMAnnotation, Membership, Project, Role, Sample
+from synthstudio.uploads import limit_upload_size, upload_refused
 
 
 @require_GET

@@ -24,8 +24,8 @@ def _beat(hostname: str, interval: float) -> None:
     from django.db import close_old_connections
     from django.utils import timezone
 
-    from .jobs import recover_stalled_jobs_if_due
-    from .models import WorkerHeartbeat
+    from synthstudio.jobs import recover_stalled_jobs_if_due
+    from synthstudio.models import WorkerHeartbeat
 
     while not _stop.is_set():
         try:
@@ -57,7 +57,7 @@ def start_heartbeat(sender=None, **kwargs) -> None:
 def stop_heartbeat(sender=None, **kwargs) -> None:
     _stop.set()
     try:
-        from .models import WorkerHeartbeat
+        from synthstudio.models import WorkerHeartbeat
 
         WorkerHeartbeat.objects.filter(hostname=_hostname(sender)).delete()
     except Exception:

@@ -18,7 +18,7 @@ PASSWORD = "correct-horse-battery"
 def _fast_and_eager(django_test_environment):
     """Eager Celery (tasks run in-process) and a fast password hasher; worker tests switch eager off.
     LLM calls may go to private addresses: the local OpenAI-compatible test server listens on 127.0.0.1
-    (tests/test_endpoint_security.py turns this off where it tests the refusal)."""
+    (tests/generation/test_endpoint_security.py turns this off where it tests the refusal)."""
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

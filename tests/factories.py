@@ -10,9 +10,9 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from annotation import review
 from annotation.models import Assignment, GoldItem, LabellingRun, SignalsRun
-from evaluation import curation_services
+from annotation.review import queue as review
+from evaluation.curation import services as curation_services
 from evaluation.models import (
     BenchmarkRun,
     ExportJob,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from generation.openai_test_server import OpenAICompatibleTestServer
+from generation.testing.openai_server import OpenAICompatibleTestServer
 
 
 @pytest.fixture

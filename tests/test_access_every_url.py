@@ -31,9 +31,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from annotation import review
 from annotation.models import RoutingPolicy, SampleSignals
-from evaluation.curation_services import api_token_create
+from annotation.review import queue as review
+from evaluation.curation.services import api_token_create
 from generation.models import LLMCall
 from synthstudio.models import Project, Role, WorkerHeartbeat
 from tests.factories import (
@@ -505,7 +505,7 @@ def test_another_member_gets_404_for_the_annotators_own_items(project, world, le
 @pytest.mark.parametrize("name,case", cases(Who.USER))
 def test_every_logged_in_user_gets_the_account_pages(lead, annotator, outsider, name, case, settings):
     settings.PROJECT_CREATORS = (
-        "everyone"  # project_new: by default staff only (tests/test_endpoint_security.py)
+        "everyone"  # project_new: by default staff only (tests/generation/test_endpoint_security.py)
     )
     for user in (lead, annotator, outsider):
         assert send(client_as(user), case.methods[0], reverse(name)).status_code == case.status, (

@@ -1,6 +1,6 @@
 from django import template
 
-from ..markdown import render_markdown
+from synthstudio.markdown import render_markdown
 
 register = template.Library()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.selection import VoteGraph, kmeans_select, random_select, votek_select
+from annotation.routing.selection import VoteGraph, kmeans_select, random_select, votek_select
 
 
 def read_labelled(path: Path) -> tuple[list[str], list[str]]:

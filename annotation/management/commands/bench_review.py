@@ -55,8 +55,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count, F, Q
 
-from annotation import review
 from annotation.models import Assignment, AssignmentStatus, ReviewTask, TaskKind
+from annotation.review import queue as review
 from synthstudio.models import (
     HumanAnnotation,
     HumanSource,

@@ -6,7 +6,7 @@
 Reads the routing format (text, gold, llm_label, llm_confidence, llm_probs), and for each strategy imports it
 into a fresh project in a throwaway database, computes embeddings (cached per text: the main database's
 cache is reused and filled, so the second run embeds nothing) and signals, routes in batches of 5% of the
-data, answers every routed item with `gold` through annotation.review.review_answer_submit (the path a
+data, answers every routed item with `gold` through annotation.review.queue.review_answer_submit (the path a
 human's answer takes, whose routing_after_answer hook queues the next batch; Celery runs eagerly here), and
 records the final label accuracy at each budget. Prints one JSON line:
 
@@ -176,7 +176,7 @@ class Command(BaseCommand):
         self, rows: list[dict], strategy: str, budgets: list[float], batch_share: float, signals_source
     ) -> dict:
         from annotation import services
-        from annotation.review import review_answer_submit, review_next
+        from annotation.review.queue import review_answer_submit, review_next
         from synthstudio.services import codebook_create_version, project_create
 
         users = get_user_model().objects

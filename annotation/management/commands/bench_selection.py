@@ -19,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.selection import entropy_select, kmeans_select, votek_select
+from annotation.routing.selection import entropy_select, kmeans_select, votek_select
 from synthstudio.benchmarking import peak_rss_mb
 
 STRATEGIES = ("votek", "kmeans", "entropy")

@@ -19,8 +19,8 @@ import time
 import numpy as np
 from django.core.management.base import BaseCommand
 
-from evaluation import metrics
-from evaluation.downstream import benchmark_training_set
+from evaluation.benchmark.downstream import benchmark_training_set
+from evaluation.dashboards import metrics
 
 DIMENSIONS = 384
 LABELS = ["world", "sports", "business", "science"]
@@ -110,7 +110,7 @@ class Command(BaseCommand):
         from django.db import transaction
         from django.test import Client
 
-        from evaluation import metrics_services
+        from evaluation.dashboards import services as metrics_services
         from evaluation.models import MetricsCache
         from synthstudio.models import HumanAnnotation, LabelMethod, LLMAnnotation, Sample
         from synthstudio.services import codebook_create_version, project_create

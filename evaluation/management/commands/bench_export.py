@@ -4,7 +4,7 @@
 
 Creates a scratch database (the test database of the configured backend, destroyed afterwards), fills a
 project with --rows LLM-labelled samples, builds a snapshot through snapshot_create and exports it to JSONL
-and Parquet through evaluation.export.export_file (the path the pages, worker and API use). Peak RSS is
+and Parquet through evaluation.export.writers.export_file (the path the pages, worker and API use). Peak RSS is
 measured per export after resetting the kernel's high-water mark (/proc/self/clear_refs), so it shows what
 exporting costs on top of the process baseline.
 """
@@ -58,9 +58,9 @@ class Command(BaseCommand):
         print(json.dumps(result))
 
     def run_benchmark(self, rows: int, seed: int) -> dict:
-        from evaluation.curation import FilterSettings
-        from evaluation.export import export_file
-        from evaluation.snapshots import snapshot_create
+        from evaluation.curation.filters import FilterSettings
+        from evaluation.curation.snapshots import snapshot_create
+        from evaluation.export.writers import export_file
         from synthstudio.models import FinalSource, LabelMethod, LLMAnnotation, Sample, text_hash
         from synthstudio.services import codebook_create_version, project_create
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from evaluation.judges import judge_run_execute, judge_run_start
 from evaluation.models import JudgeKind, JudgeRun
+from evaluation.preferences.judges import judge_run_execute, judge_run_start
 from synthstudio.models import Project, Role
 
 PROJECT_NAME = "Customer support intents (demo)"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.curation import FilterSettings
+from evaluation.curation.filters import FilterSettings
+from evaluation.curation.snapshots import curation_settings_save, snapshot_create
 from evaluation.models import Snapshot
-from evaluation.snapshots import curation_settings_save, snapshot_create
 from synthstudio.models import Project, Role
 
 PROJECT_NAME = "Customer support intents (demo)"

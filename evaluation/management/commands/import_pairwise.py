@@ -10,8 +10,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.metrics_services import pairwise_import
-from evaluation.pairwise_files import PairwiseFileError, parse_pairwise_file
+from evaluation.dashboards.services import pairwise_import
+from evaluation.preferences.files import PairwiseFileError, parse_pairwise_file
 from synthstudio.models import Project
 
 

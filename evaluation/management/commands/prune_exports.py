@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.curation_services import export_files_prune, export_files_unreferenced
+from evaluation.curation.services import export_files_prune, export_files_unreferenced
 
 
 class Command(BaseCommand):

@@ -169,7 +169,7 @@ class Benchmark:
     def run(self) -> dict:
         from generation import services
         from generation.models import GenerationItem, ItemStatus
-        from generation.openai_test_server import OpenAICompatibleTestServer
+        from generation.testing.openai_server import OpenAICompatibleTestServer
         from synthstudio.models import Sample
 
         with OpenAICompatibleTestServer(latency_ms=self.latency_ms) as server:

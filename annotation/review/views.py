@@ -1,0 +1,379 @@
+"""Pages of the review queue: the annotator's workbench (next, answer, skip, undo, history, edit) and the
+lead's views (queue overview, release/reassign, adjudication, gold items).
+
+Every page starts from request.user: non-members get 404, members who are not leads get 403 on lead pages,
+and an annotator's assignment is looked up among their own only (someone else's id is a 404).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation.models import Assignment, AssignmentStatus, GoldItem
+from annotation.review import queue as review
+from annotation.review.forms import (
+    AdjudicationForm,
+    GoldItemForm,
+    GoldRateForm,
+    ReassignForm,
+    ReviewAnswerForm,
+    ReviewSkipForm,
+)
+from evaluation.dashboards.services import pairwise_pending_count
+from synthstudio.access import lead_project, project_for_user
+from synthstudio.models import (
+    Codebook,
+    FlagReason,
+    LabelMethod,
+    Membership,
+    Project,
+    QualityRating,
+    Role,
+    Sample,
+)
+
+WORKBENCH = "annotation/review/workbench.html"
+
+
+def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
+    assignment = review.review_item(project=project, assignment_id=assignment_id, annotator=request.user)
+    if assignment is None:
+        raise Http404("No such item in your queue.")
+    return assignment
+
+
+def _codebook(project: Project) -> Codebook | None:
+    """The current codebook with its labels fetched once (the label buttons and the codebook panel share them)."""
+    return project.codebooks.order_by("-version").prefetch_related("labels").first()
+
+
+def _current_codebook(project: Project) -> Codebook | None:
+    """The current codebook version without its labels (the workbench takes them from review.codebook_labels)."""
+    return project.codebooks.order_by("-version").first()
+
+
+def _item_context(project: Project, assignment: Assignment | None) -> dict:
+    """What the workbench shows about the reserved item: text, fields, conditions, the LLM's suggestion."""
+    if assignment is None:
+        return {"assignment": None}
+    sample = assignment.task.sample
+    suggestion = assignment.llm_suggestion if project.show_llm_suggestion else None
+    provenance = sample.provenance if isinstance(sample.provenance, dict) else {}
+    conditions = provenance.get("conditions")
+    return {
+        "assignment": assignment,
+        "sample": sample,
+        "fields": sample.fields if isinstance(sample.fields, dict) else {},
+        "conditions": conditions if isinstance(conditions, dict) else {},
+        "suggestion": suggestion,
+        "suggestion_is_offline": bool(suggestion and suggestion.method == LabelMethod.OFFLINE),
+        "submission_id": uuid.uuid4().hex,
+    }
+
+
+def _render_workbench(
+    request: HttpRequest,
+    project: Project,
+    role: str,
+    assignment: Assignment | None,
+    *,
+    error: str = "",
+    saved_label: str = "",
+    status: int = 200,
+    pairs_waiting: int = 0,
+    codebook: Codebook | None = None,
+) -> HttpResponse:
+    """`codebook`: the project's current version when this request has read it already (saves a query)."""
+    progress = review.review_progress(project=project, annotator=request.user)
+    if assignment is not None:
+        codebook = assignment.current_codebook
+    elif codebook is None:
+        codebook = _current_codebook(project)
+    context = {
+        "project": project,
+        "role": role,
+        "codebook": codebook,
+        "labels": review.codebook_labels(codebook) if codebook else (),
+        "progress": progress,
+        "items_left": progress.remaining + (1 if assignment is not None else 0),
+        "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
+        "rating_choices": QualityRating.choices,
+        "error": error,
+        "saved_label": saved_label,
+        "pairs_waiting": pairs_waiting,
+        **_item_context(project, assignment),
+    }
+    template = WORKBENCH + "#workbench" if request.htmx else WORKBENCH
+    return render(request, template, context, status=status)
+
+
+@require_GET
+@login_required
+def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The workbench: the annotator's current reservation or their next item. A full page also counts the
+    pairs waiting for them; once the label queue is empty the workbench loads the next pair from
+    evaluation:pairwise_review (a request of its own, so answering labels never queries pairs)."""
+    project, role = project_for_user(request, project_id)
+    assignment = review.review_next(project=project, annotator=request.user)
+    pairs_waiting = 0 if request.htmx else pairwise_pending_count(project=project, user=request.user)
+    return _render_workbench(request, project, role, assignment, pairs_waiting=pairs_waiting)
+
+
+@require_POST
+@login_required
+def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
+    """Store the answer, then show the next item in the same response (htmx) or redirect to it."""
+    project, role = project_for_user(request, project_id)
+    assignment = _own_assignment(request, project, assignment_id)
+    form = ReviewAnswerForm(request.POST)
+    if not form.is_valid():
+        error = "Pick a label." if "label" in form.errors else "The answer could not be read: " + "; ".join(
+            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
+        )
+        return _render_workbench(request, project, role, assignment, error=error, status=200 if request.htmx else 400)
+    try:
+        review.review_answer_submit(assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data)
+    except review.ReviewError as refusal:
+        current = review.review_next(project=project, annotator=request.user)
+        return _render_workbench(request, project, role, current, error=str(refusal))
+    if not request.htmx:
+        return redirect("annotation:review_queue", project_id=project.id)
+    codebook = assignment.current_codebook
+    following = review.review_next(project=project, annotator=request.user, codebook=codebook)
+    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook)
+
+
+@require_POST
+@login_required
+def review_skip(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
+    project, role = project_for_user(request, project_id)
+    assignment = _own_assignment(request, project, assignment_id)
+    form = ReviewSkipForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            review.review_skip(assignment=assignment, reason=form.cleaned_data["reason"])
+        except review.ReviewError as refusal:
+            error = str(refusal)
+    else:
+        error = "Say why you skip it."
+    if not request.htmx and not error:
+        return redirect("annotation:review_queue", project_id=project.id)
+    return _render_workbench(request, project, role, review.review_next(project=project, annotator=request.user), error=error)
+
+
+@require_POST
+@login_required
+def review_undo(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Take back one's last answer; that item is shown again."""
+    project, role = project_for_user(request, project_id)
+    undone = review.review_answer_undo(project=project, annotator=request.user)
+    error = "" if undone else "There is no answer to undo."
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("annotation:review_queue", project_id=project.id)
+    return _render_workbench(request, project, role, review.review_next(project=project, annotator=request.user), error=error)
+
+
+@require_GET
+@login_required
+def review_history(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The annotator's recent answers, each editable."""
+    project, role = project_for_user(request, project_id)
+    history = review.review_history(project=project, annotator=request.user)
+    return render(request, "annotation/review/history.html", {"project": project, "role": role, "history": history})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def review_answer_edit(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
+    project, role = project_for_user(request, project_id)
+    assignment = _own_assignment(request, project, assignment_id)
+    if assignment.status != AssignmentStatus.ANSWERED or assignment.answer is None:
+        messages.error(request, "Only an answered item can be edited.")
+        return redirect("annotation:review_history", project_id=project.id)
+    answer = assignment.answer
+    error = ""
+    if request.method == "POST":
+        form = ReviewAnswerForm(request.POST)
+        if form.is_valid():
+            fields = {key: form.cleaned_data[key] for key in ("label", "rating", "flag", "flag_note", "comment", "edited_text")}
+            try:
+                review.review_answer_edit(assignment=assignment, **fields)
+            except review.ReviewError as refusal:
+                error = str(refusal)
+            else:
+                messages.success(request, "Answer updated.")
+                return redirect("annotation:review_history", project_id=project.id)
+        else:
+            error = "Pick a label."
+    sample = assignment.task.sample
+    return render(
+        request,
+        "annotation/review/edit.html",
+        {
+            "project": project,
+            "role": role,
+            "assignment": assignment,
+            "answer": answer,
+            "sample": sample,
+            "current_text": answer.edited_text or sample.text,
+            "codebook": _codebook(project),
+            "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
+            "rating_choices": QualityRating.choices,
+            "error": error,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------------ lead
+
+
+@require_GET
+@login_required
+def review_overview(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    review.review_reservations_expire(project=project)
+    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "overview": review.review_queue_overview(project=project),
+        "reservations": review.review_reservations(project=project),
+        "members": members,
+    }
+    return render(request, "annotation/review/overview.html", context)
+
+
+@require_POST
+@login_required
+def review_release(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    assignment = get_object_or_404(Assignment, pk=assignment_id, task__project=project)
+    if review.review_assignment_release(assignment=assignment):
+        messages.success(request, "Released: the item is back in the queue.")
+    else:
+        messages.error(request, "That reservation had already ended.")
+    return redirect("annotation:review_overview", project_id=project.id)
+
+
+@require_POST
+@login_required
+def review_reassign(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    assignment = get_object_or_404(Assignment, pk=assignment_id, task__project=project)
+    form = ReassignForm(request.POST)
+    membership = None
+    if form.is_valid():
+        membership = Membership.objects.filter(project=project, user_id=form.cleaned_data["user_id"]).select_related("user").first()
+    if membership is None:
+        messages.error(request, "Pick a member of this project.")
+        return redirect("annotation:review_overview", project_id=project.id)
+    try:
+        review.review_assignment_reassign(assignment=assignment, annotator=membership.user)
+    except review.ReviewError as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"Reassigned to {membership.user.username}.")
+    return redirect("annotation:review_overview", project_id=project.id)
+
+
+@require_GET
+@login_required
+def adjudication_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    items = review.adjudication_queue(project=project)
+    return render(request, "annotation/review/adjudication_list.html", {"project": project, "role": Role.LEAD, "items": items})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    sample = get_object_or_404(Sample, pk=sample_id, project=project)
+    form = AdjudicationForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            review.adjudication_record(
+                sample=sample, label=form.cleaned_data["label"], note=form.cleaned_data["note"], user=request.user
+            )
+        except review.ReviewError as refusal:
+            error = str(refusal)
+        else:
+            messages.success(request, f"Adjudicated: {form.cleaned_data['label']}.")
+            return redirect("annotation:adjudication_list", project_id=project.id)
+    return render(
+        request,
+        "annotation/review/adjudication_detail.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "sample": sample,
+            "answers": review.sample_answers(sample=sample),
+            "suggestion": sample.current_llm_annotation(),
+            "codebook": _codebook(project),
+            "form": form,
+            "error": error,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def gold_items(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Gold items with their known labels; a form to mark one and the mix-in rate."""
+    project = lead_project(request, project_id)
+    form = GoldItemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        sample = Sample.objects.filter(pk=form.cleaned_data["sample_id"], project=project).first()
+        if sample is None:
+            form.add_error("sample_id", "No such sample in this project.")
+        else:
+            try:
+                review.gold_item_mark(
+                    project=project, sample=sample, label=form.cleaned_data["label"], user=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except review.ReviewError as refusal:
+                form.add_error("label", str(refusal))
+            else:
+                messages.success(request, f"Sample {sample.pk} is a gold item.")
+                return redirect("annotation:gold_items", project_id=project.id)
+    items = GoldItem.objects.filter(project=project).select_related("sample", "created_by")
+    rate_form = GoldRateForm(initial={"gold_rate": review.review_gold_rate(project)})
+    return render(
+        request,
+        "annotation/review/gold.html",
+        {"project": project, "role": Role.LEAD, "form": form, "rate_form": rate_form, "items": items, "codebook": _codebook(project)},
+    )
+
+
+@require_POST
+@login_required
+def gold_rate_set(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    form = GoldRateForm(request.POST)
+    if form.is_valid():
+        review.review_gold_rate_set(project=project, gold_rate=form.cleaned_data["gold_rate"])
+        messages.success(request, "Gold rate saved.")
+    else:
+        messages.error(request, "The gold rate is a share between 0 and 1.")
+    return redirect("annotation:gold_items", project_id=project.id)
+
+
+@require_POST
+@login_required
+def gold_item_remove(request: HttpRequest, project_id: int, gold_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    gold = get_object_or_404(GoldItem, pk=gold_id, project=project)
+    review.gold_item_remove(gold_item=gold)
+    messages.success(request, "Removed from gold.")
+    return redirect("annotation:gold_items", project_id=project.id)

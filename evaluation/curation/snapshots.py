@@ -1,0 +1,256 @@
+"""Curated snapshots: load a project's samples with the signals the filters need, preview what each filter
+removes, freeze the kept items into an immutable Snapshot, diff two snapshots."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Max
+
+from annotation.review.final_labels import LABEL_POLICY
+from evaluation.curation.filters import (
+    RATING_SCORES,
+    CurationItem,
+    CurationResult,
+    FilterSettings,
+    curate,
+    stratified_split,
+)
+from evaluation.dashboards.metrics import krippendorff_alpha_nominal
+from evaluation.models import CurationSettings, JudgeKind, JudgeRating, Snapshot, SnapshotItem
+from synthstudio.embeddings import embed_texts
+from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Project, Sample
+
+HUMAN_SOURCES = {FinalSource.HUMAN, FinalSource.ADJUDICATED}
+SNAPSHOT_BATCH = 2000
+SAMPLE_COLUMNS = ("id", "text", "final_label", "final_source", "final_weight", "fields", "origin", "provenance")
+
+
+def curation_settings_get(*, project: Project) -> FilterSettings:
+    row = CurationSettings.objects.filter(project=project).first()
+    return FilterSettings.from_dict(row.filters if row else {})
+
+
+def curation_settings_save(*, project: Project, settings: FilterSettings) -> None:
+    CurationSettings.objects.update_or_create(project=project, defaults={"filters": settings.as_dict()})
+
+
+@dataclass
+class CurationInput:
+    rows: list[tuple]  # SAMPLE_COLUMNS, in id order
+    items: list[CurationItem]
+    llm_current: dict[int, tuple[str, float | None]]  # sample id -> (label, confidence)
+
+
+def curation_input_load(*, project: Project) -> CurationInput:
+    """Every sample of the project with its final label and filter signals, in a fixed number of queries."""
+    rows = list(Sample.objects.filter(project=project).order_by("id").values_list(*SAMPLE_COLUMNS))
+    llm_labels: dict[int, set[str]] = defaultdict(set)
+    llm_current: dict[int, tuple[str, float | None]] = {}
+    for sample_id, label, confidence, is_current in LLMAnnotation.objects.filter(
+        sample__project=project, valid=True
+    ).exclude(label="").values_list("sample_id", "label", "confidence", "is_current").iterator(chunk_size=5000):
+        llm_labels[sample_id].add(label)
+        if is_current:
+            llm_current[sample_id] = (label, confidence)
+    flagged = set(
+        HumanAnnotation.objects.filter(sample__project=project).exclude(flag="").values_list("sample_id", flat=True)
+    )
+    judge_scores: dict[int, float] = {}
+    # the newest rating per sample wins (rows ordered by run, oldest first)
+    for sample_id, rating in JudgeRating.objects.filter(
+        run__project=project, run__kind=JudgeKind.RATING
+    ).exclude(rating="").order_by("run_id").values_list("sample_id", "rating"):
+        if rating in RATING_SCORES:
+            judge_scores[sample_id] = RATING_SCORES[rating]
+    items = [
+        CurationItem(
+            text=text,
+            label=label,
+            human_verified=source in HUMAN_SOURCES,
+            confidence=weight if source == FinalSource.LLM else llm_current.get(sample_id, ("", None))[1],
+            llm_labels=frozenset(llm_labels.get(sample_id, ())),
+            judge_score=judge_scores.get(sample_id),
+            flagged=sample_id in flagged,
+        )
+        for sample_id, text, label, source, weight, *_ in rows
+    ]
+    return CurationInput(rows=rows, items=items, llm_current=llm_current)
+
+
+def curation_run(*, project: Project, settings: FilterSettings) -> tuple[CurationInput, CurationResult]:
+    data = curation_input_load(project=project)
+    embeddings = None
+    if settings.near_duplicate_threshold is not None and data.rows:
+        embeddings = embed_texts([row[1] for row in data.rows])
+    return data, curate(data.items, settings, embeddings=embeddings)
+
+
+def human_agreement(*, project: Project) -> dict:
+    """Krippendorff's alpha (nominal) over samples with two or more human labels, when there are any."""
+    units: dict[int, dict[object, str]] = defaultdict(dict)
+    for sample_id, annotator_id, row_id, label in (
+        HumanAnnotation.objects.filter(sample__project=project)
+        .exclude(label="")
+        .exclude(source=HumanSource.ADJUDICATION)
+        .order_by("created_at", "id")
+        .values_list("sample_id", "annotator_id", "id", "label")
+    ):
+        units[sample_id][annotator_id if annotator_id is not None else f"row-{row_id}"] = label
+    pairable = [list(labels.values()) for labels in units.values() if len(labels) >= 2]
+    if not pairable:
+        return {}
+    alpha = krippendorff_alpha_nominal(pairable)
+    return {"krippendorff_alpha": None if math.isnan(alpha) else round(alpha, 4), "items_multiply_labelled": len(pairable)}
+
+
+def snapshot_reserve(*, project: Project, user, note: str = "", licence: str = "unknown") -> Snapshot:
+    """The next version number, taken by a hidden (is_ready=False) row that snapshot_build fills."""
+    with transaction.atomic():
+        latest = Snapshot.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        return Snapshot.objects.create(
+            project=project, version=latest + 1, note=note, created_by=user, label_policy=LABEL_POLICY,
+            licence=licence or "unknown", is_ready=False,
+        )
+
+
+def snapshot_build(
+    *,
+    snapshot: Snapshot,
+    settings: FilterSettings,
+    split_fractions: dict[str, float] | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> Snapshot:
+    """Fill a reserved snapshot with the items that pass the filters, their final labels and weights, then
+    mark it ready. Rows are written in committed batches (a worker's progress stays visible) but the snapshot
+    is hidden until the last one lands; a rebuild after a crash first deletes the rows a dead build left.
+
+    The rows are copied: later label edits, sample deletions or filter changes never alter the snapshot.
+    """
+    if snapshot.is_ready:
+        return snapshot  # built already: snapshots never change
+    SnapshotItem.objects.filter(snapshot=snapshot).delete()
+    project = snapshot.project
+    if stage:
+        stage("Applying the curation filters…")
+    data, result = curation_run(project=project, settings=settings)
+    kept = [row for row, keep in zip(data.rows, result.keep, strict=True) if keep]
+    fractions = {name: float(value) for name, value in (split_fractions or {}).items() if float(value) > 0}
+    splits = stratified_split([row[2] for row in kept], fractions, seed=seed) if fractions else ["train"] * len(kept)
+    codebook = project.codebook
+    label_counts = Counter(row[2] for row in kept)
+    snapshot.filter_settings = settings.as_dict()
+    snapshot.codebook = codebook
+    snapshot.codebook_version = codebook.version if codebook else None
+    snapshot.label_names = codebook.label_names if codebook else sorted(label_counts)
+    snapshot.split_fractions = fractions
+    snapshot.item_count = len(kept)
+    snapshot.label_counts = dict(label_counts)
+    snapshot.removed_counts = result.counts
+    snapshot.stats = {
+        "agreement": human_agreement(project=project),
+        "sources": dict(Counter(row[3] for row in kept)),
+        "origins": dict(Counter(row[6] for row in kept)),
+        "splits": dict(Counter(splits)),
+        "generation_runs": sorted({str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")})[:50],
+    }
+    snapshot.save()
+    if stage:
+        stage(f"Writing {len(kept)} rows…")
+    written = 0
+    batch: list[SnapshotItem] = []
+    for row, split in zip(kept, splits, strict=True):
+        sample_id, text, label, source, weight, fields, origin, provenance = row
+        llm_label, llm_confidence = data.llm_current.get(sample_id, ("", None))
+        batch.append(
+            SnapshotItem(
+                snapshot=snapshot, sample_id=sample_id, sample_ref=sample_id, text=text, fields=fields or {},
+                label=label, label_source=source, weight=weight, split=split, llm_label=llm_label,
+                llm_confidence=llm_confidence, origin=origin, provenance=provenance or {},
+            )
+        )
+        if len(batch) >= SNAPSHOT_BATCH:
+            SnapshotItem.objects.bulk_create(batch)
+            written += len(batch)
+            batch = []
+            if progress:
+                progress(written, len(kept))
+    SnapshotItem.objects.bulk_create(batch)
+    written += len(batch)
+    if progress:
+        progress(written, len(kept))
+    return snapshot
+
+
+def snapshot_mark_ready(snapshot: Snapshot) -> None:
+    snapshot.is_ready = True
+    Snapshot.objects.filter(pk=snapshot.pk).update(is_ready=True)
+
+
+def snapshot_create(
+    *,
+    project: Project,
+    user,
+    settings: FilterSettings,
+    split_fractions: dict[str, float] | None = None,
+    note: str = "",
+    licence: str = "unknown",
+    seed: int = 0,
+) -> Snapshot:
+    """Reserve, build and show a snapshot in this process (tests, benchmarks; pages use a SnapshotJob)."""
+    snapshot = snapshot_reserve(project=project, user=user, note=note, licence=licence)
+    snapshot_build(snapshot=snapshot, settings=settings, split_fractions=split_fractions, seed=seed)
+    snapshot_mark_ready(snapshot)
+    return snapshot
+
+
+ROW_COLUMNS = ("sample_ref", "text", "label", "label_source", "weight", "split", "llm_label", "llm_confidence",
+               "origin", "fields", "provenance")
+
+
+def snapshot_rows(snapshot: Snapshot, *, split: str | None = None, chunk_size: int = 2000) -> Iterator[dict]:
+    """The snapshot's rows as dicts, streamed from the database in chunks (memory does not grow with size)."""
+    items = SnapshotItem.objects.filter(snapshot=snapshot)
+    if split:
+        items = items.filter(split=split)
+    for values in items.order_by("id").values_list(*ROW_COLUMNS).iterator(chunk_size=chunk_size):
+        yield dict(zip(ROW_COLUMNS, values, strict=True))
+
+
+def snapshot_splits(snapshot: Snapshot) -> list[str]:
+    order = {"train": 0, "validation": 1, "test": 2}
+    present = set(SnapshotItem.objects.filter(snapshot=snapshot).values_list("split", flat=True).distinct())
+    return sorted(present, key=lambda name: (order.get(name, 9), name))
+
+
+@dataclass
+class SnapshotDiff:
+    added: list[dict]
+    removed: list[dict]
+    relabelled: list[dict]
+
+
+def snapshot_diff(*, old: Snapshot, new: Snapshot) -> SnapshotDiff:
+    """Items added, removed and relabelled between two snapshots, matched by the sample they came from."""
+
+    def load(snapshot: Snapshot) -> dict[int, tuple[str, str]]:
+        return {
+            ref: (text, label)
+            for ref, text, label in SnapshotItem.objects.filter(snapshot=snapshot).values_list("sample_ref", "text", "label")
+        }
+
+    before, after = load(old), load(new)
+    added = [{"sample_id": ref, "text": after[ref][0], "label": after[ref][1]} for ref in sorted(after.keys() - before.keys())]
+    removed = [{"sample_id": ref, "text": before[ref][0], "label": before[ref][1]} for ref in sorted(before.keys() - after.keys())]
+    relabelled = [
+        {"sample_id": ref, "text": after[ref][0], "old_label": before[ref][1], "new_label": after[ref][1]}
+        for ref in sorted(before.keys() & after.keys())
+        if before[ref][1] != after[ref][1]
+    ]
+    return SnapshotDiff(added=added, removed=removed, relabelled=relabelled)

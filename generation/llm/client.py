@@ -1,0 +1,662 @@
+"""The one LLM client path, shared by generation and annotation: the `openai` package against any
+OpenAI-compatible endpoint, with our own retries, rate limits, concurrency bound, token accounting, cost and
+a cache of calls.
+
+API (import from here; annotation may use all of it):
+
+``complete(endpoint, messages, *, json_schema=None, use_cache=True, **params) -> CompletionResult``
+    One call. ``endpoint`` is an ``LLMEndpoint`` row or an ``EndpointSettings``. ``params`` are Chat
+    Completions parameters: temperature, top_p, max_tokens, n, seed, stop, logprobs, top_logprobs.
+
+``complete_many_sync(endpoint, requests, on_result, *, use_cache=True, should_stop=None) -> BatchSummary``
+    Many calls, up to ``endpoint.max_concurrency`` in flight. ``requests`` are ``LLMRequest(key, messages,
+    params, json_schema)``; ``key`` is yours (e.g. an item id). ``on_result(request, result)`` is called in
+    the calling thread as results arrive, inside a transaction that also writes the cache row — so commit
+    your per-item result there and a crashed run resumes without re-sending finished calls. Return
+    ``False`` from ``on_result`` (or ``True`` from ``should_stop()``, polled about twice a second) to stop:
+    requests not yet sent are dropped, in-flight ones are abandoned. Cache hits are delivered first, with
+    ``result.cached`` True and no HTTP request. Alternatively pass ``on_batch=callback`` taking a list of
+    ``(request, result)`` pairs that arrived together (one transaction per group, for bulk writes).
+
+``complete_many(settings, requests, on_result)`` (async)
+    The same without cache or database: ``on_result`` is a plain callable run on the event loop.
+
+``CompletionResult``: ``content`` (first choice), ``choices`` (all contents), ``parsed`` (per choice: the
+JSON object when ``json_schema`` was given and it parsed and validated, else None), ``choice_errors`` (per
+choice: '' or an error kind), ``logprobs`` (per choice: [{token, logprob, top_logprobs: [{token, logprob}]}]
+or None), ``prompt_tokens``, ``completion_tokens``, ``cost``, ``cached``, ``error_kind`` ('' when at least
+one choice is usable), ``error`` (message), ``attempts``, ``response`` (the raw JSON), ``ok``.
+
+Error kinds (``ErrorKind``): http_error, timeout, connection, invalid_json (the body, or the content when JSON
+was asked for), schema_mismatch, refusal, empty_output. Retried: 429, 408/409, 5xx, timeouts, connection
+errors, malformed bodies — with exponential backoff (``backoff_base`` · 2^attempt, jittered, capped) or the
+server's ``Retry-After``/``retry-after-ms`` when given. After ``max_retries`` the result carries the error.
+
+``json_schema``: sent as ``response_format={"type": "json_schema", ...}`` when the endpoint supports it;
+the content is validated against it on return either way (``generation.llm.schema.validate``).
+When the endpoint does not support logprobs, ``logprobs``/``top_logprobs`` are not sent.
+
+The cache key is sha256 of (base_url, model, messages, effective params); only answers that arrived with a
+valid body are cached. Rate limits (RPM/TPM) and the concurrency bound hold per process and endpoint.
+The API key is never logged or included in reprs.
+
+Nothing is sent where it must not go: every batch checks the base URL against the outbound policy
+(``generation.outbound``: no loopback/private/link-local/… address unless the operator allowed it) before it
+connects, the HTTP client re-checks every request and follows no redirects, and an endpoint whose key may not
+be used (``generation.endpoint_keys``: a variable the operator did not allow, a stored key that no longer
+decrypts) sends nothing. Such batches fail every request at once with ``connection`` and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import queue
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from generation.endpoint_keys import KeyUnavailable
+from generation.llm.outbound import (
+    REFUSED_HINT,
+    REFUSED_PRIVATE,
+    OutboundGuard,
+    OutboundPolicy,
+    RefusedDestination,
+)
+from generation.llm.schema import validate
+
+logger = logging.getLogger(__name__)
+logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
+
+
+class ErrorKind:
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    REFUSAL = "refusal"
+    EMPTY_OUTPUT = "empty_output"
+    ALL = (HTTP_ERROR, TIMEOUT, CONNECTION, INVALID_JSON, SCHEMA_MISMATCH, REFUSAL, EMPTY_OUTPUT)
+    LABELS = {
+        HTTP_ERROR: "HTTP error",
+        TIMEOUT: "Timeout",
+        CONNECTION: "Connection failed",
+        INVALID_JSON: "Invalid JSON",
+        SCHEMA_MISMATCH: "Schema mismatch",
+        REFUSAL: "Refusal",
+        EMPTY_OUTPUT: "Empty output",
+    }
+
+
+BATCH_WINDOW_SECONDS = 0.05
+SENT_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", "logprobs", "top_logprobs", "response_format")
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    base_url: str
+    model: str
+    api_key: str = field(default="no-key", repr=False)
+    max_concurrency: int = 8
+    rpm: int = 0
+    tpm: int = 0
+    timeout: float = 60.0
+    max_retries: int = 4
+    price_input_per_1k: float = 0.0
+    price_output_per_1k: float = 0.0
+    supports_response_format: bool = True
+    supports_logprobs: bool = True
+    endpoint_id: int | None = None
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    # Why no request may be sent at all (the key variable is not allowed, the stored key is unreadable): the
+    # batch then fails every request at once without opening a connection.
+    refusal: str = ""
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Any, **overrides: Any) -> EndpointSettings:
+        if isinstance(endpoint, EndpointSettings):
+            return endpoint if not overrides else _replace(endpoint, **overrides)
+        try:
+            api_key, refusal = endpoint.resolved_api_key(), ""
+        except KeyUnavailable as problem:
+            api_key, refusal = "no-key", str(problem)
+        values = dict(
+            base_url=endpoint.base_url,
+            model=endpoint.model,
+            api_key=api_key,
+            refusal=refusal,
+            max_concurrency=max(1, endpoint.max_concurrency),
+            rpm=endpoint.rpm,
+            tpm=endpoint.tpm,
+            timeout=endpoint.timeout_seconds,
+            max_retries=endpoint.max_retries,
+            price_input_per_1k=float(endpoint.price_input_per_1k),
+            price_output_per_1k=float(endpoint.price_output_per_1k),
+            supports_response_format=endpoint.supports_response_format,
+            supports_logprobs=endpoint.supports_logprobs,
+            endpoint_id=endpoint.pk,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens / 1000 * self.price_input_per_1k + completion_tokens / 1000 * self.price_output_per_1k
+
+
+def _replace(settings: EndpointSettings, **changes: Any) -> EndpointSettings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+@dataclass
+class LLMRequest:
+    key: Hashable
+    messages: list[dict]
+    params: dict = field(default_factory=dict)
+    json_schema: dict | None = None
+
+
+@dataclass
+class CompletionResult:
+    key: Hashable = None
+    choices: list[str | None] = field(default_factory=list)
+    parsed: list[Any] = field(default_factory=list)
+    choice_errors: list[str] = field(default_factory=list)
+    logprobs: list[list[dict] | None] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    error_kind: str = ""
+    error: str = ""
+    attempts: int = 0
+    response: dict | None = None
+    cache_key: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_kind
+
+    @property
+    def content(self) -> str | None:
+        return self.choices[0] if self.choices else None
+
+
+@dataclass
+class BatchSummary:
+    sent: int = 0
+    cached: int = 0
+    failed: int = 0
+    stopped: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+# -- request shaping and the cache key ---------------------------------------------------------------------
+
+def effective_params(settings: EndpointSettings, request: LLMRequest) -> dict:
+    """The parameters actually sent, given what the endpoint supports."""
+    params = {name: value for name, value in request.params.items() if name in SENT_PARAMS and value is not None}
+    if not settings.supports_logprobs:
+        params.pop("logprobs", None)
+        params.pop("top_logprobs", None)
+    if request.json_schema and settings.supports_response_format and "response_format" not in params:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": request.json_schema},
+        }
+    if not settings.supports_response_format:
+        params.pop("response_format", None)
+    return params
+
+
+def cache_key(settings: EndpointSettings, messages: Sequence[dict], params: dict) -> str:
+    payload = {"base_url": settings.base_url.rstrip("/"), "model": settings.model, "messages": list(messages), "params": params}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def estimate_tokens(messages: Sequence[dict], params: dict) -> int:
+    """Rough token estimate (4 characters a token) for TPM limiting and cost previews."""
+    prompt = sum(len(str(message.get("content") or "")) for message in messages) // 4 + 4 * len(messages)
+    return prompt + int(params.get("max_tokens") or 256) * int(params.get("n") or 1)
+
+
+# -- reading answers ---------------------------------------------------------------------------------------
+
+FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*\}|\[.*\])\s*```", re.DOTALL)
+
+
+def parse_json_content(content: str) -> Any:
+    """JSON from a model's content; tolerates a ```json fence or prose around one object. Raises ValueError."""
+    text = content.strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    fenced = FENCED_JSON.search(text)
+    if fenced:
+        return json.loads(fenced.group(1))
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        return json.loads(text[start : end + 1])
+    raise ValueError("no JSON object in the answer")
+
+
+def read_response(
+    settings: EndpointSettings, request: LLMRequest, body: dict, *, cached: bool, attempts: int = 0, key: str = ""
+) -> CompletionResult:
+    """A CompletionResult from a response body (fresh or from the cache)."""
+    usage = body.get("usage") or {}
+    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    completion_tokens = int(usage.get("completion_tokens") or 0)
+    result = CompletionResult(
+        key=request.key,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=0.0 if cached else settings.cost(prompt_tokens, completion_tokens),
+        cached=cached,
+        attempts=attempts,
+        response=body,
+        cache_key=key,
+    )
+    raw_choices = body.get("choices")
+    if not isinstance(raw_choices, list) or not raw_choices:
+        result.error_kind, result.error = ErrorKind.EMPTY_OUTPUT, "The answer had no choices."
+        return result
+    for choice in sorted(raw_choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+        message = (choice or {}).get("message") or {}
+        content = message.get("content")
+        result.choices.append(content)
+        result.logprobs.append(((choice.get("logprobs") or {}).get("content")) if choice.get("logprobs") else None)
+        error, parsed = "", None
+        if message.get("refusal"):
+            error = ErrorKind.REFUSAL
+        elif content is None or not str(content).strip():
+            error = ErrorKind.EMPTY_OUTPUT
+        elif request.json_schema is not None:
+            try:
+                parsed = parse_json_content(str(content))
+            except ValueError:
+                error = ErrorKind.INVALID_JSON
+            else:
+                if validate(parsed, request.json_schema):
+                    error, parsed = ErrorKind.SCHEMA_MISMATCH, None
+        result.parsed.append(parsed)
+        result.choice_errors.append(error)
+    if all(result.choice_errors):
+        result.error_kind = result.choice_errors[0]
+        first = raw_choices[0].get("message") or {}
+        problems = validate(_safe_json(result.choices[0]), request.json_schema) if result.error_kind == ErrorKind.SCHEMA_MISMATCH else []
+        result.error = {
+            ErrorKind.REFUSAL: f"The model refused: {first.get('refusal')}",
+            ErrorKind.EMPTY_OUTPUT: "The model returned no text.",
+            ErrorKind.INVALID_JSON: "The answer is not valid JSON.",
+            ErrorKind.SCHEMA_MISMATCH: "The answer does not match the schema: " + "; ".join(problems[:3]),
+        }.get(result.error_kind, result.error_kind)
+    return result
+
+
+def _safe_json(content: str | None) -> Any:
+    try:
+        return parse_json_content(content or "")
+    except ValueError:
+        return None
+
+
+# -- rate limiting -----------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """Sliding one-minute window over requests (RPM) and estimated tokens (TPM); 0 means no limit."""
+
+    def __init__(self, rpm: int = 0, tpm: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rpm, self.tpm, self.clock = rpm, tpm, clock
+        self.events: deque[tuple[float, int]] = deque()
+        self.used = 0
+
+    def delay_needed(self, tokens: int) -> float:
+        """Seconds to wait before a request of `tokens` may go; 0 when it may go now (and it is recorded)."""
+        if not self.rpm and not self.tpm:
+            return 0.0
+        now = self.clock()
+        while self.events and self.events[0][0] <= now - 60:
+            self.used -= self.events.popleft()[1]
+        too_many = self.rpm and len(self.events) >= self.rpm
+        too_big = self.tpm and self.events and self.used + tokens > self.tpm
+        if too_many or too_big:
+            return max(0.01, self.events[0][0] + 60 - now)
+        self.events.append((now, tokens))
+        self.used += tokens
+        return 0.0
+
+    async def acquire(self, tokens: int) -> None:
+        while True:
+            delay = self.delay_needed(tokens)
+            if not delay:
+                return
+            await asyncio.sleep(delay)
+
+
+# -- sending -----------------------------------------------------------------------------------------------
+
+def retry_delay(settings: EndpointSettings, attempt: int, headers: Any = None) -> float:
+    """Retry-After / retry-after-ms when the server gives one, else jittered exponential backoff."""
+    if headers is not None:
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            raw = headers.get(name)
+            if raw:
+                try:
+                    return min(60.0, max(0.0, float(raw) * scale))
+                except ValueError:
+                    continue
+    return min(settings.backoff_max, settings.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+
+
+async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest, limiter: RateLimiter,
+                    semaphore: asyncio.Semaphore) -> CompletionResult:
+    import httpx2
+    import openai
+
+    params = effective_params(settings, request)
+    key = cache_key(settings, request.messages, params)
+    tokens = estimate_tokens(request.messages, params)
+    attempt, kind, message = 0, "", ""
+    while attempt <= settings.max_retries:
+        attempt += 1
+        headers = None
+        await limiter.acquire(tokens)
+        async with semaphore:
+            try:
+                # client.post with a raw-response cast: the openai client's transport, auth and error
+                # classes, without re-validating our already-shaped parameters on every call (that cost
+                # more CPU per request than everything else at high concurrency).
+                response = await client.post(
+                    "/chat/completions", cast_to=httpx2.Response,
+                    body={"model": settings.model, "messages": request.messages, **params},
+                )
+                text = response.text
+                try:
+                    body = json.loads(text)
+                    if not isinstance(body, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    kind, message = ErrorKind.INVALID_JSON, f"The endpoint answered a body that is not JSON: {text[:80]!r}"
+                else:
+                    return read_response(settings, request, body, cached=False, attempts=attempt, key=key)
+            except openai.APITimeoutError:
+                kind, message = ErrorKind.TIMEOUT, f"No answer within {settings.timeout:g} s."
+            except openai.APIConnectionError as error:
+                if isinstance(error.__cause__, RefusedDestination):  # the outbound policy: retrying cannot help
+                    kind, message = ErrorKind.CONNECTION, str(error.__cause__)
+                    break
+                kind, message = ErrorKind.CONNECTION, f"Could not connect to {settings.base_url}: {error.__cause__ or error}"
+            except openai.APIStatusError as error:
+                kind, message = ErrorKind.HTTP_ERROR, f"HTTP {error.status_code}: {_error_text(error)}"
+                headers = error.response.headers
+                if error.status_code not in (408, 409, 429) and error.status_code < 500:
+                    break
+        if attempt <= settings.max_retries:
+            await asyncio.sleep(retry_delay(settings, attempt, headers))
+    return CompletionResult(key=request.key, error_kind=kind, error=f"{message} (after {attempt} attempt{'s' * (attempt != 1)})",
+                            attempts=attempt, cache_key=key)
+
+
+def _error_text(error: Any) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:200]
+    return str(error)[:200]
+
+
+def _make_client(settings: EndpointSettings, policy: OutboundPolicy) -> Any:
+    """The one place the openai client is built. Its HTTP client follows no redirects (a 3xx is an error: an
+    OpenAI-compatible API does not redirect, and a redirect could point at a refused address) and checks
+    every request's destination against the outbound policy (generation.outbound)."""
+    import httpx2
+    import openai
+
+    http_client = httpx2.AsyncClient(
+        follow_redirects=False,
+        event_hooks={"request": [OutboundGuard(policy)]},
+        timeout=settings.timeout,
+        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),  # the openai package's defaults
+    )
+    return openai.AsyncOpenAI(
+        base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout,
+        http_client=http_client,
+    )
+
+
+def preflight_refusal(settings: EndpointSettings, policy: OutboundPolicy) -> str:
+    """Why a batch to this endpoint must not start ('' when it may): checked before any connection."""
+    return settings.refusal or policy.check(settings.base_url)[0]
+
+
+async def complete_many(
+    settings: EndpointSettings,
+    requests: Sequence[LLMRequest],
+    on_result: Callable[[LLMRequest, CompletionResult], Any],
+    *,
+    stop: threading.Event | None = None,
+) -> None:
+    """Send requests with at most `max_concurrency` in flight; call on_result as each finishes (no cache)."""
+    if not requests:
+        return
+    stop = stop or threading.Event()
+    policy = OutboundPolicy.from_settings()
+    refusal = await asyncio.to_thread(preflight_refusal, settings, policy)  # getaddrinfo blocks
+    if refusal:
+        for request in requests:
+            result = CompletionResult(key=request.key, error_kind=ErrorKind.CONNECTION, error=refusal,
+                                      cache_key=cache_key(settings, request.messages, effective_params(settings, request)))
+            if stop.is_set() or on_result(request, result) is False:
+                return
+        return
+    client = _make_client(settings, policy)
+    semaphore = asyncio.Semaphore(settings.max_concurrency)
+    limiter = RateLimiter(settings.rpm, settings.tpm)
+    pending: deque[LLMRequest] = deque(requests)
+
+    async def worker() -> None:
+        while pending and not stop.is_set():
+            request = pending.popleft()
+            result = await _send_one(client, settings, request, limiter, semaphore)
+            if stop.is_set():
+                return
+            if on_result(request, result) is False:
+                stop.set()
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(settings.max_concurrency, len(requests)))]
+
+    async def watch_stop() -> None:
+        while not all(task.done() for task in workers):
+            if stop.is_set():
+                for task in workers:
+                    task.cancel()
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.gather(watch_stop(), *workers, return_exceptions=True)
+    finally:
+        await client.close()
+
+
+def complete_many_sync(
+    endpoint: Any,
+    requests: Sequence[LLMRequest],
+    on_result: Callable[[LLMRequest, CompletionResult], Any] | None = None,
+    *,
+    on_batch: Callable[[list[tuple[LLMRequest, CompletionResult]]], Any] | None = None,
+    use_cache: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> BatchSummary:
+    """See the module docstring. Database work (cache and callbacks) happens in the calling thread.
+
+    Give `on_result(request, result)` per result, or `on_batch([(request, result), …])` per group of
+    results that arrived together (one transaction each: bulk writes are much cheaper at high rates)."""
+    if (on_result is None) == (on_batch is None):
+        raise ValueError("Give exactly one of on_result and on_batch.")
+    deliver = on_batch or (lambda pairs: _deliver_each(on_result, pairs))
+    from django.db import transaction
+
+    from generation.models import LLMCall
+
+    settings = EndpointSettings.from_endpoint(endpoint)
+    summary = BatchSummary()
+
+    def account(result: CompletionResult) -> None:
+        summary.cached += result.cached
+        summary.sent += not result.cached
+        summary.failed += not result.ok
+        summary.prompt_tokens += result.prompt_tokens
+        summary.completion_tokens += result.completion_tokens
+        summary.cost += result.cost
+
+    misses: list[LLMRequest] = list(requests)
+    if use_cache and requests:
+        keys = {id(r): cache_key(settings, r.messages, effective_params(settings, r)) for r in requests}
+        stored: dict[str, dict] = {}
+        unique = list(set(keys.values()))
+        for start in range(0, len(unique), 500):
+            stored.update(LLMCall.objects.filter(key__in=unique[start : start + 500]).values_list("key", "response"))
+        hits = [r for r in requests if keys[id(r)] in stored]
+        misses = [r for r in requests if keys[id(r)] not in stored]
+        for start in range(0, len(hits), 200):
+            pairs = [
+                (request, read_response(settings, request, stored[keys[id(request)]], cached=True, key=keys[id(request)]))
+                for request in hits[start : start + 200]
+            ]
+            with transaction.atomic():
+                for _, result in pairs:
+                    account(result)
+                if deliver(pairs) is False:
+                    summary.stopped = True
+            if summary.stopped or (should_stop and should_stop()):
+                summary.stopped = True
+                return summary
+    if not misses:
+        return summary
+
+    arrived: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    finished = threading.Event()
+
+    def run_loop() -> None:
+        try:
+            asyncio.run(complete_many(settings, misses, lambda req, res: arrived.put((req, res)), stop=stop))
+        except Exception:  # the batch must end; the caller sees the unsent requests as not done
+            logger.exception("LLM batch loop failed")
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=run_loop, name="llm-batch", daemon=True)
+    thread.start()
+    last_poll = time.monotonic()
+    try:
+        while True:
+            try:
+                batch = [arrived.get(timeout=0.2)]
+            except queue.Empty:
+                batch = []
+            if batch:
+                time.sleep(BATCH_WINDOW_SECONDS)  # let more results arrive: one transaction for the group
+            while True:
+                try:
+                    batch.append(arrived.get_nowait())
+                except queue.Empty:
+                    break
+            if batch:
+                with transaction.atomic():
+                    if use_cache:
+                        LLMCall.objects.bulk_create(
+                            [
+                                LLMCall(
+                                    key=res.cache_key, endpoint_id=settings.endpoint_id, base_url=settings.base_url,
+                                    model=settings.model, request={"messages": req.messages, "params": effective_params(settings, req)},
+                                    response=res.response, prompt_tokens=res.prompt_tokens,
+                                    completion_tokens=res.completion_tokens, cost=res.cost,
+                                )
+                                for req, res in batch
+                                if res.response is not None
+                            ],
+                            ignore_conflicts=True,
+                        )
+                    for _, res in batch:
+                        account(res)
+                    if deliver(batch) is False:
+                        stop.set()
+            if should_stop and time.monotonic() - last_poll > 0.5:
+                last_poll = time.monotonic()
+                if should_stop():
+                    stop.set()
+            if stop.is_set():
+                summary.stopped = True
+                break
+            if finished.is_set() and arrived.empty():
+                break
+    finally:
+        stop.set()  # also when on_result raised: the loop thread must end
+        thread.join(timeout=30)
+    return summary
+
+
+def _deliver_each(on_result: Callable, pairs: list[tuple[LLMRequest, CompletionResult]]) -> bool:
+    """Per-result delivery; stops at the first False (the rest of the group stays cached, undelivered)."""
+    for request, result in pairs:
+        if on_result(request, result) is False:
+            return False
+    return True
+
+
+def complete(endpoint: Any, messages: list[dict], *, json_schema: dict | None = None, use_cache: bool = True,
+             **params: Any) -> CompletionResult:
+    """One call through the same path as batches (cache, retries, limits)."""
+    results: list[CompletionResult] = []
+    complete_many_sync(
+        endpoint,
+        [LLMRequest(key=0, messages=messages, params=params, json_schema=json_schema)],
+        lambda request, result: results.append(result),
+        use_cache=use_cache,
+    )
+    return results[0]
+
+
+CONNECTION_OK = "Reachable and OpenAI-compatible"
+CONNECTION_UNREACHABLE = "Not reachable. Could not connect, or no answer in time."
+CONNECTION_INCOMPATIBLE = "Not an OpenAI-compatible answer (check the base URL, the model name and the key)."
+
+
+def check_connection(endpoint: Any) -> tuple[bool, str]:
+    """A tiny uncached call; (ok, message for the lead).
+
+    The message is one of four kinds: reachable and OpenAI-compatible / not reachable / not an
+    OpenAI-compatible answer / refused (the outbound policy or the key). Never the remote status, headers or
+    body: with those, the test button would be a port scanner and a way to read other servers' answers."""
+    settings = EndpointSettings.from_endpoint(endpoint, max_retries=0)
+    refusal = preflight_refusal(settings, OutboundPolicy.from_settings())
+    if refusal == REFUSED_PRIVATE:
+        return False, f"{REFUSED_PRIVATE} {REFUSED_HINT}"
+    if refusal:
+        return False, refusal
+    started = time.monotonic()
+    result = complete(settings, [{"role": "user", "content": "Reply with the word OK."}], use_cache=False, max_tokens=5)
+    seconds = time.monotonic() - started
+    if result.error_kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION):
+        if result.error.startswith("Refused"):  # the request hook: the host now resolves elsewhere
+            return False, f"{REFUSED_PRIVATE} {REFUSED_HINT}"
+        return False, CONNECTION_UNREACHABLE
+    if not result.choices:  # an HTTP error, a body that is not JSON, or JSON without choices
+        return False, CONNECTION_INCOMPATIBLE
+    return True, f"{CONNECTION_OK}: {settings.model} at {settings.base_url} answered in {seconds:.2f} s."
