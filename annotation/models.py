@@ -345,8 +345,8 @@ class RoutingPolicy(models.Model):
 
     @staticmethod
     def active_cache_key(project: Project) -> str:
-        """Where annotation.services.routing_policy_active caches whether the project's policy is active (the
-        creation time guards against a reused id, e.g. in a benchmark's throwaway database)."""
+        """Where annotation.routing.services.routing_policy_active caches whether the project's policy is active
+        (the creation time guards against a reused id, e.g. in a benchmark's throwaway database)."""
         return f"routing-policy-active:{project.pk}:{project.created_at.timestamp()}"
 
     def save(self, *args, **kwargs) -> None:
@@ -360,7 +360,7 @@ class RoutingPolicy(models.Model):
     def forget_cached_activity(self) -> None:
         """Every save (the routing page, the admin, update_or_create) clears this process's cached "active?"
         answer, now and again on commit in case a reader cached the old answer before the commit; other
-        processes see the change within services.ROUTING_ACTIVE_CACHE_SECONDS."""
+        processes see the change within routing.services.ROUTING_ACTIVE_CACHE_SECONDS."""
         key = self.active_cache_key(self.project)
         cache.delete(key)
         transaction.on_commit(lambda: cache.delete(key))

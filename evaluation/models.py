@@ -1,14 +1,14 @@
-"""Models of the evaluation app."""
+"""Models of the evaluation app, by feature: pairwise preferences and LLM-as-judge runs (PairwiseRater,
+PairwiseItem, PairwiseJudgment, JudgeRun, JudgeRating), the downstream benchmark (BenchmarkRun), the dashboards'
+cached numbers (MetricsCache, MetricsRefresh), curation (CurationSettings, RefinementRun, Snapshot, SnapshotItem,
+SnapshotJob), import and export (LabelStudioImportJob, ExportJob) and the API (ApiToken)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
-from synthstudio.models import BackgroundJob, Project, Sample
-
-# ---------------------------------------------------------------- metrics, preferences, judges, benchmarks
-# (issue 7; the refinement engineer's curation/snapshot models live in their own section)
+from synthstudio.models import BackgroundJob, Codebook, Project, Sample
 
 
 class RaterKind(models.TextChoices):
@@ -141,11 +141,6 @@ class MetricsRefresh(BackgroundJob):
     """A worker job recomputing MetricsCache for a data version."""
 
     data_version = models.CharField(max_length=64)
-
-
-# --- Curation, refinement runs, snapshots, exports and API tokens (issue 6) -----------------------------
-
-from synthstudio.models import Codebook  # noqa: E402
 
 
 class CurationSettings(models.Model):

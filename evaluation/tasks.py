@@ -4,7 +4,10 @@ come from synthstudio.task_limits. Re-delivery is safe: synthstudio.jobs.run_job
 that a live worker holds, judge runs resume from the results they stored, a metrics refresh or benchmark simply
 recomputes, an export whose file exists is not written again (snapshots never change), a snapshot build re-run
 after a crash rebuilds the hidden row it reserved, and a Label Studio import commits together with its job's
-success (so it never lands twice)."""
+success (so it never lands twice).
+
+One import direction (HackSoft): services import this module to enqueue, so each task imports the service it
+calls inside its body."""
 
 from __future__ import annotations
 
@@ -12,8 +15,6 @@ from pathlib import Path
 
 from celery import Task, shared_task
 
-from evaluation.curation import services as curation_services
-from evaluation.dashboards import services as metrics_services
 from evaluation.models import (
     BenchmarkRun,
     ExportJob,
@@ -23,38 +24,38 @@ from evaluation.models import (
     RefinementRun,
     SnapshotJob,
 )
-from evaluation.preferences import judges
 from synthstudio import task_limits
 from synthstudio.jobs import register_job_kind, run_job
 
 
 @shared_task(bind=True, name="evaluation.tasks.metrics_refresh_task", **task_limits.METRICS.options())
 def metrics_refresh_task(self: Task, job_id: int) -> None:
+    from evaluation.dashboards.services import metrics_refresh_run
+
     run_job(
         self,
         MetricsRefresh.objects.select_related("project"),
         job_id,
-        lambda job: metrics_services.metrics_refresh_run(job=job),
+        lambda job: metrics_refresh_run(job=job),
     )
 
 
 @shared_task(bind=True, name="evaluation.tasks.benchmark_run_task", **task_limits.BENCHMARK.options())
 def benchmark_run_task(self: Task, run_id: int) -> None:
-    run_job(
-        self,
-        BenchmarkRun.objects.select_related("project"),
-        run_id,
-        lambda run: metrics_services.benchmark_run(run=run),
-    )
+    from evaluation.benchmark.services import benchmark_run
+
+    run_job(self, BenchmarkRun.objects.select_related("project"), run_id, lambda run: benchmark_run(run=run))
 
 
 @shared_task(bind=True, name="evaluation.tasks.judge_run_task", **task_limits.JUDGE.options())
 def judge_run_task(self: Task, run_id: int) -> None:
+    from evaluation.preferences.judges import judge_run_execute
+
     run_job(
         self,
         JudgeRun.objects.select_related("project", "endpoint"),
         run_id,
-        lambda run: judges.judge_run_execute(run=run),
+        lambda run: judge_run_execute(run=run),
     )
 
 
@@ -67,31 +68,37 @@ register_job_kind(JudgeRun, judge_run_task)
     bind=True, name="evaluation.curation_tasks.refinement_run_task", **task_limits.REFINEMENT.options()
 )
 def refinement_run_task(self: Task, run_id: int) -> None:
+    from evaluation.curation.services import refinement_run_execute
+
     run_job(
         self,
         RefinementRun.objects.select_related("project"),
         run_id,
-        lambda run: curation_services.refinement_run_execute(run=run),
+        lambda run: refinement_run_execute(run=run),
     )
 
 
 @shared_task(bind=True, name="evaluation.curation_tasks.export_job_task", **task_limits.EXPORT.options())
 def export_job_task(self: Task, job_id: int) -> None:
+    from evaluation.curation.services import export_job_execute
+
     run_job(
         self,
         ExportJob.objects.select_related("snapshot__project"),
         job_id,
-        lambda job: curation_services.export_job_execute(job=job),
+        lambda job: export_job_execute(job=job),
     )
 
 
 @shared_task(bind=True, name="evaluation.curation_tasks.snapshot_job_task", **task_limits.SNAPSHOT.options())
 def snapshot_job_task(self: Task, job_id: int) -> None:
+    from evaluation.curation.services import snapshot_job_execute
+
     run_job(
         self,
         SnapshotJob.objects.select_related("project", "snapshot", "created_by"),
         job_id,
-        lambda job: curation_services.snapshot_job_execute(job=job),
+        lambda job: snapshot_job_execute(job=job),
     )
 
 
@@ -101,11 +108,13 @@ def snapshot_job_task(self: Task, job_id: int) -> None:
     **task_limits.LABELSTUDIO_IMPORT.options(),
 )
 def labelstudio_import_task(self: Task, job_id: int) -> None:
+    from evaluation.export.labelstudio import labelstudio_import_job_execute
+
     run_job(
         self,
         LabelStudioImportJob.objects.select_related("project"),
         job_id,
-        lambda job: curation_services.labelstudio_import_job_execute(job=job),
+        lambda job: labelstudio_import_job_execute(job=job),
     )
 
 

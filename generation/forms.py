@@ -1,4 +1,5 @@
-"""Forms of the generation app: endpoints (the API key is write-only) and generation configs."""
+"""Forms of the generation app: endpoints (the API key is write-only), generation configs, runs and rounds,
+and the requests and decisions on LLM-proposed condition values."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from django import forms
 from generation import prompts
 from generation.endpoint_keys import allowed_key_variables, key_variable_problem
 from generation.llm.outbound import REFUSED_HINT, REFUSED_PRIVATE, refusal_for
-from generation.models import DemoStrategy, GenerationKind, LLMEndpoint, SamplingMode
-from generation.services import config_problems
+from generation.models import DemoStrategy, GenerationConfig, GenerationKind, LLMEndpoint, SamplingMode
+from generation.services.configs import config_problems, config_values
 from synthstudio.models import Project
 
 
@@ -201,8 +202,6 @@ class GenerationConfigForm(forms.Form):
 
     @classmethod
     def initial_from(cls, config) -> dict:
-        from generation.services import config_values
-
         values = config_values(config)
         values["name"] = config.name
         values["dimensions"] = format_dimensions(config.dimensions)
@@ -219,3 +218,24 @@ class RunStartForm(forms.Form):
 class NextRoundForm(forms.Form):
     strength = forms.FloatField(min_value=0, max_value=5, initial=1.0,
                                 help_text="How strongly weights move toward weak values (0 = keep weights).")
+
+
+class ProposalsRequestForm(forms.Form):
+    """The dimension of the config whose value pool the LLM should expand."""
+
+    dimension = forms.ChoiceField(error_messages={
+        "required": "Choose a dimension.", "invalid_choice": "The config has no dimension %(value)r.",
+    })
+
+    def __init__(self, *args: Any, config: GenerationConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dimension"].choices = [(d["name"], d["name"]) for d in config.dimensions or []]
+
+
+class ProposalDecideForm(forms.Form):
+    """The button a lead pressed on a proposed value: anything but a valid "accept" rejects it."""
+
+    decision = forms.ChoiceField(choices=[("accept", "Accept"), ("reject", "Reject")])
+
+    def accepted(self) -> bool:
+        return self.is_valid() and self.cleaned_data["decision"] == "accept"

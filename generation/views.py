@@ -14,9 +14,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from generation import services
 from generation.conditions import condition_filter_parse
-from generation.forms import EndpointForm, GenerationConfigForm, NextRoundForm, RunStartForm
+from generation.forms import (
+    EndpointForm,
+    GenerationConfigForm,
+    NextRoundForm,
+    ProposalDecideForm,
+    ProposalsRequestForm,
+    RunStartForm,
+)
 from generation.llm.client import ErrorKind, check_connection
 from generation.models import (
     ConditionValueProposal,
@@ -27,6 +33,12 @@ from generation.models import (
     LLMEndpoint,
     ProposalStatus,
 )
+from generation.services import configs as config_services
+from generation.services import endpoints as endpoint_services
+from generation.services import outputs as output_services
+from generation.services import proposals as proposal_services
+from generation.services import rounds as round_services
+from generation.services import runs as run_services
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
@@ -50,10 +62,10 @@ def _run_for(project, run_id: int) -> GenerationRun:
 @login_required
 def generation_home(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    services.endpoint_sync_from_environment()  # idempotent: mirrors LLM_BASE_URL as a global endpoint
+    endpoint_services.endpoint_sync_from_environment()  # idempotent: mirrors LLM_BASE_URL as a global endpoint
     runs = GenerationRun.objects.filter(project=project).select_related("config").order_by("-created_at")[:20]
     return render(request, "generation/home.html", _context(
-        project, configs=services.configs_latest(project), runs=runs, has_codebook=project.codebook is not None,
+        project, configs=config_services.configs_latest(project), runs=runs, has_codebook=project.codebook is not None,
     ))
 
 
@@ -63,7 +75,7 @@ def generation_home(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def endpoint_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    services.endpoint_sync_from_environment()
+    endpoint_services.endpoint_sync_from_environment()
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -105,7 +117,7 @@ def endpoint_test(request: HttpRequest, project_id: int, endpoint_id: int) -> Ht
 @login_required
 def config_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    services.endpoint_sync_from_environment()
+    endpoint_services.endpoint_sync_from_environment()
     return _config_form(request, project, None)
 
 
@@ -121,7 +133,7 @@ def _config_form(request: HttpRequest, project, config: GenerationConfig | None)
     form = GenerationConfigForm(request.POST or None, project=project, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.config_create_version(
+            saved = config_services.config_create_version(
                 project=project, user=request.user, name=form.cleaned_data["name"], values=form.config_values()
             )
         except ValidationError as error:
@@ -152,7 +164,7 @@ def config_detail(request: HttpRequest, project_id: int, config_id: int) -> Http
 def config_preview(request: HttpRequest, project_id: int, config_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     config = _config_for(project, config_id)
-    preview = services.config_preview(config=config, count=5)
+    preview = config_services.config_preview(config=config, count=5)
     return render(request, "generation/preview.html", _context(project, config=config, preview=preview))
 
 
@@ -163,7 +175,7 @@ def run_start(request: HttpRequest, project_id: int, config_id: int) -> HttpResp
     config = _config_for(project, config_id)
     form = RunStartForm(request.POST)
     count = form.cleaned_data.get("count") if form.is_valid() else None
-    run = services.run_start(config=config, user=request.user, count=count)
+    run = run_services.run_start(config=config, user=request.user, count=count)
     messages.success(request, f"Run {run.pk} queued ({run.total} requests).")
     return redirect("generation:run_detail", project_id=project.id, run_id=run.pk)
 
@@ -173,8 +185,12 @@ def run_start(request: HttpRequest, project_id: int, config_id: int) -> HttpResp
 def proposals_request(request: HttpRequest, project_id: int, config_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     config = _config_for(project, config_id)
+    form = ProposalsRequestForm(request.POST, config=config)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["dimension"]))
+        return redirect("generation:config_detail", project_id=project.id, config_id=config.pk)
     try:
-        made = services.proposals_request(config=config, dimension=request.POST.get("dimension", ""))
+        made = proposal_services.proposals_request(config=config, dimension=form.cleaned_data["dimension"])
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -187,8 +203,8 @@ def proposals_request(request: HttpRequest, project_id: int, config_id: int) -> 
 def proposal_decide(request: HttpRequest, project_id: int, proposal_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     proposal = get_object_or_404(ConditionValueProposal.objects.select_related("config"), pk=proposal_id, config__project=project)
-    accept = request.POST.get("decision") == "accept"
-    new_version = services.proposal_decide(proposal=proposal, accept=accept, user=request.user)
+    accept = ProposalDecideForm(request.POST).accepted()
+    new_version = proposal_services.proposal_decide(proposal=proposal, accept=accept, user=request.user)
     if new_version:
         messages.success(request, f"Added {proposal.value!r} to {proposal.dimension}: saved {new_version}.")
         return redirect("generation:config_detail", project_id=project.id, config_id=new_version.pk)
@@ -203,7 +219,7 @@ def proposal_decide(request: HttpRequest, project_id: int, proposal_id: int) -> 
 def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = _run_for(project, run_id)
-    rate, eta = services.run_rate_and_eta(run)
+    rate, eta = run_services.run_rate_and_eta(run)
     failures = (
         GenerationItem.objects.filter(run=run, status=ItemStatus.FAILED)
         .only("id", "index", "parse_status", "error").order_by("-finished_at")[:20]
@@ -215,7 +231,7 @@ def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
     return render(request, template, _context(
         project, run=run, job=run, rate=rate, eta=eta, failures=failures, error_labels=ErrorKind.LABELS,
         poll_url=reverse("generation:run_detail", args=[project.id, run.pk]), worker_alive=worker_alive(),
-        stalled=services.run_is_stalled(run),
+        stalled=run_services.run_is_stalled(run),
         next_round_form=NextRoundForm(),
     ))
 
@@ -224,7 +240,7 @@ def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
 @login_required
 def run_cancel(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    services.run_cancel(run=_run_for(project, run_id))
+    run_services.run_cancel(run=_run_for(project, run_id))
     messages.info(request, "Run cancelled; finished items are kept.")
     return redirect("generation:run_detail", project_id=project.id, run_id=run_id)
 
@@ -237,7 +253,7 @@ def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
     if run.status == "succeeded":
         messages.info(request, "The run has finished; nothing to resume.")
     else:
-        services.run_resume(run=run)
+        run_services.run_resume(run=run)
         messages.success(request, "Run resumed: finished items are skipped.")
     return redirect("generation:run_detail", project_id=project.id, run_id=run_id)
 
@@ -249,7 +265,7 @@ def run_next_round(request: HttpRequest, project_id: int, run_id: int) -> HttpRe
     run = _run_for(project, run_id)
     form = NextRoundForm(request.POST)
     strength = form.cleaned_data["strength"] if form.is_valid() else 1.0
-    new_run = services.run_next_round(run=run, user=request.user, strength=strength)
+    new_run = round_services.run_next_round(run=run, user=request.user, strength=strength)
     messages.success(request, f"Round {new_run.round_number} queued with weights moved toward the weakest conditions.")
     return redirect("generation:run_detail", project_id=project.id, run_id=new_run.pk)
 
@@ -265,9 +281,9 @@ def outputs(request: HttpRequest, project_id: int) -> HttpResponse:
     if run_id.isascii() and run_id.isdigit():  # "²".isdigit() is True and int("²") raises
         items = items.filter(run_id=int(run_id))
     condition = request.GET.get("condition", "")
-    condition_filter = condition_filter_parse(condition, services.condition_names(project=project))
+    condition_filter = condition_filter_parse(condition, output_services.condition_names(project=project))
     if condition_filter.applies:
-        items = services.items_with_condition(items, name=condition_filter.name, value=condition_filter.value)
+        items = output_services.items_with_condition(items, name=condition_filter.name, value=condition_filter.value)
     label = request.GET.get("label", "")
     if label:
         items = items.filter(label=label)

@@ -330,7 +330,9 @@ def _read_json_array(stream: BinaryIO) -> Iterator[Record]:
         """Move past whitespace; False at the end of the file."""
         nonlocal pos
         while True:
-            pos = _WHITESPACE.match(buffer, pos).end()
+            match = _WHITESPACE.match(buffer, pos)
+            assert match is not None  # the pattern matches the empty string
+            pos = match.end()
             if pos < len(buffer):
                 return True
             if not fill():

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 
 from annotation.models import Assignment, GoldItem, LabellingRun, SignalsRun
 from annotation.review import queue as review
+from annotation.review.answers import review_answer_submit
 from evaluation.curation import services as curation_services
 from evaluation.models import (
     BenchmarkRun,
@@ -218,7 +219,7 @@ def reserved_assignment(*, project: Project, annotator, sample: Sample | None = 
 def answered_assignment(*, project: Project, annotator, label: str = "positive") -> Assignment:
     """An assignment the annotator has answered through the queue (so it can be edited)."""
     assignment = reserved_assignment(project=project, annotator=annotator)
-    review.review_answer_submit(assignment=assignment, label=label, codebook=project.codebook)
+    review_answer_submit(assignment=assignment, label=label, codebook=project.codebook)
     return Assignment.objects.get(pk=assignment.pk)
 
 

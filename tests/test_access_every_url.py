@@ -223,6 +223,7 @@ CASES: dict[str, Case] = {
     "evaluation:pairwise_import": lead(GET, POST),
     "evaluation:pairwise_from_generation": lead(GET, POST),
     "evaluation:pairwise_review": member(GET, POST),
+    "evaluation:pairwise_waiting_badge": member(GET),
     "evaluation:judge_start": lead(
         POST, status=302, data={"kind": "rating"}, body_ids={"endpoint": "endpoint"}
     ),

@@ -228,7 +228,7 @@ def parse_verbalised(answer: str, codebook: CodebookSpec) -> LabelReading:
         return LabelReading("", {}, False, details={"error": "no valid label"})
     raw_confidence = payload.get("confidence")
     try:
-        confidence = float(raw_confidence)
+        confidence = float(raw_confidence)  # type: ignore[arg-type]  # None and junk land in except
         if confidence > 1.0 and confidence <= 100.0:
             confidence /= 100.0
         if not 0.0 <= confidence <= 1.0:

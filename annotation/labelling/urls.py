@@ -10,6 +10,4 @@ urlpatterns = [
     path("labelling/runs/<int:run_id>/resume/", views.labelling_run_resume, name="labelling_run_resume"),
     path("labelling/signals/start/", views.signals_run_start, name="signals_run_start"),
     path("labelling/signals/<int:run_id>/", views.signals_run_progress, name="signals_run_progress"),
-    path("routing/", views.routing_policy, name="routing_policy"),
-    path("routing/items/", views.routed_items, name="routed_items"),
 ]

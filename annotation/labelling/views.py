@@ -1,5 +1,5 @@
-"""Lead pages of LLM labelling and routing: start a labelling run and watch it, the label distribution charts,
-the routing policy with a preview of what it would route, and the routed items with their reasons."""
+"""Lead pages of LLM labelling: start a labelling run and watch it, the label distribution charts, and the
+signals run that follows it."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import math
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from annotation import services
-from annotation.forms import LabellingRunForm, RoutingPolicyForm
+from annotation.forms import LabellingRunForm
+from annotation.labelling import services
 from annotation.labelling.charts import histogram
-from annotation.models import LabellingRun, ReviewTask, SampleSignals, SignalsRun
+from annotation.models import LabellingRun, SampleSignals, SignalsRun
+from annotation.routing import signals
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
 from synthstudio.models import LabelMethod, LLMAnnotation, Project, Role
@@ -133,7 +133,7 @@ def labelling_run_cancel(request: HttpRequest, project_id: int, run_id: int) -> 
 @login_required
 def signals_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    run = services.signals_run_start(project=project, user=request.user)
+    run = signals.signals_run_start(project=project, user=request.user)
     messages.success(request, "Computing embeddings and routing signals.")
     return redirect("annotation:signals_run_progress", project_id=project.id, run_id=run.pk)
 
@@ -148,61 +148,3 @@ def signals_run_progress(request: HttpRequest, project_id: int, run_id: int) -> 
     if request.htmx:
         template += "#progress"
     return render(request, template, context)
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-def routing_policy(request: HttpRequest, project_id: int) -> HttpResponse:
-    """GET: the policy form and a preview of the current policy. POST with `preview`: the preview of the
-    submitted (unsaved) policy. POST with `save`: save it (and `route_now`: route the first batch)."""
-    project = lead_project(request, project_id)
-    policy = services.routing_policy_for(project=project)
-    form = RoutingPolicyForm(request.POST or None, instance=policy)
-    preview_policy = policy
-    if request.method == "POST":
-        if not form.is_valid():
-            return _render_routing(request, project, form, policy, preview=[], status=400)
-        if "save" in request.POST or "route_now" in request.POST:
-            saved = form.save(commit=False)
-            saved.updated_by = request.user
-            saved.save()
-            if "route_now" in request.POST:
-                tasks = services.routing_route_next_batch(project=project)
-                messages.success(request, f"Policy saved; routed {len(tasks)} items to the review queue.")
-            else:
-                messages.success(request, "Routing policy saved.")
-            return redirect("annotation:routing_policy", project_id=project.id)
-        preview_policy = form.save(commit=False)  # preview only: not saved
-    preview = services.routing_preview(project=project, policy=preview_policy)
-    return _render_routing(request, project, form, preview_policy, preview=preview)
-
-
-def _render_routing(request, project, form, policy, *, preview, status: int = 200) -> HttpResponse:
-    state = services.routing_state(project=project, policy=policy)
-    context = {"project": project, "role": Role.LEAD, "form": form, "preview": preview, "state": state,
-               "policy": policy, "worker_alive": worker_alive() if policy.next_batch_queued_at else True}
-    template = "annotation/routing_policy.html"
-    if request.htmx:
-        template += "#routing-preview"
-    return render(request, template, context, status=status)
-
-
-@require_GET
-@login_required
-def routed_items(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = lead_project(request, project_id)
-    tasks = (
-        ReviewTask.objects.filter(project=project)
-        .select_related("sample")
-        .annotate(
-            llm_offline=Exists(
-                LLMAnnotation.objects.filter(sample=OuterRef("sample"), is_current=True, method=LabelMethod.OFFLINE)
-            )
-        )
-        .order_by("-batch", "-priority", "id")
-    )
-    page = Paginator(tasks, 50).get_page(request.GET.get("page"))
-    template = "annotation/routed_items.html"
-    if request.htmx:
-        template += "#routed-table"
-    return render(request, template, {"project": project, "role": Role.LEAD, "page": page})

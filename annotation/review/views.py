@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.models import Assignment, AssignmentStatus, GoldItem
-from annotation.review import queue as review
+from annotation.review import answers, lead, progress, queue
 from annotation.review.forms import (
     AdjudicationForm,
     GoldItemForm,
@@ -25,7 +25,6 @@ from annotation.review.forms import (
     ReviewAnswerForm,
     ReviewSkipForm,
 )
-from evaluation.dashboards.services import pairwise_pending_count
 from synthstudio.access import lead_project, project_for_user
 from synthstudio.models import (
     Codebook,
@@ -42,7 +41,7 @@ WORKBENCH = "annotation/review/workbench.html"
 
 
 def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
-    assignment = review.review_item(project=project, assignment_id=assignment_id, annotator=request.user)
+    assignment = queue.review_item(project=project, assignment_id=assignment_id, annotator=request.user)
     if assignment is None:
         raise Http404("No such item in your queue.")
     return assignment
@@ -54,7 +53,7 @@ def _codebook(project: Project) -> Codebook | None:
 
 
 def _current_codebook(project: Project) -> Codebook | None:
-    """The current codebook version without its labels (the workbench takes them from review.codebook_labels)."""
+    """The current codebook version without its labels (the workbench takes them from answers.codebook_labels)."""
     return project.codebooks.order_by("-version").first()
 
 
@@ -86,11 +85,12 @@ def _render_workbench(
     error: str = "",
     saved_label: str = "",
     status: int = 200,
-    pairs_waiting: int = 0,
+    pairs_badge: bool = False,
     codebook: Codebook | None = None,
 ) -> HttpResponse:
-    """`codebook`: the project's current version when this request has read it already (saves a query)."""
-    progress = review.review_progress(project=project, annotator=request.user)
+    """`codebook`: the project's current version when this request has read it already (saves a query).
+    `pairs_badge`: load the "N pairs waiting" note from evaluation (full pages only)."""
+    own_progress = progress.review_progress(project=project, annotator=request.user)
     if assignment is not None:
         codebook = assignment.current_codebook
     elif codebook is None:
@@ -99,14 +99,14 @@ def _render_workbench(
         "project": project,
         "role": role,
         "codebook": codebook,
-        "labels": review.codebook_labels(codebook) if codebook else (),
-        "progress": progress,
-        "items_left": progress.remaining + (1 if assignment is not None else 0),
+        "labels": answers.codebook_labels(codebook) if codebook else (),
+        "progress": own_progress,
+        "items_left": own_progress.remaining + (1 if assignment is not None else 0),
         "flag_choices": [choice for choice in FlagReason.choices if choice[0]],
         "rating_choices": QualityRating.choices,
         "error": error,
         "saved_label": saved_label,
-        "pairs_waiting": pairs_waiting,
+        "pairs_badge": pairs_badge,
         **_item_context(project, assignment),
     }
     template = WORKBENCH + "#workbench" if request.htmx else WORKBENCH
@@ -116,13 +116,13 @@ def _render_workbench(
 @require_GET
 @login_required
 def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The workbench: the annotator's current reservation or their next item. A full page also counts the
-    pairs waiting for them; once the label queue is empty the workbench loads the next pair from
-    evaluation:pairwise_review (a request of its own, so answering labels never queries pairs)."""
+    """The workbench: the annotator's current reservation or their next item. A full page also loads how many
+    pairs wait for them from evaluation:pairwise_waiting_badge (hx-get: evaluation sits above annotation);
+    once the label queue is empty the workbench loads the next pair from evaluation:pairwise_review (a request
+    of its own, so answering labels never queries pairs)."""
     project, role = project_for_user(request, project_id)
-    assignment = review.review_next(project=project, annotator=request.user)
-    pairs_waiting = 0 if request.htmx else pairwise_pending_count(project=project, user=request.user)
-    return _render_workbench(request, project, role, assignment, pairs_waiting=pairs_waiting)
+    assignment = queue.review_next(project=project, annotator=request.user)
+    return _render_workbench(request, project, role, assignment, pairs_badge=not request.htmx)
 
 
 @require_POST
@@ -138,14 +138,14 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
         )
         return _render_workbench(request, project, role, assignment, error=error, status=200 if request.htmx else 400)
     try:
-        review.review_answer_submit(assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data)
-    except review.ReviewError as refusal:
-        current = review.review_next(project=project, annotator=request.user)
+        answers.review_answer_submit(assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data)
+    except queue.ReviewError as refusal:
+        current = queue.review_next(project=project, annotator=request.user)
         return _render_workbench(request, project, role, current, error=str(refusal))
     if not request.htmx:
         return redirect("annotation:review_queue", project_id=project.id)
     codebook = assignment.current_codebook
-    following = review.review_next(project=project, annotator=request.user, codebook=codebook)
+    following = queue.review_next(project=project, annotator=request.user, codebook=codebook)
     return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook)
 
 
@@ -158,14 +158,14 @@ def review_skip(request: HttpRequest, project_id: int, assignment_id: int) -> Ht
     error = ""
     if form.is_valid():
         try:
-            review.review_skip(assignment=assignment, reason=form.cleaned_data["reason"])
-        except review.ReviewError as refusal:
+            answers.review_skip(assignment=assignment, reason=form.cleaned_data["reason"])
+        except queue.ReviewError as refusal:
             error = str(refusal)
     else:
         error = "Say why you skip it."
     if not request.htmx and not error:
         return redirect("annotation:review_queue", project_id=project.id)
-    return _render_workbench(request, project, role, review.review_next(project=project, annotator=request.user), error=error)
+    return _render_workbench(request, project, role, queue.review_next(project=project, annotator=request.user), error=error)
 
 
 @require_POST
@@ -173,13 +173,13 @@ def review_skip(request: HttpRequest, project_id: int, assignment_id: int) -> Ht
 def review_undo(request: HttpRequest, project_id: int) -> HttpResponse:
     """Take back one's last answer; that item is shown again."""
     project, role = project_for_user(request, project_id)
-    undone = review.review_answer_undo(project=project, annotator=request.user)
+    undone = answers.review_answer_undo(project=project, annotator=request.user)
     error = "" if undone else "There is no answer to undo."
     if not request.htmx:
         if error:
             messages.error(request, error)
         return redirect("annotation:review_queue", project_id=project.id)
-    return _render_workbench(request, project, role, review.review_next(project=project, annotator=request.user), error=error)
+    return _render_workbench(request, project, role, queue.review_next(project=project, annotator=request.user), error=error)
 
 
 @require_GET
@@ -187,7 +187,7 @@ def review_undo(request: HttpRequest, project_id: int) -> HttpResponse:
 def review_history(request: HttpRequest, project_id: int) -> HttpResponse:
     """The annotator's recent answers, each editable."""
     project, role = project_for_user(request, project_id)
-    history = review.review_history(project=project, annotator=request.user)
+    history = progress.review_history(project=project, annotator=request.user)
     return render(request, "annotation/review/history.html", {"project": project, "role": role, "history": history})
 
 
@@ -206,8 +206,8 @@ def review_answer_edit(request: HttpRequest, project_id: int, assignment_id: int
         if form.is_valid():
             fields = {key: form.cleaned_data[key] for key in ("label", "rating", "flag", "flag_note", "comment", "edited_text")}
             try:
-                review.review_answer_edit(assignment=assignment, **fields)
-            except review.ReviewError as refusal:
+                answers.review_answer_edit(assignment=assignment, **fields)
+            except queue.ReviewError as refusal:
                 error = str(refusal)
             else:
                 messages.success(request, "Answer updated.")
@@ -240,13 +240,13 @@ def review_answer_edit(request: HttpRequest, project_id: int, assignment_id: int
 @login_required
 def review_overview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    review.review_reservations_expire(project=project)
+    queue.review_reservations_expire(project=project)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     context = {
         "project": project,
         "role": Role.LEAD,
-        "overview": review.review_queue_overview(project=project),
-        "reservations": review.review_reservations(project=project),
+        "overview": lead.review_queue_overview(project=project),
+        "reservations": lead.review_reservations(project=project),
         "members": members,
     }
     return render(request, "annotation/review/overview.html", context)
@@ -257,7 +257,7 @@ def review_overview(request: HttpRequest, project_id: int) -> HttpResponse:
 def review_release(request: HttpRequest, project_id: int, assignment_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     assignment = get_object_or_404(Assignment, pk=assignment_id, task__project=project)
-    if review.review_assignment_release(assignment=assignment):
+    if lead.review_assignment_release(assignment=assignment):
         messages.success(request, "Released: the item is back in the queue.")
     else:
         messages.error(request, "That reservation had already ended.")
@@ -277,8 +277,8 @@ def review_reassign(request: HttpRequest, project_id: int, assignment_id: int) -
         messages.error(request, "Pick a member of this project.")
         return redirect("annotation:review_overview", project_id=project.id)
     try:
-        review.review_assignment_reassign(assignment=assignment, annotator=membership.user)
-    except review.ReviewError as refusal:
+        lead.review_assignment_reassign(assignment=assignment, annotator=membership.user)
+    except queue.ReviewError as refusal:
         messages.error(request, str(refusal))
     else:
         messages.success(request, f"Reassigned to {membership.user.username}.")
@@ -289,7 +289,7 @@ def review_reassign(request: HttpRequest, project_id: int, assignment_id: int) -
 @login_required
 def adjudication_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    items = review.adjudication_queue(project=project)
+    items = lead.adjudication_queue(project=project)
     return render(request, "annotation/review/adjudication_list.html", {"project": project, "role": Role.LEAD, "items": items})
 
 
@@ -302,10 +302,10 @@ def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -
     error = ""
     if request.method == "POST" and form.is_valid():
         try:
-            review.adjudication_record(
+            answers.adjudication_record(
                 sample=sample, label=form.cleaned_data["label"], note=form.cleaned_data["note"], user=request.user
             )
-        except review.ReviewError as refusal:
+        except queue.ReviewError as refusal:
             error = str(refusal)
         else:
             messages.success(request, f"Adjudicated: {form.cleaned_data['label']}.")
@@ -317,7 +317,7 @@ def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -
             "project": project,
             "role": Role.LEAD,
             "sample": sample,
-            "answers": review.sample_answers(sample=sample),
+            "answers": lead.sample_answers(sample=sample),
             "suggestion": sample.current_llm_annotation(),
             "codebook": _codebook(project),
             "form": form,
@@ -338,17 +338,17 @@ def gold_items(request: HttpRequest, project_id: int) -> HttpResponse:
             form.add_error("sample_id", "No such sample in this project.")
         else:
             try:
-                review.gold_item_mark(
+                lead.gold_item_mark(
                     project=project, sample=sample, label=form.cleaned_data["label"], user=request.user,
                     note=form.cleaned_data["note"],
                 )
-            except review.ReviewError as refusal:
+            except queue.ReviewError as refusal:
                 form.add_error("label", str(refusal))
             else:
                 messages.success(request, f"Sample {sample.pk} is a gold item.")
                 return redirect("annotation:gold_items", project_id=project.id)
     items = GoldItem.objects.filter(project=project).select_related("sample", "created_by")
-    rate_form = GoldRateForm(initial={"gold_rate": review.review_gold_rate(project)})
+    rate_form = GoldRateForm(initial={"gold_rate": queue.review_gold_rate(project)})
     return render(
         request,
         "annotation/review/gold.html",
@@ -362,7 +362,7 @@ def gold_rate_set(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     form = GoldRateForm(request.POST)
     if form.is_valid():
-        review.review_gold_rate_set(project=project, gold_rate=form.cleaned_data["gold_rate"])
+        queue.review_gold_rate_set(project=project, gold_rate=form.cleaned_data["gold_rate"])
         messages.success(request, "Gold rate saved.")
     else:
         messages.error(request, "The gold rate is a share between 0 and 1.")
@@ -374,6 +374,6 @@ def gold_rate_set(request: HttpRequest, project_id: int) -> HttpResponse:
 def gold_item_remove(request: HttpRequest, project_id: int, gold_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     gold = get_object_or_404(GoldItem, pk=gold_id, project=project)
-    review.gold_item_remove(gold_item=gold)
+    lead.gold_item_remove(gold_item=gold)
     messages.success(request, "Removed from gold.")
     return redirect("annotation:gold_items", project_id=project.id)

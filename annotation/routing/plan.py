@@ -101,8 +101,8 @@ def plan_routing_batch(
             reason = "vote-k two-stage: representative and uncertain"
     else:
         raise ValueError(f"unknown routing strategy {strategy!r}")
-    order = list(order)
+    ranked = list(order)
     return [
-        RoutingPick(int(candidates[i]), float(len(order) - rank), reason + reason_suffix(candidates[i]))
-        for rank, i in enumerate(order)
+        RoutingPick(int(candidates[i]), float(len(ranked) - rank), reason + reason_suffix(candidates[i]))
+        for rank, i in enumerate(ranked)
     ]

@@ -4,7 +4,7 @@ Inputs are arrays aligned by row: `probs` (n, L) the LLM's distribution over the
 `llm_labels` (n,) the LLM's label per row (any hashable values, e.g. label names or column indices),
 `embeddings` (n, d) sentence embeddings, `texts` (n,) the sample texts.
 
-- uncertainty: least confidence, margin, entropy (from `annotation.selection`);
+- uncertainty: least confidence, margin, entropy (from `annotation.routing.selection`);
 - `student_oof_probability`: a logistic-regression student trained on the LLM labels, scored out of fold —
   low values mean the student, which never saw the item, disagrees with the LLM (FreeAL / confident
   learning style);

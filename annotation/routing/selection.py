@@ -8,7 +8,7 @@ Two jobs:
   `votek_select`, `votek_two_stage_select` (vote-k is implemented in synthstudio.votek, shared with generation);
 - error routing (pick which LLM labels to check): `least_confidence_select`, `margin_select`,
   `entropy_select` (all via `rank_by_uncertainty`), `coannotating_allocate`; the learned router lives in
-  `annotation.router`.
+  `annotation.routing.router`.
 
 Probability matrices are (n, L): row i is the LLM's distribution over the codebook's L labels.
 """

@@ -1,4 +1,5 @@
-"""Forms of the curation pages: filter settings, snapshot options, Label Studio upload, API tokens."""
+"""Forms of the curation pages: filter settings, snapshot options, label issues to review, Label Studio upload,
+API tokens."""
 
 from __future__ import annotations
 
@@ -97,3 +98,13 @@ class LabelStudioImportForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Where you will use it, e.g. 'training cluster'.")
+
+
+class LabelIssuesSendForm(forms.Form):
+    """The label issues of one refinement run to send to the review queue (ticked boxes, sample ids)."""
+
+    sample = forms.TypedMultipleChoiceField(coerce=int, required=False)
+
+    def __init__(self, *args, issues: list[dict], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["sample"].choices = [(str(issue["sample_id"]), str(issue["sample_id"])) for issue in issues]

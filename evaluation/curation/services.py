@@ -1,33 +1,30 @@
-"""Curation workflows: student-model runs, snapshot builds, Label Studio imports, export jobs and API tokens
-(the snapshot core lives in snapshots.py)."""
+"""Curation workflows: student-model runs, snapshot builds, export jobs and API tokens (the snapshot core
+lives in snapshots.py; Label Studio imports in evaluation.export.labelstudio)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import traceback
-import uuid
 from pathlib import Path
 
 from django.conf import settings as django_settings
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from evaluation.curation.filters import FilterSettings, pattern_problems, unusable_rules_message
 from evaluation.curation.label_issues import label_issues_compute, label_issues_send_to_review
 from evaluation.curation.snapshots import snapshot_build, snapshot_mark_ready, snapshot_reserve
-from evaluation.export.writers import LabelStudioImportError, export_file, export_path, labelstudio_import
+from evaluation.export.writers import export_file, export_path
 from evaluation.models import (
     ApiToken,
     ExportFormat,
     ExportJob,
-    LabelStudioImportJob,
     RefinementRun,
     Snapshot,
     SnapshotJob,
 )
-from synthstudio.importing import JsonTooDeep, json_loads_bounded
+from evaluation.tasks import export_job_task, refinement_run_task, snapshot_job_task
 from synthstudio.jobs import enqueue
 from synthstudio.models import JobStatus, Project
 
@@ -35,8 +32,6 @@ TOKEN_PREFIX = "ssk_"
 
 
 def refinement_run_start(*, project: Project, user) -> RefinementRun:
-    from evaluation.tasks import refinement_run_task
-
     with transaction.atomic():
         run = RefinementRun.objects.create(project=project, created_by=user, total=1)
         enqueue(refinement_run_task, run.pk)
@@ -79,8 +74,6 @@ def snapshot_job_start(
     licence: str = "unknown",
     seed: int = 0,
 ) -> SnapshotJob:
-    from evaluation.tasks import snapshot_job_task
-
     with transaction.atomic():
         job = SnapshotJob.objects.create(
             project=project, created_by=user, filter_settings=settings.as_dict(),
@@ -131,67 +124,11 @@ def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
     return job
 
 
-def labelstudio_import_job_start(*, project: Project, user, upload: UploadedFile) -> LabelStudioImportJob:
-    """Keep the upload on disk and let a worker import it (the request only copies bytes)."""
-    from evaluation.tasks import labelstudio_import_task
-
-    folder = Path(django_settings.MEDIA_ROOT) / "imports" / "labelstudio" / f"project-{project.pk}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.json"
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    with transaction.atomic():
-        job = LabelStudioImportJob.objects.create(
-            project=project, created_by=user, original_name=(upload.name or "upload.json")[:300],
-            stored_path=str(path), size_bytes=upload.size or 0, message="Waiting for a worker.",
-        )
-        enqueue(labelstudio_import_task, job.pk)
-    return job
-
-
-def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioImportJob:
-    """All or nothing: the rows and the job's success commit in one transaction, so a crash imports nothing
-    and a re-run cannot import twice. The stored upload is deleted once the job has ended."""
-    job.mark_running()
-    path = Path(job.stored_path)
-    try:
-        with path.open("rb") as handle:  # the upload was bounded by IMPORT_MAX_MB while it streamed in
-            tasks = json_loads_bounded(handle.read())
-        job.report_progress(total=len(tasks) if isinstance(tasks, list) else 0)
-        with transaction.atomic():
-            counts = labelstudio_import(project=job.project, tasks=tasks)
-            job.counts = counts
-            job.done = counts["tasks"]
-            job.save(update_fields=["counts", "done"])
-            job.mark_finished(
-                JobStatus.SUCCEEDED,
-                message=f"Imported {counts['tasks']} tasks, {counts['annotations']} human labels and "
-                        f"{counts['predictions']} predictions.",
-            )
-    except LabelStudioImportError as error:
-        job.bad_task = error.position
-        job.save(update_fields=["bad_task"])
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}")
-    except JsonTooDeep as error:
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}.")
-    except ValueError as error:  # json.JSONDecodeError is a ValueError
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: the file is not valid JSON ({error}).")
-    except Exception as error:
-        traceback.print_exc()
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {type(error).__name__}: {error}")
-    if job.is_finished:
-        path.unlink(missing_ok=True)
-    return job
-
-
 def export_job_start(*, snapshot: Snapshot, file_format: str, user) -> ExportJob:
     """A worker job writing the export file; an already written file is reused at once."""
     existing = ExportJob.objects.filter(snapshot=snapshot, file_format=file_format).exclude(status=JobStatus.FAILED).first()
     if existing is not None and (not existing.is_finished or export_path(snapshot, file_format).exists()):
         return existing
-    from evaluation.tasks import export_job_task
-
     with transaction.atomic():
         job = ExportJob.objects.create(
             project=snapshot.project, created_by=user, snapshot=snapshot, file_format=file_format,

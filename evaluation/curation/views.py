@@ -15,13 +15,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.models import ReviewTask, TaskKind
 from evaluation.curation import services as curation_services
 from evaluation.curation.filters import FILTER_NAMES, PATTERN_RULES, without_unusable_rules
-from evaluation.curation.forms import FilterSettingsForm, LabelStudioImportForm, SnapshotForm
+from evaluation.curation.forms import (
+    FilterSettingsForm,
+    LabelIssuesSendForm,
+    LabelStudioImportForm,
+    SnapshotForm,
+)
 from evaluation.curation.snapshots import (
     curation_run,
     curation_settings_get,
     curation_settings_save,
     snapshot_diff,
 )
+from evaluation.export.labelstudio import labelstudio_import_job_start
 from evaluation.export.writers import (
     CONTENT_TYPES,
     STREAMED_FORMATS,
@@ -286,8 +292,11 @@ def label_issues_run(request: HttpRequest, project_id: int) -> HttpResponse:
 def label_issues_send(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = get_object_or_404(RefinementRun, pk=run_id, project=project)
-    sample_ids = [int(value) for value in request.POST.getlist("sample") if value.isdigit()]
-    created = curation_services.label_issues_send(run=run, sample_ids=sample_ids)
+    form = LabelIssuesSendForm(request.POST, issues=run.result.get("issues", []))
+    if not form.is_valid():
+        messages.error(request, "Choose label issues of this run.")
+        return redirect("evaluation:label_issues", project_id=project.id)
+    created = curation_services.label_issues_send(run=run, sample_ids=form.cleaned_data["sample"])
     messages.success(request, f"Sent {created} item{'s' if created != 1 else ''} to the review queue.")
     return redirect("evaluation:label_issues", project_id=project.id)
 
@@ -307,9 +316,7 @@ def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
                       status=413)
     form = LabelStudioImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        job = curation_services.labelstudio_import_job_start(
-            project=project, user=request.user, upload=form.cleaned_data["file"]
-        )
+        job = labelstudio_import_job_start(project=project, user=request.user, upload=form.cleaned_data["file"])
         return redirect("evaluation:labelstudio_import_job", project_id=project.id, job_id=job.pk)
     recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
     return render(request, "evaluation/curation/labelstudio_import.html",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> fl
     `units` is a list of units, each the list of values its raters gave (Krippendorff 2011, coincidence
     matrix form). Units with fewer than two values are not pairable and are ignored.
     """
-    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
+    coincidences: dict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for unit in units:
         values = [v for v in unit if v is not None and not (isinstance(v, float) and math.isnan(v))]
         m = len(values)
@@ -135,7 +136,7 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> fl
             for k, n_k in counts.items():
                 pairs = n_c * (n_k - 1) if c == k else n_c * n_k
                 coincidences[(c, k)] += pairs / (m - 1)
-    marginals: Counter[Hashable] = Counter()
+    marginals: dict[Hashable, float] = defaultdict(float)
     for (c, _k), value in coincidences.items():
         marginals[c] += value
     n = sum(marginals.values())
@@ -146,6 +147,41 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> fl
     if disagreement_expected == 0:
         return float("nan")
     return 1 - (n - 1) * disagreement_observed / disagreement_expected
+
+
+Unit = TypeVar("Unit", bound=Hashable)
+Rater = TypeVar("Rater", bound=Hashable)
+
+
+def rater_agreement(units: Mapping[Unit, Mapping[Rater, str]], rater_names: Mapping[Rater, str]) -> dict:
+    """Agreement of raters over units ({unit: {rater: value}}): Cohen per rater pair, Fleiss' kappa when every
+    unit with ≥ 2 ratings has the same number of raters, Krippendorff's alpha (nominal) always."""
+    overlap = {u: r for u, r in units.items() if len(r) >= 2}
+    raters = sorted({r for ratings in overlap.values() for r in ratings}, key=lambda r: rater_names.get(r, str(r)))
+    pairs = []
+    for i, a in enumerate(raters):
+        for b in raters[i + 1 :]:
+            shared = [(r[a], r[b]) for r in overlap.values() if a in r and b in r]
+            if len(shared) >= 2:
+                kappa = cohen_kappa([x for x, _ in shared], [y for _, y in shared])
+                pairs.append({"a": rater_names.get(a, str(a)), "b": rater_names.get(b, str(b)), "n": len(shared),
+                              "kappa": None if np.isnan(kappa) else kappa})  # fmt: skip
+    counts = {len(r) for r in overlap.values()}
+    fleiss, fleiss_note = None, ""
+    if len(counts) == 1 and overlap:
+        value = fleiss_kappa(category_counts([list(r.values()) for r in overlap.values()]))
+        fleiss = None if np.isnan(value) else value
+    elif overlap:
+        fleiss_note = "raters per item vary: see Krippendorff's alpha"
+    alpha = krippendorff_alpha_nominal([list(r.values()) for r in overlap.values()]) if overlap else float("nan")
+    return {
+        "items": len(overlap),
+        "raters": len(raters),
+        "pairs": pairs,
+        "fleiss": fleiss,
+        "fleiss_note": fleiss_note,
+        "krippendorff": None if np.isnan(alpha) else alpha,
+    }
 
 
 @dataclass(frozen=True)
@@ -488,7 +524,7 @@ def diversity_summary(
     rng = np.random.default_rng(seed)
     token_lists = [tokenize(text) for text in texts]
     n = len(token_lists)
-    bleu_index = rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
+    bleu_index: Sequence[int] | np.ndarray = rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
     (distinct_1, top_1), (distinct_2, top_2), (distinct_3, top_3) = (ngram_stats(token_lists, k, 8) for k in (1, 2, 3))
     summary = {
         "n": n,

@@ -1,8 +1,8 @@
-"""Evaluation workflows: the dashboard numbers (computed in a worker, cached per data version), pairwise
-preferences (import, review, leaderboards) and the downstream benchmark.
+"""Dashboard workflows: the numbers the evaluation dashboards show (label distribution, confidence,
+faithfulness, agreement, annotator statistics, diversity, and the pairwise leaderboards from
+evaluation.preferences.services), computed in a worker and cached per data version.
 
-The pure maths lives in evaluation.metrics / evaluation.downstream; this module loads rows, calls it, stores
-results. LLM-as-judge runs are in evaluation.judges.
+The pure maths lives in evaluation.dashboards.metrics; this module loads rows, calls it, stores results.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
@@ -19,21 +18,10 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from evaluation.benchmark.downstream import benchmark_training_set, split_held_out
 from evaluation.dashboards import metrics
-from evaluation.models import (
-    BenchmarkRun,
-    JudgeRun,
-    MetricsCache,
-    MetricsRefresh,
-    PairChoice,
-    PairwiseItem,
-    PairwiseJudgment,
-    PairwiseRater,
-    RaterKind,
-    Snapshot,
-)
-from evaluation.preferences.files import PairRecord
+from evaluation.models import MetricsCache, MetricsRefresh, PairwiseJudgment, Snapshot
+from evaluation.preferences.services import pairwise_summary
+from evaluation.tasks import metrics_refresh_task
 from synthstudio.jobs import enqueue
 from synthstudio.models import (
     FinalSource,
@@ -52,7 +40,6 @@ EMBEDDING_SAMPLE = 2000  # texts per diversity group that get embedded (the embe
 SELF_BLEU_SAMPLE = 200
 VENDI_SAMPLE = 500
 MAX_DIVERSITY_GROUPS = 10
-BOOTSTRAP_ROUNDS = 200
 
 # ---------------------------------------------------------------- data version and cache
 
@@ -86,8 +73,6 @@ def metrics_refresh_start(*, project: Project, user: AbstractBaseUser | None = N
         return None
     with transaction.atomic():
         job = MetricsRefresh.objects.create(project=project, created_by=user, data_version=version, total=1)
-        from evaluation.tasks import metrics_refresh_task
-
         enqueue(metrics_refresh_task, job.id)
     return job
 
@@ -272,37 +257,6 @@ def _latest_human_labels(human_rows) -> dict[int, dict[int, str]]:
     return labels
 
 
-def rater_agreement(units: dict[object, dict[object, str]], rater_names: dict[object, str]) -> dict:
-    """Agreement of raters over units ({unit: {rater: value}}): Cohen per rater pair, Fleiss' kappa when every
-    unit with ≥ 2 ratings has the same number of raters, Krippendorff's alpha (nominal) always."""
-    overlap = {u: r for u, r in units.items() if len(r) >= 2}
-    raters = sorted({r for ratings in overlap.values() for r in ratings}, key=lambda r: rater_names.get(r, str(r)))
-    pairs = []
-    for i, a in enumerate(raters):
-        for b in raters[i + 1 :]:
-            shared = [(r[a], r[b]) for r in overlap.values() if a in r and b in r]
-            if len(shared) >= 2:
-                kappa = metrics.cohen_kappa([x for x, _ in shared], [y for _, y in shared])
-                pairs.append({"a": rater_names.get(a, str(a)), "b": rater_names.get(b, str(b)), "n": len(shared),
-                              "kappa": None if np.isnan(kappa) else kappa})  # fmt: skip
-    counts = {len(r) for r in overlap.values()}
-    fleiss, fleiss_note = None, ""
-    if len(counts) == 1 and overlap:
-        value = metrics.fleiss_kappa(metrics.category_counts([list(r.values()) for r in overlap.values()]))
-        fleiss = None if np.isnan(value) else value
-    elif overlap:
-        fleiss_note = "raters per item vary: see Krippendorff's alpha"
-    alpha = metrics.krippendorff_alpha_nominal([list(r.values()) for r in overlap.values()]) if overlap else float("nan")
-    return {
-        "items": len(overlap),
-        "raters": len(raters),
-        "pairs": pairs,
-        "fleiss": fleiss,
-        "fleiss_note": fleiss_note,
-        "krippendorff": None if np.isnan(alpha) else alpha,
-    }
-
-
 def _period(moment: datetime, span_days: int) -> str:
     if span_days > 60:
         year, week, _ = moment.isocalendar()
@@ -313,7 +267,7 @@ def _period(moment: datetime, span_days: int) -> str:
 def agreement_summary(*, samples, llm_label: dict[int, str], human_rows, label_names: list[str]) -> dict:
     latest = _latest_human_labels(human_rows)
     names = {row[1]: row[2] for row in human_rows if row[1] is not None}
-    human_human = rater_agreement(latest, names)
+    human_human = metrics.rater_agreement(latest, names)
     # human (the sample's human final label) vs the LLM's current label
     human_final = {s[0]: s[3] for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[3]}
     shared = [(human_final[i], llm_label[i]) for i in human_final if i in llm_label]
@@ -400,222 +354,3 @@ def diversity_groups(*, project: Project, samples) -> list[dict]:
     for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
         groups[f"snapshot v{snapshot.version}"] = list(snapshot.items.values_list("text", flat=True))
     return [_diversity_of(name, texts, seed=index) for index, (name, texts) in enumerate(groups.items()) if texts]
-
-
-# ---------------------------------------------------------------- pairwise preferences
-
-CHOICE_SCORE = {PairChoice.A: 1.0, PairChoice.B: 0.0, PairChoice.TIE: 0.5}
-
-
-def pairwise_import(*, project: Project, records: list[PairRecord], batch: str) -> dict:
-    """Store pairs and their judgments; annotators named in the file become pseudo-raters (no login)."""
-    with transaction.atomic():
-        raters = {r.name: r for r in PairwiseRater.objects.filter(project=project)}
-        for name in sorted({name for record in records for name, _ in record.judgments} - set(raters)):
-            raters[name] = PairwiseRater.objects.create(project=project, name=name, kind=RaterKind.IMPORTED)
-        items = PairwiseItem.objects.bulk_create(
-            PairwiseItem(project=project, prompt=r.prompt, response_a=r.response_a, response_b=r.response_b,
-                         source_a=r.source_a, source_b=r.source_b, external_id=r.external_id, batch=batch)
-            for r in records
-        )  # fmt: skip
-        judgments = [
-            PairwiseJudgment(item=item, rater=raters[name], choice=choice, a_shown_first=True)
-            for item, record in zip(items, records, strict=True)
-            for name, choice in record.judgments
-        ]
-        PairwiseJudgment.objects.bulk_create(judgments, batch_size=1000)
-    return {"pairs": len(items), "judgments": len(judgments), "raters": len({n for r in records for n, _ in r.judgments})}
-
-
-def pairwise_matches(judgments: Iterable[tuple[str, str, str]]) -> list[metrics.Match]:
-    return [(a, b, CHOICE_SCORE[choice]) for a, b, choice in judgments]
-
-
-def pairwise_summary(*, project: Project) -> dict:
-    """Leaderboards (Elo and Bradley-Terry with bootstrap intervals) from human and imported judgments, and
-    the agreement of those raters."""
-    rows = list(
-        PairwiseJudgment.objects.filter(item__project=project)
-        .exclude(rater__kind=RaterKind.LLM)
-        .order_by("id")
-        .values_list("item_id", "rater_id", "rater__name", "choice", "item__source_a", "item__source_b")
-    )
-    if not rows:
-        return {"judgments": 0}
-    matches = pairwise_matches((a, b, choice) for _i, _r, _n, choice, a, b in rows)
-    elo = metrics.elo_leaderboard(matches, rounds=BOOTSTRAP_ROUNDS)
-    bt = {row.player: row for row in metrics.bradley_terry_leaderboard(matches, rounds=BOOTSTRAP_ROUNDS)}
-    units: dict[int, dict[int, str]] = defaultdict(dict)
-    names = {}
-    for item_id, rater_id, rater_name, choice, *_ in rows:
-        units[item_id][rater_id] = choice
-        names[rater_id] = rater_name
-    wins = Counter()
-    for a, b, score in matches:
-        wins[a] += score
-        wins[b] += 1 - score
-    leaderboard = [
-        {"player": r.player, "games": r.games, "win_rate": wins[r.player] / r.games,
-         "elo": r.rating, "elo_low": r.low, "elo_high": r.high, "elo_in_order": r.in_order,
-         "bt": bt[r.player].rating, "bt_low": bt[r.player].low, "bt_high": bt[r.player].high}
-        for r in elo
-    ]  # fmt: skip
-    return {
-        "judgments": len(rows),
-        "items": len(units),
-        "ties": sum(1 for row in rows if row[3] == PairChoice.TIE),
-        "leaderboard": leaderboard,
-        "agreement": rater_agreement(units, names),
-        "bootstrap_rounds": BOOTSTRAP_ROUNDS,
-    }
-
-
-def pairwise_rater_for(*, project: Project, user: AbstractBaseUser) -> PairwiseRater:
-    rater, _ = PairwiseRater.objects.get_or_create(
-        project=project, name=f"user:{user.get_username()}", defaults={"kind": RaterKind.HUMAN, "user": user}
-    )
-    return rater
-
-
-def a_shown_first_for(*, item_id: int, user_id: int) -> bool:
-    """Each annotator sees a stable, pseudo-random side for each pair (half the pairs swapped)."""
-    return hashlib.sha256(f"{item_id}:{user_id}".encode()).digest()[0] % 2 == 0
-
-
-def pairwise_next_for(*, project: Project, user: AbstractBaseUser) -> PairwiseItem | None:
-    rater = pairwise_rater_for(project=project, user=user)
-    return (
-        PairwiseItem.objects.filter(project=project)
-        .exclude(judgments__rater=rater)
-        .order_by("id")
-        .first()
-    )
-
-
-def pairwise_pending_count(*, project: Project, user: AbstractBaseUser) -> int:
-    """How many pairs the user has not judged yet (one query; no rater row is made for it)."""
-    return PairwiseItem.objects.filter(project=project).exclude(judgments__rater__user=user).count()
-
-
-def pairwise_judge(*, item: PairwiseItem, user: AbstractBaseUser, shown: str) -> PairwiseJudgment:
-    """Record a choice made on the review page. `shown` is what the annotator picked by position: "first",
-    "second" or "tie"; it is stored as a choice between the item's A and B, with the position."""
-    a_first = a_shown_first_for(item_id=item.id, user_id=user.pk)
-    if shown == "tie":
-        choice = PairChoice.TIE
-    elif shown == "first":
-        choice = PairChoice.A if a_first else PairChoice.B
-    elif shown == "second":
-        choice = PairChoice.B if a_first else PairChoice.A
-    else:
-        raise ValueError(f"unknown choice {shown!r}")
-    rater = pairwise_rater_for(project=item.project, user=user)
-    judgment, _ = PairwiseJudgment.objects.update_or_create(
-        item=item, rater=rater, a_shown_first=a_first, defaults={"choice": choice}
-    )
-    return judgment
-
-
-# ---------------------------------------------------------------- downstream benchmark
-
-TRAINING_SETS = {
-    "llm": "Raw LLM labels",
-    "final": "Curated final labels",
-    "human": "Human-verified only",
-}
-
-
-def benchmark_start(
-    *, project: Project, user: AbstractBaseUser, test_fraction: float = 0.3, seed: int = 0,
-    test_rows: list[dict] | None = None, test_file_name: str = "",
-) -> BenchmarkRun:
-    with transaction.atomic():
-        run = BenchmarkRun.objects.create(
-            project=project, created_by=user, test_source="file" if test_rows else "split",
-            test_fraction=test_fraction, seed=seed, test_rows=test_rows or [], test_file_name=test_file_name,
-        )  # fmt: skip
-        from evaluation.tasks import benchmark_run_task
-
-        enqueue(benchmark_run_task, run.id)
-    return run
-
-
-def benchmark_sets(*, run: BenchmarkRun) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str]]:
-    """(training sets [(name, texts, labels)], test texts, test labels). Test items never appear in training."""
-    project = run.project
-    samples = list(Sample.objects.filter(project=project).values_list("id", "text", "final_label", "final_source"))
-    llm_label = dict(
-        LLMAnnotation.objects.filter(sample__project=project, is_current=True, valid=True)
-        .exclude(label="")
-        .order_by("sample_id", "id")
-        .values_list("sample_id", "label")
-    )
-    human = [s for s in samples if s[3] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[2]]
-    if run.test_source == "file":
-        test_texts = [str(r["text"]) for r in run.test_rows]
-        test_labels = [str(r["label"]) for r in run.test_rows]
-        held_out: set[int] = set()
-        held_out_texts = set(test_texts)
-    else:
-        held_out = split_held_out([s[0] for s in human], fraction=run.test_fraction, seed=run.seed)
-        test = [s for s in human if s[0] in held_out]
-        test_texts, test_labels = [s[1] for s in test], [s[2] for s in test]
-        held_out_texts = set()
-
-    def keep(sample_id: int, text: str) -> bool:
-        return sample_id not in held_out and text not in held_out_texts
-
-    sets = [
-        (TRAINING_SETS["llm"], *_columns((s[1], llm_label[s[0]]) for s in samples if s[0] in llm_label and keep(s[0], s[1]))),
-        (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in samples if s[2] and keep(s[0], s[1]))),
-        (TRAINING_SETS["human"], *_columns((s[1], s[2]) for s in human if keep(s[0], s[1]))),
-    ]
-    for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
-        rows = snapshot.items.values_list("sample_ref", "text", "label")
-        sets.append((f"Snapshot v{snapshot.version}", *_columns((t, lab) for ref, t, lab in rows if lab and keep(ref, t))))
-    return sets, test_texts, test_labels
-
-
-def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    pairs = list(pairs)
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
-    from synthstudio.embeddings import embed_texts
-
-    run.mark_running()
-    try:
-        sets, test_texts, test_labels = benchmark_sets(run=run)
-        run.report_progress(total=len(sets), done=0)
-        test_vectors = embed_texts(test_texts) if test_texts else None
-        results = []
-        for index, (name, texts, labels) in enumerate(sets, start=1):
-            vectors = embed_texts(texts) if texts else None
-            scores = benchmark_training_set(
-                name=name, train_texts=texts, train_labels=labels, train_vectors=vectors,
-                test_texts=test_texts, test_labels=test_labels, test_vectors=test_vectors,
-            )  # fmt: skip
-            results.extend(score.as_dict() for score in scores)
-            run.results = results
-            run.save(update_fields=["results"])
-            run.report_progress(done=index)
-    except Exception as error:
-        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    run.mark_finished(JobStatus.SUCCEEDED, message=f"Tested on {len(test_labels)} human-labelled items.")
-    return run
-
-
-def latest_benchmark(*, project: Project) -> BenchmarkRun | None:
-    return BenchmarkRun.objects.filter(project=project, status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
-
-
-def judge_runs_for(*, project: Project) -> list[JudgeRun]:
-    return list(JudgeRun.objects.filter(project=project).order_by("-created_at")[:20])
-
-
-def pairwise_counts(*, project: Project) -> dict:
-    return PairwiseItem.objects.filter(project=project).aggregate(
-        items=Count("id", distinct=True), judged=Count("judgments", filter=~Q(judgments__rater__kind=RaterKind.LLM))
-    )

@@ -1,5 +1,5 @@
-"""Export a snapshot (JSONL, CSV, Parquet, a Hugging Face datasets folder as a zip, Label Studio JSON) and
-import Label Studio JSON exports.
+"""Export a snapshot: JSONL, CSV, Parquet, a Hugging Face datasets folder as a zip, Label Studio JSON (the
+Label Studio import is evaluation.export.labelstudio).
 
 Text formats are generators of bytes for StreamingHttpResponse; Parquet and the HF folder are written to a
 file in row batches. Every writer reads the snapshot's stored rows through snapshot_rows (chunked), so memory
@@ -19,21 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
-from django.db import transaction
 
-from annotation.review.final_labels import final_labels_refresh_many
 from evaluation.curation.snapshots import snapshot_rows, snapshot_splits
 from evaluation.models import ExportFormat, Snapshot
 from synthstudio.csv_safety import csv_writer
-from synthstudio.models import (
-    HumanAnnotation,
-    HumanSource,
-    LabelMethod,
-    LLMAnnotation,
-    Project,
-    Sample,
-    text_hash,
-)
 
 PARQUET_BATCH = 5000
 FLAT_COLUMNS = ("id", "text", "label", "label_source", "weight", "split", "llm_label", "llm_confidence", "origin",
@@ -301,101 +290,3 @@ def export_file(snapshot: Snapshot, file_format: str, *, progress: Callable[[int
 def export_stream(snapshot: Snapshot, file_format: str, *, split: str | None = None) -> Iterator[bytes]:
     return {ExportFormat.JSONL: jsonl_chunks, ExportFormat.CSV: csv_chunks,
             ExportFormat.LABEL_STUDIO: labelstudio_chunks}[file_format](snapshot, split=split)
-
-
-# ------------------------------------------------------------------------------- Label Studio import
-
-
-class LabelStudioImportError(ValueError):
-    """A task that cannot be imported; `position` is its 1-based place in the file."""
-
-    def __init__(self, message: str, *, position: int | None = None) -> None:
-        super().__init__(message)
-        self.position = position
-
-
-def _task_name(position: int, task) -> str:
-    """"Task 3" or "Task 3 (id 1017)": the position to find it in the file, the id Label Studio shows."""
-    task_id = task.get("id") if isinstance(task, dict) else None
-    return f"Task {position} (id {task_id})" if isinstance(task_id, int | str) and task_id != "" else f"Task {position}"
-
-
-def _choices(result: object) -> str:
-    """The first choice in a Label Studio `result`; "" when there is none or the shape is not Label Studio's
-    (the file is untrusted: a string or number where a list or object belongs must not crash the import)."""
-    for region in result if isinstance(result, list) else []:
-        value = region.get("value") if isinstance(region, dict) else None
-        choices = value.get("choices") if isinstance(value, dict) else None
-        if isinstance(choices, list) and choices and isinstance(choices[0], str | int | float):
-            return str(choices[0])
-    return ""
-
-
-def _task_text(data: dict) -> str:
-    if isinstance(data.get("text"), str):
-        return data["text"]
-    for value in data.values():
-        if isinstance(value, str) and value.strip():
-            return value
-    return ""
-
-
-def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] | None = None) -> dict[str, int]:
-    """Import a Label Studio JSON export, all or nothing: each task becomes a sample, each non-cancelled
-    annotation a human label (source imported), each prediction an imported LLM label with its score (the
-    last prediction of a task is its current one). Rows are written in bulk; final labels are refreshed."""
-    if not isinstance(tasks, list):
-        raise LabelStudioImportError("A Label Studio export is a JSON array of tasks.")
-    codebook = project.codebook
-    names = list(label_names if label_names is not None else (codebook.label_names if codebook else []))
-    parsed = [_labelstudio_task_parse(position, task, names) for position, task in enumerate(tasks, start=1)]
-    with transaction.atomic():
-        samples = Sample.objects.bulk_create(
-            [
-                Sample(project=project, text=text, text_hash=text_hash(text),
-                       provenance={"imported_from": "label_studio", "task_id": task_id})
-                for text, task_id, _, _ in parsed
-            ],
-            batch_size=1000,
-        )
-        human, llm = [], []
-        for sample, (_, _, labels, predictions) in zip(samples, parsed, strict=True):
-            human += [HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
-                      for label in labels]
-            llm += [
-                LLMAnnotation(sample=sample, codebook=codebook, method=LabelMethod.IMPORTED, run_ref="label_studio",
-                              is_current=index == len(predictions) - 1, **prediction)
-                for index, prediction in enumerate(predictions)
-            ]
-        HumanAnnotation.objects.bulk_create(human, batch_size=1000)
-        LLMAnnotation.objects.bulk_create(llm, batch_size=1000)
-        final_labels_refresh_many(sample_ids=[sample.pk for sample in samples])
-    return {"tasks": len(samples), "annotations": len(human), "predictions": len(llm)}
-
-
-def _labelstudio_task_parse(position: int, task, names: list[str]) -> tuple[str, object, list[str], list[dict]]:
-    """(text, task id, human labels, LLMAnnotation field dicts) of one task, or LabelStudioImportError."""
-    if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-        raise LabelStudioImportError(f"{_task_name(position, task)} has no `data` object.", position=position)
-    text = _task_text(task["data"])
-    if not text:
-        raise LabelStudioImportError(f"{_task_name(position, task)} has no text in `data`.", position=position)
-    labels = [
-        _choices(annotation.get("result"))
-        for annotation in task.get("annotations") or []
-        if isinstance(annotation, dict) and not annotation.get("was_cancelled") and _choices(annotation.get("result"))
-    ]
-    predictions = []
-    for prediction in task.get("predictions") or []:
-        label = _choices(prediction.get("result")) if isinstance(prediction, dict) else ""
-        if not label:
-            continue
-        score = prediction.get("score")
-        confidence = float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
-        others = [name for name in names if name != label]
-        distribution = {label: confidence if confidence is not None else 1.0}
-        remainder = max(0.0, 1.0 - distribution[label])
-        distribution.update({name: remainder / len(others) for name in others})
-        predictions.append({"label": label, "confidence": confidence, "distribution": distribution,
-                            "model_name": str(prediction.get("model_version") or "")[:200]})
-    return text, task.get("id"), labels, predictions

@@ -1,7 +1,7 @@
 """LLM-as-judge runs (survey §3.3 open evaluation; AlpaGasus-style ratings, PandaLM/MT-Bench-style pairs),
 through the shared client generation.llm against any OpenAI-compatible endpoint. Without an endpoint (or
-when the lead picks it) the run is offline: evaluation.offline_judge, a transparent embedding heuristic that
-is not an LLM, writes the same rows, and the run is marked "offline" wherever it shows.
+when the lead picks it) the run is offline: evaluation.preferences.offline_judge, a transparent embedding
+heuristic that is not an LLM, writes the same rows, and the run is marked "offline" wherever it shows.
 
 - Rating runs: the judge gives each sample an A–D quality rating (Self-Instruct's scale); its agreement
   with the human ratings (Cohen's kappa) is reported.
@@ -26,7 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotation.labelling.offline import label_texts
-from annotation.services import codebook_spec
+from annotation.labelling.services import codebook_spec
 from evaluation.dashboards import metrics
 from evaluation.models import (
     JudgeKind,
@@ -39,6 +39,7 @@ from evaluation.models import (
     RaterKind,
 )
 from evaluation.preferences import offline_judge
+from evaluation.tasks import judge_run_task
 from generation.llm.client import EndpointSettings, LLMRequest, complete_many_sync
 from generation.models import LLMEndpoint
 from synthstudio.embeddings import embed_texts
@@ -107,8 +108,6 @@ def judge_run_start(
             project=project, created_by=user, kind=kind, endpoint=endpoint, base_url=base_url, model_name=model,
             is_offline=offline, limit=limit,
         )  # fmt: skip
-        from evaluation.tasks import judge_run_task
-
         enqueue(judge_run_task, run.id)
     return run
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 import generation.endpoint_keys
 from generation.endpoint_keys import UnreadableKey, looks_encrypted
 
-ENVIRONMENT_ENDPOINT_NAME = "environment (LLM_BASE_URL)"  # generation.services.ENVIRONMENT_ENDPOINT_NAME
+ENVIRONMENT_ENDPOINT_NAME = "environment (LLM_BASE_URL)"  # generation.services.endpoints.ENVIRONMENT_ENDPOINT_NAME
 
 
 def encrypt_plaintext_keys(apps, schema_editor):

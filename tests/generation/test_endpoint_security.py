@@ -23,11 +23,11 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from generation import services
 from generation.endpoint_keys import UNREADABLE_MESSAGE, key_variable_problem
 from generation.llm.client import CONNECTION_INCOMPATIBLE, check_connection, complete
 from generation.llm.outbound import OutboundGuard, OutboundPolicy, RefusedDestination, address_kind
 from generation.models import LLMEndpoint
+from generation.services.endpoints import endpoint_sync_from_environment
 from synthstudio.models import Project, Role
 from tests.conftest import make_user
 
@@ -171,7 +171,7 @@ def test_the_operator_chooses_the_key_variables(settings):
 def test_the_operators_environment_endpoint_keeps_its_key_and_host(lead_client, project, listener, settings):
     settings.LLM_ALLOW_PRIVATE_HOSTS = False
     settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_API_KEY = listener.base_url, "test-model", "sk-operator-9"
-    environment = services.endpoint_sync_from_environment()
+    environment = endpoint_sync_from_environment()
 
     assert "OK" in press_test_connection(lead_client, project, environment)
     assert listener.authorizations == ["Bearer sk-operator-9"]

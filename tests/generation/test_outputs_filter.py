@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from generation import services
 from generation.conditions import condition_filter_parse
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version
+from generation.services.runs import run_execute, run_start
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +29,13 @@ IGNORED = [
 
 @pytest.fixture
 def finished_run(project, lead, samples):
-    config = services.config_create_version(
+    config = config_create_version(
         project=project, user=lead, name="reviews",
         values={"template": DEFAULT_TEMPLATE, "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
                 "target_count": 6},
     )
-    run = services.run_start(config=config, user=lead, enqueue_task=False)
-    return services.run_execute(run_id=run.pk)
+    run = run_start(config=config, user=lead, enqueue_task=False)
+    return run_execute(run_id=run.pk)
 
 
 @pytest.mark.parametrize("condition", IGNORED)

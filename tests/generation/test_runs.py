@@ -9,9 +9,21 @@ from collections import Counter
 import pytest
 from django.core.exceptions import ValidationError
 
-from generation import services
 from generation.models import GenerationItem, GenerationRun, ItemStatus, LLMEndpoint
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version, config_preview, configs_latest
+from generation.services.planning import request_params
+from generation.services.proposals import proposal_decide, proposals_request
+from generation.services.rounds import condition_stats, run_next_round
+from generation.services.runs import (
+    RunExecution,
+    run_cancel,
+    run_execute,
+    run_is_stalled,
+    run_resume,
+    run_start,
+    runs_resume_stalled,
+)
 from synthstudio.models import FinalSource, JobStatus, Sample
 
 pytestmark = pytest.mark.django_db
@@ -28,12 +40,12 @@ def make_config(project, lead, *, endpoint=None, **values):
     base = {"endpoint": endpoint, "template": DEFAULT_TEMPLATE, "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
             "target_count": 4, "sampling_mode": "balanced"}
     base.update(values)
-    return services.config_create_version(project=project, user=lead, name="reviews", values=base)
+    return config_create_version(project=project, user=lead, name="reviews", values=base)
 
 
 def run_now(config, lead, **kwargs) -> GenerationRun:
-    run = services.run_start(config=config, user=lead, enqueue_task=False, **kwargs)
-    return services.run_execute(run_id=run.pk)
+    run = run_start(config=config, user=lead, enqueue_task=False, **kwargs)
+    return run_execute(run_id=run.pk)
 
 
 def test_it_rejects_a_template_with_an_unknown_placeholder_naming_it(project, lead):
@@ -45,7 +57,7 @@ def test_it_versions_configs_by_name(project, lead):
     first = make_config(project, lead)
     second = make_config(project, lead, target_count=9)
     assert (first.version, second.version) == (1, 2)
-    assert [c.pk for c in services.configs_latest(project)] == [second.pk]
+    assert [c.pk for c in configs_latest(project)] == [second.pk]
 
 
 def test_a_run_turns_answers_into_samples_with_full_provenance(project, lead, samples, openai_server):
@@ -93,8 +105,8 @@ def test_an_unreachable_endpoint_fails_the_run_clearly_keeping_what_finished(pro
     config = make_config(project, lead, endpoint=endpoint_for(project, openai_server, max_concurrency=1), target_count=6)
     run = run_now(config, lead, count=2)
     openai_server.stop()  # nothing listens on the port any more
-    failing = services.run_start(config=config, user=lead, enqueue_task=False)
-    failing = services.run_execute(run_id=failing.pk)
+    failing = run_start(config=config, user=lead, enqueue_task=False)
+    failing = run_execute(run_id=failing.pk)
     assert failing.status == JobStatus.FAILED and "could not be reached" in failing.error
     # the two items of the first run were cached: the same calls finished even with the endpoint gone
     assert failing.done == 2 and "2 items finished and are kept" in failing.error
@@ -103,24 +115,24 @@ def test_an_unreachable_endpoint_fails_the_run_clearly_keeping_what_finished(pro
 
 def test_cancel_then_resume_skips_finished_items_and_resends_nothing(project, lead, openai_server):
     config = make_config(project, lead, endpoint=endpoint_for(project, openai_server), target_count=6)
-    run = services.run_start(config=config, user=lead, enqueue_task=False)
+    run = run_start(config=config, user=lead, enqueue_task=False)
     first_two = list(run.items.order_by("index")[:2])
-    execution = services.RunExecution(run)
+    execution = RunExecution(run)
     execution.claim()
     # finish two items by hand through the real path, then cancel
     from generation.llm.client import LLMRequest, complete_many_sync
 
-    requests = [LLMRequest(key=i.pk, messages=i.messages, params=services.request_params(config, i.index),
+    requests = [LLMRequest(key=i.pk, messages=i.messages, params=request_params(config, i.index),
                            json_schema=execution.context.schema) for i in first_two]
     by_key = {i.pk: i for i in first_two}
     complete_many_sync(config.endpoint, requests, lambda req, res: execution.on_result(by_key[req.key], 0, req, res))
     execution.flush(force=True)
-    services.run_cancel(run=run)
+    run_cancel(run=run)
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED and run.done == 2
-    assert services.run_execute(run_id=run.pk).status == JobStatus.CANCELLED  # a stale task does nothing
-    services.run_resume(run=run)
-    run = services.run_execute(run_id=run.pk)
+    assert run_execute(run_id=run.pk).status == JobStatus.CANCELLED  # a stale task does nothing
+    run_resume(run=run)
+    run = run_execute(run_id=run.pk)
     assert run.status == JobStatus.SUCCEEDED and run.done == 6
     assert openai_server.request_count == 6
     assert Sample.objects.filter(generation_items__run=run).count() == 6
@@ -167,7 +179,7 @@ def test_the_offline_generator_handles_every_kind(project, lead, samples, kind):
 def test_the_preview_renders_prompts_and_estimates_cost(project, lead, samples, openai_server):
     endpoint = endpoint_for(project, openai_server, price_input_per_1k=1, price_output_per_1k=2)
     config = make_config(project, lead, endpoint=endpoint, target_count=10, max_tokens=100, demo_count=2, demo_strategy="random")
-    preview = services.config_preview(config=config, count=3)
+    preview = config_preview(config=config, count=3)
     assert len(preview.items) == 3 and preview.total_requests == 10
     assert "- topic:" in preview.items[0].messages[-1]["content"]
     assert preview.completion_tokens == 1000 and preview.cost == pytest.approx(preview.prompt_tokens / 1000 + 2.0)
@@ -179,7 +191,7 @@ def test_an_offline_run_with_votek_demos_gives_every_item_the_same_verified_firs
     verified.final_source, verified.final_label = FinalSource.HUMAN, "negative"
     verified.save(update_fields=["final_source", "final_label"])
     config = make_config(project, lead, target_count=3, demo_count=2, demo_strategy="votek")
-    preview = services.config_preview(config=config, count=3)
+    preview = config_preview(config=config, count=3)
     demos = [[demo["sample_id"] for demo in item.demos] for item in preview.items]
     assert demos[0][0] == verified.id and len(set(demos[0])) == 2 and set(demos[0]) <= {s.id for s in samples}
     assert all(picked == demos[0] for picked in demos)
@@ -198,10 +210,10 @@ def test_the_next_round_moves_weight_toward_the_label_humans_corrected_most(proj
     for sample in generated:  # humans correct every 'negative' sample and confirm every 'positive' one
         wrong = sample.provenance["label"] == "negative"
         HumanAnnotation.objects.create(sample=sample, annotator=annotator, label="positive", agreed_with_llm=not wrong)
-    stats = services.condition_stats(config)
+    stats = condition_stats(config)
     assert stats["label"]["negative"] == {"generated": 4, "reviewed": 4, "corrected": 4}
     assert stats["label"]["positive"]["corrected"] == 0
-    second = services.run_next_round(run=first, user=lead, count=12)
+    second = run_next_round(run=first, user=lead, count=12)
     assert second.round_number == 2 and second.previous_round == first
     assert second.condition_weights["label"]["negative"] > 1.5 > 0.5 > second.condition_weights["label"]["positive"]
     planned = Counter(item.conditions["label"] for item in second.items.all())
@@ -213,7 +225,7 @@ def test_a_final_label_that_differs_from_the_generation_label_counts_as_a_correc
     run = run_now(config, lead)
     sample = Sample.objects.filter(generation_items__run=run, provenance__label="positive").first()
     Sample.objects.filter(pk=sample.pk).update(final_label="negative", final_source="human")
-    assert services.condition_stats(config)["label"]["positive"] == {"generated": 1, "reviewed": 1, "corrected": 1}
+    assert condition_stats(config)["label"]["positive"] == {"generated": 1, "reviewed": 1, "corrected": 1}
 
 
 def test_a_run_whose_heartbeat_stopped_is_resumed_and_shown_as_stalled(project, lead, samples, django_capture_on_commit_callbacks):
@@ -222,25 +234,25 @@ def test_a_run_whose_heartbeat_stopped_is_resumed_and_shown_as_stalled(project, 
     from django.utils import timezone
 
     config = make_config(project, lead, target_count=3)
-    run = services.run_start(config=config, user=lead, enqueue_task=False)
+    run = run_start(config=config, user=lead, enqueue_task=False)
     GenerationRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, lease="dead-worker",
                                                    heartbeat_at=timezone.now() - timedelta(minutes=5))
     run.refresh_from_db()
-    assert services.run_is_stalled(run)
+    assert run_is_stalled(run)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.runs_resume_stalled() == [run.pk]
+        assert runs_resume_stalled() == [run.pk]
     run.refresh_from_db()
-    assert run.status == JobStatus.SUCCEEDED and run.done == 3 and not services.run_is_stalled(run)
+    assert run.status == JobStatus.SUCCEEDED and run.done == 3 and not run_is_stalled(run)
 
 
 def test_the_llm_proposes_new_condition_values_that_wait_for_review(project, lead, openai_server):
     openai_server.responder = lambda body, index: json.dumps({"values": ["Music", "plot", "pacing", "pacing"]})
     config = make_config(project, lead, endpoint=endpoint_for(project, openai_server))
-    proposals = services.proposals_request(config=config, dimension="topic")
+    proposals = proposals_request(config=config, dimension="topic")
     assert [p.value for p in proposals] == ["Music", "pacing"]  # known and repeated values dropped
     assert "Existing values: plot, acting" in openai_server.requests[0]["messages"][0]["content"]
     assert config.dimensions[0]["values"] == ["plot", "acting"]  # nothing used before a lead accepts
-    new_version = services.proposal_decide(proposal=proposals[1], accept=True, user=lead)
+    new_version = proposal_decide(proposal=proposals[1], accept=True, user=lead)
     assert new_version.dimensions[0]["values"] == ["plot", "acting", "pacing"]
     with pytest.raises(ValidationError, match="no dimension 'mood'"):
-        services.proposals_request(config=config, dimension="mood")
+        proposals_request(config=config, dimension="mood")

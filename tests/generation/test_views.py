@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from generation import services
 from generation.models import ConditionValueProposal, GenerationConfig, GenerationRun, LLMEndpoint
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version
+from generation.services.runs import run_execute, run_start
 from synthstudio.models import JobStatus, Sample
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def config(project, lead):
-    return services.config_create_version(
+    return config_create_version(
         project=project, user=lead, name="reviews",
         values={"template": DEFAULT_TEMPLATE, "dimensions": [{"name": "topic", "values": ["plot", "acting"]}], "target_count": 3},
     )
@@ -23,8 +24,8 @@ def config(project, lead):
 
 @pytest.fixture
 def finished_run(config, lead, samples):
-    run = services.run_start(config=config, user=lead, enqueue_task=False)
-    return services.run_execute(run_id=run.pk)
+    run = run_start(config=config, user=lead, enqueue_task=False)
+    return run_execute(run_id=run.pk)
 
 
 @pytest.fixture
@@ -172,13 +173,13 @@ def test_starting_a_run_queues_it_and_the_progress_page_polls(lead_client, proje
 
 
 def test_a_running_run_page_polls_and_offers_cancel(lead_client, project, config):
-    run = services.run_start(config=config, user=config.created_by, enqueue_task=False)
+    run = run_start(config=config, user=config.created_by, enqueue_task=False)
     body = lead_client.get(reverse("generation:run_detail", args=[project.id, run.id])).content.decode()
     assert "hx-trigger=\"every 1s\"" in body and 'name="cancel"' in body
 
 
 def test_cancel_and_resume_through_the_pages(lead_client, project, config, samples, django_capture_on_commit_callbacks):
-    run = services.run_start(config=config, user=config.created_by, enqueue_task=False)
+    run = run_start(config=config, user=config.created_by, enqueue_task=False)
     lead_client.post(reverse("generation:run_cancel", args=[project.id, run.id]))
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED
@@ -224,6 +225,29 @@ def test_offline_proposals_come_from_the_seed_vocabulary_and_wait_for_review(lea
     lead_client.post(reverse("generation:proposals_request", args=[project.id, config.id]), {"dimension": "topic"})
     proposals = ConditionValueProposal.objects.filter(config=config)
     assert proposals.exists() and all(p.status == "pending" and p.source == "offline-markov" for p in proposals)
+
+
+def test_rejecting_a_proposal_keeps_the_config_as_it_was(lead_client, project, config):
+    proposal = ConditionValueProposal.objects.create(config=config, dimension="topic", value="music")
+    response = lead_client.post(reverse("generation:proposal_decide", args=[project.id, proposal.id]), {"decision": "reject"})
+    proposal.refresh_from_db()
+    assert response.status_code == 302 and proposal.status == "rejected"
+    assert GenerationConfig.objects.filter(name="reviews").count() == 1
+
+
+def test_a_decision_that_is_not_accept_rejects_the_proposal(lead_client, project, config):
+    proposal = ConditionValueProposal.objects.create(config=config, dimension="topic", value="music")
+    lead_client.post(reverse("generation:proposal_decide", args=[project.id, proposal.id]), {"decision": "maybe"})
+    proposal.refresh_from_db()
+    assert proposal.status == "rejected" and GenerationConfig.objects.filter(name="reviews").count() == 1
+
+
+def test_proposing_values_for_a_dimension_the_config_lacks_says_so(lead_client, project, config, samples):
+    response = lead_client.post(
+        reverse("generation:proposals_request", args=[project.id, config.id]), {"dimension": "mood"}, follow=True
+    )
+    assert "The config has no dimension &#x27;mood&#x27;." in response.content.decode()
+    assert not ConditionValueProposal.objects.filter(config=config).exists()
 
 
 def test_the_environment_endpoint_is_offered_to_every_project(lead_client, project, settings):

@@ -8,9 +8,10 @@ import time
 import pytest
 from django.db.models import Count
 
-from generation import services
 from generation.models import GenerationItem, GenerationRun, ItemStatus, LLMEndpoint
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version
+from generation.services.runs import run_resume, run_start
 from synthstudio.models import JobStatus
 
 
@@ -29,18 +30,18 @@ def test_killing_the_worker_mid_run_loses_nothing_and_resends_no_finished_call(c
     openai_server.latency_ms = 100
     endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=openai_server.base_url, model="test-model",
                                           max_concurrency=4, max_retries=1)
-    config = services.config_create_version(project=project, user=lead, name="crash", values={
+    config = config_create_version(project=project, user=lead, name="crash", values={
         "endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": 40,
         "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
     })
-    run = services.run_start(config=config, user=lead)
+    run = run_start(config=config, user=lead)
     wait_for(run, lambda r: r.done >= 10)
     celery_worker_process.kill_hard()
     done_before_kill = set(GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True))
     seen_before_kill = openai_server.request_count
 
     celery_worker_process.start()
-    services.run_resume(run=run)
+    run_resume(run=run)
     wait_for(run, lambda r: r.is_finished)
 
     assert run.status == JobStatus.SUCCEEDED and run.done == 40

@@ -59,6 +59,10 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
     assert all(users.values())
     for name, password in logins.items():
         validate_password(password, users[name])  # the generated passwords pass every AUTH_PASSWORD_VALIDATOR
+    # the demo lead may create projects under the default PROJECT_CREATORS=staff; annotators may not
+    assert {name: user.is_staff for name, user in users.items()} == {
+        "demo_lead": True, "demo_ann1": False, "demo_ann2": False,
+    }  # fmt: skip
 
 
 def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):

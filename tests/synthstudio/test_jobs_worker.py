@@ -12,9 +12,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotation import services as annotation_services
+from annotation.labelling import services as annotation_services
+from annotation.labelling.services import CHUNK
 from annotation.models import LabellingRun
-from annotation.services import CHUNK
 from annotation.tasks import labelling_run_task
 from evaluation.curation.filters import FilterSettings
 from evaluation.curation.services import snapshot_job_start

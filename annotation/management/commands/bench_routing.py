@@ -6,7 +6,7 @@
 Reads the routing format (text, gold, llm_label, llm_confidence, llm_probs), and for each strategy imports it
 into a fresh project in a throwaway database, computes embeddings (cached per text: the main database's
 cache is reused and filled, so the second run embeds nothing) and signals, routes in batches of 5% of the
-data, answers every routed item with `gold` through annotation.review.queue.review_answer_submit (the path a
+data, answers every routed item with `gold` through annotation.review.answers.review_answer_submit (the path a
 human's answer takes, whose routing_after_answer hook queues the next batch; Celery runs eagerly here), and
 records the final label accuracy at each budget. Prints one JSON line:
 
@@ -175,8 +175,11 @@ class Command(BaseCommand):
     def run_strategy(
         self, rows: list[dict], strategy: str, budgets: list[float], batch_share: float, signals_source
     ) -> dict:
-        from annotation import services
-        from annotation.review.queue import review_answer_submit, review_next
+        from annotation.labelling.services import llm_annotations_import
+        from annotation.review.answers import review_answer_submit
+        from annotation.review.queue import review_next
+        from annotation.routing.services import routing_policy_for, routing_route_next_batch
+        from annotation.routing.signals import signals_refresh
         from synthstudio.services import codebook_create_version, project_create
 
         users = get_user_model().objects
@@ -188,17 +191,17 @@ class Command(BaseCommand):
             project=project, user=lead, task_description="Routing benchmark.", guidelines="",
             labels=[{"name": name} for name in label_set(rows)],
         )
-        samples = services.llm_annotations_import(project=project, rows=rows)
+        samples = llm_annotations_import(project=project, rows=rows)
         gold = {sample.pk: row["gold"] for sample, row in zip(samples, rows, strict=True)}
         n = len(samples)
         llm_correct = sum(1 for row in rows if row["label"] == row["gold"])
         llm_accuracy = llm_correct / n
         if signals_source is None:
-            services.signals_refresh(project=project)
+            signals_refresh(project=project)
         else:  # the same rows in the same order: reuse the first project's signals (the student fit is slow)
             copy_signals(signals_source, samples)
 
-        policy = services.routing_policy_for(project=project)
+        policy = routing_policy_for(project=project)
         policy.strategy = strategy
         policy.budget_kind = "count"
         policy.batch_size = max(1, math.ceil(batch_share * n))
@@ -209,14 +212,14 @@ class Command(BaseCommand):
         for budget in budgets:
             policy.budget_count = int(round(budget * n))
             policy.save()
-            routed = services.routing_route_next_batch(project=project)
+            routed = routing_route_next_batch(project=project)
             while routed:
                 while (assignment := review_next(project=project, annotator=annotator)) is not None:
                     # the answer's on-commit hook queues the next batch once this one is answered (and
                     # Celery runs eagerly here, so the batch is routed before the next review_next)
                     review_answer_submit(assignment=assignment, label=gold[assignment.task.sample_id])
                 # where on-commit hooks do not fire (inside a test's transaction) what the queued task runs
-                routed = services.routing_route_next_batch(project=project, only_when_answered=True)
+                routed = routing_route_next_batch(project=project, only_when_answered=True)
             final = Sample.objects.filter(project=project).values_list("pk", "final_label")
             final_accuracy = float(np.mean([label == gold[pk] for pk, label in final]))
             oracle = (llm_correct + min(policy.budget_count, n - llm_correct)) / n

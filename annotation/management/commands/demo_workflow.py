@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation import services as annotation_services
+from annotation.labelling.services import labelling_run_execute, labelling_run_start
 from annotation.models import (
     BudgetKind,
     LabellingRun,
@@ -19,9 +19,12 @@ from annotation.models import (
     SampleSignals,
     SignalsRun,
 )
-from generation import services as generation_services
+from annotation.routing.services import routing_route_next_batch
+from annotation.routing.signals import signals_refresh, signals_run_start
 from generation.models import GenerationConfig
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version
+from generation.services.runs import run_execute, run_start
 from synthstudio.models import JobStatus, Origin, Project, Role, Sample, text_hash
 
 PROJECT_NAME = "Customer support intents (demo)"
@@ -147,7 +150,7 @@ def _generation_run(project: Project, lead):
         .first()
     )
     if config is None:
-        config = generation_services.config_create_version(
+        config = config_create_version(
             project=project,
             user=lead,
             name=GENERATION_CONFIG_NAME,
@@ -167,15 +170,15 @@ def _generation_run(project: Project, lead):
         )
     run = config.runs.order_by("id").first()
     if run is None:
-        run = generation_services.run_start(config=config, user=lead, enqueue_task=False)
-    return generation_services.run_execute(run_id=run.pk)  # returns at once when already finished
+        run = run_start(config=config, user=lead, enqueue_task=False)
+    return run_execute(run_id=run.pk)  # returns at once when already finished
 
 
 def _labelling_run(project: Project, lead) -> LabellingRun:
     run = LabellingRun.objects.filter(project=project).order_by("id").first()
     if run is None:
-        run = annotation_services.labelling_run_start(project=project, user=lead, method="offline")
-    annotation_services.labelling_run_execute(run=run)  # in-process; the queued task finds it finished
+        run = labelling_run_start(project=project, user=lead, method="offline")
+    labelling_run_execute(run=run)  # in-process; the queued task finds it finished
     run.refresh_from_db()
     return run
 
@@ -183,10 +186,10 @@ def _labelling_run(project: Project, lead) -> LabellingRun:
 def _signals(project: Project) -> int:
     """Finish the signals run the labelling run queued (in-process; the queued task then finds it finished)."""
     for run in SignalsRun.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
-        annotation_services.signals_refresh(project=project, run=run)
+        signals_refresh(project=project, run=run)
     if not SignalsRun.objects.filter(project=project, status=JobStatus.SUCCEEDED).exists():
-        annotation_services.signals_refresh(
-            project=project, run=annotation_services.signals_run_start(project=project)
+        signals_refresh(
+            project=project, run=signals_run_start(project=project)
         )
     return SampleSignals.objects.filter(sample__project=project).count()
 
@@ -204,5 +207,5 @@ def _first_routed_batch(project: Project, lead) -> int:
                 "updated_by": lead,
             },
         )
-        annotation_services.routing_route_next_batch(project=project)
+        routing_route_next_batch(project=project)
     return ReviewTask.objects.filter(project=project, is_open=True).count()

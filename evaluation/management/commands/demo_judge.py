@@ -1,5 +1,5 @@
 """Give the demo project one finished offline judge run (sample ratings A–D), so that Evaluation → judges and
-Curation have a judge to show. The offline heuristic judge (evaluation.offline_judge) is used whatever the
+Curation have a judge to show. The offline heuristic judge (evaluation.preferences.offline_judge) is used whatever the
 environment says: it is not an LLM and is marked "offline" wherever it shows. Called by `manage.py demo`
 after `demo_snapshot`; a project that already has a judge run is left alone. Takes seconds: the samples'
 embeddings are already stored by the demo's offline labelling run."""

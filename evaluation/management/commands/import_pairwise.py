@@ -10,8 +10,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.dashboards.services import pairwise_import
 from evaluation.preferences.files import PairwiseFileError, parse_pairwise_file
+from evaluation.preferences.services import pairwise_import
 from synthstudio.models import Project
 
 

@@ -132,9 +132,9 @@ class Benchmark:
     def setup(self, server):
         from django.contrib.auth import get_user_model
 
-        from generation import services
         from generation.models import LLMEndpoint
         from generation.prompts import DEFAULT_TEMPLATE
+        from generation.services.configs import config_create_version
         from synthstudio.services import codebook_create_version, project_create
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -148,7 +148,7 @@ class Benchmark:
             project=project, name="bench", base_url=server.base_url, model="test-model",
             max_concurrency=self.concurrency, timeout_seconds=30, max_retries=4,
         )
-        config = services.config_create_version(
+        config = config_create_version(
             project=project, user=user, name="bench",
             values={"endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": self.requests,
                     "dimensions": [{"name": "topic", "values": ["battery", "screen", "price", "delivery", "support"]}]},
@@ -167,8 +167,8 @@ class Benchmark:
         raise CommandError(f"Timed out waiting for {what}; run {run.status} {run.done}/{run.total}.\n{self.worker_log()}")
 
     def run(self) -> dict:
-        from generation import services
         from generation.models import GenerationItem, ItemStatus
+        from generation.services.runs import run_resume, run_start
         from generation.testing.openai_server import OpenAICompatibleTestServer
         from synthstudio.models import Sample
 
@@ -176,7 +176,7 @@ class Benchmark:
             user, config = self.setup(server)
             try:
                 self.start_worker()
-                run = services.run_start(config=config, user=user)
+                run = run_start(config=config, user=user)
                 kill_when = max(1, int(self.requests * self.kill_at))
                 self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
                 cpu_seconds = self.worker_cpu_seconds()
@@ -188,7 +188,7 @@ class Benchmark:
                 seen_before_kill = server.request_count
                 self.start_worker()
                 resumed_at = time.monotonic()  # the new worker is up; nothing of the killed one is still in flight
-                services.run_resume(run=run)
+                run_resume(run=run)
                 self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
                 cpu_seconds += self.worker_cpu_seconds()
             finally:

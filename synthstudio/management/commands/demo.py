@@ -183,6 +183,11 @@ def _demo_user(username: str, password: str):
     if not user.check_password(password):
         user.set_password(password)
         user.save(update_fields=["password"])
+    # The demo lead plays the team's administrator: staff may create projects under the default
+    # PROJECT_CREATORS=staff (staff status alone gives no admin permissions).
+    if username == "demo_lead" and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
     return user
 
 

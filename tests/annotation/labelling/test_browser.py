@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
 from annotation.labelling.distributions import LabelReading
+from annotation.labelling.services import llm_annotations_record
 from annotation.models import ReviewTask
+from annotation.routing.signals import signals_refresh
 from synthstudio.models import LabelMethod, Sample
 from tests.browser import login_as, screenshot
 from tests.conftest import PASSWORD
@@ -20,9 +21,9 @@ def test_a_lead_previews_saves_and_routes_a_policy(browser_page, live_server, le
         LabelReading("positive", {"positive": p, "negative": 1 - p}, True, confidence=p)
         for p in (0.95, 0.55, 0.8, 0.6, 0.99, 0.7)
     ]
-    services.llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
+    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
                                     method=LabelMethod.OFFLINE, model_name="offline", run_ref="t")
-    services.signals_refresh(project=project)
+    signals_refresh(project=project)
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)
 

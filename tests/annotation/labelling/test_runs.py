@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from annotation import services
+from annotation.labelling.services import labelling_run_execute, labelling_run_start
 from annotation.models import LabellingRun
 from generation.models import LLMEndpoint
 from generation.testing.openai_server import Reply, last_user_message
@@ -30,7 +30,7 @@ def endpoint(project, openai_server):
 
 
 def start(project, lead, endpoint, method, **options) -> LabellingRun:
-    run = services.labelling_run_start(project=project, user=lead, method=method, endpoint=endpoint, **options)
+    run = labelling_run_start(project=project, user=lead, method=method, endpoint=endpoint, **options)
     run.refresh_from_db()
     return run
 
@@ -129,7 +129,7 @@ def test_a_rerun_skips_what_it_labelled_and_relabelling_keeps_one_current(projec
     sent = openai_server.request_count
     LabellingRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING)  # as if the worker died
     run.refresh_from_db()
-    services.labelling_run_execute(run=run)
+    labelling_run_execute(run=run)
     assert openai_server.request_count == sent
     assert LLMAnnotation.objects.filter(run_ref=run.run_ref).count() == 4
     with django_capture_on_commit_callbacks(execute=True):
@@ -165,7 +165,7 @@ def test_without_an_endpoint_the_offline_labeller_gives_real_distributions(proje
     football = Sample.objects.create(project=project, text="The goalkeeper saved a penalty in extra time.")
     baking = Sample.objects.create(project=project, text="Knead the dough and bake the bread for forty minutes.")
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.labelling_run_start(project=project, user=lead, method=LabelMethod.LOGPROBS, endpoint=None)
+        run = labelling_run_start(project=project, user=lead, method=LabelMethod.LOGPROBS, endpoint=None)
     run.refresh_from_db()
     assert run.method == LabelMethod.OFFLINE and run.is_offline and run.status == JobStatus.SUCCEEDED
     annotation = current(football)

@@ -6,9 +6,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation import services
 from annotation.labelling.distributions import LabelReading
+from annotation.labelling.services import llm_annotations_record
 from annotation.models import LabellingRun, ReviewTask, RoutingPolicy, SignalsRun
+from annotation.routing.signals import signals_refresh
 from synthstudio.models import JobStatus, LabelMethod
 
 
@@ -33,7 +34,7 @@ def labelled(project, samples):
         LabelReading("positive", {"positive": 0.55, "negative": 0.45}, True, confidence=0.55),
         LabelReading("", {}, False),
     ]
-    services.llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
+    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
                                     method=LabelMethod.OFFLINE, model_name="offline", run_ref="labelling:0")
     return samples
 
@@ -73,7 +74,7 @@ def test_outsiders_get_not_found_everywhere(outsider_client, project, runs):
 
 
 def test_the_overview_counts_labels_charts_uncertainty_and_marks_offline(lead_client, project, labelled):
-    services.signals_refresh(project=project)
+    signals_refresh(project=project)
     response = lead_client.get(reverse("annotation:labelling_overview", args=[project.id]))
     content = response.content.decode()
     assert "<svg" in content and "Entropy of the label distribution" in content

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from annotation import services
+from annotation.labelling.services import labelling_run_resume, labelling_run_start
 from generation.models import LLMEndpoint
 from generation.testing.openai_server import OpenAICompatibleTestServer
 from synthstudio.models import JobStatus, LabelMethod, LLMAnnotation, Sample
@@ -21,14 +21,14 @@ def test_a_run_survives_a_worker_crash_without_paying_twice(celery_worker_proces
         endpoint = LLMEndpoint.objects.create(
             project=project, name="test", base_url=server.base_url, model="m", max_concurrency=2
         )
-        run = services.labelling_run_start(
+        run = labelling_run_start(
             project=project, user=lead, method=LabelMethod.PROMPT_VARIANTS, endpoint=endpoint, samples_per_item=2
         )
         deadline = time.monotonic() + 120
         while server.request_count < 6 and time.monotonic() < deadline:  # wait until it is half-way
             time.sleep(0.1)
         celery_worker_process.restart_after_crash()
-        services.labelling_run_resume(run=run)  # what the Resume button does; a redelivered task is harmless too
+        labelling_run_resume(run=run)  # what the Resume button does; a redelivered task is harmless too
         run = wait_for_job(run, celery_worker_process)
         hashes = server.body_hashes()
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import TaskKind
-from annotation.review import queue as review
+from annotation.review.answers import review_answer_submit
+from annotation.review.queue import review_gold_rate_set, review_next, review_tasks_create
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Project, Sample
 from tests.browser import login_as, screenshot
 from tests.conftest import PASSWORD
@@ -15,8 +16,8 @@ HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 
 
 def route(project, samples, *, required_answers=1):
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
-    review.review_tasks_create(
+    review_gold_rate_set(project=project, gold_rate=0.0)
+    review_tasks_create(
         project=project,
         samples_with_reasons=[(sample, "browser test", float(100 - index)) for index, sample in enumerate(samples)],
         kind=TaskKind.ROUTED,
@@ -106,8 +107,8 @@ def test_it_shows_the_lead_progress_and_lets_them_adjudicate_a_disagreement(brow
     from playwright.sync_api import expect
 
     route(project, samples[:1], required_answers=2)
-    review.review_answer_submit(assignment=review.review_next(project=project, annotator=annotator), label="positive", comment="fine")
-    review.review_answer_submit(assignment=review.review_next(project=project, annotator=lead), label="negative")
+    review_answer_submit(assignment=review_next(project=project, annotator=annotator), label="positive", comment="fine")
+    review_answer_submit(assignment=review_next(project=project, annotator=lead), label="negative")
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)
     page.goto(f"{live_server.url}/projects/{project.id}/review/lead/")

@@ -7,7 +7,13 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Assignment, AssignmentStatus, TaskKind
-from annotation.review import queue as review
+from annotation.review.queue import (
+    DEFAULT_GOLD_RATE,
+    review_gold_rate,
+    review_gold_rate_set,
+    review_next,
+    review_tasks_create,
+)
 from synthstudio.models import HumanAnnotation
 from synthstudio.services import codebook_create_version
 
@@ -16,8 +22,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def routed(project, samples):
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
-    return review.review_tasks_create(
+    review_gold_rate_set(project=project, gold_rate=0.0)
+    return review_tasks_create(
         project=project,
         samples_with_reasons=[(sample, "test", float(-index)) for index, sample in enumerate(samples)],
         kind=TaskKind.ROUTED,
@@ -59,7 +65,7 @@ def test_it_shows_the_labels_and_guidelines_of_a_new_codebook_version_at_once(an
 def test_it_accepts_a_label_of_the_new_codebook_version_and_refuses_a_dropped_one(
     annotator_client, annotator, lead, project, routed
 ):
-    assignment = review.review_next(project=project, annotator=annotator)
+    assignment = review_next(project=project, annotator=annotator)
     annotator_client.get(queue_url(project))  # labels of the first version are now cached
     codebook = new_codebook_version(project, lead)
     response = annotator_client.post(answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX)
@@ -70,7 +76,7 @@ def test_it_accepts_a_label_of_the_new_codebook_version_and_refuses_a_dropped_on
 
 
 def test_it_refuses_a_label_that_is_not_in_the_current_codebook(annotator_client, annotator, project, routed):
-    assignment = review.review_next(project=project, annotator=annotator)
+    assignment = review_next(project=project, annotator=annotator)
     response = annotator_client.post(answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX)
     assert "is not a label of the codebook" in response.content.decode()
     assert not HumanAnnotation.objects.exists()
@@ -78,11 +84,11 @@ def test_it_refuses_a_label_that_is_not_in_the_current_codebook(annotator_client
 
 
 def test_it_reads_a_changed_gold_rate_at_once_after_it_was_cached(project):
-    assert review.review_gold_rate(project) == review.DEFAULT_GOLD_RATE
-    review.review_gold_rate_set(project=project, gold_rate=0.5)
-    assert review.review_gold_rate(project) == 0.5
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
-    assert review.review_gold_rate(project) == 0.0
+    assert review_gold_rate(project) == DEFAULT_GOLD_RATE
+    review_gold_rate_set(project=project, gold_rate=0.5)
+    assert review_gold_rate(project) == 0.5
+    review_gold_rate_set(project=project, gold_rate=0.0)
+    assert review_gold_rate(project) == 0.0
 
 
 @pytest.mark.parametrize("client_name, status", [("lead_client", 200), ("annotator_client", 200), ("outsider_client", 404)])

@@ -10,7 +10,8 @@ import pytest
 from django.db import connections
 
 from annotation.models import Assignment, AssignmentStatus, ReviewTask, TaskKind
-from annotation.review import queue as review
+from annotation.review.answers import review_answer_submit
+from annotation.review.queue import review_gold_rate_set, review_next, review_tasks_create
 from synthstudio.models import HumanAnnotation, Membership, Role, Sample
 from tests.conftest import make_user
 
@@ -22,10 +23,10 @@ OVERLAP = 2
 def work_the_queue(project, user, answered: list, errors: list) -> None:
     try:
         while True:
-            assignment = review.review_next(project=project, annotator=user)
+            assignment = review_next(project=project, annotator=user)
             if assignment is None:
                 return
-            review.review_answer_submit(assignment=assignment, label="positive", submission_id=f"{assignment.pk}")
+            review_answer_submit(assignment=assignment, label="positive", submission_id=f"{assignment.pk}")
             answered.append((assignment.task_id, user.pk))
     except Exception as error:  # reported by the test, not swallowed
         errors.append(error)
@@ -35,9 +36,9 @@ def work_the_queue(project, user, answered: list, errors: list) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_overlap_exact_when_annotators_claim_concurrently(project):
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
+    review_gold_rate_set(project=project, gold_rate=0.0)
     samples = [Sample.objects.create(project=project, text=f"review number {index}") for index in range(ITEMS)]
-    review.review_tasks_create(
+    review_tasks_create(
         project=project,
         samples_with_reasons=[(sample, "test", 1.0) for sample in samples],
         kind=TaskKind.ROUTED,
@@ -73,19 +74,19 @@ def test_it_keeps_overlap_exact_when_annotators_claim_concurrently(project):
 @pytest.mark.django_db(transaction=True)
 def test_it_stores_one_answer_when_two_requests_submit_the_same_reservation_at_once(project, annotator):
     sample = Sample.objects.create(project=project, text="double click me")
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
-    review.review_tasks_create(
+    review_gold_rate_set(project=project, gold_rate=0.0)
+    review_tasks_create(
         project=project, samples_with_reasons=[(sample, "test")], kind=TaskKind.ROUTED, required_answers=1,
         strategy="test", batch=1,
     )
-    assignment = review.review_next(project=project, annotator=annotator)
+    assignment = review_next(project=project, annotator=annotator)
     results: list = []
     barrier = threading.Barrier(4)
 
     def submit() -> None:
         try:
             barrier.wait()
-            results.append(review.review_answer_submit(assignment=assignment, label="negative", submission_id="same").pk)
+            results.append(review_answer_submit(assignment=assignment, label="negative", submission_id="same").pk)
         finally:
             connections.close_all()
 
@@ -107,15 +108,15 @@ def test_annotators_answering_the_same_item_at_once_all_count_in_its_final_label
     from annotation.review import final_labels
     from synthstudio.models import FinalSource
 
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
+    review_gold_rate_set(project=project, gold_rate=0.0)
     sample = Sample.objects.create(project=project, text="one item, three annotators")
-    review.review_tasks_create(
+    review_tasks_create(
         project=project, samples_with_reasons=[(sample, "test", 1.0)], kind=TaskKind.ROUTED, required_answers=3
     )
     users = [make_user(f"voter{index}") for index in range(3)]
     for user in users:
         Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
-    assignments = [review.review_next(project=project, annotator=user) for user in users]
+    assignments = [review_next(project=project, annotator=user) for user in users]
     refresh = final_labels.final_label_refresh
 
     def slow_for_the_first(**kwargs):
@@ -124,12 +125,12 @@ def test_annotators_answering_the_same_item_at_once_all_count_in_its_final_label
             time.sleep(0.6)  # the others start while this answer is not yet committed
         return decision
 
-    monkeypatch.setattr(review, "final_label_refresh", slow_for_the_first)
+    monkeypatch.setattr("annotation.review.answers.final_label_refresh", slow_for_the_first)
     errors: list = []
 
     def answer(assignment, label):
         try:
-            review.review_answer_submit(assignment=assignment, label=label)
+            review_answer_submit(assignment=assignment, label=label)
         except Exception as error:
             errors.append(error)
         finally:

@@ -10,7 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, GoldItem, TaskKind
-from annotation.review import queue as review
+from annotation.review.answers import review_answer_submit
+from annotation.review.lead import gold_item_mark
+from annotation.review.progress import review_progress
+from annotation.review.queue import review_gold_rate, review_gold_rate_set, review_next, review_tasks_create
 from synthstudio.models import HumanAnnotation, HumanSource, LLMAnnotation, Membership, Project, Role, Sample
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -18,8 +21,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def routed(project, samples):
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
-    return review.review_tasks_create(
+    review_gold_rate_set(project=project, gold_rate=0.0)
+    return review_tasks_create(
         project=project,
         samples_with_reasons=[(sample, "test", float(-index)) for index, sample in enumerate(samples)],
         kind=TaskKind.ROUTED,
@@ -39,7 +42,7 @@ def url(name, project, *args):
 
 
 def reserve(project, user):
-    return review.review_next(project=project, annotator=user)
+    return review_next(project=project, annotator=user)
 
 
 # ------------------------------------------------------------------------------ the workbench, by role
@@ -76,7 +79,7 @@ def test_it_shows_the_conditions_of_a_generated_item(annotator_client, project, 
     sample = Sample.objects.create(
         project=project, text="Generated review", origin="generated", provenance={"conditions": {"genre": "noir", "length": "short"}}
     )
-    review.review_tasks_create(project=project, samples_with_reasons=[(sample, "gen", 100.0)], kind=TaskKind.ROUTED)
+    review_tasks_create(project=project, samples_with_reasons=[(sample, "gen", 100.0)], kind=TaskKind.ROUTED)
     body = annotator_client.get(url("review_queue", project)).content.decode()
     assert "Generated under" in body and "noir" in body
 
@@ -198,7 +201,7 @@ def test_it_lists_only_ones_own_answers_and_lets_one_edit_them(annotator_client,
     mine = reserve(project, annotator)
     answer(annotator_client, project, mine, "positive")
     theirs = reserve(project, lead)
-    review.review_answer_submit(assignment=theirs, label="negative")
+    review_answer_submit(assignment=theirs, label="negative")
     body = annotator_client.get(url("review_history", project)).content.decode()
     assert samples[0].text in body and samples[1].text not in body
     assert annotator_client.get(url("review_answer_edit", project, mine.pk)).status_code == 200
@@ -210,7 +213,7 @@ def test_it_lists_only_ones_own_answers_and_lets_one_edit_them(annotator_client,
 
 def test_it_hides_history_and_edits_from_outsiders(outsider_client, annotator, project, routed):
     held = reserve(project, annotator)
-    review.review_answer_submit(assignment=held, label="positive")
+    review_answer_submit(assignment=held, label="positive")
     assert outsider_client.get(url("review_history", project)).status_code == 404
     assert outsider_client.get(url("review_answer_edit", project, held.pk)).status_code == 404
 
@@ -238,7 +241,7 @@ def test_it_hides_lead_pages_from_outsiders(outsider_client, project, routed, na
 def test_it_shows_the_lead_per_annotator_progress(lead_client, annotator, project, routed):
     held = reserve(project, annotator)
     Assignment.objects.filter(pk=held.pk).update(reserved_at=timezone.now() - timedelta(seconds=30))
-    review.review_answer_submit(assignment=held, label="positive", seconds_spent=4)
+    review_answer_submit(assignment=held, label="positive", seconds_spent=4)
     reserve(project, annotator)
     body = lead_client.get(url("review_overview", project)).content.decode()
     assert "arno_annotator" in body and "4.0" in body and "Live reservations" in body
@@ -259,13 +262,13 @@ def test_it_lets_only_the_lead_release_and_reassign(lead, annotator, outsider, p
 
 
 def disagree(project, annotator, lead, sample):
-    review.review_tasks_create(project=project, samples_with_reasons=[(sample, "x", 50.0)], kind=TaskKind.ROUTED, required_answers=2)
-    review.review_answer_submit(assignment=reserve(project, annotator), label="positive")
-    review.review_answer_submit(assignment=reserve(project, lead), label="negative")
+    review_tasks_create(project=project, samples_with_reasons=[(sample, "x", 50.0)], kind=TaskKind.ROUTED, required_answers=2)
+    review_answer_submit(assignment=reserve(project, annotator), label="positive")
+    review_answer_submit(assignment=reserve(project, lead), label="negative")
 
 
 def test_it_lets_the_lead_adjudicate_a_disagreement(lead_client, annotator, lead, project, samples):
-    review.review_gold_rate_set(project=project, gold_rate=0.0)
+    review_gold_rate_set(project=project, gold_rate=0.0)
     disagree(project, annotator, lead, samples[0])
     assert samples[0].text in lead_client.get(url("adjudication_list", project)).content.decode()
     assert lead_client.get(url("adjudication_detail", project, samples[0].pk)).status_code == 200
@@ -291,7 +294,7 @@ def test_it_lets_the_lead_mark_gold_set_the_rate_and_remove_gold(lead_client, pr
     gold = GoldItem.objects.get()
     assert gold.label == "positive"
     assert lead_client.post(url("gold_rate_set", project), {"gold_rate": "0.25"}).status_code == 302
-    assert review.review_gold_rate(project) == 0.25
+    assert review_gold_rate(project) == 0.25
     assert lead_client.post(url("gold_item_remove", project, gold.pk)).status_code == 302
     assert not GoldItem.objects.exists()
 
@@ -306,7 +309,7 @@ def test_it_refuses_gold_for_a_sample_of_another_project(lead_client, lead, proj
 
 def test_it_forbids_gold_changes_to_annotators_and_outsiders(annotator, outsider, project, samples):
     annotator_client, outsider_client = client_as(annotator), client_as(outsider)
-    gold = review.gold_item_mark(project=project, sample=samples[0], label="positive", user=None)
+    gold = gold_item_mark(project=project, sample=samples[0], label="positive", user=None)
     assert annotator_client.post(url("gold_items", project), {"sample_id": samples[1].pk, "label": "positive"}).status_code == 403
     assert annotator_client.post(url("gold_rate_set", project), {"gold_rate": "1"}).status_code == 403
     assert annotator_client.post(url("gold_item_remove", project, gold.pk)).status_code == 403
@@ -316,8 +319,8 @@ def test_it_forbids_gold_changes_to_annotators_and_outsiders(annotator, outsider
 
 
 def test_it_never_tells_the_annotator_an_item_is_gold(annotator_client, annotator, project, samples):
-    review.review_gold_rate_set(project=project, gold_rate=1.0)
-    review.gold_item_mark(project=project, sample=samples[0], label="positive", user=None)
+    review_gold_rate_set(project=project, gold_rate=1.0)
+    gold_item_mark(project=project, sample=samples[0], label="positive", user=None)
     body = annotator_client.get(url("review_queue", project)).content.decode()
     assert samples[0].text in body and "gold" not in body.lower()
 
@@ -336,5 +339,5 @@ def test_the_progress_after_an_answer_matches_a_fresh_count(annotator_client, an
     page = annotator_client.post(action, {"label": "positive", "submission_id": submission}, **HTMX).content.decode()
     done = int(re.search(r"<strong>(\d+)</strong> done today", page).group(1))
     left = int(re.search(r"<strong>(\d+)\+?</strong> left", page).group(1))
-    fresh = review.review_progress(project=project, annotator=annotator)
+    fresh = review_progress(project=project, annotator=annotator)
     assert (done, left) == (fresh.done_today, fresh.remaining + 1) == (1, len(routed) - 1)

@@ -13,9 +13,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation import services, tasks
+from annotation import tasks
 from annotation.models import ReviewTask, RoutingPolicy
-from annotation.review import queue as review
+from annotation.review.answers import review_answer_submit
+from annotation.review.queue import review_next
+from annotation.routing import services
 from tests.annotation.routing.test_services import label_samples, policy
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -29,8 +31,8 @@ def routed_batch_of_two(project) -> list[ReviewTask]:
 
 
 def answer_one(project, annotator) -> None:
-    assignment = review.review_next(project=project, annotator=annotator)
-    review.review_answer_submit(assignment=assignment, label="negative")
+    assignment = review_next(project=project, annotator=annotator)
+    review_answer_submit(assignment=assignment, label="negative")
 
 
 def lead_page_client(lead) -> Client:
@@ -127,7 +129,7 @@ def test_two_workers_routing_the_same_completed_batch_at_once_route_one_batch(pr
     policy(project, strategy="least_confidence", budget_kind="count", budget_count=6, batch_size=2, annotators_per_item=1)
     services.routing_route_next_batch(project=project)  # budget left for two more batches: only one may follow
     with monkeypatch.context() as setup:  # answers commit here: keep their hook from routing the batch already
-        setup.setattr(review, "routing_after_answer", lambda *, project: False)
+        setup.setattr("annotation.review.answers.routing_after_answer", lambda *, project: False)
         answer_one(project, annotator)
         answer_one(project, annotator)
     assert ReviewTask.objects.filter(project=project).count() == 2
@@ -192,9 +194,9 @@ def test_the_answering_request_spends_at_most_one_query_on_the_router_until_the_
         queries_per_hook.append(len(queries))
         return result
 
-    monkeypatch.setattr(review, "routing_after_answer", counted_hook)
+    monkeypatch.setattr("annotation.review.answers.routing_after_answer", counted_hook)
     for index in range(2):
-        assignment = review.review_next(project=project, annotator=annotator)
+        assignment = review_next(project=project, annotator=annotator)
         with django_capture_on_commit_callbacks(execute=True):
             response = annotator_client.post(
                 reverse("annotation:review_answer", args=[project.id, assignment.pk]),

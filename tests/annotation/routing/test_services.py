@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from annotation import services
 from annotation.labelling.distributions import LabelReading
+from annotation.labelling.services import llm_annotations_record
 from annotation.models import ReviewTask, RoutingPolicy, SampleSignals, TaskKind
-from annotation.review.queue import review_answer_submit, review_next
+from annotation.review.answers import review_answer_submit
+from annotation.review.queue import review_next
+from annotation.routing.services import (
+    routing_after_answer,
+    routing_policy_for,
+    routing_preview,
+    routing_route_next_batch,
+)
+from annotation.routing.signals import signals_refresh
 from synthstudio.models import LabelMethod, Sample
 
 
@@ -22,7 +30,7 @@ def label_samples(project, confidences: list[float | None]) -> list[Sample]:
         else LabelReading("positive", {"positive": confidence, "negative": 1 - confidence}, True, confidence=confidence)
         for confidence in confidences
     ]
-    services.llm_annotations_record(
+    llm_annotations_record(
         samples=samples, readings=readings, codebook=project.codebook, method=LabelMethod.IMPORTED,
         model_name="test", run_ref="test",
     )
@@ -30,7 +38,7 @@ def label_samples(project, confidences: list[float | None]) -> list[Sample]:
 
 
 def policy(project, **fields) -> RoutingPolicy:
-    routing = services.routing_policy_for(project=project)
+    routing = routing_policy_for(project=project)
     for name, value in fields.items():
         setattr(routing, name, value)
     routing.save()
@@ -50,7 +58,7 @@ def answer_everything(project, annotator, capture, label: str = "negative") -> i
 def test_entropy_routing_picks_the_most_uncertain_items_with_a_reason(project):
     samples = label_samples(project, [0.99, 0.5, 0.9, 0.6, 0.95])
     policy(project, strategy="entropy", budget_kind="count", budget_count=2, batch_size=2)
-    tasks = services.routing_route_next_batch(project=project)
+    tasks = routing_route_next_batch(project=project)
     assert [t.sample_id for t in sorted(tasks, key=lambda t: -t.priority)] == [samples[1].pk, samples[3].pk]
     assert tasks[0].reason.startswith("entropy 0.69") and tasks[0].kind == TaskKind.ROUTED
     assert tasks[0].strategy == "entropy" and tasks[0].batch == 1
@@ -59,14 +67,14 @@ def test_entropy_routing_picks_the_most_uncertain_items_with_a_reason(project):
 def test_items_without_a_valid_llm_label_count_as_most_uncertain(project):
     samples = label_samples(project, [0.6, None, 0.9])
     policy(project, strategy="least_confidence", budget_kind="count", budget_count=1, batch_size=1)
-    (task,) = services.routing_route_next_batch(project=project)
+    (task,) = routing_route_next_batch(project=project)
     assert task.sample_id == samples[1].pk and "no valid LLM label" in task.reason
 
 
 def test_a_preview_writes_nothing(project):
     label_samples(project, [0.9, 0.6, 0.7])
     routing = policy(project, strategy="margin", budget_kind="count", budget_count=2, batch_size=2)
-    rows = services.routing_preview(project=project, policy=routing)
+    rows = routing_preview(project=project, policy=routing)
     assert [row.reason for row in rows] == ["margin 0.20", "margin 0.40"]
     assert not ReviewTask.objects.exists()
 
@@ -74,34 +82,34 @@ def test_a_preview_writes_nothing(project):
 def test_routing_never_exceeds_the_budget_nor_routes_a_sample_twice(project, annotator, django_capture_on_commit_callbacks):
     label_samples(project, [0.5 + i / 100 for i in range(40)])
     policy(project, strategy="random", budget_kind="share", budget_share=0.25, batch_size=4, annotators_per_item=1)
-    services.routing_route_next_batch(project=project)
+    routing_route_next_batch(project=project)
     answered = answer_everything(project, annotator, django_capture_on_commit_callbacks)
     tasks = ReviewTask.objects.filter(project=project)
     assert tasks.count() == 10 and answered == 10
     assert tasks.values("sample").distinct().count() == 10
     assert sorted(set(tasks.values_list("batch", flat=True))) == [1, 2, 3]  # 4 + 4 + 2
-    assert services.routing_route_next_batch(project=project) == []
-    assert services.routing_after_answer(project=project) is False
+    assert routing_route_next_batch(project=project) == []
+    assert routing_after_answer(project=project) is False
 
 
 def test_the_next_batch_waits_until_the_open_one_is_answered(project, annotator):
     label_samples(project, [0.6, 0.7, 0.8, 0.9])
     policy(project, strategy="least_confidence", budget_kind="count", budget_count=4, batch_size=2)
-    assert len(services.routing_route_next_batch(project=project)) == 2
-    assert services.routing_after_answer(project=project) is False
+    assert len(routing_route_next_batch(project=project)) == 2
+    assert routing_after_answer(project=project) is False
     assert ReviewTask.objects.count() == 2
 
 
 def test_an_inactive_policy_does_not_route_on_answers(project):
     label_samples(project, [0.6, 0.7])
     policy(project, is_active=False, budget_kind="count", budget_count=2, batch_size=1)
-    assert services.routing_after_answer(project=project) is False
+    assert routing_after_answer(project=project) is False
 
 
 def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(project, annotator, lead, django_capture_on_commit_callbacks):
     samples = label_samples(project, [0.6, 0.7, 0.8])
     policy(project, strategy="least_confidence", budget_kind="count", budget_count=1, batch_size=1, annotators_per_item=2)
-    (task,) = services.routing_route_next_batch(project=project)
+    (task,) = routing_route_next_batch(project=project)
     assert task.required_answers == 2 and task.sample_id == samples[0].pk
     answer_everything(project, annotator, django_capture_on_commit_callbacks)
     answer_everything(project, lead, django_capture_on_commit_callbacks)
@@ -113,7 +121,7 @@ def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(
 def test_cold_start_comes_first_with_its_own_kind(project):
     label_samples(project, [0.6, 0.7, 0.8, 0.9, 0.99])
     policy(project, strategy="entropy", cold_start_size=2, cold_start_strategy="random", budget_kind="count", budget_count=4, batch_size=3)
-    tasks = services.routing_route_next_batch(project=project)
+    tasks = routing_route_next_batch(project=project)
     assert len(tasks) == 2 and {t.kind for t in tasks} == {TaskKind.COLD_START}
     assert all(t.reason == "random pick" and t.strategy == "random" for t in tasks)
 
@@ -125,9 +133,9 @@ def test_signals_store_uncertainty_student_and_neighbour_agreement(project, samp
         LabelReading("positive", {"positive": 0.6, "negative": 0.4}, True, confidence=0.6),
         LabelReading("", {}, False),
     ]
-    services.llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
+    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
                                     method=LabelMethod.IMPORTED, model_name="t", run_ref="t")
-    assert services.signals_refresh(project=project) == 4
+    assert signals_refresh(project=project) == 4
     first = SampleSignals.objects.get(sample=samples[0])
     assert first.least_confidence == pytest.approx(0.1) and first.margin == pytest.approx(-0.8)
     assert first.llm_label == "positive" and 0.0 <= first.student_probability <= 1.0
@@ -141,7 +149,7 @@ def test_the_learned_router_starts_from_its_prior_and_learns_from_answers(projec
     samples = label_samples(project, [0.55 + 0.4 * (i % 10) / 10 for i in range(60)])
     truth = {sample.pk: ("negative" if index % 3 == 0 else "positive") for index, sample in enumerate(samples)}
     policy(project, strategy="learned", budget_kind="count", budget_count=36, batch_size=12)
-    first = services.routing_route_next_batch(project=project)
+    first = routing_route_next_batch(project=project)
     assert all(t.reason.startswith("cold start: uncertainty ranking") for t in first)
     while (assignment := review_next(project=project, annotator=annotator)) is not None:
         with django_capture_on_commit_callbacks(execute=True):

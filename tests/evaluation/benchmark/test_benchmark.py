@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.review.final_labels import final_label_refresh
 from evaluation.benchmark.downstream import TFIDF_MODEL, benchmark_training_set, split_held_out
-from evaluation.dashboards.services import benchmark_sets
+from evaluation.benchmark.services import benchmark_sets
 from evaluation.models import BenchmarkRun
 from synthstudio.models import HumanAnnotation, HumanSource, JobStatus, LabelMethod, LLMAnnotation, Sample
 
@@ -146,3 +146,26 @@ def test_snapshots_appear_as_diversity_groups(project, reviewed, lead):
     groups = {g["group"]: g for g in diversity_groups(project=project, samples=samples)}
     assert groups[f"snapshot v{snapshot.version}"]["n"] == snapshot.items.count()
     assert groups["all samples"]["n"] == 12
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"test_fraction": "0.95"}, "The held-out share must be between 0.05 and 0.9."),
+        ({"test_fraction": "a third"}, "The held-out share must be between 0.05 and 0.9."),
+        ({"test_fraction": "0.3", "seed": "-1"}, "The split seed must be a whole number, 0 or more."),
+        ({"test_fraction": "0.3", "seed": "²"}, "The split seed must be a whole number, 0 or more."),
+    ],
+)
+def test_a_bad_share_or_seed_is_refused_with_a_message(lead_client, project, data, message):
+    response = lead_client.post(f"/projects/{project.id}/evaluation/benchmark/start/", data, follow=True)
+    assert response.redirect_chain == [(f"/projects/{project.id}/evaluation/benchmark/", 302)]
+    assert message in response.content.decode()
+    assert not BenchmarkRun.objects.exists()
+
+
+def test_an_empty_form_starts_a_run_with_the_default_share_and_seed(lead_client, project):
+    response = lead_client.post(f"/projects/{project.id}/evaluation/benchmark/start/")
+    run = BenchmarkRun.objects.get()
+    assert response["Location"] == f"/projects/{project.id}/evaluation/benchmark/{run.id}/"
+    assert (run.test_fraction, run.seed, run.test_source) == (0.3, 0, "split")

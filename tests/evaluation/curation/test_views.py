@@ -315,3 +315,18 @@ def test_a_finished_label_studio_import_run_again_imports_nothing_more(lead, pro
     labelstudio_import_task(job.pk)
     labelstudio_import_task(job.pk)  # a redelivered message
     assert Sample.objects.filter(project=project, text="Once only.").count() == 1
+
+
+def test_sending_label_issues_refuses_ids_that_are_not_issues_of_the_run(lead_client, project, samples):
+    run = RefinementRun.objects.create(
+        project=project, status="succeeded",
+        result={"issues": [{"sample_id": samples[0].id, "suggested": "negative", "margin": 0.5}]},
+    )  # fmt: skip
+    url = reverse("evaluation:label_issues_send", args=[project.id, run.pk])
+    for bad in ("²", "1 OR 1=1", str(samples[1].id)):  # "²".isdigit() is True, int("²") fails
+        response = lead_client.post(url, {"sample": [str(samples[0].id), bad]}, follow=True)
+        assert response.redirect_chain == [(reverse("evaluation:label_issues", args=[project.id]), 302)]
+        assert "Choose label issues of this run." in response.content.decode()
+    assert not ReviewTask.objects.filter(project=project, kind=TaskKind.LABEL_ISSUE).exists()
+    lead_client.post(url, {"sample": [str(samples[0].id)]})
+    assert list(ReviewTask.objects.filter(kind=TaskKind.LABEL_ISSUE).values_list("sample_id", flat=True)) == [samples[0].id]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.dashboards.services import metrics_refresh_start, pairwise_import
+from evaluation.dashboards.services import metrics_refresh_start
 from evaluation.models import BenchmarkRun, JudgeKind, JudgeRun, MetricsCache, PairwiseJudgment
 from evaluation.preferences.files import parse_pairwise_file
+from evaluation.preferences.services import pairwise_import
 from synthstudio.models import JobStatus
 from tests.browser import login_as, screenshot
 from tests.conftest import PASSWORD

@@ -224,3 +224,9 @@ def test_a_queued_refresh_without_a_worker_says_so(lead_client, project, setting
     job = MetricsRefresh.objects.create(project=project, data_version="v")
     body = lead_client.get(f"/projects/{project.id}/evaluation/recompute/{job.id}/").content.decode()
     assert "no worker is running" in body
+
+
+def test_recompute_goes_back_to_the_overview_from_a_page_outside_the_project(lead_client, project, computed):
+    for elsewhere in ("https://example.com/", "//example.com/", f"/projects/{project.id + 1}/evaluation/"):
+        response = lead_client.post(f"/projects/{project.id}/evaluation/recompute/", {"next": elsewhere})
+        assert response["Location"] == f"/projects/{project.id}/evaluation/"

@@ -11,14 +11,13 @@ import pytest
 from annotation.review.final_labels import final_label_refresh
 from evaluation.curation.filters import FilterSettings
 from evaluation.curation.snapshots import snapshot_create, snapshot_rows
+from evaluation.export.labelstudio import LabelStudioImportError, labelstudio_import
 from evaluation.export.writers import (
-    LabelStudioImportError,
     csv_chunks,
     export_file,
     hf_folder_write,
     jsonl_chunks,
     labelstudio_chunks,
-    labelstudio_import,
 )
 from synthstudio.models import HumanAnnotation, HumanSource, LabelMethod, LLMAnnotation, Project, Sample
 

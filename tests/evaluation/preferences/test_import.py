@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
 from evaluation.dashboards import metrics
-from evaluation.dashboards.services import pairwise_import, pairwise_summary
 from evaluation.models import PairChoice, PairwiseItem, PairwiseJudgment, PairwiseRater, RaterKind
 from evaluation.preferences.files import PairwiseFileError, parse_pairwise_file
+from evaluation.preferences.services import pairwise_import, pairwise_summary
 
 # Same shape as ../shared/data/pandalm_testset.json: response1 comes from the first model of cmp_key;
 # annotator values 0 = tie, 1 = response1 better, 2 = response2 better.

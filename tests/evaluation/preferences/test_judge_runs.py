@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from evaluation.dashboards.services import pairwise_import
 from evaluation.models import JudgeKind, JudgeRating, JudgeRun, PairChoice, PairwiseJudgment
 from evaluation.preferences.files import PairRecord
 from evaluation.preferences.judges import canonical_choice, judge_run_start, parse_rating, parse_winner
+from evaluation.preferences.services import pairwise_import
 from generation.models import LLMEndpoint
 from synthstudio.models import HumanAnnotation, JobStatus
 
@@ -164,3 +164,24 @@ def test_an_endpoint_id_that_is_not_a_number_is_a_404(lead_client, project):
         reverse("evaluation:judge_start", args=[project.id]), {"kind": "rating", "endpoint": "1 OR 1=1"}
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("endpoint_id", ["²", "999999", " 1"])
+def test_an_endpoint_that_is_not_one_of_the_project_is_a_404_not_a_server_error(lead_client, project, endpoint_id):
+    response = lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating", "endpoint": endpoint_id})
+    assert response.status_code == 404
+    assert not JudgeRun.objects.exists()
+
+
+def test_an_unknown_judge_kind_is_refused_with_a_message(lead_client, project):
+    response = lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "essay"}, follow=True)
+    assert response.redirect_chain == [(f"/projects/{project.id}/evaluation/preferences/", 302)]
+    assert "Choose what the judge should do." in response.content.decode()
+    assert not JudgeRun.objects.exists()
+
+
+@pytest.mark.parametrize(("limit", "stored"), [("0", 1), ("99999", 5000), ("many", 200), ("", 200), ("35", 35)])
+def test_the_judge_limit_is_kept_between_1_and_5000(lead_client, project, limit, stored):
+    lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating", "endpoint": "offline", "limit": limit})
+    run = JudgeRun.objects.get()
+    assert run.limit == stored and run.is_offline

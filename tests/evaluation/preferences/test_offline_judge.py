@@ -10,12 +10,12 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from annotation.labelling.offline import label_texts
-from annotation.services import codebook_spec
-from evaluation.dashboards.services import pairwise_import
+from annotation.labelling.services import codebook_spec
 from evaluation.models import JudgeKind, JudgeRating, JudgeRun, PairChoice, PairwiseJudgment
 from evaluation.preferences import offline_judge
 from evaluation.preferences.files import PairRecord
 from evaluation.preferences.judges import judge_run_start
+from evaluation.preferences.services import pairwise_import
 from generation.models import LLMEndpoint
 from synthstudio.embeddings import encode
 from synthstudio.models import HumanAnnotation, JobStatus, Project, Sample, text_hash

@@ -7,9 +7,10 @@ import pytest
 
 from evaluation.models import PairwiseItem
 from evaluation.preferences.pairs import PairingError, pairwise_from_generation
-from generation import services
 from generation.models import GenerationItem, GenerationRun, ItemStatus
 from generation.prompts import DEFAULT_TEMPLATE
+from generation.services.configs import config_create_version
+from generation.services.runs import run_execute, run_start
 from synthstudio.models import JobStatus, Project, Sample
 from synthstudio.services import codebook_create_version
 from tests.conftest import LABELS
@@ -21,7 +22,7 @@ def make_config(project, lead, name="reviews", **values):
     base = {"endpoint": None, "template": DEFAULT_TEMPLATE, "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
             "target_count": 4, "sampling_mode": "all"}
     base.update(values)
-    return services.config_create_version(project=project, user=lead, name=name, values=base)
+    return config_create_version(project=project, user=lead, name=name, values=base)
 
 
 def finished_run(config, lead, outputs: list[tuple[dict, str]], status=JobStatus.SUCCEEDED) -> GenerationRun:
@@ -110,8 +111,8 @@ def test_a_run_of_another_project_or_one_still_running_cannot_be_chosen(project,
 
 
 def test_offline_runs_of_two_configs_are_paired_end_to_end(project, lead, samples):
-    first = services.run_execute(run_id=services.run_start(config=make_config(project, lead, "one"), user=lead, enqueue_task=False).pk)
-    second = services.run_execute(run_id=services.run_start(config=make_config(project, lead, "two", temperature=0.5), user=lead, enqueue_task=False).pk)
+    first = run_execute(run_id=run_start(config=make_config(project, lead, "one"), user=lead, enqueue_task=False).pk)
+    second = run_execute(run_id=run_start(config=make_config(project, lead, "two", temperature=0.5), user=lead, enqueue_task=False).pk)
     assert first.status == second.status == JobStatus.SUCCEEDED
     result = pairwise_from_generation(project=project, key_a=f"config:{first.config_id}", key_b=f"config:{second.config_id}")
     assert result["pairs"] == 4 and result["unmatched_conditions"] == 0

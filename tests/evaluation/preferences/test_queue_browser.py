@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.dashboards.services import a_shown_first_for
 from evaluation.models import PairChoice, PairwiseItem, PairwiseJudgment
+from evaluation.preferences.services import a_shown_first_for
 from tests.annotation.review.test_browser import HOSTILE, record_dialogs, route, wait_for_item
 from tests.browser import login_as, screenshot
 from tests.conftest import PASSWORD

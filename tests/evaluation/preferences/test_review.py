@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.dashboards.services import a_shown_first_for, pairwise_import
 from evaluation.models import PairChoice, PairwiseItem, PairwiseJudgment, RaterKind
 from evaluation.preferences.files import PairRecord
+from evaluation.preferences.services import a_shown_first_for, pairwise_import
 
 
 @pytest.fixture
@@ -68,4 +68,16 @@ def test_outsiders_cannot_see_or_judge_pairs(outsider_client, project, pairs):
     assert outsider_client.get(f"/projects/{project.id}/evaluation/pairs/").status_code == 404
     response = outsider_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "first"})
     assert response.status_code == 404
+    assert not PairwiseJudgment.objects.exists()
+
+
+def test_a_pair_id_with_a_superscript_digit_is_a_404_not_a_server_error(annotator_client, project, pairs):
+    response = annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": "²", "choice": "first"})
+    assert response.status_code == 404  # "²".isdigit() is True, int("²") fails
+    assert not PairwiseJudgment.objects.exists()
+
+
+def test_an_unknown_choice_on_a_pair_is_refused_with_a_message(annotator_client, project, pairs):
+    response = annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "both"}, follow=True)
+    assert "Choose the first response, the second, or a tie." in response.content.decode()
     assert not PairwiseJudgment.objects.exists()

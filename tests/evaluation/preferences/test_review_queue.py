@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from annotation.models import TaskKind
 from annotation.review import queue as review
-from evaluation.dashboards.services import a_shown_first_for, pairwise_pending_count, pairwise_summary
 from evaluation.models import PairChoice, PairwiseItem, PairwiseJudgment
 from evaluation.preferences.pairs import pairwise_from_generation
+from evaluation.preferences.services import a_shown_first_for, pairwise_pending_count, pairwise_summary
 from synthstudio.models import Membership, Project, Role
 from synthstudio.services import codebook_create_version
 from tests.conftest import LABELS, make_user
@@ -54,21 +54,28 @@ def pair_url(project) -> str:
     return reverse("evaluation:pairwise_review", args=[project.id])
 
 
+def badge_url(project) -> str:
+    """The "N pairs waiting" note, which a full workbench page loads from evaluation with hx-get."""
+    return reverse("evaluation:pairwise_waiting_badge", args=[project.id])
+
+
 def test_the_empty_workbench_loads_the_pair_task_and_the_header_says_how_many_pairs_wait(annotator, project, generated_pairs):
-    body = client_as(annotator).get(queue_url(project)).content.decode()
+    client = client_as(annotator)
+    body = client.get(queue_url(project)).content.decode()
     assert "Nothing left in your queue" in body
     assert f'hx-get="{pair_url(project)}?in=queue"' in body
-    assert "<strong>3</strong> pairs waiting" in body
+    assert f'hx-get="{badge_url(project)}"' in body
+    assert "<strong>3</strong> pairs waiting" in client.get(badge_url(project), **HTMX).content.decode()
 
 
 def test_the_pairs_waiting_note_is_left_out_of_htmx_workbench_responses(annotator, project, generated_pairs):
     body = client_as(annotator).get(queue_url(project), **HTMX).content.decode()
-    assert "pairs waiting" not in body and "<html" not in body
+    assert "pairs waiting" not in body and badge_url(project) not in body and "<html" not in body
 
 
 def test_the_workbench_says_nothing_about_pairs_when_there_are_none(annotator, project):
     client = client_as(annotator)
-    assert "pairs waiting" not in client.get(queue_url(project)).content.decode()
+    assert client.get(badge_url(project), **HTMX).content == b""
     loaded = client.get(pair_url(project) + "?in=queue", **HTMX).content.decode()
     assert 'id="pair"' in loaded and "No pairs left" not in loaded and "<html" not in loaded
 
@@ -100,7 +107,7 @@ def test_after_the_last_pair_the_workbench_pair_task_says_nothing_is_left(annota
     for item in generated_pairs:
         last = client.post(pair_url(project), {"item": item.id, "choice": "tie"}, follow=True, **HTMX).content.decode()
     assert "No pairs left for you to compare" in last
-    assert "pairs waiting" not in client.get(queue_url(project)).content.decode()
+    assert client.get(badge_url(project), **HTMX).content == b""
 
 
 def test_pair_positions_in_the_queue_are_randomised_per_annotator_and_stable(lead, annotator, project, generated_pairs):

@@ -1,0 +1,130 @@
+"""Downstream benchmark workflows: start a run, assemble its training sets and held-out test set, train and
+score in a worker, and find the latest finished run.
+
+The training and scoring itself is the pure core evaluation.benchmark.downstream; this module loads rows,
+calls it and stores the results on the BenchmarkRun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from evaluation.benchmark.downstream import benchmark_training_set, split_held_out
+from evaluation.models import BenchmarkRun, Snapshot
+from evaluation.tasks import benchmark_run_task
+from synthstudio.jobs import enqueue
+from synthstudio.models import FinalSource, JobStatus, LLMAnnotation, Project, Sample
+
+TRAINING_SETS = {
+    "llm": "Raw LLM labels",
+    "final": "Curated final labels",
+    "human": "Human-verified only",
+}
+
+
+def benchmark_start(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    test_rows: list[dict] | None = None,
+    test_file_name: str = "",
+) -> BenchmarkRun:
+    with transaction.atomic():
+        run = BenchmarkRun.objects.create(
+            project=project, created_by=user, test_source="file" if test_rows else "split",
+            test_fraction=test_fraction, seed=seed, test_rows=test_rows or [], test_file_name=test_file_name,
+        )  # fmt: skip
+        enqueue(benchmark_run_task, run.id)
+    return run
+
+
+def benchmark_sets(
+    *, run: BenchmarkRun
+) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str]]:
+    """(training sets [(name, texts, labels)], test texts, test labels). Test items never appear in training."""
+    project = run.project
+    samples = list(
+        Sample.objects.filter(project=project).values_list("id", "text", "final_label", "final_source")
+    )
+    llm_label = dict(
+        LLMAnnotation.objects.filter(sample__project=project, is_current=True, valid=True)
+        .exclude(label="")
+        .order_by("sample_id", "id")
+        .values_list("sample_id", "label")
+    )
+    human = [s for s in samples if s[3] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[2]]
+    if run.test_source == "file":
+        test_texts = [str(r["text"]) for r in run.test_rows]
+        test_labels = [str(r["label"]) for r in run.test_rows]
+        held_out: set[int] = set()
+        held_out_texts = set(test_texts)
+    else:
+        held_out = split_held_out([s[0] for s in human], fraction=run.test_fraction, seed=run.seed)
+        test = [s for s in human if s[0] in held_out]
+        test_texts, test_labels = [s[1] for s in test], [s[2] for s in test]
+        held_out_texts = set()
+
+    def keep(sample_id: int, text: str) -> bool:
+        return sample_id not in held_out and text not in held_out_texts
+
+    sets = [
+        (
+            TRAINING_SETS["llm"],
+            *_columns((s[1], llm_label[s[0]]) for s in samples if s[0] in llm_label and keep(s[0], s[1])),
+        ),
+        (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in samples if s[2] and keep(s[0], s[1]))),
+        (TRAINING_SETS["human"], *_columns((s[1], s[2]) for s in human if keep(s[0], s[1]))),
+    ]
+    for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
+        rows = snapshot.items.values_list("sample_ref", "text", "label")
+        sets.append(
+            (
+                f"Snapshot v{snapshot.version}",
+                *_columns((t, lab) for ref, t, lab in rows if lab and keep(ref, t)),
+            )
+        )
+    return sets, test_texts, test_labels
+
+
+def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    pairs = list(pairs)
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
+    from synthstudio.embeddings import embed_texts
+
+    run.mark_running()
+    try:
+        sets, test_texts, test_labels = benchmark_sets(run=run)
+        run.report_progress(total=len(sets), done=0)
+        test_vectors = embed_texts(test_texts) if test_texts else None
+        results = []
+        for index, (name, texts, labels) in enumerate(sets, start=1):
+            vectors = embed_texts(texts) if texts else None
+            scores = benchmark_training_set(
+                name=name, train_texts=texts, train_labels=labels, train_vectors=vectors,
+                test_texts=test_texts, test_labels=test_labels, test_vectors=test_vectors,
+            )  # fmt: skip
+            results.extend(score.as_dict() for score in scores)
+            run.results = results
+            run.save(update_fields=["results"])
+            run.report_progress(done=index)
+    except Exception as error:
+        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    run.mark_finished(JobStatus.SUCCEEDED, message=f"Tested on {len(test_labels)} human-labelled items.")
+    return run
+
+
+def latest_benchmark(*, project: Project) -> BenchmarkRun | None:
+    return (
+        BenchmarkRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
