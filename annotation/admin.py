@@ -7,7 +7,17 @@ from annotation.models import LabellingRun, RoutingPolicy, SampleSignals, Signal
 
 @admin.register(LabellingRun)
 class LabellingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "method", "model_name", "status", "done", "invalid", "failed", "created_at"]
+    list_display = [
+        "id",
+        "project",
+        "method",
+        "model_name",
+        "status",
+        "done",
+        "invalid",
+        "failed",
+        "created_at",
+    ]
     list_filter = ["status", "method"]
     raw_id_fields = ["project", "codebook", "endpoint", "created_by"]
 
@@ -26,5 +36,13 @@ class SampleSignalsAdmin(admin.ModelAdmin):
 
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(admin.ModelAdmin):
-    list_display = ["project", "strategy", "budget_kind", "budget_count", "budget_share", "batch_size", "is_active"]
+    list_display = [
+        "project",
+        "strategy",
+        "budget_kind",
+        "budget_count",
+        "budget_share",
+        "batch_size",
+        "is_active",
+    ]
     raw_id_fields = ["project", "updated_by"]

@@ -25,13 +25,20 @@ class LabellingRunForm(forms.Form):
     )
     method = forms.ChoiceField(choices=LLM_METHODS, initial=LabelMethod.LOGPROBS)
     samples_per_item = forms.IntegerField(
-        min_value=2, max_value=20, initial=5, help_text="Answers (self-consistency) or prompts (variants) per item."
+        min_value=2,
+        max_value=20,
+        initial=5,
+        help_text="Answers (self-consistency) or prompts (variants) per item.",
     )
-    temperature = forms.FloatField(min_value=0.0, max_value=2.0, initial=0.7, help_text="Self-consistency only.")
+    temperature = forms.FloatField(
+        min_value=0.0, max_value=2.0, initial=0.7, help_text="Self-consistency only."
+    )
     demo_count = forms.IntegerField(
         min_value=0, max_value=20, initial=0, help_text="Most similar human-verified items shown as examples."
     )
-    only_unlabelled = forms.BooleanField(required=False, initial=True, label="Only samples without an LLM label")
+    only_unlabelled = forms.BooleanField(
+        required=False, initial=True, label="Only samples without an LLM label"
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,9 +48,17 @@ class LabellingRunForm(forms.Form):
         data = super().clean()
         endpoint = data.get("endpoint")
         if endpoint and data.get("method") == LabelMethod.LOGPROBS and not endpoint.supports_logprobs:
-            self.add_error("method", "This endpoint returns no logprobs: use self-consistency or prompt variants.")
-        if data.get("method") == LabelMethod.SELF_CONSISTENCY and data.get("endpoint") and not data.get("temperature"):
-            self.add_error("temperature", "Self-consistency needs a temperature above 0: n answers at 0 agree.")
+            self.add_error(
+                "method", "This endpoint returns no logprobs: use self-consistency or prompt variants."
+            )
+        if (
+            data.get("method") == LabelMethod.SELF_CONSISTENCY
+            and data.get("endpoint")
+            and not data.get("temperature")
+        ):
+            self.add_error(
+                "temperature", "Self-consistency needs a temperature above 0: n answers at 0 agree."
+            )
         return data
 
 

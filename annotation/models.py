@@ -44,7 +44,11 @@ class ReviewTaskQuerySet(models.QuerySet):
         )
         if gold:
             return tasks.filter(kind=TaskKind.GOLD).order_by("id")
-        return tasks.exclude(kind=TaskKind.GOLD).filter(claimed_count__lt=F("required_answers")).order_by("-priority", "id")
+        return (
+            tasks.exclude(kind=TaskKind.GOLD)
+            .filter(claimed_count__lt=F("required_answers"))
+            .order_by("-priority", "id")
+        )
 
     def take_slot(self, *, gold: bool) -> int:
         """Take one slot of each task that has one free: a conditional UPDATE, so concurrent claims never take
@@ -62,7 +66,8 @@ class ReviewTaskQuerySet(models.QuerySet):
         """One more answer on each task; a regular task closes with its required answers, gold checks stay open."""
         closes = Q(required_answers__lte=F("answers_count") + 1) & ~Q(kind=TaskKind.GOLD)
         return self.update(
-            answers_count=F("answers_count") + 1, is_open=Case(When(closes, then=Value(False)), default=F("is_open"))
+            answers_count=F("answers_count") + 1,
+            is_open=Case(When(closes, then=Value(False)), default=F("is_open")),
         )
 
     def uncount_answer(self) -> int:
@@ -147,7 +152,9 @@ class Assignment(models.Model):
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
-    status = models.CharField(max_length=20, choices=AssignmentStatus.choices, default=AssignmentStatus.RESERVED)
+    status = models.CharField(
+        max_length=20, choices=AssignmentStatus.choices, default=AssignmentStatus.RESERVED
+    )
     reserved_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -165,7 +172,11 @@ class Assignment(models.Model):
             # never the same annotator twice on one task
             models.UniqueConstraint(fields=["task", "annotator"], name="one_assignment_per_annotator"),
         ]
-        indexes = [models.Index(fields=["annotator", "project", "status", "answered_at"], name="assignment_by_annotator")]
+        indexes = [
+            models.Index(
+                fields=["annotator", "project", "status", "answered_at"], name="assignment_by_annotator"
+            )
+        ]
 
 
 class GoldItem(models.Model):
@@ -176,7 +187,9 @@ class GoldItem(models.Model):
     sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="gold_item")
     label = models.CharField(max_length=100)
     note = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -205,14 +218,18 @@ class SampleTextVersion(models.Model):
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="text_versions")
     version = models.PositiveIntegerField()
     text = models.TextField()
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     annotation = models.ForeignKey(
         HumanAnnotation, on_delete=models.SET_NULL, null=True, blank=True, related_name="text_versions"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["sample", "version"], name="unique_sample_text_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "version"], name="unique_sample_text_version")
+        ]
         ordering = ["sample", "version"]
 
     def __str__(self) -> str:
@@ -228,19 +245,26 @@ class LabellingRun(BackgroundJob):
 
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+")
     endpoint = models.ForeignKey(
-        "generation.LLMEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "generation.LLMEndpoint",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Empty: the offline labeller.",
     )
     method = models.CharField(max_length=30, choices=LabelMethod.choices, default=LabelMethod.LOGPROBS)
     model_name = models.CharField(max_length=200, blank=True)
     samples_per_item = models.PositiveIntegerField(
-        default=5, help_text="Self-consistency: answers per item; prompt variants: paraphrased prompts per item."
+        default=5,
+        help_text="Self-consistency: answers per item; prompt variants: paraphrased prompts per item.",
     )
     temperature = models.FloatField(default=0.7, help_text="Used by self-consistency (must be above 0).")
     demo_count = models.PositiveIntegerField(
         default=0, help_text="In-context demos per item: human-verified items most similar to the item."
     )
-    only_unlabelled = models.BooleanField(default=True, help_text="Skip samples that already have an LLM label.")
+    only_unlabelled = models.BooleanField(
+        default=True, help_text="Skip samples that already have an LLM label."
+    )
     invalid = models.PositiveIntegerField(default=0, help_text="Answers naming no valid label (recorded).")
     cached = models.PositiveIntegerField(default=0, help_text="LLM calls answered from the cache.")
 
@@ -279,8 +303,12 @@ class SampleSignals(models.Model):
         null=True, blank=True, help_text="Out-of-fold probability a student model gives the LLM's label."
     )
     student_label = models.CharField(max_length=100, blank=True)
-    knn_agreement = models.FloatField(null=True, blank=True, help_text="Share of nearest neighbours with the same label.")
-    duplicate_of = models.ForeignKey(Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    knn_agreement = models.FloatField(
+        null=True, blank=True, help_text="Share of nearest neighbours with the same label."
+    )
+    duplicate_of = models.ForeignKey(
+        Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     objects = SampleSignalsQuerySet.as_manager()
@@ -319,22 +347,37 @@ class RoutingPolicy(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="routing_policy")
     budget_kind = models.CharField(max_length=10, choices=BudgetKind.choices, default=BudgetKind.SHARE)
     budget_count = models.PositiveIntegerField(default=100, help_text="Items humans review, when a number.")
-    budget_share = models.FloatField(default=0.2, help_text="Share of items humans review (0–1), when a share.")
-    strategy = models.CharField(max_length=30, choices=RoutingStrategy.choices, default=RoutingStrategy.ENTROPY)
-    batch_size = models.PositiveIntegerField(default=50, help_text="Items routed at a time; the next batch follows its answers.")
-    annotators_per_item = models.PositiveIntegerField(default=1, help_text="Distinct annotators per routed item.")
+    budget_share = models.FloatField(
+        default=0.2, help_text="Share of items humans review (0–1), when a share."
+    )
+    strategy = models.CharField(
+        max_length=30, choices=RoutingStrategy.choices, default=RoutingStrategy.ENTROPY
+    )
+    batch_size = models.PositiveIntegerField(
+        default=50, help_text="Items routed at a time; the next batch follows its answers."
+    )
+    annotators_per_item = models.PositiveIntegerField(
+        default=1, help_text="Distinct annotators per routed item."
+    )
     cold_start_size = models.PositiveIntegerField(
-        default=0, help_text="Items picked for diversity before any uncertainty routing (the learned router needs some)."
+        default=0,
+        help_text="Items picked for diversity before any uncertainty routing (the learned router needs some).",
     )
     cold_start_strategy = models.CharField(
         max_length=20, choices=ColdStartStrategy.choices, default=ColdStartStrategy.VOTEK
     )
-    is_active = models.BooleanField(default=True, help_text="Route the next batch automatically as answers arrive.")
+    is_active = models.BooleanField(
+        default=True, help_text="Route the next batch automatically as answers arrive."
+    )
     next_batch_queued_at = models.DateTimeField(
-        null=True, blank=True, editable=False,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="When the last answer of a batch queued the next one for a worker; cleared once it is routed.",
     )
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

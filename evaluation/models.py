@@ -70,13 +70,17 @@ class PairwiseJudgment(models.Model):
     rater = models.ForeignKey(PairwiseRater, on_delete=models.CASCADE, related_name="judgments")
     choice = models.CharField(max_length=3, choices=PairChoice.choices)
     a_shown_first = models.BooleanField(default=True)
-    judge_run = models.ForeignKey("JudgeRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    judge_run = models.ForeignKey(
+        "JudgeRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     raw_output = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["item", "rater", "a_shown_first"], name="one_judgment_per_position")
+            models.UniqueConstraint(
+                fields=["item", "rater", "a_shown_first"], name="one_judgment_per_position"
+            )
         ]
         ordering = ["id"]
 
@@ -93,13 +97,18 @@ class JudgeRun(BackgroundJob):
 
     kind = models.CharField(max_length=20, choices=JudgeKind.choices)
     endpoint = models.ForeignKey(
-        "generation.LLMEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "generation.LLMEndpoint",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Empty: the environment's default endpoint (LLM_BASE_URL).",
     )
     base_url = models.CharField(max_length=500, blank=True)
     model_name = models.CharField(max_length=200)
     is_offline = models.BooleanField(
-        default=False, help_text="Judged by the offline heuristic judge (evaluation.offline_judge), not an LLM."
+        default=False,
+        help_text="Judged by the offline heuristic judge (evaluation.offline_judge), not an LLM.",
     )
     limit = models.PositiveIntegerField(default=200, help_text="Judge at most this many samples or pairs.")
     summary = models.JSONField(default=dict, blank=True)
@@ -169,21 +178,28 @@ class Snapshot(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
     version = models.PositiveIntegerField()
     note = models.CharField(max_length=300, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     filter_settings = models.JSONField(default=dict)
     label_policy = models.CharField(max_length=200)
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     codebook_version = models.PositiveIntegerField(null=True, blank=True)
     label_names = models.JSONField(default=list)
-    split_fractions = models.JSONField(default=dict, blank=True, help_text='e.g. {"train": 0.8, ...}; {} = no split.')
+    split_fractions = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"train": 0.8, ...}; {} = no split.'
+    )
     item_count = models.PositiveIntegerField(default=0)
     label_counts = models.JSONField(default=dict)
     removed_counts = models.JSONField(default=dict, help_text="How many items each filter removed.")
     licence = models.CharField(max_length=100, default="unknown", help_text="SPDX id for the dataset card.")
-    stats = models.JSONField(default=dict, blank=True, help_text="Agreement and provenance counts at creation.")
+    stats = models.JSONField(
+        default=dict, blank=True, help_text="Agreement and provenance counts at creation."
+    )
     is_ready = models.BooleanField(
-        default=True, help_text="False while a worker writes its rows; such a snapshot is never listed or exported."
+        default=True,
+        help_text="False while a worker writes its rows; such a snapshot is never listed or exported.",
     )
 
     objects = SnapshotQuerySet.as_manager()
@@ -237,7 +253,9 @@ class LabelStudioImportJob(BackgroundJob):
     stored_path = models.CharField(max_length=500)
     size_bytes = models.BigIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
-    bad_task = models.PositiveIntegerField(null=True, blank=True, help_text="1-based position of the refused task.")
+    bad_task = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1-based position of the refused task."
+    )
 
 
 class ExportFormat(models.TextChoices):

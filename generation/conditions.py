@@ -33,14 +33,19 @@ def combination_count(dimensions: Sequence[Dimension]) -> int:
 
 def all_combinations(dimensions: Sequence[Dimension]) -> list[dict[str, str]]:
     names = [name for name, _ in dimensions]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(values for _, values in dimensions))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(values for _, values in dimensions))
+    ]
 
 
 def value_shares(dimensions: Sequence[Dimension], weights: Weights | None) -> list[np.ndarray]:
     """Per dimension, the target share of each value (weights normalised; non-positive weights → 0)."""
     shares = []
     for name, values in dimensions:
-        raw = np.array([max(0.0, float((weights or {}).get(name, {}).get(v, 1.0))) for v in values], dtype=float)
+        raw = np.array(
+            [max(0.0, float((weights or {}).get(name, {}).get(v, 1.0))) for v in values], dtype=float
+        )
         if raw.sum() <= 0:
             raw = np.ones(len(values))
         shares.append(raw / raw.sum())
@@ -78,7 +83,9 @@ def plan_conditions(
     names = [name for name, _ in dimensions]
     plans: list[dict[str, str]] = []
     if combination_count(dimensions) <= ENUMERATION_LIMIT:
-        index = np.array(list(itertools.product(*(range(len(values)) for _, values in dimensions))), dtype=np.int64)
+        index = np.array(
+            list(itertools.product(*(range(len(values)) for _, values in dimensions))), dtype=np.int64
+        )
         combo_share = np.ones(len(index))
         for d, share in enumerate(shares):
             combo_share *= share[index[:, d]]
@@ -197,7 +204,9 @@ def condition_filter_parse(raw: str, known_names: Collection[str]) -> ConditionF
         return ConditionFilter(ignored="Write the condition filter as name=value.")
     if "__" in name or not CONDITION_NAME.fullmatch(name):
         shown = name if len(name) <= 60 else name[:60] + "…"
-        return ConditionFilter(ignored=f"“{shown}” is not a condition name: the filter takes name=value only.")
+        return ConditionFilter(
+            ignored=f"“{shown}” is not a condition name: the filter takes name=value only."
+        )
     if name not in known_names:
         known = ", ".join(sorted(known_names)) or "none"
         return ConditionFilter(ignored=f"No condition is named “{name}” (these runs have: {known}).")

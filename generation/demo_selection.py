@@ -23,7 +23,9 @@ def pick_random(candidates: Sequence[int], k: int, rng: random.Random) -> list[i
     return rng.sample(list(candidates), min(k, len(candidates)))
 
 
-def pick_most_similar(vectors: np.ndarray, candidates: Sequence[int], target: np.ndarray, k: int) -> list[int]:
+def pick_most_similar(
+    vectors: np.ndarray, candidates: Sequence[int], target: np.ndarray, k: int
+) -> list[int]:
     """The k candidates with the highest cosine similarity to target (ties toward the lower index)."""
     if not len(candidates) or k <= 0:
         return []

@@ -31,11 +31,24 @@ UNREADABLE_MESSAGE = "Stored key unreadable: re-enter it."
 # The app's own secrets and the servers it talks to: never an endpoint key, even if a prefix or the exact
 # list would allow them (an operator setting LLM_KEY_ENV_PREFIX="" plus LLM_KEY_ENV_ALLOWED=SECRET_KEY, or a
 # prefix such as "LLM_" that would match LLM_API_KEY).
-NEVER_KEY_VARIABLES = frozenset({
-    "SECRET_KEY", "SECRET_KEY_FALLBACKS", "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL",
-    "CELERY_RESULT_BACKEND", "SESSION_CACHE_URL", "REDIS_URL", "LLM_API_KEY", "LLM_BASE_URL", "PGPASSWORD",
-    "EMAIL_HOST_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-})
+NEVER_KEY_VARIABLES = frozenset(
+    {
+        "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "SESSION_CACHE_URL",
+        "REDIS_URL",
+        "LLM_API_KEY",
+        "LLM_BASE_URL",
+        "PGPASSWORD",
+        "EMAIL_HOST_PASSWORD",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }
+)
 
 HKDF_SALT = b"synthstudio llm-endpoint keys"
 HKDF_INFO = b"fernet v1"
@@ -47,12 +60,14 @@ class KeyUnavailable(Exception):
 
 # -- which environment variables ---------------------------------------------------------------------------
 
+
 def key_variable_problem(name: str) -> str:
     """'' when the environment variable `name` may hold an endpoint's key, else a sentence saying why not and
     what is allowed (shown to the lead)."""
     prefix = settings.LLM_KEY_ENV_PREFIX
     allowed = name not in NEVER_KEY_VARIABLES and (
-        name in settings.LLM_KEY_ENV_ALLOWED or bool(prefix and name.startswith(prefix) and len(name) > len(prefix))
+        name in settings.LLM_KEY_ENV_ALLOWED
+        or bool(prefix and name.startswith(prefix) and len(name) > len(prefix))
     )
     if allowed:
         return ""
@@ -61,7 +76,10 @@ def key_variable_problem(name: str) -> str:
 
 def allowed_key_variables() -> str:
     """The operator's rule, in words."""
-    prefix, names = settings.LLM_KEY_ENV_PREFIX, [n for n in settings.LLM_KEY_ENV_ALLOWED if n not in NEVER_KEY_VARIABLES]
+    prefix, names = (
+        settings.LLM_KEY_ENV_PREFIX,
+        [n for n in settings.LLM_KEY_ENV_ALLOWED if n not in NEVER_KEY_VARIABLES],
+    )
     parts = []
     if prefix:
         parts.append(f"names starting with {prefix} (e.g. {prefix}OPENAI)")
@@ -74,9 +92,12 @@ def allowed_key_variables() -> str:
 
 # -- encryption at rest ------------------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=8)
 def _fernet_for(secret: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=HKDF_SALT, info=HKDF_INFO).derive(secret.encode())
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=HKDF_SALT, info=HKDF_INFO).derive(
+        secret.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(derived))
 
 

@@ -33,20 +33,35 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = LLMEndpoint
         fields = [
-            "name", "base_url", "model", "api_key_env", "max_concurrency", "rpm", "tpm", "price_input_per_1k",
-            "price_output_per_1k", "timeout_seconds", "max_retries", "supports_response_format", "supports_logprobs",
+            "name",
+            "base_url",
+            "model",
+            "api_key_env",
+            "max_concurrency",
+            "rpm",
+            "tpm",
+            "price_input_per_1k",
+            "price_output_per_1k",
+            "timeout_seconds",
+            "max_retries",
+            "supports_response_format",
+            "supports_logprobs",
         ]
 
     key_dropped = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["api_key_env"].help_text = f"Name of an environment variable holding the key. {allowed_key_variables()}"
+        self.fields[
+            "api_key_env"
+        ].help_text = f"Name of an environment variable holding the key. {allowed_key_variables()}"
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data["api_key_env"].strip()
         if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise forms.ValidationError("Name an environment variable, e.g. SYNTHSTUDIO_KEY_OPENAI (not the key itself).")
+            raise forms.ValidationError(
+                "Name an environment variable, e.g. SYNTHSTUDIO_KEY_OPENAI (not the key itself)."
+            )
         problem = key_variable_problem(name) if name else ""
         if problem:
             raise forms.ValidationError(problem)
@@ -91,7 +106,9 @@ def parse_dimensions(text: str) -> list[dict]:
         name, sep, values = line.partition(":")
         name = name.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise forms.ValidationError(f"Line {number}: write 'name: value, value, …' with a plain name (letters, digits, _).")
+            raise forms.ValidationError(
+                f"Line {number}: write 'name: value, value, …' with a plain name (letters, digits, _)."
+            )
         pool = [v.strip() for v in values.split(",") if v.strip()]
         if not pool:
             raise forms.ValidationError(f"Line {number}: the dimension {name!r} has no values.")
@@ -124,37 +141,51 @@ def parse_label_balance(text: str, labels: list[str]) -> dict[str, float]:
 class GenerationConfigForm(forms.Form):
     name = forms.CharField(max_length=100, initial="default")
     endpoint = forms.ModelChoiceField(
-        queryset=LLMEndpoint.objects.none(), required=False, empty_label="Offline generator (no network)",
+        queryset=LLMEndpoint.objects.none(),
+        required=False,
+        empty_label="Offline generator (no network)",
     )
     kind = forms.ChoiceField(choices=GenerationKind.choices, initial=GenerationKind.SINGLE)
     dialogue_turns = forms.IntegerField(min_value=2, max_value=20, initial=4)
     role_preamble = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}),
-        initial="Suppose you write realistic examples for the task below, as the people in it would.", label="Role",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        initial="Suppose you write realistic examples for the task below, as the people in it would.",
+        label="Role",
     )
     template = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 14}), initial=prompts.DEFAULT_TEMPLATE,
-        help_text="Placeholders: " + ", ".join("{{ " + name + " }}" for name in prompts.BUILTIN_PLACEHOLDERS)
+        widget=forms.Textarea(attrs={"rows": 14}),
+        initial=prompts.DEFAULT_TEMPLATE,
+        help_text="Placeholders: "
+        + ", ".join("{{ " + name + " }}" for name in prompts.BUILTIN_PLACEHOLDERS)
         + " and {{ <dimension> }} for each dimension.",
     )
     json_schema = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 5}), label="JSON schema",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="JSON schema",
         help_text="Empty: the default for the kind (e.g. {text, label} with the codebook's labels).",
     )
     dimensions = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Condition dimensions",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Condition dimensions",
         help_text="One per line: name: value, value, … (e.g. topic: plot, acting, music).",
     )
     condition_on_label = forms.BooleanField(required=False, initial=True, label="Condition on the label")
     label_balance = forms.CharField(required=False, help_text="e.g. positive: 1, negative: 2. Empty: equal.")
     sampling_mode = forms.ChoiceField(choices=SamplingMode.choices, initial=SamplingMode.BALANCED)
-    random_words = forms.IntegerField(min_value=0, max_value=20, initial=0, help_text="Random words injected per sample.")
+    random_words = forms.IntegerField(
+        min_value=0, max_value=20, initial=0, help_text="Random words injected per sample."
+    )
     demo_count = forms.IntegerField(min_value=0, max_value=20, initial=0, label="Demos per prompt")
     demo_strategy = forms.ChoiceField(choices=DemoStrategy.choices, initial=DemoStrategy.NONE)
     temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
     top_p = forms.FloatField(min_value=0, max_value=1, initial=1.0)
     max_tokens = forms.IntegerField(min_value=1, max_value=32000, initial=256)
-    n = forms.IntegerField(min_value=1, max_value=16, initial=1, help_text="Choices per request (one-step kind).")
+    n = forms.IntegerField(
+        min_value=1, max_value=16, initial=1, help_text="Choices per request (one-step kind)."
+    )
     seed = forms.IntegerField(initial=0)
     target_count = forms.IntegerField(min_value=1, max_value=100000, initial=20, label="Requests per run")
     rounds = forms.IntegerField(min_value=1, max_value=20, initial=1)
@@ -187,9 +218,14 @@ class GenerationConfigForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if {"template", "dimensions", "json_schema"} <= set(data):
-            for problem in config_problems(template=data["template"], dimensions=data["dimensions"], json_schema=data["json_schema"]):
-                field = "template" if "placeholder" in problem or "Template" in problem else (
-                    "json_schema" if "dimension" not in problem.lower() else "dimensions")
+            for problem in config_problems(
+                template=data["template"], dimensions=data["dimensions"], json_schema=data["json_schema"]
+            ):
+                field = (
+                    "template"
+                    if "placeholder" in problem or "Template" in problem
+                    else ("json_schema" if "dimension" not in problem.lower() else "dimensions")
+                )
                 self.add_error(field, problem)
         if data.get("demo_strategy") != DemoStrategy.NONE and not data.get("demo_count"):
             self.add_error("demo_count", "Choose how many demos, or the strategy 'No demos'.")
@@ -212,20 +248,29 @@ class GenerationConfigForm(forms.Form):
 
 
 class RunStartForm(forms.Form):
-    count = forms.IntegerField(min_value=1, max_value=100000, required=False, label="Requests (empty: the config's)")
+    count = forms.IntegerField(
+        min_value=1, max_value=100000, required=False, label="Requests (empty: the config's)"
+    )
 
 
 class NextRoundForm(forms.Form):
-    strength = forms.FloatField(min_value=0, max_value=5, initial=1.0,
-                                help_text="How strongly weights move toward weak values (0 = keep weights).")
+    strength = forms.FloatField(
+        min_value=0,
+        max_value=5,
+        initial=1.0,
+        help_text="How strongly weights move toward weak values (0 = keep weights).",
+    )
 
 
 class ProposalsRequestForm(forms.Form):
     """The dimension of the config whose value pool the LLM should expand."""
 
-    dimension = forms.ChoiceField(error_messages={
-        "required": "Choose a dimension.", "invalid_choice": "The config has no dimension %(value)r.",
-    })
+    dimension = forms.ChoiceField(
+        error_messages={
+            "required": "Choose a dimension.",
+            "invalid_choice": "The config has no dimension %(value)r.",
+        }
+    )
 
     def __init__(self, *args: Any, config: GenerationConfig, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -32,16 +32,24 @@ class LLMEndpoint(models.Model):
     LLM_API_KEY (`from_environment`) is the operator's, and the only one that uses LLM_API_KEY."""
 
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_endpoints",
+        Project,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="llm_endpoints",
         help_text="Empty: usable by every project.",
     )
     name = models.CharField(max_length=100)
-    base_url = models.URLField(max_length=300, help_text="e.g. https://api.openai.com/v1 or http://localhost:8001/v1")
+    base_url = models.URLField(
+        max_length=300, help_text="e.g. https://api.openai.com/v1 or http://localhost:8001/v1"
+    )
     model = models.CharField(max_length=200)
     api_key_env = models.CharField(
         max_length=100, blank=True, help_text="Name of an environment variable holding the API key."
     )
-    stored_api_key = EncryptedKeyField(blank=True, editable=False, help_text="Encrypted at rest (Fernet, from SECRET_KEY).")
+    stored_api_key = EncryptedKeyField(
+        blank=True, editable=False, help_text="Encrypted at rest (Fernet, from SECRET_KEY)."
+    )
     from_environment = models.BooleanField(
         default=False, editable=False, help_text="Made from LLM_BASE_URL / LLM_API_KEY by the operator."
     )
@@ -121,7 +129,9 @@ class LLMCall(models.Model):
     """The cache of LLM calls: one row per distinct (base_url, model, messages, params), with the response."""
 
     key = models.CharField(max_length=64, unique=True)
-    endpoint = models.ForeignKey(LLMEndpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    endpoint = models.ForeignKey(
+        LLMEndpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     base_url = models.CharField(max_length=300)
     model = models.CharField(max_length=200)
     request = models.JSONField(help_text="{messages, params}")
@@ -163,7 +173,11 @@ class GenerationConfig(models.Model):
     version = models.PositiveIntegerField()
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+")
     endpoint = models.ForeignKey(
-        LLMEndpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        LLMEndpoint,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Empty: the offline generator (no network).",
     )
     kind = models.CharField(max_length=40, choices=GenerationKind.choices, default=GenerationKind.SINGLE)
@@ -174,7 +188,9 @@ class GenerationConfig(models.Model):
     dimensions = models.JSONField(default=list, blank=True, help_text="[{name, values: [...]}]")
     condition_on_label = models.BooleanField(default=True)
     label_balance = models.JSONField(default=dict, blank=True, help_text="{label: weight}; empty = equal.")
-    sampling_mode = models.CharField(max_length=20, choices=SamplingMode.choices, default=SamplingMode.BALANCED)
+    sampling_mode = models.CharField(
+        max_length=20, choices=SamplingMode.choices, default=SamplingMode.BALANCED
+    )
     random_words = models.PositiveIntegerField(default=0)
     demo_count = models.PositiveIntegerField(default=0)
     demo_strategy = models.CharField(max_length=20, choices=DemoStrategy.choices, default=DemoStrategy.NONE)
@@ -185,12 +201,16 @@ class GenerationConfig(models.Model):
     seed = models.IntegerField(default=0)
     target_count = models.PositiveIntegerField(default=20)
     rounds = models.PositiveIntegerField(default=1)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "name", "version"], name="unique_generation_config_version")
+            models.UniqueConstraint(
+                fields=["project", "name", "version"], name="unique_generation_config_version"
+            )
         ]
         ordering = ["project", "name", "-version"]
 
@@ -210,10 +230,16 @@ class ItemStatus(models.TextChoices):
 
 class GenerationRun(BackgroundJob):
     config = models.ForeignKey(GenerationConfig, on_delete=models.PROTECT, related_name="runs")
-    endpoint = models.ForeignKey(LLMEndpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    model_name = models.CharField(max_length=200, blank=True, help_text="'offline-markov' for the offline generator.")
+    endpoint = models.ForeignKey(
+        LLMEndpoint, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    model_name = models.CharField(
+        max_length=200, blank=True, help_text="'offline-markov' for the offline generator."
+    )
     round_number = models.PositiveIntegerField(default=1)
-    previous_round = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    previous_round = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     condition_weights = models.JSONField(default=dict, blank=True, help_text="{dimension: {value: weight}}")
     cached = models.PositiveIntegerField(default=0)
     garbage = models.PositiveIntegerField(default=0, help_text="Answers that came back but did not parse.")
@@ -242,7 +268,9 @@ class GenerationItem(models.Model):
     demos = models.JSONField(default=list, help_text="[{sample_id, text, label}]")
     random_words = models.JSONField(default=list)
     messages = models.JSONField(default=list, help_text="The first step's messages, exactly as sent.")
-    steps = models.JSONField(default=list, help_text="Per finished step: {messages, outputs, tokens, cached}.")
+    steps = models.JSONField(
+        default=list, help_text="Per finished step: {messages, outputs, tokens, cached}."
+    )
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     parse_status = models.CharField(max_length=20, blank=True, help_text="'ok' or the error kind.")
     error = models.TextField(blank=True)

@@ -19,7 +19,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 ANY_BRACES = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 BUILTIN_PLACEHOLDERS = {
-    "role": "The role preamble (\"Suppose you are …\").",
+    "role": 'The role preamble ("Suppose you are …").',
     "task": "The codebook's task description.",
     "labels": "The codebook's labels with their descriptions, one per line.",
     "guidelines": "The codebook's guidelines.",
@@ -63,9 +63,13 @@ def template_problems(template: str, dimension_names: Iterable[str]) -> list[str
     for match in ANY_BRACES.finditer(template):
         inner = match.group(1).strip()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", inner):
-            problems.append(f"{{{{{match.group(1)}}}}} is not a placeholder: use {{{{ name }}}} with a plain name.")
+            problems.append(
+                f"{{{{{match.group(1)}}}}} is not a placeholder: use {{{{ name }}}} with a plain name."
+            )
         elif inner not in allowed:
-            problems.append(f"Unknown placeholder {{{{ {inner} }}}}: use one of {', '.join(sorted(allowed))}.")
+            problems.append(
+                f"Unknown placeholder {{{{ {inner} }}}}: use one of {', '.join(sorted(allowed))}."
+            )
     if "{%" in template:
         problems.append("Template tags ({% … %}) are not allowed; use {{ name }} placeholders only.")
     return problems
@@ -86,7 +90,9 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 
 def format_labels(labels: Sequence[tuple[str, str]]) -> str:
-    return "\n".join(f"- {name}: {description}" if description else f"- {name}" for name, description in labels)
+    return "\n".join(
+        f"- {name}: {description}" if description else f"- {name}" for name, description in labels
+    )
 
 
 def format_conditions(conditions: Mapping[str, str]) -> str:
@@ -112,7 +118,11 @@ def format_instructions(schema: Mapping[str, Any] | None) -> str:
         return "Answer with the text only."
     parts = []
     for name, sub in schema["properties"].items():
-        hint = f"one of {', '.join(map(str, sub['enum']))}" if sub.get("enum") else sub.get("description") or sub.get("type", "value")
+        hint = (
+            f"one of {', '.join(map(str, sub['enum']))}"
+            if sub.get("enum")
+            else sub.get("description") or sub.get("type", "value")
+        )
         parts.append(f'"{name}": {hint}')
     return "Answer with one JSON object and nothing else: {" + ", ".join(parts) + "}."
 
@@ -121,9 +131,17 @@ def default_schema(kind: str, labels: Sequence[str]) -> dict:
     """The structured output a kind's first step asks for."""
     if kind == "single":
         label = {"type": "string", "enum": list(labels)} if labels else {"type": "string"}
-        return {"type": "object", "properties": {"text": {"type": "string"}, "label": label}, "required": ["text", "label"]}
+        return {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "label": label},
+            "required": ["text", "label"],
+        }
     if kind == "instruction_then_response":
-        return {"type": "object", "properties": {"instruction": {"type": "string"}}, "required": ["instruction"]}
+        return {
+            "type": "object",
+            "properties": {"instruction": {"type": "string"}},
+            "required": ["instruction"],
+        }
     return {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 
 
@@ -176,7 +194,8 @@ def later_step(
     if kind == "dialogue":
         role = dialogue_role(step)
         transcript = "\n".join(
-            f"{dialogue_role(index).capitalize()}: {step_text(kind, index, output)}" for index, output in enumerate(outputs)
+            f"{dialogue_role(index).capitalize()}: {step_text(kind, index, output)}"
+            for index, output in enumerate(outputs)
         )
         conditions = values.get("conditions", "")
         prompt = (
@@ -191,13 +210,18 @@ def later_step(
 def sample_from_outputs(kind: str, outputs: Sequence[Any], conditions: Mapping[str, str]) -> dict:
     """{text, label, fields} of the sample that the outputs of all steps make."""
     if kind == "dialogue":
-        turns = [{"role": dialogue_role(i), "content": step_text(kind, i, out)} for i, out in enumerate(outputs)]
+        turns = [
+            {"role": dialogue_role(i), "content": step_text(kind, i, out)} for i, out in enumerate(outputs)
+        ]
         text = "\n".join(f"{turn['role'].capitalize()}: {turn['content']}" for turn in turns)
         return {"text": text, "label": conditions.get("label", ""), "fields": {"turns": turns}}
     if kind == "instruction_then_response":
         instruction, response = step_text(kind, 0, outputs[0]), step_text(kind, 1, outputs[1])
-        return {"text": instruction, "label": conditions.get("label", ""),
-                "fields": {"instruction": instruction, "response": response}}
+        return {
+            "text": instruction,
+            "label": conditions.get("label", ""),
+            "fields": {"instruction": instruction, "response": response},
+        }
     first = outputs[0]
     text = step_text(kind, 0, first)
     label = ""
@@ -205,5 +229,7 @@ def sample_from_outputs(kind: str, outputs: Sequence[Any], conditions: Mapping[s
         label = str(outputs[1].get("label") or "")
     elif isinstance(first, Mapping):
         label = str(first.get("label") or "")
-    extra = {k: v for k, v in first.items() if k not in {"text", "label"}} if isinstance(first, Mapping) else {}
+    extra = (
+        {k: v for k, v in first.items() if k not in {"text", "label"}} if isinstance(first, Mapping) else {}
+    )
     return {"text": text, "label": label or conditions.get("label", ""), "fields": extra}

@@ -49,14 +49,19 @@ def _context(project, **extra) -> dict:
 
 
 def _config_for(project, config_id: int) -> GenerationConfig:
-    return get_object_or_404(GenerationConfig.objects.select_related("endpoint", "codebook"), pk=config_id, project=project)
+    return get_object_or_404(
+        GenerationConfig.objects.select_related("endpoint", "codebook"), pk=config_id, project=project
+    )
 
 
 def _run_for(project, run_id: int) -> GenerationRun:
-    return get_object_or_404(GenerationRun.objects.select_related("config", "endpoint"), pk=run_id, project=project)
+    return get_object_or_404(
+        GenerationRun.objects.select_related("config", "endpoint"), pk=run_id, project=project
+    )
 
 
 # -- overview ---------------------------------------------------------------------------------------------
+
 
 @require_GET
 @login_required
@@ -64,12 +69,20 @@ def generation_home(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     endpoint_services.endpoint_sync_from_environment()  # idempotent: mirrors LLM_BASE_URL as a global endpoint
     runs = GenerationRun.objects.filter(project=project).select_related("config").order_by("-created_at")[:20]
-    return render(request, "generation/home.html", _context(
-        project, configs=config_services.configs_latest(project), runs=runs, has_codebook=project.codebook is not None,
-    ))
+    return render(
+        request,
+        "generation/home.html",
+        _context(
+            project,
+            configs=config_services.configs_latest(project),
+            runs=runs,
+            has_codebook=project.codebook is not None,
+        ),
+    )
 
 
 # -- endpoints --------------------------------------------------------------------------------------------
+
 
 @require_http_methods(["GET", "POST"])
 @login_required
@@ -95,7 +108,11 @@ def endpoint_edit(request: HttpRequest, project_id: int, endpoint_id: int) -> Ht
     form = EndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
         form.save()
-        dropped = " The stored key was removed because the base URL or model changed: enter it again." if form.key_dropped else ""
+        dropped = (
+            " The stored key was removed because the base URL or model changed: enter it again."
+            if form.key_dropped
+            else ""
+        )
         messages.success(request, f"Endpoint {endpoint.name} saved.{dropped}")
         return redirect("generation:endpoint_list", project_id=project.id)
     return render(request, "generation/endpoint_edit.html", _context(project, endpoint=endpoint, form=form))
@@ -107,11 +124,14 @@ def endpoint_test(request: HttpRequest, project_id: int, endpoint_id: int) -> Ht
     project = lead_project(request, project_id)
     endpoint = get_object_or_404(LLMEndpoint.objects.usable_in(project), pk=endpoint_id)
     ok, message = check_connection(endpoint)
-    template = "generation/endpoints.html#connection-result" if request.htmx else "generation/connection_result.html"
+    template = (
+        "generation/endpoints.html#connection-result" if request.htmx else "generation/connection_result.html"
+    )
     return render(request, template, _context(project, endpoint=endpoint, ok=ok, result_message=message))
 
 
 # -- configs ----------------------------------------------------------------------------------------------
+
 
 @require_http_methods(["GET", "POST"])
 @login_required
@@ -134,7 +154,10 @@ def _config_form(request: HttpRequest, project, config: GenerationConfig | None)
     if request.method == "POST" and form.is_valid():
         try:
             saved = config_services.config_create_version(
-                project=project, user=request.user, name=form.cleaned_data["name"], values=form.config_values()
+                project=project,
+                user=request.user,
+                name=form.cleaned_data["name"],
+                values=form.config_values(),
             )
         except ValidationError as error:
             for problem in error.messages:
@@ -150,13 +173,28 @@ def _config_form(request: HttpRequest, project, config: GenerationConfig | None)
 def config_detail(request: HttpRequest, project_id: int, config_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     config = _config_for(project, config_id)
-    versions = GenerationConfig.objects.filter(project=project, name=config.name).values_list("id", "version", "created_at")
-    runs = GenerationRun.objects.filter(config__project=project, config__name=config.name).select_related("config")[:20]
-    proposals = ConditionValueProposal.objects.filter(config__project=project, config__name=config.name, status=ProposalStatus.PENDING)
-    return render(request, "generation/config_detail.html", _context(
-        project, config=config, versions=versions, runs=runs, proposals=proposals, run_form=RunStartForm(),
-        dimension_names=[d["name"] for d in config.dimensions],
-    ))
+    versions = GenerationConfig.objects.filter(project=project, name=config.name).values_list(
+        "id", "version", "created_at"
+    )
+    runs = GenerationRun.objects.filter(config__project=project, config__name=config.name).select_related(
+        "config"
+    )[:20]
+    proposals = ConditionValueProposal.objects.filter(
+        config__project=project, config__name=config.name, status=ProposalStatus.PENDING
+    )
+    return render(
+        request,
+        "generation/config_detail.html",
+        _context(
+            project,
+            config=config,
+            versions=versions,
+            runs=runs,
+            proposals=proposals,
+            run_form=RunStartForm(),
+            dimension_names=[d["name"] for d in config.dimensions],
+        ),
+    )
 
 
 @require_GET
@@ -202,7 +240,9 @@ def proposals_request(request: HttpRequest, project_id: int, config_id: int) -> 
 @login_required
 def proposal_decide(request: HttpRequest, project_id: int, proposal_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    proposal = get_object_or_404(ConditionValueProposal.objects.select_related("config"), pk=proposal_id, config__project=project)
+    proposal = get_object_or_404(
+        ConditionValueProposal.objects.select_related("config"), pk=proposal_id, config__project=project
+    )
     accept = ProposalDecideForm(request.POST).accepted()
     new_version = proposal_services.proposal_decide(proposal=proposal, accept=accept, user=request.user)
     if new_version:
@@ -214,6 +254,7 @@ def proposal_decide(request: HttpRequest, project_id: int, proposal_id: int) -> 
 
 # -- runs -------------------------------------------------------------------------------------------------
 
+
 @require_GET
 @login_required
 def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
@@ -222,18 +263,30 @@ def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
     rate, eta = run_services.run_rate_and_eta(run)
     failures = (
         GenerationItem.objects.filter(run=run, status=ItemStatus.FAILED)
-        .only("id", "index", "parse_status", "error").order_by("-finished_at")[:20]
+        .only("id", "index", "parse_status", "error")
+        .order_by("-finished_at")[:20]
     )
     failures = list(failures)
     for item in failures:
         item.reason = ErrorKind.LABELS.get(item.parse_status, item.parse_status)
     template = "generation/run_detail.html" + ("#progress" if request.htmx else "")
-    return render(request, template, _context(
-        project, run=run, job=run, rate=rate, eta=eta, failures=failures, error_labels=ErrorKind.LABELS,
-        poll_url=reverse("generation:run_detail", args=[project.id, run.pk]), worker_alive=worker_alive(),
-        stalled=run_services.run_is_stalled(run),
-        next_round_form=NextRoundForm(),
-    ))
+    return render(
+        request,
+        template,
+        _context(
+            project,
+            run=run,
+            job=run,
+            rate=rate,
+            eta=eta,
+            failures=failures,
+            error_labels=ErrorKind.LABELS,
+            poll_url=reverse("generation:run_detail", args=[project.id, run.pk]),
+            worker_alive=worker_alive(),
+            stalled=run_services.run_is_stalled(run),
+            next_round_form=NextRoundForm(),
+        ),
+    )
 
 
 @require_POST
@@ -266,11 +319,14 @@ def run_next_round(request: HttpRequest, project_id: int, run_id: int) -> HttpRe
     form = NextRoundForm(request.POST)
     strength = form.cleaned_data["strength"] if form.is_valid() else 1.0
     new_run = round_services.run_next_round(run=run, user=request.user, strength=strength)
-    messages.success(request, f"Round {new_run.round_number} queued with weights moved toward the weakest conditions.")
+    messages.success(
+        request, f"Round {new_run.round_number} queued with weights moved toward the weakest conditions."
+    )
     return redirect("generation:run_detail", project_id=project.id, run_id=new_run.pk)
 
 
 # -- outputs ----------------------------------------------------------------------------------------------
+
 
 @require_GET
 @login_required
@@ -283,7 +339,9 @@ def outputs(request: HttpRequest, project_id: int) -> HttpResponse:
     condition = request.GET.get("condition", "")
     condition_filter = condition_filter_parse(condition, output_services.condition_names(project=project))
     if condition_filter.applies:
-        items = output_services.items_with_condition(items, name=condition_filter.name, value=condition_filter.value)
+        items = output_services.items_with_condition(
+            items, name=condition_filter.name, value=condition_filter.value
+        )
     label = request.GET.get("label", "")
     if label:
         items = items.filter(label=label)
@@ -299,21 +357,39 @@ def outputs(request: HttpRequest, project_id: int) -> HttpResponse:
     page = Paginator(
         items.select_related("run").prefetch_related("samples").order_by("-run_id", "index"), 50
     ).get_page(request.GET.get("page"))
-    runs = GenerationRun.objects.filter(project=project).order_by("-created_at").values_list("id", "model_name")[:50]
+    runs = (
+        GenerationRun.objects.filter(project=project)
+        .order_by("-created_at")
+        .values_list("id", "model_name")[:50]
+    )
     template = "generation/outputs.html" + ("#output-table" if request.htmx else "")
-    return render(request, template, _context(
-        project, page=page, runs=runs, run_filter=run_id, condition_filter=condition, label_filter=label,
-        condition_ignored=condition_filter.ignored,
-        parse_filter=parse_status, condition_counts=sorted(condition_counts.items()), label_counts=sorted(label_counts.items()),
-        parse_counts=sorted(parse_counts.items()), total=len(summary), error_labels=ErrorKind.LABELS,
-    ))
+    return render(
+        request,
+        template,
+        _context(
+            project,
+            page=page,
+            runs=runs,
+            run_filter=run_id,
+            condition_filter=condition,
+            label_filter=label,
+            condition_ignored=condition_filter.ignored,
+            parse_filter=parse_status,
+            condition_counts=sorted(condition_counts.items()),
+            label_counts=sorted(label_counts.items()),
+            parse_counts=sorted(parse_counts.items()),
+            total=len(summary),
+            error_labels=ErrorKind.LABELS,
+        ),
+    )
 
 
 @require_GET
 @login_required
 def output_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    item = get_object_or_404(GenerationItem.objects.select_related("run__config"), pk=item_id, run__project=project)
+    item = get_object_or_404(
+        GenerationItem.objects.select_related("run__config"), pk=item_id, run__project=project
+    )
     template = "generation/output_detail.html" + ("#item-detail" if request.htmx else "")
     return render(request, template, _context(project, item=item, samples=item.samples.all()))
-

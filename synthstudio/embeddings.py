@@ -36,7 +36,9 @@ def load_model(name: str):
     return SentenceTransformer(model_path(name), device="cpu")
 
 
-def encode(texts: Sequence[str], *, model_name: str | None = None, batch_size: int | None = None) -> np.ndarray:
+def encode(
+    texts: Sequence[str], *, model_name: str | None = None, batch_size: int | None = None
+) -> np.ndarray:
     """Embed texts with no caching (unit-normalised float32)."""
     model = load_model(model_name or settings.EMBEDDING_MODEL)
     vectors = model.encode(

@@ -38,13 +38,17 @@ class ProjectQuerySet(models.QuerySet):
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Review settings (the queue issue reads them).
     show_llm_suggestion = models.BooleanField(
         default=True, help_text="Show the LLM's label to reviewers. Turn off for unbiased agreement studies."
     )
-    ask_quality_rating = models.BooleanField(default=False, help_text="Ask reviewers for an A–D quality rating.")
+    ask_quality_rating = models.BooleanField(
+        default=False, help_text="Ask reviewers for an A–D quality rating."
+    )
     reservation_minutes = models.PositiveIntegerField(default=30)
 
     objects = ProjectQuerySet.as_manager()
@@ -89,7 +93,9 @@ class Codebook(models.Model):
     version = models.PositiveIntegerField()
     task_description = models.TextField()
     guidelines = models.TextField(blank=True, help_text="Markdown.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -140,11 +146,15 @@ class SampleQuerySet(models.QuerySet):
 class Sample(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
     text = models.TextField()
-    fields = models.JSONField(default=dict, blank=True, help_text="Optional structured fields shown with the text.")
+    fields = models.JSONField(
+        default=dict, blank=True, help_text="Optional structured fields shown with the text."
+    )
     text_hash = models.CharField(max_length=64, db_index=True)
     origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.IMPORTED)
     provenance = models.JSONField(default=dict, blank=True)
-    is_seed = models.BooleanField(default=False, help_text="Seed samples feed the demo pool and offline generator.")
+    is_seed = models.BooleanField(
+        default=False, help_text="Seed samples feed the demo pool and offline generator."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # The current final label, kept up to date by annotation.refinement (adjudicated > human > LLM).
     final_label = models.CharField(max_length=100, blank=True)
@@ -155,7 +165,10 @@ class Sample(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["project", "final_source"]), models.Index(fields=["project", "text_hash"])]
+        indexes = [
+            models.Index(fields=["project", "final_source"]),
+            models.Index(fields=["project", "text_hash"]),
+        ]
 
     def __str__(self) -> str:
         return self.text[:60]
@@ -194,7 +207,9 @@ class LLMAnnotation(models.Model):
     rationale = models.TextField(blank=True)
     raw_output = models.TextField(blank=True)
     valid = models.BooleanField(default=True)
-    run_ref = models.CharField(max_length=100, blank=True, help_text="Which run made it, e.g. 'labelling:12'.")
+    run_ref = models.CharField(
+        max_length=100, blank=True, help_text="Which run made it, e.g. 'labelling:12'."
+    )
     is_current = models.BooleanField(default=True, help_text="The newest annotation for the sample.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -265,7 +280,9 @@ class Embedding(models.Model):
     vector = models.BinaryField(help_text="float32 little-endian bytes")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["model_name", "text_hash"], name="one_embedding_per_text")]
+        constraints = [
+            models.UniqueConstraint(fields=["model_name", "text_hash"], name="one_embedding_per_text")
+        ]
 
     def as_array(self) -> np.ndarray:
         return np.frombuffer(bytes(self.vector), dtype="<f4")
@@ -284,7 +301,9 @@ class BackgroundJob(models.Model):
     Pages poll the row; workers update it."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
@@ -296,7 +315,9 @@ class BackgroundJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The lease (synthstudio.jobs): which worker process runs the job, and how many times one started it.
-    lease_holder = models.CharField(max_length=255, blank=True, help_text="pid@host of the process running it.")
+    lease_holder = models.CharField(
+        max_length=255, blank=True, help_text="pid@host of the process running it."
+    )
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started the job.")
 
     class Meta:

@@ -64,12 +64,16 @@ def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
         else:
             name = path.lstrip("/") or ""
         if not name:
-            raise ImproperlyConfigured(f"{variable}={url!r} names no SQLite file: use sqlite:///relative.db or sqlite:////abs.db.")
+            raise ImproperlyConfigured(
+                f"{variable}={url!r} names no SQLite file: use sqlite:///relative.db or sqlite:////abs.db."
+            )
         return _sqlite_database(Path(name) if Path(name).is_absolute() else BASE_DIR / name)
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parsed.path.lstrip("/"))
         if not name:
-            raise ImproperlyConfigured(f"{variable}={url!r} names no database: postgres://user@host:5432/DBNAME.")
+            raise ImproperlyConfigured(
+                f"{variable}={url!r} names no database: postgres://user@host:5432/DBNAME."
+            )
         options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         try:
             port = parsed.port
@@ -225,7 +229,9 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASES = {
-    "default": database_from_url(DATABASE_URL) if DATABASE_URL else _sqlite_database(VAR_DIR / "synthstudio.sqlite3")
+    "default": database_from_url(DATABASE_URL)
+    if DATABASE_URL
+    else _sqlite_database(VAR_DIR / "synthstudio.sqlite3")
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -254,7 +260,9 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 200, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker(os.environ.get("CELERY_BROKER_URL", "filesystem://"))
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker(
+    os.environ.get("CELERY_BROKER_URL", "filesystem://")
+)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again; tasks are resumable
@@ -269,7 +277,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # longest hard time limit (synthstudio.task_limits), or a task still running would be delivered twice.
     # Jobs whose worker died are found much sooner by the stall detector (JOB_STALL_SECONDS).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        **CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": LONGEST_HARD_LIMIT + 600
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
+        "visibility_timeout": LONGEST_HARD_LIMIT + 600,
     }
 # A running job whose heartbeat is older than this is stalled (its worker died): queued again, or failed after
 # JOB_MAX_ATTEMPTS starts (synthstudio.jobs.recover_stalled_jobs).
@@ -290,7 +299,9 @@ LLM_MODEL = os.environ.get("LLM_MODEL", "")
 # users only, the safe default) or "everyone" (any logged-in user).
 PROJECT_CREATORS = os.environ.get("PROJECT_CREATORS", "staff").strip().lower() or "staff"
 if PROJECT_CREATORS not in {"staff", "everyone"}:
-    raise ImproperlyConfigured(f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not supported: use staff or everyone.")
+    raise ImproperlyConfigured(
+        f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not supported: use staff or everyone."
+    )
 # Environment variables a lead may name as an endpoint's key: names starting with this prefix (empty: none)
 # and/or these exact names. SECRET_KEY, DATABASE_URL, LLM_API_KEY and the like are refused whatever these say.
 LLM_KEY_ENV_PREFIX = os.environ.get("LLM_KEY_ENV_PREFIX", "SYNTHSTUDIO_KEY_").strip()
@@ -313,8 +324,14 @@ def session_cache(url: str) -> dict:
             "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     if url.startswith(("redis://", "rediss://")):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "TIMEOUT": 60 * 60 * 24 * 14}
-    raise ImproperlyConfigured(f"SESSION_CACHE_URL={url!r} is not supported: use redis://host:6379/1 or leave it empty.")
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "TIMEOUT": 60 * 60 * 24 * 14,
+        }
+    raise ImproperlyConfigured(
+        f"SESSION_CACHE_URL={url!r} is not supported: use redis://host:6379/1 or leave it empty."
+    )
 
 
 CACHES = {

@@ -42,7 +42,11 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
     rows = [(project, roles.get(project.id)) for project in projects]
-    return render(request, "synthstudio/home.html", {"rows": rows, "can_create_project": may_create_projects(request.user)})
+    return render(
+        request,
+        "synthstudio/home.html",
+        {"rows": rows, "can_create_project": may_create_projects(request.user)},
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -157,7 +161,9 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error("role", error)
         else:
-            messages.success(request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}.")
+            messages.success(
+                request, f"{user.username} is now {form.cleaned_data['role']} of {project.name}."
+            )
             return redirect("members", project_id=project.id)
     memberships = list(project.memberships.select_related("user"))
     lead_count = sum(1 for membership in memberships if membership.role == Role.LEAD)
@@ -178,7 +184,9 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
-    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
+    membership = get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, project=project
+    )
     try:
         services.membership_remove(project=project, membership=membership)
     except ValidationError as error:
@@ -196,7 +204,9 @@ def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
         sample=OuterRef("pk"), is_current=True, method=LabelMethod.OFFLINE
     )
     samples = (
-        Sample.objects.filter(project=project).annotate(llm_label_offline=Exists(offline_llm_label)).order_by("id")
+        Sample.objects.filter(project=project)
+        .annotate(llm_label_offline=Exists(offline_llm_label))
+        .order_by("id")
     )
     query = request.GET.get("q", "").strip()
     if query:

@@ -48,7 +48,10 @@ def start_heartbeat(sender=None, **kwargs) -> None:
 
     _stop.clear()
     thread = threading.Thread(
-        target=_beat, args=(_hostname(sender), settings.WORKER_HEARTBEAT_SECONDS), daemon=True, name="heartbeat"
+        target=_beat,
+        args=(_hostname(sender), settings.WORKER_HEARTBEAT_SECONDS),
+        daemon=True,
+        name="heartbeat",
     )
     thread.start()
 

@@ -84,14 +84,18 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 
 def csp_violation(message_text: str) -> bool:
-    return message_text.startswith(("CSP violation:", "Refused to")) or "Content Security Policy" in message_text
+    return (
+        message_text.startswith(("CSP violation:", "Refused to")) or "Content Security Policy" in message_text
+    )
 
 
 def watch_csp_violations(context) -> list[str]:
     """The console messages of every page of `context` that report a CSP violation (the list fills as they come)."""
     violations: list[str] = []
     context.add_init_script(_REPORT_CSP_VIOLATIONS)
-    context.on("console", lambda message: violations.append(message.text) if csp_violation(message.text) else None)
+    context.on(
+        "console", lambda message: violations.append(message.text) if csp_violation(message.text) else None
+    )
     return violations
 
 

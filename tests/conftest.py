@@ -9,7 +9,11 @@ from synthstudio import celery_app
 from synthstudio.models import Membership, Project, Role, Sample
 from synthstudio.services import codebook_create_version
 
-pytest_plugins = ["tests.browser", "tests.worker", "tests.openai_fixtures"]  # browser_page/login_as/screenshot; celery_worker_process
+pytest_plugins = [
+    "tests.browser",
+    "tests.worker",
+    "tests.openai_fixtures",
+]  # browser_page/login_as/screenshot; celery_worker_process
 
 PASSWORD = "correct-horse-battery"
 
@@ -49,8 +53,16 @@ def outsider(db):
 
 
 LABELS = [
-    {"name": "positive", "description": "The reviewer liked the film.", "examples": ["A delight from start to finish."]},
-    {"name": "negative", "description": "The reviewer disliked the film.", "examples": ["Two hours I will never get back."]},
+    {
+        "name": "positive",
+        "description": "The reviewer liked the film.",
+        "examples": ["A delight from start to finish."],
+    },
+    {
+        "name": "negative",
+        "description": "The reviewer disliked the film.",
+        "examples": ["Two hours I will never get back."],
+    },
 ]
 
 

@@ -33,7 +33,9 @@ class Histogram:
     height: int = CHART_HEIGHT
 
 
-def histogram(title: str, values: Sequence[float], *, bins: int = 10, low: float = 0.0, high: float = 1.0) -> Histogram:
+def histogram(
+    title: str, values: Sequence[float], *, bins: int = 10, low: float = 0.0, high: float = 1.0
+) -> Histogram:
     """Counts of `values` in `bins` equal bins over [low, high] (values outside are clipped in), as bars
     scaled to the chart box; the tallest bar fills the height."""
     data = np.clip(np.asarray([v for v in values if v is not None], dtype=np.float64), low, high)

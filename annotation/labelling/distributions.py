@@ -199,7 +199,9 @@ def distribution_from_votes(answers: Sequence[str], codebook: CodebookSpec) -> L
         return LabelReading("", {}, False, details=details)
     total = sum(votes.values())
     distribution = {name: votes.get(name, 0) / total for name in codebook.label_names}
-    label = max(codebook.label_names, key=lambda name: (votes.get(name, 0), -codebook.label_names.index(name)))
+    label = max(
+        codebook.label_names, key=lambda name: (votes.get(name, 0), -codebook.label_names.index(name))
+    )
     return LabelReading(label, distribution, True, confidence=distribution[label], details=details)
 
 
@@ -244,4 +246,6 @@ def parse_verbalised(answer: str, codebook: CodebookSpec) -> LabelReading:
     total = sum(floored.values())
     distribution = {name: value / total for name, value in floored.items()}
     rationale = str(payload.get("rationale", ""))[:500]
-    return LabelReading(label, distribution, True, confidence=distribution[label], rationale=rationale, details=details)
+    return LabelReading(
+        label, distribution, True, confidence=distribution[label], rationale=rationale, details=details
+    )

@@ -30,7 +30,11 @@ TRANSPORT_ERRORS = {ErrorKind.HTTP_ERROR, ErrorKind.TIMEOUT, ErrorKind.CONNECTIO
 TOP_LOGPROBS = 20  # the OpenAI maximum
 VERBALISED_SCHEMA = {
     "type": "object",
-    "properties": {"label": {"type": "string"}, "confidence": {"type": "number"}, "rationale": {"type": "string"}},
+    "properties": {
+        "label": {"type": "string"},
+        "confidence": {"type": "number"},
+        "rationale": {"type": "string"},
+    },
     "required": ["label", "confidence"],
 }
 
@@ -46,7 +50,13 @@ class ChunkResult:
 
 
 def label_requests(
-    *, method: str, spec: CodebookSpec, sample: Sample, demos: Sequence[Demo], samples_per_item: int, temperature: float
+    *,
+    method: str,
+    spec: CodebookSpec,
+    sample: Sample,
+    demos: Sequence[Demo],
+    samples_per_item: int,
+    temperature: float,
 ) -> list[LLMRequest]:
     """The calls one sample needs under `method`; keys are (sample id, call index)."""
     if method == LabelMethod.LOGPROBS:
@@ -69,11 +79,15 @@ def label_requests(
     if method == LabelMethod.VERBALISED:
         messages = build_label_messages(spec, sample.text, demos=demos, method=method)
         params = {"temperature": 0, "max_tokens": 200}
-        return [LLMRequest(key=(sample.pk, 0), messages=messages, params=params, json_schema=VERBALISED_SCHEMA)]
+        return [
+            LLMRequest(key=(sample.pk, 0), messages=messages, params=params, json_schema=VERBALISED_SCHEMA)
+        ]
     raise ValueError(f"{method!r} is not an LLM labelling method")
 
 
-def reading_from_results(method: str, spec: CodebookSpec, results: Sequence[CompletionResult]) -> LabelReading:
+def reading_from_results(
+    method: str, spec: CodebookSpec, results: Sequence[CompletionResult]
+) -> LabelReading:
     """Combine one sample's answers into a reading (pure given the results)."""
     contents = [content or "" for result in results for content in result.choices]
     if method == LabelMethod.LOGPROBS:
@@ -101,7 +115,9 @@ def raw_output_of(results: Sequence[CompletionResult]) -> str:
             entry["error"] = f"{result.error_kind}: {result.error}"[:300]
         if any(result.logprobs):
             first = (result.logprobs[0] or [{}])[0]
-            entry["top_logprobs"] = [[alt.get("token"), alt.get("logprob")] for alt in first.get("top_logprobs", [])]
+            entry["top_logprobs"] = [
+                [alt.get("token"), alt.get("logprob")] for alt in first.get("top_logprobs", [])
+            ]
         payload.append(entry)
     return json.dumps(payload, ensure_ascii=False)[:20000]
 
@@ -121,8 +137,12 @@ def llm_label_chunk(
         request
         for sample, sample_demos in zip(samples, demos, strict=True)
         for request in label_requests(
-            method=method, spec=spec, sample=sample, demos=sample_demos,
-            samples_per_item=samples_per_item, temperature=temperature,
+            method=method,
+            spec=spec,
+            sample=sample,
+            demos=sample_demos,
+            samples_per_item=samples_per_item,
+            temperature=temperature,
         )
     ]
     expected = defaultdict(int)

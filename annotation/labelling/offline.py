@@ -32,7 +32,9 @@ def label_texts(codebook: CodebookSpec) -> tuple[list[str], list[int]]:
     return texts, owners
 
 
-def zero_shot_scores(text_vectors: np.ndarray, label_vectors: np.ndarray, owners: Sequence[int], n_labels: int) -> np.ndarray:
+def zero_shot_scores(
+    text_vectors: np.ndarray, label_vectors: np.ndarray, owners: Sequence[int], n_labels: int
+) -> np.ndarray:
     """(n_texts, n_labels) best cosine similarity of each text to any of each label's texts."""
     texts = normalise_rows(np.atleast_2d(text_vectors)).astype(np.float64)
     labels = normalise_rows(np.atleast_2d(label_vectors)).astype(np.float64)
@@ -76,8 +78,11 @@ def offline_readings(
                 True,
                 confidence=float(row[best]),
                 rationale="offline: nearest codebook description/example by embedding similarity",
-                details={"similarities": {name: round(float(s), 4) for name, s in zip(names, row_scores, strict=True)}},
+                details={
+                    "similarities": {
+                        name: round(float(s), 4) for name, s in zip(names, row_scores, strict=True)
+                    }
+                },
             )
         )
     return readings
-

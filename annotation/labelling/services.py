@@ -50,7 +50,8 @@ def codebook_spec(codebook: Codebook) -> CodebookSpec:
         task_description=codebook.task_description,
         guidelines=codebook.guidelines,
         labels=tuple(
-            LabelSpec(label.name, label.description, tuple(label.examples or ())) for label in codebook.labels.all()
+            LabelSpec(label.name, label.description, tuple(label.examples or ()))
+            for label in codebook.labels.all()
         ),
     )
 
@@ -91,14 +92,18 @@ def llm_annotations_record(
         for sample, reading, raw in zip(samples, readings, raw_outputs, strict=True)
     ]
     with transaction.atomic():
-        LLMAnnotation.objects.filter(sample__in=[s.pk for s in samples], is_current=True).update(is_current=False)
+        LLMAnnotation.objects.filter(sample__in=[s.pk for s in samples], is_current=True).update(
+            is_current=False
+        )
         created = LLMAnnotation.objects.bulk_create(rows, batch_size=500)
         for sample in samples:
             final_label_refresh(sample=sample)
     return created
 
 
-def llm_annotations_import(*, project: Project, rows: Sequence[dict], model_name: str = "imported") -> list[Sample]:
+def llm_annotations_import(
+    *, project: Project, rows: Sequence[dict], model_name: str = "imported"
+) -> list[Sample]:
     """Create one sample per row with its imported LLM label (method `imported`). rows: {text, label,
     confidence?, distribution?}. Unlike the file import (synthstudio.importing), rows with the same text stay
     separate samples: the routing benchmark's rows are distinct judgements of possibly repeated statements."""
@@ -182,7 +187,9 @@ def labelling_run_pending_samples(run: LabellingRun) -> list[Sample]:
     """Samples this run still has to label (a resumed run skips what it already did)."""
     samples = Sample.objects.filter(project_id=run.project_id).exclude(llm_annotations__run_ref=run.run_ref)
     if run.only_unlabelled:
-        samples = samples.exclude(llm_annotations__is_current=True, llm_annotations__created_at__lt=run.created_at)
+        samples = samples.exclude(
+            llm_annotations__is_current=True, llm_annotations__created_at__lt=run.created_at
+        )
     return list(samples.order_by("id"))
 
 
@@ -260,9 +267,13 @@ def _run_cancelled(run: LabellingRun) -> bool:
     return LabellingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
 
 
-def _offline_chunk(spec: CodebookSpec, chunk: Sequence[Sample], label_vectors: np.ndarray, owners: list[int]) -> ChunkResult:
+def _offline_chunk(
+    spec: CodebookSpec, chunk: Sequence[Sample], label_vectors: np.ndarray, owners: list[int]
+) -> ChunkResult:
     readings = offline_readings(embed_texts([sample.text for sample in chunk]), label_vectors, owners, spec)
-    raws = [json.dumps({"offline": True, "similarities": r.details.get("similarities", {})}) for r in readings]
+    raws = [
+        json.dumps({"offline": True, "similarities": r.details.get("similarities", {})}) for r in readings
+    ]
     return ChunkResult(list(chunk), readings, raws, cached=0, transport_failures=0)
 
 

@@ -24,7 +24,9 @@ from synthstudio.models import LabelMethod, LLMAnnotation, Project, Role
 
 def _labelling_context(project: Project) -> dict:
     current = LLMAnnotation.objects.filter(sample__project=project, is_current=True)
-    label_counts = list(current.filter(valid=True).values("label").annotate(count=Count("id")).order_by("-count", "label"))
+    label_counts = list(
+        current.filter(valid=True).values("label").annotate(count=Count("id")).order_by("-count", "label")
+    )
     totals = current.aggregate(
         labelled=Count("id"),
         invalid=Count("id", filter=Q(valid=False)),
@@ -40,7 +42,12 @@ def _labelling_context(project: Project) -> dict:
         "totals": totals,
         "charts": [
             histogram("Confidence of the LLM label", confidences, low=0.0, high=1.0),
-            histogram("Entropy of the label distribution (nats)", entropies, low=0.0, high=math.log(max(2, label_total))),
+            histogram(
+                "Entropy of the label distribution (nats)",
+                entropies,
+                low=0.0,
+                high=math.log(max(2, label_total)),
+            ),
         ],
         "runs": LabellingRun.objects.filter(project=project).order_by("-created_at")[:10],
         "signals_run": SignalsRun.objects.filter(project=project).order_by("-created_at").first(),
@@ -90,9 +97,7 @@ def labelling_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
 def labelling_run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = get_object_or_404(LabellingRun, pk=run_id, project=project)
-    recent = (
-        LLMAnnotation.objects.filter(run_ref=run.run_ref).select_related("sample").order_by("-id")[:20]
-    )
+    recent = LLMAnnotation.objects.filter(run_ref=run.run_ref).select_related("sample").order_by("-id")[:20]
     context = {
         "project": project,
         "role": Role.LEAD,
@@ -115,7 +120,9 @@ def labelling_run_resume(request: HttpRequest, project_id: int, run_id: int) -> 
     if services.labelling_run_resume(run=run):
         messages.success(request, f"Labelling run {run.pk} sent to a worker again; finished labels are kept.")
     else:
-        messages.info(request, f"Labelling run {run.pk} is finished or a live worker is running it: nothing to resume.")
+        messages.info(
+            request, f"Labelling run {run.pk} is finished or a live worker is running it: nothing to resume."
+        )
     return redirect("annotation:labelling_run_detail", project_id=project.id, run_id=run.pk)
 
 
@@ -143,7 +150,13 @@ def signals_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
 def signals_run_progress(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     run = get_object_or_404(SignalsRun, pk=run_id, project=project)
-    context = {"project": project, "role": Role.LEAD, "job": run, "worker_alive": worker_alive(), "poll_url": request.path}
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "job": run,
+        "worker_alive": worker_alive(),
+        "poll_url": request.path,
+    }
     template = "annotation/signals_run_progress.html"
     if request.htmx:
         template += "#progress"

@@ -78,12 +78,18 @@ def _routing_after_answer(project: Project) -> None:
         logger.exception("routing_after_answer failed for project %s", project.pk)
 
 
-def _text_version_add(*, sample: Sample, text: str, author_id: int | None, annotation: HumanAnnotation) -> SampleTextVersion | None:
+def _text_version_add(
+    *, sample: Sample, text: str, author_id: int | None, annotation: HumanAnnotation
+) -> SampleTextVersion | None:
     latest = sample.text_versions.order_by("-version").first()
     if text == (latest.text if latest else sample.text):
         return None
     return SampleTextVersion.objects.create(
-        sample=sample, version=(latest.version + 1) if latest else 1, text=text, author_id=author_id, annotation=annotation
+        sample=sample,
+        version=(latest.version + 1) if latest else 1,
+        text=text,
+        author_id=author_id,
+        annotation=annotation,
     )
 
 
@@ -129,8 +135,13 @@ def review_answer_submit(
         agreed_with_llm=None if llm is None else llm.label == label,
     )
     store = dict(
-        answer=answer, assignment=assignment, llm=llm, edited_text=edited_text, now=now,
-        submission_id=submission_id[:64], client_seconds=seconds_spent,
+        answer=answer,
+        assignment=assignment,
+        llm=llm,
+        edited_text=edited_text,
+        now=now,
+        submission_id=submission_id[:64],
+        client_seconds=seconds_spent,
     )
     try:
         with write_transaction():
@@ -152,7 +163,9 @@ class _NotReserved(Exception):
     """The assignment was not a live reservation when the answer came in."""
 
 
-def _seconds_spent(client_seconds: float | None, reserved_at: datetime, now: datetime, project: Project) -> float:
+def _seconds_spent(
+    client_seconds: float | None, reserved_at: datetime, now: datetime, project: Project
+) -> float:
     """The time the annotator spent, bounded by what the server saw since the reservation."""
     return review_stats.bounded_seconds(
         client_seconds, (now - reserved_at).total_seconds(), ceiling=project.reservation_minutes * 60.0
@@ -183,7 +196,9 @@ def _answer_store(
         return False
     ReviewTask.objects.filter(pk=task.pk).count_answer()
     if edited_text:
-        _text_version_add(sample=task.sample, text=edited_text, author_id=assignment.annotator_id, annotation=answer)
+        _text_version_add(
+            sample=task.sample, text=edited_text, author_id=assignment.annotator_id, annotation=answer
+        )
     final_label_refresh(sample=task.sample, llm=llm, human_rows=human_label_rows(task.sample_id))
     transaction.on_commit(lambda: _routing_after_answer(project))
     return True
@@ -202,7 +217,9 @@ def _reservation_recover(assignment: Assignment) -> HumanAnnotation | None:
         return None
     if fresh.status == AssignmentStatus.EXPIRED:
         # Late but welcome if the slot is still free.
-        if not ReviewTask.objects.filter(pk=fresh.task_id).take_slot(gold=assignment.task.kind == TaskKind.GOLD):
+        if not ReviewTask.objects.filter(pk=fresh.task_id).take_slot(
+            gold=assignment.task.kind == TaskKind.GOLD
+        ):
             raise ReviewError("Your reservation expired and the item went to someone else.")
         Assignment.objects.filter(pk=fresh.pk).update(status=AssignmentStatus.RESERVED)
         assignment.reserved_at = fresh.reserved_at
@@ -230,15 +247,20 @@ def review_answer_undo(*, project: Project, annotator) -> Assignment | None:
     """Take back the annotator's last answer: the answer is deleted and the item is reserved for them again,
     so it is the next item they see. None when there is nothing to undo."""
     last = (
-        Assignment.objects.of_annotator(annotator, project).answered().select_related("task")
-        .order_by("-answered_at", "-id").first()
+        Assignment.objects.of_annotator(annotator, project)
+        .answered()
+        .select_related("task")
+        .order_by("-answered_at", "-id")
+        .first()
     )
     if last is None:
         return None
     now = timezone.now()
     with write_transaction():
         final_label_lock(sample_id=last.task.sample_id)  # first, in the order an answer takes its locks
-        fresh = Assignment.objects.select_for_update(of=("self",)).select_related("task__sample").get(pk=last.pk)
+        fresh = (
+            Assignment.objects.select_for_update(of=("self",)).select_related("task__sample").get(pk=last.pk)
+        )
         if fresh.status != AssignmentStatus.ANSWERED:
             return None
         answer_id = fresh.answer_id
@@ -287,7 +309,9 @@ def review_answer_edit(
         annotation.agreed_with_llm = None if llm_label is None else llm_label == label
         if edited_text:
             annotation.edited_text = edited_text
-            _text_version_add(sample=sample, text=edited_text, author_id=assignment.annotator_id, annotation=annotation)
+            _text_version_add(
+                sample=sample, text=edited_text, author_id=assignment.annotator_id, annotation=annotation
+            )
         annotation.save()
         final_label_refresh(sample=sample)
         transaction.on_commit(lambda: _routing_after_answer(project))

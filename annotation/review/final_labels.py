@@ -49,7 +49,9 @@ def decide_final_label(
 
 def _decision(human_rows: list[tuple], llm: tuple[str, float | None] | None) -> FinalLabel:
     """human_rows: (source, label, annotator_id, row_id), newest first; llm: the current valid (label, confidence)."""
-    adjudicated = next((label for source, label, _, _ in human_rows if source == HumanSource.ADJUDICATION), None)
+    adjudicated = next(
+        (label for source, label, _, _ in human_rows if source == HumanSource.ADJUDICATION), None
+    )
     # newest answer per annotator (rows come newest first); imported human labels count as one voter each
     latest: dict[object, str] = {}
     for source, label, annotator_id, row_id in human_rows:
@@ -83,7 +85,11 @@ def final_label_refresh(
     Sample.objects.filter(pk=sample.pk).update(
         final_label=decision.label, final_source=decision.source, final_weight=decision.weight
     )
-    sample.final_label, sample.final_source, sample.final_weight = decision.label, decision.source, decision.weight
+    sample.final_label, sample.final_source, sample.final_weight = (
+        decision.label,
+        decision.source,
+        decision.weight,
+    )
     return decision
 
 
@@ -132,7 +138,12 @@ def final_labels_refresh_many(*, sample_ids: list[int], batch_size: int = 500) -
         for sample_id in chunk:
             decision = _decision(human[sample_id], llm.get(sample_id))
             samples.append(
-                Sample(pk=sample_id, final_label=decision.label, final_source=decision.source, final_weight=decision.weight)
+                Sample(
+                    pk=sample_id,
+                    final_label=decision.label,
+                    final_source=decision.source,
+                    final_weight=decision.weight,
+                )
             )
         updated += Sample.objects.bulk_update(samples, ["final_label", "final_source", "final_weight"])
     return updated

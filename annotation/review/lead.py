@@ -51,7 +51,8 @@ def gold_item_mark(*, project: Project, sample: Sample, label: str, user, note: 
         raise ReviewError(f"{label!r} is not a label of the codebook.")
     with write_transaction():
         gold, _ = GoldItem.objects.update_or_create(
-            sample=sample, defaults={"project": project, "label": label, "note": note.strip(), "created_by": user}
+            sample=sample,
+            defaults={"project": project, "label": label, "note": note.strip(), "created_by": user},
         )
         if not ReviewTask.objects.filter(sample=sample, kind=TaskKind.GOLD, is_open=True).exists():
             ReviewTask.objects.create(
@@ -132,7 +133,9 @@ def review_queue_overview(*, project: Project) -> QueueOverview:
         if row is not None:
             row.answered, row.skipped, row.reserved = entry["answered"], entry["skipped"], entry["reserved"]
     answers = _review_answers(project)
-    for user_id, seconds in review_stats.median_by_key(answers.values_list("annotator_id", "seconds_spent")).items():
+    for user_id, seconds in review_stats.median_by_key(
+        answers.values_list("annotator_id", "seconds_spent")
+    ).items():
         if user_id in rows:
             rows[user_id].median_seconds = seconds
     gold_rows = Assignment.objects.filter(

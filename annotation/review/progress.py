@@ -43,7 +43,9 @@ def review_progress(*, project: Project, annotator) -> Progress:
     answers = Assignment.objects.of_annotator(annotator, project).answered()
     counts = answers.aggregate(total=Count("id"), today=Count("id", filter=Q(answered_at__gte=today_start)))
     remaining = (
-        ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=False)[:REMAINING_COUNT_CAP].count()
+        ReviewTask.objects.filter(project=project)
+        .claimable_by(annotator, gold=False)[:REMAINING_COUNT_CAP]
+        .count()
     )
     # Days before today do not change during the day: cached, so a render costs no streak query.
     cache_key = f"review-past-days:{project.pk}:{project.created_at.timestamp()}:{annotator.pk}:{today}"
@@ -67,7 +69,9 @@ def review_progress(*, project: Project, annotator) -> Progress:
 
 def review_history(*, project: Project, annotator, limit: int = 30) -> list[Assignment]:
     return list(
-        Assignment.objects.filter(task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED)
+        Assignment.objects.filter(
+            task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED
+        )
         .select_related("task__sample", "answer")
         .order_by("-answered_at", "-id")[:limit]
     )

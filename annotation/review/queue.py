@@ -179,7 +179,13 @@ def _reserve(project: Project, annotator) -> Assignment | None:
                     task = _candidate(project, annotator, gold=gold)
                     if task is None:
                         break
-                    return _claim(task=task, gold=gold, reopen=bool(task.own_status), project=project, annotator=annotator)
+                    return _claim(
+                        task=task,
+                        gold=gold,
+                        reopen=bool(task.own_status),
+                        project=project,
+                        annotator=annotator,
+                    )
             except (_ClaimLost, IntegrityError):
                 continue  # the transaction is rolled back: no slot was taken
     return None
@@ -214,9 +220,13 @@ def _claim(*, task: ReviewTask, gold: bool, reopen: bool, project: Project, anno
     now = timezone.now()
     expires_at = now + timedelta(minutes=project.reservation_minutes)
     if not reopen:
-        return Assignment.objects.create(task=task, project=project, annotator=annotator, expires_at=expires_at)
+        return Assignment.objects.create(
+            task=task, project=project, annotator=annotator, expires_at=expires_at
+        )
     own_row = Assignment.objects.filter(task=task, annotator=annotator, status__in=REOPENABLE)
-    if not own_row.update(status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id=""):
+    if not own_row.update(
+        status=AssignmentStatus.RESERVED, reserved_at=now, expires_at=expires_at, submission_id=""
+    ):
         raise _ClaimLost
     assignment = Assignment.objects.get(task=task, annotator=annotator)
     assignment.task = task
@@ -229,7 +239,11 @@ def review_task_claim(*, task: ReviewTask, annotator) -> Assignment:
     reopen = Assignment.objects.filter(task=task, annotator=annotator).exists()
     try:
         return _claim(
-            task=task, gold=task.kind == TaskKind.GOLD, reopen=reopen, project=task.project, annotator=annotator
+            task=task,
+            gold=task.kind == TaskKind.GOLD,
+            reopen=reopen,
+            project=task.project,
+            annotator=annotator,
         )
     except _ClaimLost:
         raise ReviewError("The item has no free slot any more.") from None

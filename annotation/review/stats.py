@@ -21,7 +21,9 @@ def gold_due(answered_count: int, gold_rate: float) -> bool:
     return math.floor((answered_count + 1) * rate + 1e-9) > math.floor(answered_count * rate + 1e-9)
 
 
-def bounded_seconds(client_seconds: float | None, server_seconds: float, ceiling: float, slack: float = 2.0) -> float:
+def bounded_seconds(
+    client_seconds: float | None, server_seconds: float, ceiling: float, slack: float = 2.0
+) -> float:
     """Time spent on an item: the client's measurement (it excludes network time) but never more than the
     server saw since the reservation (+ slack for clock granularity), never negative, never above `ceiling`."""
     upper = max(0.0, min(server_seconds + slack, ceiling))
@@ -69,7 +71,9 @@ def latest_label_per_annotator(answers: Iterable[tuple[Hashable, Hashable, str]]
     return by_item
 
 
-def agreement_by_annotator(answers: Iterable[tuple[Hashable, Hashable, str]]) -> dict[Hashable, tuple[int, int]]:
+def agreement_by_annotator(
+    answers: Iterable[tuple[Hashable, Hashable, str]],
+) -> dict[Hashable, tuple[int, int]]:
     """Pairwise agreement with others: for each annotator, over every other annotator's label on the items
     they both answered, (pairs that agree, pairs). Rows are (item, annotator, label), newest first."""
     counts: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0])

@@ -10,8 +10,14 @@ urlpatterns = [
     path("review/undo/", views.review_undo, name="review_undo"),
     path("review/history/", views.review_history, name="review_history"),
     path("review/lead/", views.review_overview, name="review_overview"),
-    path("review/lead/reservations/<int:assignment_id>/release/", views.review_release, name="review_release"),
-    path("review/lead/reservations/<int:assignment_id>/reassign/", views.review_reassign, name="review_reassign"),
+    path(
+        "review/lead/reservations/<int:assignment_id>/release/", views.review_release, name="review_release"
+    ),
+    path(
+        "review/lead/reservations/<int:assignment_id>/reassign/",
+        views.review_reassign,
+        name="review_reassign",
+    ),
     path("review/adjudicate/", views.adjudication_list, name="adjudication_list"),
     path("review/adjudicate/<int:sample_id>/", views.adjudication_detail, name="adjudication_detail"),
     path("review/gold/", views.gold_items, name="gold_items"),

@@ -133,12 +133,19 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
     assignment = _own_assignment(request, project, assignment_id)
     form = ReviewAnswerForm(request.POST)
     if not form.is_valid():
-        error = "Pick a label." if "label" in form.errors else "The answer could not be read: " + "; ".join(
-            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
+        error = (
+            "Pick a label."
+            if "label" in form.errors
+            else "The answer could not be read: "
+            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         )
-        return _render_workbench(request, project, role, assignment, error=error, status=200 if request.htmx else 400)
+        return _render_workbench(
+            request, project, role, assignment, error=error, status=200 if request.htmx else 400
+        )
     try:
-        answers.review_answer_submit(assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data)
+        answers.review_answer_submit(
+            assignment=assignment, codebook=assignment.current_codebook, **form.cleaned_data
+        )
     except queue.ReviewError as refusal:
         current = queue.review_next(project=project, annotator=request.user)
         return _render_workbench(request, project, role, current, error=str(refusal))
@@ -146,7 +153,9 @@ def review_answer(request: HttpRequest, project_id: int, assignment_id: int) -> 
         return redirect("annotation:review_queue", project_id=project.id)
     codebook = assignment.current_codebook
     following = queue.review_next(project=project, annotator=request.user, codebook=codebook)
-    return _render_workbench(request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook)
+    return _render_workbench(
+        request, project, role, following, saved_label=form.cleaned_data["label"], codebook=codebook
+    )
 
 
 @require_POST
@@ -165,7 +174,9 @@ def review_skip(request: HttpRequest, project_id: int, assignment_id: int) -> Ht
         error = "Say why you skip it."
     if not request.htmx and not error:
         return redirect("annotation:review_queue", project_id=project.id)
-    return _render_workbench(request, project, role, queue.review_next(project=project, annotator=request.user), error=error)
+    return _render_workbench(
+        request, project, role, queue.review_next(project=project, annotator=request.user), error=error
+    )
 
 
 @require_POST
@@ -179,7 +190,9 @@ def review_undo(request: HttpRequest, project_id: int) -> HttpResponse:
         if error:
             messages.error(request, error)
         return redirect("annotation:review_queue", project_id=project.id)
-    return _render_workbench(request, project, role, queue.review_next(project=project, annotator=request.user), error=error)
+    return _render_workbench(
+        request, project, role, queue.review_next(project=project, annotator=request.user), error=error
+    )
 
 
 @require_GET
@@ -188,7 +201,9 @@ def review_history(request: HttpRequest, project_id: int) -> HttpResponse:
     """The annotator's recent answers, each editable."""
     project, role = project_for_user(request, project_id)
     history = progress.review_history(project=project, annotator=request.user)
-    return render(request, "annotation/review/history.html", {"project": project, "role": role, "history": history})
+    return render(
+        request, "annotation/review/history.html", {"project": project, "role": role, "history": history}
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -204,7 +219,10 @@ def review_answer_edit(request: HttpRequest, project_id: int, assignment_id: int
     if request.method == "POST":
         form = ReviewAnswerForm(request.POST)
         if form.is_valid():
-            fields = {key: form.cleaned_data[key] for key in ("label", "rating", "flag", "flag_note", "comment", "edited_text")}
+            fields = {
+                key: form.cleaned_data[key]
+                for key in ("label", "rating", "flag", "flag_note", "comment", "edited_text")
+            }
             try:
                 answers.review_answer_edit(assignment=assignment, **fields)
             except queue.ReviewError as refusal:
@@ -272,7 +290,11 @@ def review_reassign(request: HttpRequest, project_id: int, assignment_id: int) -
     form = ReassignForm(request.POST)
     membership = None
     if form.is_valid():
-        membership = Membership.objects.filter(project=project, user_id=form.cleaned_data["user_id"]).select_related("user").first()
+        membership = (
+            Membership.objects.filter(project=project, user_id=form.cleaned_data["user_id"])
+            .select_related("user")
+            .first()
+        )
     if membership is None:
         messages.error(request, "Pick a member of this project.")
         return redirect("annotation:review_overview", project_id=project.id)
@@ -290,7 +312,11 @@ def review_reassign(request: HttpRequest, project_id: int, assignment_id: int) -
 def adjudication_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     items = lead.adjudication_queue(project=project)
-    return render(request, "annotation/review/adjudication_list.html", {"project": project, "role": Role.LEAD, "items": items})
+    return render(
+        request,
+        "annotation/review/adjudication_list.html",
+        {"project": project, "role": Role.LEAD, "items": items},
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -303,7 +329,10 @@ def adjudication_detail(request: HttpRequest, project_id: int, sample_id: int) -
     if request.method == "POST" and form.is_valid():
         try:
             answers.adjudication_record(
-                sample=sample, label=form.cleaned_data["label"], note=form.cleaned_data["note"], user=request.user
+                sample=sample,
+                label=form.cleaned_data["label"],
+                note=form.cleaned_data["note"],
+                user=request.user,
             )
         except queue.ReviewError as refusal:
             error = str(refusal)
@@ -339,7 +368,10 @@ def gold_items(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             try:
                 lead.gold_item_mark(
-                    project=project, sample=sample, label=form.cleaned_data["label"], user=request.user,
+                    project=project,
+                    sample=sample,
+                    label=form.cleaned_data["label"],
+                    user=request.user,
                     note=form.cleaned_data["note"],
                 )
             except queue.ReviewError as refusal:
@@ -352,7 +384,14 @@ def gold_items(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "annotation/review/gold.html",
-        {"project": project, "role": Role.LEAD, "form": form, "rate_form": rate_form, "items": items, "codebook": _codebook(project)},
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "form": form,
+            "rate_form": rate_form,
+            "items": items,
+            "codebook": _codebook(project),
+        },
     )
 
 

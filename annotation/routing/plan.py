@@ -65,7 +65,9 @@ def plan_routing_batch(
         name = UNCERTAINTY_REASON[strategy]
         shown = np.abs(scores) if strategy == "margin" else scores
         return [
-            RoutingPick(int(candidates[i]), float(scores[i]), f"{name} {shown[i]:.2f}" + reason_suffix(candidates[i]))
+            RoutingPick(
+                int(candidates[i]), float(scores[i]), f"{name} {shown[i]:.2f}" + reason_suffix(candidates[i])
+            )
             for i in order
         ]
     if strategy == "coannotating":
@@ -91,7 +93,9 @@ def plan_routing_batch(
             order = selection.kmeans_select(vectors, size, seed=seed)
             reason = "k-means: nearest to a cluster centre"
         elif strategy == "votek":
-            order = selection.votek_select(vectors, size, k=min(selection.VOTEK_K, max(1, len(candidates) - 1)))
+            order = selection.votek_select(
+                vectors, size, k=min(selection.VOTEK_K, max(1, len(candidates) - 1))
+            )
             reason = "vote-k: representative of many items"
         else:
             confidence = pool.max(axis=1)

@@ -36,7 +36,9 @@ from synthstudio.vectors import cosine_knn
 
 ROUTED_KINDS = (TaskKind.ROUTED, TaskKind.COLD_START)
 ROUTING_ACTIVE_CACHE_SECONDS = 10  # how long another process may act on an old "is the policy active?" answer
-ROUTING_REQUEUE_AFTER_SECONDS = 60  # a queued batch not routed by then (no worker, lost message) is queued again
+ROUTING_REQUEUE_AFTER_SECONDS = (
+    60  # a queued batch not routed by then (no worker, lost message) is queued again
+)
 
 
 def routing_policy_for(*, project: Project) -> RoutingPolicy:
@@ -170,7 +172,9 @@ def _open_routed_tasks(project: Project):
     return ReviewTask.objects.filter(project=project, kind__in=ROUTED_KINDS, is_open=True)
 
 
-def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[RoutingPreviewRow], RoutingState]:
+def _plan_next_batch(
+    *, project: Project, policy: RoutingPolicy
+) -> tuple[list[RoutingPreviewRow], RoutingState]:
     state = routing_state(project=project, policy=policy)
     size = min(policy.batch_size, state.remaining)
     if size <= 0:
@@ -183,7 +187,9 @@ def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[R
     data = project_labels(
         project=project, with_embeddings=strategy in {"kmeans", "votek", "votek_two_stage", "learned"}
     )
-    verified = np.array([s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool)
+    verified = np.array(
+        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
+    )
     routed = np.array([s.pk in routed_ids for s in data.samples], dtype=bool)
     candidates = np.flatnonzero(~routed & ~verified)
     signals = {
@@ -219,7 +225,12 @@ def _plan_next_batch(*, project: Project, policy: RoutingPolicy) -> tuple[list[R
         )
     rows = [
         RoutingPreviewRow(
-            data.samples[p.index], p.priority, p.reason, kind, data.llm_labels[p.index], bool(data.offline[p.index])
+            data.samples[p.index],
+            p.priority,
+            p.reason,
+            kind,
+            data.llm_labels[p.index],
+            bool(data.offline[p.index]),
         )
         for p in picks
     ]
@@ -262,7 +273,9 @@ def _learned_picks(
         reviewed_labels=human_labels,
     )
     return [
-        RoutingPick(int(index), float(error), reason + ("; no valid LLM label" if not data.valid[index] else ""))
+        RoutingPick(
+            int(index), float(error), reason + ("; no valid LLM label" if not data.valid[index] else "")
+        )
         for index, error, reason in zip(batch.indices, batch.error_probability, batch.reasons, strict=True)
     ]
 

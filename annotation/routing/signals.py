@@ -51,7 +51,11 @@ def project_labels(*, project: Project, with_embeddings: bool = False) -> Projec
     LLM named no valid label). Two queries, no per-row ones."""
     codebook = project.codebook
     names = codebook.label_names if codebook else []
-    samples = list(Sample.objects.filter(project=project).order_by("id").only("id", "text", "final_label", "final_source"))
+    samples = list(
+        Sample.objects.filter(project=project)
+        .order_by("id")
+        .only("id", "text", "final_label", "final_source")
+    )
     current = {
         a.sample_id: a
         for a in LLMAnnotation.objects.filter(sample__project=project, is_current=True).only(
@@ -100,7 +104,8 @@ def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
     computed = sample_signals_compute(data)
     now = timezone.now()
     rows = [
-        SampleSignals(sample_id=sample.pk, computed_at=now, **computed[i]) for i, sample in enumerate(data.samples)
+        SampleSignals(sample_id=sample.pk, computed_at=now, **computed[i])
+        for i, sample in enumerate(data.samples)
     ]
     SampleSignals.objects.bulk_create(
         rows,
@@ -108,8 +113,15 @@ def signals_refresh(*, project: Project, run: SignalsRun | None = None) -> int:
         update_conflicts=True,
         unique_fields=["sample"],
         update_fields=[
-            "llm_label", "least_confidence", "margin", "entropy", "student_probability", "student_label",
-            "knn_agreement", "duplicate_of", "computed_at",
+            "llm_label",
+            "least_confidence",
+            "margin",
+            "entropy",
+            "student_probability",
+            "student_label",
+            "knn_agreement",
+            "duplicate_of",
+            "computed_at",
         ],
     )
     if run:

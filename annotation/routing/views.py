@@ -48,8 +48,15 @@ def routing_policy(request: HttpRequest, project_id: int) -> HttpResponse:
 
 def _render_routing(request, project, form, policy, *, preview, status: int = 200) -> HttpResponse:
     state = services.routing_state(project=project, policy=policy)
-    context = {"project": project, "role": Role.LEAD, "form": form, "preview": preview, "state": state,
-               "policy": policy, "worker_alive": worker_alive() if policy.next_batch_queued_at else True}
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "form": form,
+        "preview": preview,
+        "state": state,
+        "policy": policy,
+        "worker_alive": worker_alive() if policy.next_batch_queued_at else True,
+    }
     template = "annotation/routing_policy.html"
     if request.htmx:
         template += "#routing-preview"
@@ -65,7 +72,9 @@ def routed_items(request: HttpRequest, project_id: int) -> HttpResponse:
         .select_related("sample")
         .annotate(
             llm_offline=Exists(
-                LLMAnnotation.objects.filter(sample=OuterRef("sample"), is_current=True, method=LabelMethod.OFFLINE)
+                LLMAnnotation.objects.filter(
+                    sample=OuterRef("sample"), is_current=True, method=LabelMethod.OFFLINE
+                )
             )
         )
         .order_by("-batch", "-priority", "id")

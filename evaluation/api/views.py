@@ -46,13 +46,19 @@ def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             if throttling.api_token_locked(request):
                 return throttling.lockout_response(request, None, throttling.api_token_credentials())
             scheme, _, raw = header.partition(" ")
-            user = curation_services.api_token_user(raw=raw.strip()) if scheme.lower() in {"bearer", "token"} else None
+            user = (
+                curation_services.api_token_user(raw=raw.strip())
+                if scheme.lower() in {"bearer", "token"}
+                else None
+            )
             if user is None:
                 throttling.api_token_failed(request)
                 return JsonResponse({"error": "Invalid or revoked API token."}, status=401)
             request.user = user
         elif not request.user.is_authenticated:
-            return JsonResponse({"error": "Send 'Authorization: Bearer <token>' (create one at /api/tokens/)."}, status=401)
+            return JsonResponse(
+                {"error": "Send 'Authorization: Bearer <token>' (create one at /api/tokens/)."}, status=401
+            )
         try:
             return view(request, *args, **kwargs)
         except Http404 as error:
@@ -98,7 +104,9 @@ def snapshot_json(request: HttpRequest, snapshot: Snapshot) -> dict:
 @api_view
 def projects(request: HttpRequest) -> HttpResponse:
     rows = Membership.objects.filter(user=request.user).select_related("project").order_by("project_id")
-    return JsonResponse({"projects": [{"id": m.project_id, "name": m.project.name, "role": m.role} for m in rows]})
+    return JsonResponse(
+        {"projects": [{"id": m.project_id, "name": m.project.name, "role": m.role} for m in rows]}
+    )
 
 
 @require_GET
@@ -127,8 +135,12 @@ def snapshot_download(request: HttpRequest, project_id: int, version: int, file_
     if file_format not in ExportFormat.values:
         raise Http404(f"Unknown format; use one of {', '.join(ExportFormat.values)}.")
     if file_format not in STREAMED_FORMATS and not export_path(snapshot, file_format).exists():
-        job = curation_services.export_job_start(snapshot=snapshot, file_format=file_format, user=request.user)
-        if not export_path(snapshot, file_format).exists():  # an eager (test) worker may have written it already
+        job = curation_services.export_job_start(
+            snapshot=snapshot, file_format=file_format, user=request.user
+        )
+        if not export_path(
+            snapshot, file_format
+        ).exists():  # an eager (test) worker may have written it already
             response = JsonResponse(export_job_json(request, job), status=202)
             response["Retry-After"] = str(POLL_SECONDS)
             return response
@@ -172,7 +184,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
         _, new_token = curation_services.api_token_create(user=request.user, name=form.cleaned_data["name"])
         form = ApiTokenForm()
     rows = ApiToken.objects.filter(user=request.user)
-    return render(request, "evaluation/curation/api_tokens.html", {"form": form, "tokens": rows, "new_token": new_token})
+    return render(
+        request, "evaluation/curation/api_tokens.html", {"form": form, "tokens": rows, "new_token": new_token}
+    )
 
 
 @require_POST

@@ -48,7 +48,11 @@ def _constant(label: str, n: int) -> list[str]:
 
 
 def embedding_classifier_scores(
-    *, train_vectors: np.ndarray, train_labels: Sequence[str], test_vectors: np.ndarray, test_labels: Sequence[str]
+    *,
+    train_vectors: np.ndarray,
+    train_labels: Sequence[str],
+    test_vectors: np.ndarray,
+    test_labels: Sequence[str],
 ) -> tuple[float, float, str]:
     if len(set(train_labels)) < 2:
         # one class seen: a classifier cannot be fitted; the honest prediction is that class everywhere
@@ -59,11 +63,17 @@ def embedding_classifier_scores(
 
 
 def tfidf_classifier_scores(
-    *, train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str]
+    *,
+    train_texts: Sequence[str],
+    train_labels: Sequence[str],
+    test_texts: Sequence[str],
+    test_labels: Sequence[str],
 ) -> tuple[float, float, str]:
     if len(set(train_labels)) < 2:
         return (*_score(_constant(train_labels[0], len(test_labels)), test_labels), "one class in training")
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=50_000, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, 2), max_features=50_000, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+    )
     train_matrix = vectorizer.fit_transform(train_texts)
     model = LogisticRegression(max_iter=1000)
     model.fit(train_matrix, list(train_labels))
@@ -84,11 +94,17 @@ def benchmark_training_set(
     n_train, n_test = len(train_labels), len(test_labels)
     if n_train == 0 or n_test == 0:
         note = "no training items" if n_train == 0 else "no test items"
-        return [BenchmarkScore(name, model, n_train, n_test, None, None, note) for model in (EMBEDDING_MODEL, TFIDF_MODEL)]
+        return [
+            BenchmarkScore(name, model, n_train, n_test, None, None, note)
+            for model in (EMBEDDING_MODEL, TFIDF_MODEL)
+        ]
     rows = []
     if train_vectors is not None and test_vectors is not None:
         accuracy, f1, note = embedding_classifier_scores(
-            train_vectors=train_vectors, train_labels=train_labels, test_vectors=test_vectors, test_labels=test_labels
+            train_vectors=train_vectors,
+            train_labels=train_labels,
+            test_vectors=test_vectors,
+            test_labels=test_labels,
         )
         rows.append(BenchmarkScore(name, EMBEDDING_MODEL, n_train, n_test, accuracy, f1, note))
     accuracy, f1, note = tfidf_classifier_scores(

@@ -146,7 +146,9 @@ def without_unusable_rules(settings: FilterSettings) -> tuple[FilterSettings, di
 def unusable_rules_message(problems: dict[str, str]) -> str:
     """Why a snapshot was not built: it must hold exactly the settings it records, so a rule that cannot
     run stops the build instead of being skipped."""
-    rules = " ".join(f"The rule “{PATTERN_RULES[name]}” cannot run: {message}" for name, message in problems.items())
+    rules = " ".join(
+        f"The rule “{PATTERN_RULES[name]}” cannot run: {message}" for name, message in problems.items()
+    )
     return f"No snapshot was built. {rules} Fix it on the curation page and create the snapshot again."
 
 
@@ -155,15 +157,20 @@ def curate(
 ) -> CurationResult:
     n = len(items)
     empty = np.zeros(n, dtype=bool)
-    removed_by: dict[str, np.ndarray] = {"unlabelled": np.array([not item.label for item in items], dtype=bool)}
-    removed_by["exact_duplicates"] = exact_duplicates([item.text for item in items]) if settings.exact_duplicates else empty
+    removed_by: dict[str, np.ndarray] = {
+        "unlabelled": np.array([not item.label for item in items], dtype=bool)
+    }
+    removed_by["exact_duplicates"] = (
+        exact_duplicates([item.text for item in items]) if settings.exact_duplicates else empty
+    )
     if settings.near_duplicate_threshold is not None and embeddings is not None and n:
         removed_by["near_duplicates"] = near_duplicates(embeddings, settings.near_duplicate_threshold)
     else:
         removed_by["near_duplicates"] = empty
     if settings.min_judge_score is not None:
         removed_by["judge_score"] = np.array(
-            [item.judge_score is not None and item.judge_score < settings.min_judge_score for item in items], dtype=bool
+            [item.judge_score is not None and item.judge_score < settings.min_judge_score for item in items],
+            dtype=bool,
         )
     else:
         removed_by["judge_score"] = empty
@@ -184,14 +191,17 @@ def curate(
         if settings.require_consistency
         else empty
     )
-    removed_by["flagged"] = np.array([item.flagged for item in items], dtype=bool) if settings.drop_flagged else empty
+    removed_by["flagged"] = (
+        np.array([item.flagged for item in items], dtype=bool) if settings.drop_flagged else empty
+    )
     lengths = np.array([len(item.text) for item in items], dtype=np.int64)
     too_long = lengths > settings.max_chars if settings.max_chars is not None else empty
     removed_by["length"] = (lengths < settings.min_chars) | too_long
     must, must_not = compile_rule(settings.must_match), compile_rule(settings.must_not_match)
     removed_by["format"] = np.array(
         [
-            (must is not None and not must.search(item.text)) or (must_not is not None and bool(must_not.search(item.text)))
+            (must is not None and not must.search(item.text))
+            or (must_not is not None and bool(must_not.search(item.text)))
             for item in items
         ],
         dtype=bool,

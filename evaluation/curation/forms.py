@@ -25,29 +25,49 @@ def validate_user_pattern(value: str) -> None:
 
 def pattern_field(label: str) -> forms.CharField:
     # no max_length: the validator names the same limit, and a second "at most N characters" would repeat it
-    return forms.CharField(required=False, label=label, help_text=PATTERN_HELP, validators=[validate_user_pattern],
-                           widget=forms.TextInput(attrs={"maxlength": MAX_PATTERN_CHARS}))
+    return forms.CharField(
+        required=False,
+        label=label,
+        help_text=PATTERN_HELP,
+        validators=[validate_user_pattern],
+        widget=forms.TextInput(attrs={"maxlength": MAX_PATTERN_CHARS}),
+    )
 
 
-SPLIT_CHOICES = [("", "No split (all train)"), ("80/10/10", "train 80 / validation 10 / test 10"),
-                 ("80/20", "train 80 / test 20"), ("70/15/15", "train 70 / validation 15 / test 15")]
+SPLIT_CHOICES = [
+    ("", "No split (all train)"),
+    ("80/10/10", "train 80 / validation 10 / test 10"),
+    ("80/20", "train 80 / test 20"),
+    ("70/15/15", "train 70 / validation 15 / test 15"),
+]
 
 
 class FilterSettingsForm(forms.Form):
     exact_duplicates = forms.BooleanField(required=False, label="Drop exact duplicates")
     near_duplicate_threshold = forms.FloatField(
-        required=False, min_value=0.5, max_value=1.0, label="Drop near-duplicates above cosine",
+        required=False,
+        min_value=0.5,
+        max_value=1.0,
+        label="Drop near-duplicates above cosine",
         help_text="Embedding cosine similarity, e.g. 0.95. Empty: off.",
     )
     min_judge_score = forms.FloatField(
-        required=False, min_value=0, max_value=4, label="Minimum judge rating score",
+        required=False,
+        min_value=0,
+        max_value=4,
+        label="Minimum judge rating score",
         help_text="LLM-judge ratings A=4, B=3, C=2, D=1; unrated items are kept. Empty: off.",
     )
     min_confidence = forms.FloatField(
-        required=False, min_value=0, max_value=1, label="Minimum LLM confidence",
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Minimum LLM confidence",
         help_text="Applies to LLM-labelled items only. Empty: off.",
     )
-    require_consistency = forms.BooleanField(required=False, label="Drop items labelled differently across runs/prompts")
+    require_consistency = forms.BooleanField(
+        required=False, label="Drop items labelled differently across runs/prompts"
+    )
     drop_flagged = forms.BooleanField(required=False, label="Drop items a reviewer flagged")
     min_chars = forms.IntegerField(required=False, min_value=0, label="Minimum characters")
     max_chars = forms.IntegerField(required=False, min_value=1, label="Maximum characters")
@@ -77,7 +97,9 @@ class FilterSettingsForm(forms.Form):
 class SnapshotForm(FilterSettingsForm):
     note = forms.CharField(required=False, max_length=300)
     split = forms.ChoiceField(required=False, choices=SPLIT_CHOICES)
-    licence = forms.CharField(required=False, max_length=100, initial="unknown", help_text="For the dataset card.")
+    licence = forms.CharField(
+        required=False, max_length=100, initial="unknown", help_text="For the dataset card."
+    )
 
     def split_fractions(self) -> dict[str, float]:
         parts = [float(p) / 100 for p in (self.cleaned_data.get("split") or "").split("/") if p]
@@ -92,7 +114,9 @@ class LabelStudioImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         limit = settings.IMPORT_MAX_BYTES
         if upload.size > limit:
-            raise forms.ValidationError(f"The file is {upload.size / 1e6:.0f} MB; the limit is {limit / 1e6:.0f} MB (IMPORT_MAX_MB).")
+            raise forms.ValidationError(
+                f"The file is {upload.size / 1e6:.0f} MB; the limit is {limit / 1e6:.0f} MB (IMPORT_MAX_MB)."
+            )
         return upload
 
 
@@ -107,4 +131,6 @@ class LabelIssuesSendForm(forms.Form):
 
     def __init__(self, *args, issues: list[dict], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["sample"].choices = [(str(issue["sample_id"]), str(issue["sample_id"])) for issue in issues]
+        self.fields["sample"].choices = [
+            (str(issue["sample_id"]), str(issue["sample_id"])) for issue in issues
+        ]

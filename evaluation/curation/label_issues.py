@@ -23,9 +23,10 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
     ranked issues ({sample_id, text, given, suggested, self_confidence, margin}), most likely first."""
     report = progress or (lambda message: None)
     rows = list(
-        Sample.objects.filter(project=project).exclude(final_label="").order_by("id").values_list(
-            "id", "text", "final_label", "final_source"
-        )
+        Sample.objects.filter(project=project)
+        .exclude(final_label="")
+        .order_by("id")
+        .values_list("id", "text", "final_label", "final_source")
     )
     codebook = project.codebook
     label_names = codebook.label_names if codebook else []
@@ -42,8 +43,13 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
     labels = np.array([index_of[label] for _, _, label, _ in rows])
     human_verified = np.array([source in HUMAN_SOURCES for _, _, _, source in rows])
     report("Training the student model")
-    result = refine_labels(features, labels, human_verified, n_classes=len(label_names),
-                           text_features=tfidf_features([text for _, text, _, _ in rows]))
+    result = refine_labels(
+        features,
+        labels,
+        human_verified,
+        n_classes=len(label_names),
+        text_features=tfidf_features([text for _, text, _, _ in rows]),
+    )
     summary.update(
         clean=int(result.split.clean.sum()),
         noisy=int((~result.split.clean).sum()),
@@ -81,6 +87,9 @@ def label_issues_send_to_review(*, project: Project, issues: list[dict], sample_
     ]
     with transaction.atomic():
         created = review_tasks_create(
-            project=project, samples_with_reasons=items, kind=TaskKind.LABEL_ISSUE, strategy="confident_learning"
+            project=project,
+            samples_with_reasons=items,
+            kind=TaskKind.LABEL_ISSUE,
+            strategy="confident_learning",
         )
     return len(created)

@@ -43,7 +43,9 @@ def refinement_run_execute(*, run: RefinementRun) -> RefinementRun:
     try:
         result = label_issues_compute(
             project=run.project,
-            progress=lambda message: RefinementRun.objects.filter(pk=run.pk).update(message=message, heartbeat_at=timezone.now()),
+            progress=lambda message: RefinementRun.objects.filter(pk=run.pk).update(
+                message=message, heartbeat_at=timezone.now()
+            ),
         )
     except Exception as error:  # the page shows the error; the traceback goes to the worker log
         traceback.print_exc()
@@ -61,7 +63,9 @@ def refinement_run_execute(*, run: RefinementRun) -> RefinementRun:
 
 
 def label_issues_send(*, run: RefinementRun, sample_ids: list[int]) -> int:
-    return label_issues_send_to_review(project=run.project, issues=run.result.get("issues", []), sample_ids=sample_ids)
+    return label_issues_send_to_review(
+        project=run.project, issues=run.result.get("issues", []), sample_ids=sample_ids
+    )
 
 
 def snapshot_job_start(
@@ -76,8 +80,13 @@ def snapshot_job_start(
 ) -> SnapshotJob:
     with transaction.atomic():
         job = SnapshotJob.objects.create(
-            project=project, created_by=user, filter_settings=settings.as_dict(),
-            split_fractions=split_fractions or {}, note=note, licence=licence or "unknown", seed=seed,
+            project=project,
+            created_by=user,
+            filter_settings=settings.as_dict(),
+            split_fractions=split_fractions or {},
+            note=note,
+            licence=licence or "unknown",
+            seed=seed,
             message="Waiting for a worker.",
         )
         enqueue(snapshot_job_task, job.pk)
@@ -96,17 +105,24 @@ def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
     try:
         with transaction.atomic():
             # the reservation and the job's link to it commit together: a re-run finds the row it reserved
-            locked = SnapshotJob.objects.select_for_update(of=("self",)).select_related("snapshot").get(pk=job.pk)
+            locked = (
+                SnapshotJob.objects.select_for_update(of=("self",)).select_related("snapshot").get(pk=job.pk)
+            )
             if locked.snapshot is None:
-                locked.snapshot = snapshot_reserve(project=job.project, user=job.created_by, note=job.note,
-                                                   licence=job.licence)
+                locked.snapshot = snapshot_reserve(
+                    project=job.project, user=job.created_by, note=job.note, licence=job.licence
+                )
                 locked.save(update_fields=["snapshot"])
             job.snapshot = locked.snapshot
         snapshot_build(
-            snapshot=job.snapshot, settings=FilterSettings.from_dict(job.filter_settings),
-            split_fractions=job.split_fractions, seed=job.seed,
+            snapshot=job.snapshot,
+            settings=FilterSettings.from_dict(job.filter_settings),
+            split_fractions=job.split_fractions,
+            seed=job.seed,
             progress=lambda done, total: job.report_progress(done=done, total=total),
-            stage=lambda text: SnapshotJob.objects.filter(pk=job.pk).update(message=text, heartbeat_at=timezone.now()),
+            stage=lambda text: SnapshotJob.objects.filter(pk=job.pk).update(
+                message=text, heartbeat_at=timezone.now()
+            ),
         )
     except Exception as error:  # the page shows the error; the traceback goes to the worker log
         traceback.print_exc()
@@ -126,12 +142,19 @@ def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
 
 def export_job_start(*, snapshot: Snapshot, file_format: str, user) -> ExportJob:
     """A worker job writing the export file; an already written file is reused at once."""
-    existing = ExportJob.objects.filter(snapshot=snapshot, file_format=file_format).exclude(status=JobStatus.FAILED).first()
+    existing = (
+        ExportJob.objects.filter(snapshot=snapshot, file_format=file_format)
+        .exclude(status=JobStatus.FAILED)
+        .first()
+    )
     if existing is not None and (not existing.is_finished or export_path(snapshot, file_format).exists()):
         return existing
     with transaction.atomic():
         job = ExportJob.objects.create(
-            project=snapshot.project, created_by=user, snapshot=snapshot, file_format=file_format,
+            project=snapshot.project,
+            created_by=user,
+            snapshot=snapshot,
+            file_format=file_format,
             total=snapshot.item_count,
         )
         enqueue(export_job_task, job.pk)
@@ -141,7 +164,9 @@ def export_job_start(*, snapshot: Snapshot, file_format: str, user) -> ExportJob
 def export_job_execute(*, job: ExportJob) -> ExportJob:
     job.mark_running()
     try:
-        path = export_file(job.snapshot, job.file_format, progress=lambda written: job.report_progress(done=written))
+        path = export_file(
+            job.snapshot, job.file_format, progress=lambda written: job.report_progress(done=written)
+        )
     except Exception as error:
         traceback.print_exc()
         job.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
@@ -160,12 +185,18 @@ def token_hash(raw: str) -> str:
 def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
     """A new token; the raw value is returned once and only its hash is stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name or "token", prefix=raw[:10], token_hash=token_hash(raw))
+    token = ApiToken.objects.create(
+        user=user, name=name or "token", prefix=raw[:10], token_hash=token_hash(raw)
+    )
     return token, raw
 
 
 def api_token_revoke(*, user, token_id: int) -> bool:
-    return bool(ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+    return bool(
+        ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    )
 
 
 def api_token_user(*, raw: str):

@@ -27,7 +27,16 @@ from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnn
 
 HUMAN_SOURCES = {FinalSource.HUMAN, FinalSource.ADJUDICATED}
 SNAPSHOT_BATCH = 2000
-SAMPLE_COLUMNS = ("id", "text", "final_label", "final_source", "final_weight", "fields", "origin", "provenance")
+SAMPLE_COLUMNS = (
+    "id",
+    "text",
+    "final_label",
+    "final_source",
+    "final_weight",
+    "fields",
+    "origin",
+    "provenance",
+)
 
 
 def curation_settings_get(*, project: Project) -> FilterSettings:
@@ -51,20 +60,28 @@ def curation_input_load(*, project: Project) -> CurationInput:
     rows = list(Sample.objects.filter(project=project).order_by("id").values_list(*SAMPLE_COLUMNS))
     llm_labels: dict[int, set[str]] = defaultdict(set)
     llm_current: dict[int, tuple[str, float | None]] = {}
-    for sample_id, label, confidence, is_current in LLMAnnotation.objects.filter(
-        sample__project=project, valid=True
-    ).exclude(label="").values_list("sample_id", "label", "confidence", "is_current").iterator(chunk_size=5000):
+    for sample_id, label, confidence, is_current in (
+        LLMAnnotation.objects.filter(sample__project=project, valid=True)
+        .exclude(label="")
+        .values_list("sample_id", "label", "confidence", "is_current")
+        .iterator(chunk_size=5000)
+    ):
         llm_labels[sample_id].add(label)
         if is_current:
             llm_current[sample_id] = (label, confidence)
     flagged = set(
-        HumanAnnotation.objects.filter(sample__project=project).exclude(flag="").values_list("sample_id", flat=True)
+        HumanAnnotation.objects.filter(sample__project=project)
+        .exclude(flag="")
+        .values_list("sample_id", flat=True)
     )
     judge_scores: dict[int, float] = {}
     # the newest rating per sample wins (rows ordered by run, oldest first)
-    for sample_id, rating in JudgeRating.objects.filter(
-        run__project=project, run__kind=JudgeKind.RATING
-    ).exclude(rating="").order_by("run_id").values_list("sample_id", "rating"):
+    for sample_id, rating in (
+        JudgeRating.objects.filter(run__project=project, run__kind=JudgeKind.RATING)
+        .exclude(rating="")
+        .order_by("run_id")
+        .values_list("sample_id", "rating")
+    ):
         if rating in RATING_SCORES:
             judge_scores[sample_id] = RATING_SCORES[rating]
     items = [
@@ -105,16 +122,26 @@ def human_agreement(*, project: Project) -> dict:
     if not pairable:
         return {}
     alpha = krippendorff_alpha_nominal(pairable)
-    return {"krippendorff_alpha": None if math.isnan(alpha) else round(alpha, 4), "items_multiply_labelled": len(pairable)}
+    return {
+        "krippendorff_alpha": None if math.isnan(alpha) else round(alpha, 4),
+        "items_multiply_labelled": len(pairable),
+    }
 
 
 def snapshot_reserve(*, project: Project, user, note: str = "", licence: str = "unknown") -> Snapshot:
     """The next version number, taken by a hidden (is_ready=False) row that snapshot_build fills."""
     with transaction.atomic():
-        latest = Snapshot.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        latest = (
+            Snapshot.objects.select_for_update().filter(project=project).aggregate(v=Max("version"))["v"] or 0
+        )
         return Snapshot.objects.create(
-            project=project, version=latest + 1, note=note, created_by=user, label_policy=LABEL_POLICY,
-            licence=licence or "unknown", is_ready=False,
+            project=project,
+            version=latest + 1,
+            note=note,
+            created_by=user,
+            label_policy=LABEL_POLICY,
+            licence=licence or "unknown",
+            is_ready=False,
         )
 
 
@@ -142,7 +169,11 @@ def snapshot_build(
     data, result = curation_run(project=project, settings=settings)
     kept = [row for row, keep in zip(data.rows, result.keep, strict=True) if keep]
     fractions = {name: float(value) for name, value in (split_fractions or {}).items() if float(value) > 0}
-    splits = stratified_split([row[2] for row in kept], fractions, seed=seed) if fractions else ["train"] * len(kept)
+    splits = (
+        stratified_split([row[2] for row in kept], fractions, seed=seed)
+        if fractions
+        else ["train"] * len(kept)
+    )
     codebook = project.codebook
     label_counts = Counter(row[2] for row in kept)
     snapshot.filter_settings = settings.as_dict()
@@ -158,7 +189,9 @@ def snapshot_build(
         "sources": dict(Counter(row[3] for row in kept)),
         "origins": dict(Counter(row[6] for row in kept)),
         "splits": dict(Counter(splits)),
-        "generation_runs": sorted({str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")})[:50],
+        "generation_runs": sorted(
+            {str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")}
+        )[:50],
     }
     snapshot.save()
     if stage:
@@ -170,9 +203,19 @@ def snapshot_build(
         llm_label, llm_confidence = data.llm_current.get(sample_id, ("", None))
         batch.append(
             SnapshotItem(
-                snapshot=snapshot, sample_id=sample_id, sample_ref=sample_id, text=text, fields=fields or {},
-                label=label, label_source=source, weight=weight, split=split, llm_label=llm_label,
-                llm_confidence=llm_confidence, origin=origin, provenance=provenance or {},
+                snapshot=snapshot,
+                sample_id=sample_id,
+                sample_ref=sample_id,
+                text=text,
+                fields=fields or {},
+                label=label,
+                label_source=source,
+                weight=weight,
+                split=split,
+                llm_label=llm_label,
+                llm_confidence=llm_confidence,
+                origin=origin,
+                provenance=provenance or {},
             )
         )
         if len(batch) >= SNAPSHOT_BATCH:
@@ -210,8 +253,19 @@ def snapshot_create(
     return snapshot
 
 
-ROW_COLUMNS = ("sample_ref", "text", "label", "label_source", "weight", "split", "llm_label", "llm_confidence",
-               "origin", "fields", "provenance")
+ROW_COLUMNS = (
+    "sample_ref",
+    "text",
+    "label",
+    "label_source",
+    "weight",
+    "split",
+    "llm_label",
+    "llm_confidence",
+    "origin",
+    "fields",
+    "provenance",
+)
 
 
 def snapshot_rows(snapshot: Snapshot, *, split: str | None = None, chunk_size: int = 2000) -> Iterator[dict]:
@@ -242,12 +296,20 @@ def snapshot_diff(*, old: Snapshot, new: Snapshot) -> SnapshotDiff:
     def load(snapshot: Snapshot) -> dict[int, tuple[str, str]]:
         return {
             ref: (text, label)
-            for ref, text, label in SnapshotItem.objects.filter(snapshot=snapshot).values_list("sample_ref", "text", "label")
+            for ref, text, label in SnapshotItem.objects.filter(snapshot=snapshot).values_list(
+                "sample_ref", "text", "label"
+            )
         }
 
     before, after = load(old), load(new)
-    added = [{"sample_id": ref, "text": after[ref][0], "label": after[ref][1]} for ref in sorted(after.keys() - before.keys())]
-    removed = [{"sample_id": ref, "text": before[ref][0], "label": before[ref][1]} for ref in sorted(before.keys() - after.keys())]
+    added = [
+        {"sample_id": ref, "text": after[ref][0], "label": after[ref][1]}
+        for ref in sorted(after.keys() - before.keys())
+    ]
+    removed = [
+        {"sample_id": ref, "text": before[ref][0], "label": before[ref][1]}
+        for ref in sorted(before.keys() - after.keys())
+    ]
     relabelled = [
         {"sample_id": ref, "text": after[ref][0], "old_label": before[ref][1], "new_label": after[ref][1]}
         for ref in sorted(before.keys() & after.keys())

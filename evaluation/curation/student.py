@@ -42,7 +42,9 @@ def tfidf_features(texts: list[str]):
     return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
 
 
-def _fit_student(features, labels: np.ndarray, n_classes: int, seed: int, C: float) -> LogisticRegression | None:
+def _fit_student(
+    features, labels: np.ndarray, n_classes: int, seed: int, C: float
+) -> LogisticRegression | None:
     if len(np.unique(labels)) < 2:
         return None
     model = LogisticRegression(max_iter=1000, C=C, random_state=seed)
@@ -50,7 +52,9 @@ def _fit_student(features, labels: np.ndarray, n_classes: int, seed: int, C: flo
     return model
 
 
-def _predict_full(model: LogisticRegression | None, features, labels: np.ndarray, n_classes: int) -> np.ndarray:
+def _predict_full(
+    model: LogisticRegression | None, features, labels: np.ndarray, n_classes: int
+) -> np.ndarray:
     """Probabilities over all n_classes (classes unseen in training get 0); a one-class training set predicts it."""
     out = np.zeros((features.shape[0], n_classes), dtype=np.float64)
     if model is None:
@@ -62,7 +66,13 @@ def _predict_full(model: LogisticRegression | None, features, labels: np.ndarray
 
 
 def student_probabilities(
-    features, train_labels: np.ndarray, *, n_classes: int, folds: int = 5, seed: int = 0, C: float = EMBEDDING_C
+    features,
+    train_labels: np.ndarray,
+    *,
+    n_classes: int,
+    folds: int = 5,
+    seed: int = 0,
+    C: float = EMBEDDING_C,
 ) -> np.ndarray:
     """Probabilities for every item from a logistic regression on `features` (dense or scipy sparse).
 
@@ -91,19 +101,28 @@ def student_probabilities(
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for fit_part, held_out in splitter.split(x_train, y_train):
         model = _fit_student(x_train[fit_part], y_train[fit_part], n_classes, seed, C)
-        probabilities[train_index[held_out]] = _predict_full(model, x_train[held_out], y_train[fit_part], n_classes)
+        probabilities[train_index[held_out]] = _predict_full(
+            model, x_train[held_out], y_train[fit_part], n_classes
+        )
     return probabilities
 
 
 def ensemble_probabilities(
-    features: np.ndarray, train_labels: np.ndarray, *, n_classes: int, text_features=None, folds: int = 5,
+    features: np.ndarray,
+    train_labels: np.ndarray,
+    *,
+    n_classes: int,
+    text_features=None,
+    folds: int = 5,
     seed: int = 0,
 ) -> np.ndarray:
     """The embedding student's probabilities, averaged with the TF-IDF student's when text features are given."""
     embedding = student_probabilities(features, train_labels, n_classes=n_classes, folds=folds, seed=seed)
     if text_features is None:
         return embedding
-    wording = student_probabilities(text_features, train_labels, n_classes=n_classes, folds=folds, seed=seed, C=TFIDF_C)
+    wording = student_probabilities(
+        text_features, train_labels, n_classes=n_classes, folds=folds, seed=seed, C=TFIDF_C
+    )
     return (embedding + wording) / 2
 
 
@@ -127,7 +146,9 @@ def freeal_split(
     loss = (raw - lowest) / spread if spread > 0 else np.zeros_like(raw)
     if n < 2 or spread == 0:
         return CleanNoisySplit(loss, np.ones(n), np.ones(n, dtype=bool))
-    mixture = GaussianMixture(n_components=2, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed)
+    mixture = GaussianMixture(
+        n_components=2, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed
+    )
     mixture.fit(loss.reshape(-1, 1))
     low_component = int(np.argmin(mixture.means_.ravel()))
     posterior = mixture.predict_proba(loss.reshape(-1, 1))[:, low_component]
@@ -221,7 +242,9 @@ def refine_labels(
     # averaging both passes ranks a little better than the trusted-set student alone (SST-2: 0.587 → 0.602)
     probabilities = (first + second) / 2
     issues = [issue for issue in find_label_issues(probabilities, labels) if not human_verified[issue.index]]
-    return RefinementResult(probabilities, CleanNoisySplit(split.loss, split.clean_posterior, clean), trusted, issues)
+    return RefinementResult(
+        probabilities, CleanNoisySplit(split.loss, split.clean_posterior, clean), trusted, issues
+    )
 
 
 def precision_at(issues: list[LabelIssue], noisy: set[int], k: int) -> float:

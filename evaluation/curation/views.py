@@ -56,8 +56,11 @@ DIFF_ROWS_SHOWN = 200
 def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
     if not form.is_valid():
         # the htmx fragment replaces only the counts, so it repeats the field errors it cannot highlight
-        errors = [(form.fields[name].label if name in form.fields else name, message)
-                  for name, messages in form.errors.items() for message in messages]
+        errors = [
+            (form.fields[name].label if name in form.fields else name, message)
+            for name, messages in form.errors.items()
+            for message in messages
+        ]
         return {"form_errors": True, "filter_errors": errors}
     data, result = curation_run(project=project, settings=form.to_settings())
     counts = result.counts
@@ -68,7 +71,9 @@ def _counts_context(project: Project, form: FilterSettingsForm) -> dict:
         "judged": sum(1 for item in data.items if item.judge_score is not None),
         "offline_judge_ratings": JudgeRating.objects.filter(
             run__project=project, run__kind=JudgeKind.RATING, run__is_offline=True
-        ).exclude(rating="").exists(),
+        )
+        .exclude(rating="")
+        .exists(),
     }
 
 
@@ -87,9 +92,15 @@ def curation(request: HttpRequest, project_id: int) -> HttpResponse:
     bound = FilterSettingsForm(applied.as_dict())
     snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
     building = SnapshotJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-    context = {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots, "building": building,
-               "rules_not_applied": [(PATTERN_RULES[name], message) for name, message in problems.items()],
-               **_counts_context(project, bound)}
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "form": form,
+        "snapshots": snapshots,
+        "building": building,
+        "rules_not_applied": [(PATTERN_RULES[name], message) for name, message in problems.items()],
+        **_counts_context(project, bound),
+    }
     return render(request, "evaluation/curation/curation.html", context)
 
 
@@ -106,7 +117,9 @@ def curation_counts(request: HttpRequest, project_id: int) -> HttpResponse:
     form = SnapshotForm({**request.GET.dict(), "licence": request.GET.get("licence", "unknown")})
     form.is_valid()
     snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
-    return render(request, "evaluation/curation/curation.html", {**context, "form": form, "snapshots": snapshots})
+    return render(
+        request, "evaluation/curation/curation.html", {**context, "form": form, "snapshots": snapshots}
+    )
 
 
 @require_POST
@@ -117,14 +130,27 @@ def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
     form = SnapshotForm(request.POST)
     if not form.is_valid():
         snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
-        return render(request, "evaluation/curation/curation.html",
-                      {"project": project, "role": Role.LEAD, "form": form, "snapshots": snapshots, "form_errors": True},
-                      status=400)
+        return render(
+            request,
+            "evaluation/curation/curation.html",
+            {
+                "project": project,
+                "role": Role.LEAD,
+                "form": form,
+                "snapshots": snapshots,
+                "form_errors": True,
+            },
+            status=400,
+        )
     settings = form.to_settings()
     curation_settings_save(project=project, settings=settings)
     job = curation_services.snapshot_job_start(
-        project=project, user=request.user, settings=settings, split_fractions=form.split_fractions(),
-        note=form.cleaned_data["note"], licence=form.cleaned_data["licence"] or "unknown",
+        project=project,
+        user=request.user,
+        settings=settings,
+        split_fractions=form.split_fractions(),
+        note=form.cleaned_data["note"],
+        licence=form.cleaned_data["licence"] or "unknown",
     )
     return redirect("evaluation:snapshot_job", project_id=project.id, job_id=job.pk)
 
@@ -134,8 +160,14 @@ def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
 def snapshot_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(SnapshotJob.objects.select_related("snapshot"), pk=job_id, project=project)
-    return job_page(request, project, job, "evaluation/curation/snapshot_job.html", "evaluation:snapshot_job_progress",
-                    snapshot=job.snapshot if job.status == JobStatus.SUCCEEDED else None)
+    return job_page(
+        request,
+        project,
+        job,
+        "evaluation/curation/snapshot_job.html",
+        "evaluation:snapshot_job_progress",
+        snapshot=job.snapshot if job.status == JobStatus.SUCCEEDED else None,
+    )
 
 
 @require_GET
@@ -151,28 +183,48 @@ def snapshot_job_progress(request: HttpRequest, project_id: int, job_id: int) ->
 def snapshot_detail(request: HttpRequest, project_id: int, version: int) -> HttpResponse:
     project = lead_project(request, project_id)
     snapshot = _snapshot_for(project, version)
-    others = Snapshot.objects.ready().filter(project=project).exclude(pk=snapshot.pk).values_list("version", flat=True)
+    others = (
+        Snapshot.objects.ready()
+        .filter(project=project)
+        .exclude(pk=snapshot.pk)
+        .values_list("version", flat=True)
+    )
     exports = ExportJob.objects.filter(snapshot=snapshot).order_by("-created_at")[:10]
-    return render(request, "evaluation/curation/snapshot_detail.html", {
-        "project": project, "role": Role.LEAD, "snapshot": snapshot, "others": others, "exports": exports,
-        "formats": ExportFormat.choices, "streamed": sorted(STREAMED_FORMATS),
-        "removed": [(FILTER_NAMES.get(name, name), count) for name, count in snapshot.removed_counts.items()],
-        "label_counts": sorted(snapshot.label_counts.items()),
-        "filter_settings": json.dumps(snapshot.filter_settings, indent=2),
-    })
+    return render(
+        request,
+        "evaluation/curation/snapshot_detail.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "snapshot": snapshot,
+            "others": others,
+            "exports": exports,
+            "formats": ExportFormat.choices,
+            "streamed": sorted(STREAMED_FORMATS),
+            "removed": [
+                (FILTER_NAMES.get(name, name), count) for name, count in snapshot.removed_counts.items()
+            ],
+            "label_counts": sorted(snapshot.label_counts.items()),
+            "filter_settings": json.dumps(snapshot.filter_settings, indent=2),
+        },
+    )
 
 
 def export_response(snapshot: Snapshot, file_format: str) -> HttpResponse:
     """Stream text formats; serve a written Parquet/HF file. Shared by the pages and the API."""
     filename = export_filename(snapshot, file_format)
     if file_format in STREAMED_FORMATS:
-        response = StreamingHttpResponse(export_stream(snapshot, file_format), content_type=CONTENT_TYPES[file_format])
+        response = StreamingHttpResponse(
+            export_stream(snapshot, file_format), content_type=CONTENT_TYPES[file_format]
+        )
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
     path = export_path(snapshot, file_format)
     if not path.exists():
         raise Http404("This export has not been written yet.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=filename, content_type=CONTENT_TYPES[file_format])
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=filename, content_type=CONTENT_TYPES[file_format]
+    )
 
 
 @require_GET
@@ -204,22 +256,41 @@ def export_start(request: HttpRequest, project_id: int, version: int, file_forma
 def export_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(ExportJob.objects.select_related("snapshot"), pk=job_id, project=project)
-    return job_page(request, project, job, "evaluation/curation/export_job.html", "evaluation:export_job_progress",
-                    succeeded=job.status == JobStatus.SUCCEEDED)
+    return job_page(
+        request,
+        project,
+        job,
+        "evaluation/curation/export_job.html",
+        "evaluation:export_job_progress",
+        succeeded=job.status == JobStatus.SUCCEEDED,
+    )
 
 
-def job_page(request: HttpRequest, project: Project, job, template_name: str, progress_url_name: str, **extra) -> HttpResponse:
+def job_page(
+    request: HttpRequest, project: Project, job, template_name: str, progress_url_name: str, **extra
+) -> HttpResponse:
     """A job's full page: the shared progress partial polling `progress_url_name`, plus the page's own context."""
-    return render(request, template_name, {
-        "project": project, "role": Role.LEAD, "job": job, "worker_alive": worker_alive(),
-        "poll_url": reverse(progress_url_name, args=[project.id, job.pk]), **extra,
-    })
+    return render(
+        request,
+        template_name,
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "job": job,
+            "worker_alive": worker_alive(),
+            "poll_url": reverse(progress_url_name, args=[project.id, job.pk]),
+            **extra,
+        },
+    )
 
 
 def job_progress_response(request: HttpRequest, job, poll_url: str) -> HttpResponse:
     """The shared progress fragment; once the job ends, htmx reloads the page to show the result."""
-    response = render(request, "synthstudio/_job_progress.html",
-                      {"job": job, "poll_url": poll_url, "worker_alive": worker_alive()})
+    response = render(
+        request,
+        "synthstudio/_job_progress.html",
+        {"job": job, "poll_url": poll_url, "worker_alive": worker_alive()},
+    )
     if job.is_finished and request.htmx:
         response["HX-Refresh"] = "true"
     return response
@@ -244,12 +315,25 @@ def snapshot_compare(request: HttpRequest, project_id: int, version: int) -> Htt
         against = new.version - 1
     old = _snapshot_for(project, against)
     diff = snapshot_diff(old=old, new=new)
-    return render(request, "evaluation/curation/snapshot_diff.html", {
-        "project": project, "role": Role.LEAD, "old": old, "new": new, "limit": DIFF_ROWS_SHOWN,
-        "added": diff.added[:DIFF_ROWS_SHOWN], "removed": diff.removed[:DIFF_ROWS_SHOWN],
-        "relabelled": diff.relabelled[:DIFF_ROWS_SHOWN],
-        "counts": {"added": len(diff.added), "removed": len(diff.removed), "relabelled": len(diff.relabelled)},
-    })
+    return render(
+        request,
+        "evaluation/curation/snapshot_diff.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "old": old,
+            "new": new,
+            "limit": DIFF_ROWS_SHOWN,
+            "added": diff.added[:DIFF_ROWS_SHOWN],
+            "removed": diff.removed[:DIFF_ROWS_SHOWN],
+            "relabelled": diff.relabelled[:DIFF_ROWS_SHOWN],
+            "counts": {
+                "added": len(diff.added),
+                "removed": len(diff.removed),
+                "relabelled": len(diff.relabelled),
+            },
+        },
+    )
 
 
 @require_GET
@@ -261,14 +345,23 @@ def label_issues(request: HttpRequest, project_id: int) -> HttpResponse:
     if run and run.result.get("issues"):
         ids = [issue["sample_id"] for issue in run.result["issues"]]
         queued = set(
-            ReviewTask.objects.filter(project=project, kind=TaskKind.LABEL_ISSUE, is_open=True, sample_id__in=ids)
-            .values_list("sample_id", flat=True)
+            ReviewTask.objects.filter(
+                project=project, kind=TaskKind.LABEL_ISSUE, is_open=True, sample_id__in=ids
+            ).values_list("sample_id", flat=True)
         )
     poll_url = reverse("evaluation:label_issues_progress", args=[project.id, run.pk]) if run else ""
-    return render(request, "evaluation/curation/label_issues.html", {
-        "project": project, "role": Role.LEAD, "run": run, "queued": queued, "worker_alive": worker_alive(),
-        "poll_url": poll_url,
-    })
+    return render(
+        request,
+        "evaluation/curation/label_issues.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "run": run,
+            "queued": queued,
+            "worker_alive": worker_alive(),
+            "poll_url": poll_url,
+        },
+    )
 
 
 @require_GET
@@ -311,16 +404,24 @@ def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
     if refused := upload_refused(request):
         messages.error(request, refused)
         recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
-        return render(request, "evaluation/curation/labelstudio_import.html",
-                      {"project": project, "role": Role.LEAD, "form": LabelStudioImportForm(), "recent": recent},
-                      status=413)
+        return render(
+            request,
+            "evaluation/curation/labelstudio_import.html",
+            {"project": project, "role": Role.LEAD, "form": LabelStudioImportForm(), "recent": recent},
+            status=413,
+        )
     form = LabelStudioImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        job = labelstudio_import_job_start(project=project, user=request.user, upload=form.cleaned_data["file"])
+        job = labelstudio_import_job_start(
+            project=project, user=request.user, upload=form.cleaned_data["file"]
+        )
         return redirect("evaluation:labelstudio_import_job", project_id=project.id, job_id=job.pk)
     recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
-    return render(request, "evaluation/curation/labelstudio_import.html",
-                  {"project": project, "role": Role.LEAD, "form": form, "recent": recent})
+    return render(
+        request,
+        "evaluation/curation/labelstudio_import.html",
+        {"project": project, "role": Role.LEAD, "form": form, "recent": recent},
+    )
 
 
 @require_GET
@@ -328,8 +429,13 @@ def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
 def labelstudio_import_job(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     job = get_object_or_404(LabelStudioImportJob, pk=job_id, project=project)
-    return job_page(request, project, job, "evaluation/curation/labelstudio_import_job.html",
-                    "evaluation:labelstudio_import_job_progress")
+    return job_page(
+        request,
+        project,
+        job,
+        "evaluation/curation/labelstudio_import_job.html",
+        "evaluation:labelstudio_import_job_progress",
+    )
 
 
 @require_GET

@@ -106,13 +106,23 @@ def bar_chart(
     for i, (name, value) in enumerate(zip(categories, values, strict=True)):
         y = top + i * row
         chart.texts.append(Text(left - 8, y + 16, _truncate(str(name)), anchor="end"))
-        chart.rects.append(Rect(left, y + 4, max(1.0, value * scale), row - 8, PALETTE[0], f"{name}: {_format(value, digits)}"))
+        chart.rects.append(
+            Rect(
+                left, y + 4, max(1.0, value * scale), row - 8, PALETTE[0], f"{name}: {_format(value, digits)}"
+            )
+        )
         chart.texts.append(Text(left + value * scale + 6, y + 16, _format(value, digits), fill=MUTED))
     return chart
 
 
 def histogram(
-    edges: Sequence[float], counts: Sequence[int], *, title: str, width: int = 560, height: int = 200, colour: str = PALETTE[0]
+    edges: Sequence[float],
+    counts: Sequence[int],
+    *,
+    title: str,
+    width: int = 560,
+    height: int = 200,
+    colour: str = PALETTE[0],
 ) -> Chart:
     """Vertical bars over bins [edges[i], edges[i+1])."""
     left, right, top, bottom = 44, 12, 10, 34
@@ -122,50 +132,86 @@ def histogram(
     for tick in (0, peak / 2, peak):
         y = top + plot_h - tick / peak * plot_h
         chart.lines.append(Line(left, y, width - right, y))
-        chart.texts.append(Text(left - 6, y + 4, _format(tick, 0 if float(tick).is_integer() else 1), anchor="end", size=11, fill=MUTED))
+        chart.texts.append(
+            Text(
+                left - 6,
+                y + 4,
+                _format(tick, 0 if float(tick).is_integer() else 1),
+                anchor="end",
+                size=11,
+                fill=MUTED,
+            )
+        )
     bar_w = plot_w / max(1, len(counts))
     for i, count in enumerate(counts):
         h = count / peak * plot_h
         label = f"{_format(edges[i])}–{_format(edges[i + 1])}: {count}"
         chart.rects.append(Rect(left + i * bar_w + 1, top + plot_h - h, bar_w - 2, h, colour, label))
     for i in range(0, len(edges), max(1, len(edges) // 6)):
-        chart.texts.append(Text(left + i * bar_w, height - 14, _format(edges[i]), anchor="middle", size=11, fill=MUTED))
+        chart.texts.append(
+            Text(left + i * bar_w, height - 14, _format(edges[i]), anchor="middle", size=11, fill=MUTED)
+        )
     return chart
 
 
 def heatmap(
-    matrix: Sequence[Sequence[float]], row_labels: Sequence[str], column_labels: Sequence[str], *, title: str,
-    row_title: str = "", column_title: str = "",
+    matrix: Sequence[Sequence[float]],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    *,
+    title: str,
+    row_title: str = "",
+    column_title: str = "",
 ) -> Chart:
     """Cells shaded by count relative to the row total (so each row reads as "where did these go")."""
     cell, left, top = 56, 150, 64
     n_rows, n_cols = len(row_labels), len(column_labels)
     chart = Chart(left + cell * n_cols + 20, top + cell * n_rows + 16, title)
     if column_title:
-        chart.texts.append(Text(left + cell * n_cols / 2, 14, column_title, anchor="middle", fill=MUTED, weight="bold"))
+        chart.texts.append(
+            Text(left + cell * n_cols / 2, 14, column_title, anchor="middle", fill=MUTED, weight="bold")
+        )
     if row_title:
         chart.texts.append(Text(8, top - 10, row_title, fill=MUTED, weight="bold"))
     for j, name in enumerate(column_labels):
-        chart.texts.append(Text(left + j * cell + cell / 2, top - 10, _truncate(str(name), 9), anchor="middle", size=11))
+        chart.texts.append(
+            Text(left + j * cell + cell / 2, top - 10, _truncate(str(name), 9), anchor="middle", size=11)
+        )
     for i, name in enumerate(row_labels):
         row_total = sum(matrix[i]) or 1
-        chart.texts.append(Text(left - 8, top + i * cell + cell / 2 + 4, _truncate(str(name), 20), anchor="end"))
+        chart.texts.append(
+            Text(left - 8, top + i * cell + cell / 2 + 4, _truncate(str(name), 20), anchor="end")
+        )
         for j in range(n_cols):
             value = matrix[i][j]
             share = value / row_total
             colour = f"rgba(47, 91, 234, {0.06 + 0.9 * share:.3f})"
             tooltip = f"{row_labels[i]} → {column_labels[j]}: {_format(value, 0)} ({share:.0%} of row)"
-            chart.rects.append(Rect(left + j * cell + 1, top + i * cell + 1, cell - 2, cell - 2, colour, tooltip))
+            chart.rects.append(
+                Rect(left + j * cell + 1, top + i * cell + 1, cell - 2, cell - 2, colour, tooltip)
+            )
             chart.texts.append(
-                Text(left + j * cell + cell / 2, top + i * cell + cell / 2 + 4, _format(value, 0), anchor="middle",
-                     fill="#fff" if share > 0.55 else INK, weight="bold" if i == j else "normal")
+                Text(
+                    left + j * cell + cell / 2,
+                    top + i * cell + cell / 2 + 4,
+                    _format(value, 0),
+                    anchor="middle",
+                    fill="#fff" if share > 0.55 else INK,
+                    weight="bold" if i == j else "normal",
+                )
             )
     return chart
 
 
 def line_chart(
-    x_labels: Sequence[str], series: dict[str, Sequence[float | None]], *, title: str, width: int = 560,
-    height: int = 220, y_min: float | None = None, y_max: float | None = None,
+    x_labels: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    width: int = 560,
+    height: int = 220,
+    y_min: float | None = None,
+    y_max: float | None = None,
 ) -> Chart:
     """One polyline per series; None values break nothing (they are skipped)."""
     left, right, top, bottom = 44, 12, 10, 40
@@ -187,11 +233,15 @@ def line_chart(
         chart.lines.append(Line(left, y, width - right, y))
         chart.texts.append(Text(left - 6, y + 4, _format(tick), anchor="end", size=11, fill=MUTED))
     for i in range(0, len(x_labels), max(1, len(x_labels) // 6)):
-        chart.texts.append(Text(point(i, low)[0], height - 20, str(x_labels[i]), anchor="middle", size=11, fill=MUTED))
+        chart.texts.append(
+            Text(point(i, low)[0], height - 20, str(x_labels[i]), anchor="middle", size=11, fill=MUTED)
+        )
     for s, (name, vs) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]
         points = [(i, v) for i, v in enumerate(vs) if v is not None]
-        chart.polylines.append((" ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, v) for i, v in points)), colour))
+        chart.polylines.append(
+            (" ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, v) for i, v in points)), colour)
+        )
         for i, v in points:
             x, y = point(i, v)
             chart.circles.append(Circle(x, y, 3, colour, f"{name} {x_labels[i]}: {_format(v)}"))
@@ -200,8 +250,12 @@ def line_chart(
 
 
 def interval_chart(
-    rows: Sequence[tuple[str, float, float, float]], *, title: str, width: int = 560,
-    x_min: float | None = None, x_max: float | None = None,
+    rows: Sequence[tuple[str, float, float, float]],
+    *,
+    title: str,
+    width: int = 560,
+    x_min: float | None = None,
+    x_max: float | None = None,
 ) -> Chart:
     """Leaderboard: a dot per player at its rating with a whisker over its interval, best at the top.
     The axis spans the intervals (padded) unless x_min/x_max fix it (e.g. 0–100 for percentages)."""
@@ -222,21 +276,30 @@ def interval_chart(
     for k in range(5):
         tick = low + (high - low) * k / 4
         chart.lines.append(Line(x_of(tick), top - 4, x_of(tick), top + row * len(rows)))
-        chart.texts.append(Text(x_of(tick), 12, _format(round(tick), 0), anchor="middle", size=11, fill=MUTED))
+        chart.texts.append(
+            Text(x_of(tick), 12, _format(round(tick), 0), anchor="middle", size=11, fill=MUTED)
+        )
     for i, (name, value, lo, hi) in enumerate(rows):
         y = top + i * row + row / 2
         chart.texts.append(Text(left - 8, y + 4, _truncate(str(name)), anchor="end"))
         chart.lines.append(Line(x_of(lo), y, x_of(hi), y, stroke=PALETTE[0], width=2))
         chart.lines.append(Line(x_of(lo), y - 5, x_of(lo), y + 5, stroke=PALETTE[0], width=2))
         chart.lines.append(Line(x_of(hi), y - 5, x_of(hi), y + 5, stroke=PALETTE[0], width=2))
-        chart.circles.append(Circle(x_of(value), y, 5, PALETTE[1], f"{name}: {value:.1f} [{lo:.1f}, {hi:.1f}]"))
+        chart.circles.append(
+            Circle(x_of(value), y, 5, PALETTE[1], f"{name}: {value:.1f} [{lo:.1f}, {hi:.1f}]")
+        )
         chart.texts.append(Text(width - right + 8, y + 4, f"{value:.0f}", fill=MUTED))
     return chart
 
 
 def grouped_bar_chart(
-    categories: Sequence[str], series: dict[str, Sequence[float | None]], *, title: str, width: int = 560,
-    height: int = 240, y_max: float | None = None,
+    categories: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    width: int = 560,
+    height: int = 240,
+    y_max: float | None = None,
 ) -> Chart:
     """Vertical bars: one group per category, one bar per series inside it."""
     left, right, top, bottom = 44, 12, 10, 46
@@ -253,7 +316,15 @@ def grouped_bar_chart(
     bar_w = group_w * 0.8 / max(1, len(series))
     for c, name in enumerate(categories):
         fits = max(4, int(group_w / 6.5))  # ~6.5 px per character at 11 px
-        chart.texts.append(Text(left + c * group_w + group_w / 2, height - 26, _truncate(str(name), min(fits, 28)), anchor="middle", size=11))
+        chart.texts.append(
+            Text(
+                left + c * group_w + group_w / 2,
+                height - 26,
+                _truncate(str(name), min(fits, 28)),
+                anchor="middle",
+                size=11,
+            )
+        )
     for s, (series_name, vs) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]
         for c, value in enumerate(vs):
@@ -261,6 +332,15 @@ def grouped_bar_chart(
                 continue
             h = value / peak * plot_h
             x = left + c * group_w + group_w * 0.1 + s * bar_w
-            chart.rects.append(Rect(x, top + plot_h - h, bar_w - 2, h, colour, f"{categories[c]} · {series_name}: {_format(value, 3)}"))
+            chart.rects.append(
+                Rect(
+                    x,
+                    top + plot_h - h,
+                    bar_w - 2,
+                    h,
+                    colour,
+                    f"{categories[c]} · {series_name}: {_format(value, 3)}",
+                )
+            )
         chart.legend.append((series_name, colour))
     return chart

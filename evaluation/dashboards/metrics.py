@@ -91,7 +91,9 @@ def cohen_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> flo
     return (observed - expected) / (1 - expected)
 
 
-def category_counts(items: Sequence[Sequence[Hashable]], categories: Sequence[Hashable] | None = None) -> np.ndarray:
+def category_counts(
+    items: Sequence[Sequence[Hashable]], categories: Sequence[Hashable] | None = None
+) -> np.ndarray:
     """Items × categories table of how many raters chose each category (Fleiss' input)."""
     if categories is None:
         categories = sorted({value for ratings in items for value in ratings}, key=str)
@@ -157,7 +159,9 @@ def rater_agreement(units: Mapping[Unit, Mapping[Rater, str]], rater_names: Mapp
     """Agreement of raters over units ({unit: {rater: value}}): Cohen per rater pair, Fleiss' kappa when every
     unit with ≥ 2 ratings has the same number of raters, Krippendorff's alpha (nominal) always."""
     overlap = {u: r for u, r in units.items() if len(r) >= 2}
-    raters = sorted({r for ratings in overlap.values() for r in ratings}, key=lambda r: rater_names.get(r, str(r)))
+    raters = sorted(
+        {r for ratings in overlap.values() for r in ratings}, key=lambda r: rater_names.get(r, str(r))
+    )
     pairs = []
     for i, a in enumerate(raters):
         for b in raters[i + 1 :]:
@@ -173,7 +177,9 @@ def rater_agreement(units: Mapping[Unit, Mapping[Rater, str]], rater_names: Mapp
         fleiss = None if np.isnan(value) else value
     elif overlap:
         fleiss_note = "raters per item vary: see Krippendorff's alpha"
-    alpha = krippendorff_alpha_nominal([list(r.values()) for r in overlap.values()]) if overlap else float("nan")
+    alpha = (
+        krippendorff_alpha_nominal([list(r.values()) for r in overlap.values()]) if overlap else float("nan")
+    )
     return {
         "items": len(overlap),
         "raters": len(raters),
@@ -258,7 +264,9 @@ def top_ngrams(token_lists: Iterable[Sequence[str]], n: int, k: int = 10) -> lis
     return ngram_stats(token_lists, n, k)[1]
 
 
-def ngram_stats(token_lists: Iterable[Sequence[str]], n: int, k: int = 10) -> tuple[float, list[tuple[str, int]]]:
+def ngram_stats(
+    token_lists: Iterable[Sequence[str]], n: int, k: int = 10
+) -> tuple[float, list[tuple[str, int]]]:
     """distinct-n and the k most frequent n-grams (ties alphabetically) from one counting pass."""
     counts: Counter[tuple[str, ...]] = Counter()
     for tokens in token_lists:
@@ -349,7 +357,9 @@ def vendi_score(vectors: np.ndarray) -> float:
     return float(math.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
 
 
-def near_duplicate_rate(vectors: np.ndarray, *, threshold: float = 0.95, sample: int | None = None, seed: int = 0) -> float:
+def near_duplicate_rate(
+    vectors: np.ndarray, *, threshold: float = 0.95, sample: int | None = None, seed: int = 0
+) -> float:
     """Share of items whose nearest other item has cosine similarity ≥ threshold.
 
     With `sample`, the rate is estimated on that many random items, each compared with every other item
@@ -500,7 +510,15 @@ def bradley_terry_leaderboard(matches: Sequence[Match], *, rounds: int = 200, se
     rows = []
     for player, value in point.items():
         values = spread.get(player, np.array([value]))
-        rows.append(Rating(player, value, float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)), games[player]))
+        rows.append(
+            Rating(
+                player,
+                value,
+                float(np.percentile(values, 2.5)),
+                float(np.percentile(values, 97.5)),
+                games[player],
+            )
+        )
     return sorted(rows, key=lambda row: -row.rating)
 
 
@@ -524,8 +542,12 @@ def diversity_summary(
     rng = np.random.default_rng(seed)
     token_lists = [tokenize(text) for text in texts]
     n = len(token_lists)
-    bleu_index: Sequence[int] | np.ndarray = rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
-    (distinct_1, top_1), (distinct_2, top_2), (distinct_3, top_3) = (ngram_stats(token_lists, k, 8) for k in (1, 2, 3))
+    bleu_index: Sequence[int] | np.ndarray = (
+        rng.choice(n, size=min(n, self_bleu_sample), replace=False) if n else []
+    )
+    (distinct_1, top_1), (distinct_2, top_2), (distinct_3, top_3) = (
+        ngram_stats(token_lists, k, 8) for k in (1, 2, 3)
+    )
     summary = {
         "n": n,
         "vocabulary": vocabulary_size(token_lists),

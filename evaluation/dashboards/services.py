@@ -52,14 +52,18 @@ def metrics_data_version(*, project: Project) -> str:
             n=Count("id"), last=Max("id"), final=Count("id", filter=~Q(final_source=""))
         ),
         LLMAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("id")),
-        HumanAnnotation.objects.filter(sample__project=project).aggregate(n=Count("id"), last=Max("updated_at")),
+        HumanAnnotation.objects.filter(sample__project=project).aggregate(
+            n=Count("id"), last=Max("updated_at")
+        ),
         PairwiseJudgment.objects.filter(item__project=project).aggregate(n=Count("id"), last=Max("id")),
         Snapshot.objects.ready().filter(project=project).aggregate(n=Count("id"), last=Max("id")),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
-def metrics_refresh_start(*, project: Project, user: AbstractBaseUser | None = None, force: bool = False) -> MetricsRefresh | None:
+def metrics_refresh_start(
+    *, project: Project, user: AbstractBaseUser | None = None, force: bool = False
+) -> MetricsRefresh | None:
     """Queue a recomputation for the current data version unless one is already queued or running for it
     (or the cache already holds it and `force` is off). Returns the job that will produce the numbers."""
     version = metrics_data_version(project=project)
@@ -116,7 +120,9 @@ def dashboard_payload(*, project: Project, with_diversity: bool = True) -> dict:
     codebook = project.codebook
     label_names = codebook.label_names if codebook else []
     samples = list(
-        Sample.objects.filter(project=project).values_list("id", "text", "provenance", "final_label", "final_source")
+        Sample.objects.filter(project=project).values_list(
+            "id", "text", "provenance", "final_label", "final_source"
+        )
     )
     llm_rows = list(
         LLMAnnotation.objects.filter(sample__project=project, is_current=True)
@@ -127,7 +133,17 @@ def dashboard_payload(*, project: Project, with_diversity: bool = True) -> dict:
         HumanAnnotation.objects.filter(sample__project=project)
         .exclude(source=HumanSource.ADJUDICATION)
         .order_by("-created_at", "-id")
-        .values_list("sample_id", "annotator_id", "annotator__username", "label", "rating", "flag", "seconds_spent", "created_at", "id")
+        .values_list(
+            "sample_id",
+            "annotator_id",
+            "annotator__username",
+            "label",
+            "rating",
+            "flag",
+            "seconds_spent",
+            "created_at",
+            "id",
+        )
     )
     llm_label: dict[int, str] = {}
     for sample_id, label, _c, _d, valid in llm_rows:
@@ -142,10 +158,14 @@ def dashboard_payload(*, project: Project, with_diversity: bool = True) -> dict:
             "human_answers": len(human_rows),
             "human_verified": sum(1 for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED)),
         },
-        "labels": label_distribution(samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names),
+        "labels": label_distribution(
+            samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names
+        ),
         "confidence": confidence_histograms(llm_rows),
         "faithfulness": faithfulness_summary(samples=samples, human_rows=human_rows),
-        "agreement": agreement_summary(samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names),
+        "agreement": agreement_summary(
+            samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names
+        ),
         "annotators": annotator_stats(samples=samples, llm_label=llm_label, human_rows=human_rows),
         "diversity": diversity_groups(project=project, samples=samples) if with_diversity else [],
         "pairwise": pairwise_summary(project=project),
@@ -229,7 +249,10 @@ def faithfulness_summary(*, samples, human_rows) -> dict:
             tallies[key][1] += 1
     overall = tallies.pop(("all", "all items"), [0, 0])
     order = {"run": 0, "config": 1, "condition": 2, "label": 3}
-    groups = [_proportion_row(d, v, a, n) for (d, v), (a, n) in sorted(tallies.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))]
+    groups = [
+        _proportion_row(d, v, a, n)
+        for (d, v), (a, n) in sorted(tallies.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))
+    ]
     return {
         "overall": _proportion_row("all", "all items", *overall),
         "groups": groups,
@@ -269,7 +292,9 @@ def agreement_summary(*, samples, llm_label: dict[int, str], human_rows, label_n
     names = {row[1]: row[2] for row in human_rows if row[1] is not None}
     human_human = metrics.rater_agreement(latest, names)
     # human (the sample's human final label) vs the LLM's current label
-    human_final = {s[0]: s[3] for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[3]}
+    human_final = {
+        s[0]: s[3] for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[3]
+    }
     shared = [(human_final[i], llm_label[i]) for i in human_final if i in llm_label]
     labels = list(label_names) + sorted({x for pair in shared for x in pair} - set(label_names))
     matrix = metrics.confusion_matrix([h for h, _ in shared], [m for _, m in shared], labels)
@@ -334,9 +359,15 @@ def _diversity_of(name: str, texts: list[str], *, seed: int) -> dict:
     from synthstudio.embeddings import embed_texts
 
     rng = np.random.default_rng(seed)
-    picked = texts if len(texts) <= EMBEDDING_SAMPLE else [texts[i] for i in rng.choice(len(texts), EMBEDDING_SAMPLE, replace=False)]
+    picked = (
+        texts
+        if len(texts) <= EMBEDDING_SAMPLE
+        else [texts[i] for i in rng.choice(len(texts), EMBEDDING_SAMPLE, replace=False)]
+    )
     vectors = embed_texts(picked) if picked else None
-    summary = metrics.diversity_summary(texts, vectors, self_bleu_sample=SELF_BLEU_SAMPLE, vendi_sample=VENDI_SAMPLE, seed=seed)
+    summary = metrics.diversity_summary(
+        texts, vectors, self_bleu_sample=SELF_BLEU_SAMPLE, vendi_sample=VENDI_SAMPLE, seed=seed
+    )
     return {"group": name, **summary}
 
 
@@ -353,4 +384,6 @@ def diversity_groups(*, project: Project, samples) -> list[dict]:
             groups[name] = by_group[name]
     for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
         groups[f"snapshot v{snapshot.version}"] = list(snapshot.items.values_list("text", flat=True))
-    return [_diversity_of(name, texts, seed=index) for index, (name, texts) in enumerate(groups.items()) if texts]
+    return [
+        _diversity_of(name, texts, seed=index) for index, (name, texts) in enumerate(groups.items()) if texts
+    ]

@@ -21,7 +21,12 @@ def _r(value: object, digits: int = 4) -> object:
 def label_distribution_table(payload: dict) -> Table:
     labels = payload.get("labels") or {}
     names = labels.get("names", [])
-    rows = [[n, f, m, h] for n, f, m, h in zip(names, labels.get("final", []), labels.get("llm", []), labels.get("human", []), strict=False)]
+    rows = [
+        [n, f, m, h]
+        for n, f, m, h in zip(
+            names, labels.get("final", []), labels.get("llm", []), labels.get("human", []), strict=False
+        )
+    ]
     return ["label", "final_label_count", "llm_label_count", "human_answer_count"], rows
 
 
@@ -41,7 +46,16 @@ def entropy_table(payload: dict) -> Table:
 
 
 def faithfulness_table(rows: list[dict]) -> Table:
-    header = ["dimension", "value", "acceptable", "rated", "share", "ci_low", "ci_high", "more_ratings_needed"]
+    header = [
+        "dimension",
+        "value",
+        "acceptable",
+        "rated",
+        "share",
+        "ci_low",
+        "ci_high",
+        "more_ratings_needed",
+    ]
     return header, [[r["dimension"], r["value"], r["acceptable"], r["n"], _r(r["share"]), _r(r["low"]), _r(r["high"]),
                      r.get("more_needed", "")] for r in rows]  # fmt: skip
 
@@ -49,13 +63,16 @@ def faithfulness_table(rows: list[dict]) -> Table:
 def confusion_table(payload: dict) -> Table:
     human_llm = (payload.get("agreement") or {}).get("human_llm") or {}
     labels = human_llm.get("labels", [])
-    return ["human \\ llm", *labels], [[label, *row] for label, row in zip(labels, human_llm.get("matrix", []), strict=False)]
+    return ["human \\ llm", *labels], [
+        [label, *row] for label, row in zip(labels, human_llm.get("matrix", []), strict=False)
+    ]
 
 
 def per_label_table(payload: dict) -> Table:
     human_llm = (payload.get("agreement") or {}).get("human_llm") or {}
     return ["label", "llm_precision", "llm_recall", "f1", "human_support"], [
-        [s["label"], _r(s["precision"]), _r(s["recall"]), _r(s["f1"]), s["support"]] for s in human_llm.get("per_label", [])
+        [s["label"], _r(s["precision"]), _r(s["recall"]), _r(s["f1"]), s["support"]]
+        for s in human_llm.get("per_label", [])
     ]
 
 
@@ -73,7 +90,15 @@ def rater_pairs_table(agreement: dict) -> Table:
 
 
 def annotator_table(payload: dict) -> Table:
-    header = ["annotator", "answers", "ratings", "flags", "agree_with_llm", "agree_with_final", "median_seconds"]
+    header = [
+        "annotator",
+        "answers",
+        "ratings",
+        "flags",
+        "agree_with_llm",
+        "agree_with_final",
+        "median_seconds",
+    ]
     return header, [[a["name"], a["answers"], a["ratings"], a["flags"], _r(a["agree_llm"]), _r(a["agree_final"]),
                      _r(a["median_seconds"], 1)] for a in payload.get("annotators", [])]  # fmt: skip
 
@@ -92,14 +117,33 @@ def diversity_table(payload: dict) -> Table:
 
 def benchmark_table(results: list[dict]) -> Table:
     return ["training_set", "model", "n_train", "n_test", "accuracy", "macro_f1", "note"], [
-        [r["training_set"], r["model"], r["n_train"], r["n_test"], _r(r["accuracy"]), _r(r["macro_f1"]), r["note"]]
+        [
+            r["training_set"],
+            r["model"],
+            r["n_train"],
+            r["n_test"],
+            _r(r["accuracy"]),
+            _r(r["macro_f1"]),
+            r["note"],
+        ]
         for r in results
     ]
 
 
 def leaderboard_table(payload: dict) -> Table:
     board = (payload.get("pairwise") or {}).get("leaderboard", [])
-    header = ["model", "games", "win_rate", "elo", "elo_low", "elo_high", "elo_in_recorded_order", "bradley_terry", "bt_low", "bt_high"]
+    header = [
+        "model",
+        "games",
+        "win_rate",
+        "elo",
+        "elo_low",
+        "elo_high",
+        "elo_in_recorded_order",
+        "bradley_terry",
+        "bt_low",
+        "bt_high",
+    ]
     return header, [[r["player"], r["games"], _r(r["win_rate"]), _r(r["elo"], 2), _r(r["elo_low"], 2), _r(r["elo_high"], 2),
                      _r(r.get("elo_in_order"), 2),
                      _r(r["bt"], 2), _r(r["bt_low"], 2), _r(r["bt_high"], 2)] for r in board]  # fmt: skip
@@ -112,14 +156,20 @@ def label_chart(payload: dict) -> charts.Chart:
     labels = payload.get("labels") or {}
     return charts.grouped_bar_chart(
         labels.get("names", []),
-        {"final label": labels.get("final", []), "LLM label": labels.get("llm", []), "human answers": labels.get("human", [])},
+        {
+            "final label": labels.get("final", []),
+            "LLM label": labels.get("llm", []),
+            "human answers": labels.get("human", []),
+        },
         title="Label distribution",
     )
 
 
 def confidence_chart(payload: dict) -> charts.Chart:
     c = payload.get("confidence") or {}
-    return charts.histogram(c.get("confidence_edges", [0, 1]), c.get("confidence_counts", []), title="LLM confidence")
+    return charts.histogram(
+        c.get("confidence_edges", [0, 1]), c.get("confidence_counts", []), title="LLM confidence"
+    )
 
 
 def entropy_chart(payload: dict) -> charts.Chart:
@@ -173,7 +223,9 @@ def benchmark_chart(results: list[dict]) -> charts.Chart:
 
 def elo_chart(payload: dict) -> charts.Chart:
     board = (payload.get("pairwise") or {}).get("leaderboard", [])
-    return charts.interval_chart([(r["player"], r["elo"], r["elo_low"], r["elo_high"]) for r in board], title="Elo (95% bootstrap)")
+    return charts.interval_chart(
+        [(r["player"], r["elo"], r["elo_low"], r["elo_high"]) for r in board], title="Elo (95% bootstrap)"
+    )
 
 
 def bradley_terry_chart(payload: dict) -> charts.Chart:

@@ -47,7 +47,9 @@ def dashboard_page(request: HttpRequest, project_id: int, page: str, template: s
 
 def _overview_context(project, payload: dict, request: HttpRequest) -> dict:
     margin = _margin(request)
-    faithfulness = metrics_services.faithfulness_with_targets(payload.get("faithfulness") or {}, margin=margin)
+    faithfulness = metrics_services.faithfulness_with_targets(
+        payload.get("faithfulness") or {}, margin=margin
+    )
     return {
         "payload": payload,
         "margin": margin,
@@ -71,25 +73,35 @@ def _agreement_context(project, payload: dict, request: HttpRequest) -> dict:
 
 
 def _diversity_context(project, payload: dict, request: HttpRequest) -> dict:
-    return {"payload": payload, "groups": payload.get("diversity", []), "diversity_chart": dashboards.diversity_chart(payload)}
+    return {
+        "payload": payload,
+        "groups": payload.get("diversity", []),
+        "diversity_chart": dashboards.diversity_chart(payload),
+    }
 
 
 @require_GET
 @login_required
 def metrics_overview(request: HttpRequest, project_id: int) -> HttpResponse:
-    return dashboard_page(request, project_id, "overview", "evaluation/metrics/overview.html", _overview_context)
+    return dashboard_page(
+        request, project_id, "overview", "evaluation/metrics/overview.html", _overview_context
+    )
 
 
 @require_GET
 @login_required
 def metrics_agreement(request: HttpRequest, project_id: int) -> HttpResponse:
-    return dashboard_page(request, project_id, "agreement", "evaluation/metrics/agreement.html", _agreement_context)
+    return dashboard_page(
+        request, project_id, "agreement", "evaluation/metrics/agreement.html", _agreement_context
+    )
 
 
 @require_GET
 @login_required
 def metrics_diversity(request: HttpRequest, project_id: int) -> HttpResponse:
-    return dashboard_page(request, project_id, "diversity", "evaluation/metrics/diversity.html", _diversity_context)
+    return dashboard_page(
+        request, project_id, "diversity", "evaluation/metrics/diversity.html", _diversity_context
+    )
 
 
 @require_POST
@@ -112,7 +124,11 @@ def metrics_refresh_status(request: HttpRequest, project_id: int, job_id: int) -
     project = lead_project(request, project_id)
     job = get_object_or_404(MetricsRefresh, pk=job_id, project=project)
     poll_url = reverse("evaluation:metrics_refresh_status", args=[project.id, job.id])
-    response = render(request, "synthstudio/_job_progress.html", {"job": job, "poll_url": poll_url, "worker_alive": worker_alive()})
+    response = render(
+        request,
+        "synthstudio/_job_progress.html",
+        {"job": job, "poll_url": poll_url, "worker_alive": worker_alive()},
+    )
     if job.is_finished and request.htmx:
         response["HX-Refresh"] = "true"
     return response

@@ -45,8 +45,12 @@ def labelstudio_import_job_start(*, project: Project, user, upload: UploadedFile
             out.write(chunk)
     with transaction.atomic():
         job = LabelStudioImportJob.objects.create(
-            project=project, created_by=user, original_name=(upload.name or "upload.json")[:300],
-            stored_path=str(path), size_bytes=upload.size or 0, message="Waiting for a worker.",
+            project=project,
+            created_by=user,
+            original_name=(upload.name or "upload.json")[:300],
+            stored_path=str(path),
+            size_bytes=upload.size or 0,
+            message="Waiting for a worker.",
         )
         enqueue(labelstudio_import_task, job.pk)
     return job
@@ -69,7 +73,7 @@ def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioI
             job.mark_finished(
                 JobStatus.SUCCEEDED,
                 message=f"Imported {counts['tasks']} tasks, {counts['annotations']} human labels and "
-                        f"{counts['predictions']} predictions.",
+                f"{counts['predictions']} predictions.",
             )
     except LabelStudioImportError as error:
         job.bad_task = error.position
@@ -78,7 +82,9 @@ def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioI
     except JsonTooDeep as error:
         job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {error}.")
     except ValueError as error:  # json.JSONDecodeError is a ValueError
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: the file is not valid JSON ({error}).")
+        job.mark_finished(
+            JobStatus.FAILED, error=f"Nothing was imported: the file is not valid JSON ({error})."
+        )
     except Exception as error:
         traceback.print_exc()
         job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {type(error).__name__}: {error}")
@@ -99,9 +105,13 @@ class LabelStudioImportError(ValueError):
 
 
 def _task_name(position: int, task) -> str:
-    """"Task 3" or "Task 3 (id 1017)": the position to find it in the file, the id Label Studio shows."""
+    """ "Task 3" or "Task 3 (id 1017)": the position to find it in the file, the id Label Studio shows."""
     task_id = task.get("id") if isinstance(task, dict) else None
-    return f"Task {position} (id {task_id})" if isinstance(task_id, int | str) and task_id != "" else f"Task {position}"
+    return (
+        f"Task {position} (id {task_id})"
+        if isinstance(task_id, int | str) and task_id != ""
+        else f"Task {position}"
+    )
 
 
 def _choices(result: object) -> str:
@@ -124,7 +134,9 @@ def _task_text(data: dict) -> str:
     return ""
 
 
-def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] | None = None) -> dict[str, int]:
+def labelstudio_import(
+    *, project: Project, tasks: list, label_names: list[str] | None = None
+) -> dict[str, int]:
     """Import a Label Studio JSON export, all or nothing: each task becomes a sample, each non-cancelled
     annotation a human label (source imported), each prediction an imported LLM label with its score (the
     last prediction of a task is its current one). Rows are written in bulk; final labels are refreshed."""
@@ -136,19 +148,31 @@ def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] 
     with transaction.atomic():
         samples = Sample.objects.bulk_create(
             [
-                Sample(project=project, text=text, text_hash=text_hash(text),
-                       provenance={"imported_from": "label_studio", "task_id": task_id})
+                Sample(
+                    project=project,
+                    text=text,
+                    text_hash=text_hash(text),
+                    provenance={"imported_from": "label_studio", "task_id": task_id},
+                )
                 for text, task_id, _, _ in parsed
             ],
             batch_size=1000,
         )
         human, llm = [], []
         for sample, (_, _, labels, predictions) in zip(samples, parsed, strict=True):
-            human += [HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
-                      for label in labels]
+            human += [
+                HumanAnnotation(sample=sample, codebook=codebook, source=HumanSource.IMPORTED, label=label)
+                for label in labels
+            ]
             llm += [
-                LLMAnnotation(sample=sample, codebook=codebook, method=LabelMethod.IMPORTED, run_ref="label_studio",
-                              is_current=index == len(predictions) - 1, **prediction)
+                LLMAnnotation(
+                    sample=sample,
+                    codebook=codebook,
+                    method=LabelMethod.IMPORTED,
+                    run_ref="label_studio",
+                    is_current=index == len(predictions) - 1,
+                    **prediction,
+                )
                 for index, prediction in enumerate(predictions)
             ]
         HumanAnnotation.objects.bulk_create(human, batch_size=1000)
@@ -157,17 +181,23 @@ def labelstudio_import(*, project: Project, tasks: list, label_names: list[str] 
     return {"tasks": len(samples), "annotations": len(human), "predictions": len(llm)}
 
 
-def _labelstudio_task_parse(position: int, task, names: list[str]) -> tuple[str, object, list[str], list[dict]]:
+def _labelstudio_task_parse(
+    position: int, task, names: list[str]
+) -> tuple[str, object, list[str], list[dict]]:
     """(text, task id, human labels, LLMAnnotation field dicts) of one task, or LabelStudioImportError."""
     if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
         raise LabelStudioImportError(f"{_task_name(position, task)} has no `data` object.", position=position)
     text = _task_text(task["data"])
     if not text:
-        raise LabelStudioImportError(f"{_task_name(position, task)} has no text in `data`.", position=position)
+        raise LabelStudioImportError(
+            f"{_task_name(position, task)} has no text in `data`.", position=position
+        )
     labels = [
         _choices(annotation.get("result"))
         for annotation in task.get("annotations") or []
-        if isinstance(annotation, dict) and not annotation.get("was_cancelled") and _choices(annotation.get("result"))
+        if isinstance(annotation, dict)
+        and not annotation.get("was_cancelled")
+        and _choices(annotation.get("result"))
     ]
     predictions = []
     for prediction in task.get("predictions") or []:
@@ -180,6 +210,12 @@ def _labelstudio_task_parse(position: int, task, names: list[str]) -> tuple[str,
         distribution = {label: confidence if confidence is not None else 1.0}
         remainder = max(0.0, 1.0 - distribution[label])
         distribution.update({name: remainder / len(others) for name in others})
-        predictions.append({"label": label, "confidence": confidence, "distribution": distribution,
-                            "model_name": str(prediction.get("model_version") or "")[:200]})
+        predictions.append(
+            {
+                "label": label,
+                "confidence": confidence,
+                "distribution": distribution,
+                "model_name": str(prediction.get("model_version") or "")[:200],
+            }
+        )
     return text, task.get("id"), labels, predictions

@@ -25,8 +25,19 @@ from evaluation.models import ExportFormat, Snapshot
 from synthstudio.csv_safety import csv_writer
 
 PARQUET_BATCH = 5000
-FLAT_COLUMNS = ("id", "text", "label", "label_source", "weight", "split", "llm_label", "llm_confidence", "origin",
-                "fields", "provenance")
+FLAT_COLUMNS = (
+    "id",
+    "text",
+    "label",
+    "label_source",
+    "weight",
+    "split",
+    "llm_label",
+    "llm_confidence",
+    "origin",
+    "fields",
+    "provenance",
+)
 PARQUET_SCHEMA = pa.schema(
     [
         ("id", pa.int64()),
@@ -109,16 +120,30 @@ def labelstudio_task(row: dict, *, model_version: str) -> dict:
     """One Label Studio task: human-verified labels as annotations, the LLM's label as a scored prediction."""
 
     def result(label: str) -> list[dict]:
-        return [{"from_name": LS_FROM_NAME, "to_name": LS_TO_NAME, "type": "choices", "value": {"choices": [label]}}]
+        return [
+            {
+                "from_name": LS_FROM_NAME,
+                "to_name": LS_TO_NAME,
+                "type": "choices",
+                "value": {"choices": [label]},
+            }
+        ]
 
     task: dict = {
         "id": row["sample_ref"],
-        "data": {"text": row["text"], "synthstudio_id": row["sample_ref"], "split": row["split"], "weight": row["weight"]},
+        "data": {
+            "text": row["text"],
+            "synthstudio_id": row["sample_ref"],
+            "split": row["split"],
+            "weight": row["weight"],
+        },
         "annotations": [],
         "predictions": [],
     }
     if row["label_source"] in {"human", "adjudicated"}:
-        task["annotations"].append({"result": result(row["label"]), "was_cancelled": False, "ground_truth": False})
+        task["annotations"].append(
+            {"result": result(row["label"]), "was_cancelled": False, "ground_truth": False}
+        )
     if row["llm_label"]:
         prediction = {"model_version": model_version, "result": result(row["llm_label"])}
         if row["llm_confidence"] is not None:
@@ -133,7 +158,9 @@ def labelstudio_chunks(snapshot: Snapshot, *, split: str | None = None) -> Itera
     yield b"["
     for index, row in enumerate(snapshot_rows(snapshot, split=split)):
         prefix = b"," if index else b""
-        yield prefix + json.dumps(labelstudio_task(row, model_version=model_version), ensure_ascii=False).encode("utf-8")
+        yield prefix + json.dumps(
+            labelstudio_task(row, model_version=model_version), ensure_ascii=False
+        ).encode("utf-8")
     yield b"]\n"
 
 
@@ -161,7 +188,13 @@ def parquet_write(
 def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
     """README.md for the Hugging Face folder: YAML header (licence, configs, features) and the card text."""
     dtypes = {"id": "int64", "weight": "float64", "llm_confidence": "float64"}
-    lines = ["---", f"license: {snapshot.licence or 'unknown'}", "configs:", "- config_name: default", "  data_files:"]
+    lines = [
+        "---",
+        f"license: {snapshot.licence or 'unknown'}",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+    ]
     for name in splits:
         lines += [f"  - split: {name}", f"    path: data/{name}.parquet"]
     lines += ["dataset_info:", "  features:"]
@@ -204,20 +237,36 @@ def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
         lines.append("Not available: no item was labelled by two or more humans.")
     stats = snapshot.stats or {}
     lines += ["", "## Provenance and generation", ""]
-    lines.append(f"Label policy: {snapshot.label_policy}. Each row's `label_source` says where its label came from "
-                 "(`adjudicated`, `human`, `llm`); `weight` is the evidence behind it.")
-    lines.append(f"Label sources: {json.dumps(stats.get('sources', {}))}. Origins: {json.dumps(stats.get('origins', {}))}.")
-    lines.append("`llm_label`/`llm_confidence` are the LLM's current label and its probability; `fields` and "
-                 "`provenance` hold JSON text (the sample's structured fields and where it came from).")
+    lines.append(
+        f"Label policy: {snapshot.label_policy}. Each row's `label_source` says where its label came from "
+        "(`adjudicated`, `human`, `llm`); `weight` is the evidence behind it."
+    )
+    lines.append(
+        f"Label sources: {json.dumps(stats.get('sources', {}))}. Origins: {json.dumps(stats.get('origins', {}))}."
+    )
+    lines.append(
+        "`llm_label`/`llm_confidence` are the LLM's current label and its probability; `fields` and "
+        "`provenance` hold JSON text (the sample's structured fields and where it came from)."
+    )
     if stats.get("generation_runs"):
         lines.append(f"Generation runs: {', '.join(stats['generation_runs'])}.")
-    lines += ["", "## Curation filters", "", "```json", json.dumps(snapshot.filter_settings, indent=2), "```", ""]
+    lines += [
+        "",
+        "## Curation filters",
+        "",
+        "```json",
+        json.dumps(snapshot.filter_settings, indent=2),
+        "```",
+        "",
+    ]
     lines += ["Removed by each filter (counted on its own):", ""]
     lines += [f"- {name}: {count}" for name, count in snapshot.removed_counts.items()]
     return "\n".join(lines) + "\n"
 
 
-def hf_folder_write(snapshot: Snapshot, folder: Path, *, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+def hf_folder_write(
+    snapshot: Snapshot, folder: Path, *, progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
     """data/<split>.parquet per split and a README.md card: `datasets.load_dataset(folder)` loads it as is."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -228,7 +277,9 @@ def hf_folder_write(snapshot: Snapshot, folder: Path, *, progress: Callable[[int
             if progress:
                 progress(offset + written)
 
-        counts[name] = parquet_write(snapshot, folder / "data" / f"{name}.parquet", split=name, progress=split_progress)
+        counts[name] = parquet_write(
+            snapshot, folder / "data" / f"{name}.parquet", split=name, progress=split_progress
+        )
         done += counts[name]
     (folder / "README.md").write_text(dataset_card(snapshot, counts), encoding="utf-8")
     return counts
@@ -261,7 +312,9 @@ def export_path(snapshot: Snapshot, file_format: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / f"project-{snapshot.project_id}" / name
 
 
-def export_file(snapshot: Snapshot, file_format: str, *, progress: Callable[[int], None] | None = None) -> Path:
+def export_file(
+    snapshot: Snapshot, file_format: str, *, progress: Callable[[int], None] | None = None
+) -> Path:
     """The export as a file, written once (atomically: temp file, then rename) and reused afterwards."""
     path = export_path(snapshot, file_format)
     if path.exists():
@@ -276,8 +329,11 @@ def export_file(snapshot: Snapshot, file_format: str, *, progress: Callable[[int
         elif file_format == ExportFormat.HF:
             hf_zip_write(snapshot, temp, progress=progress)
         else:
-            chunks = {ExportFormat.JSONL: jsonl_chunks, ExportFormat.CSV: csv_chunks,
-                      ExportFormat.LABEL_STUDIO: labelstudio_chunks}[file_format]
+            chunks = {
+                ExportFormat.JSONL: jsonl_chunks,
+                ExportFormat.CSV: csv_chunks,
+                ExportFormat.LABEL_STUDIO: labelstudio_chunks,
+            }[file_format]
             with temp.open("wb") as out:
                 for chunk in chunks(snapshot):
                     out.write(chunk)
@@ -288,5 +344,8 @@ def export_file(snapshot: Snapshot, file_format: str, *, progress: Callable[[int
 
 
 def export_stream(snapshot: Snapshot, file_format: str, *, split: str | None = None) -> Iterator[bytes]:
-    return {ExportFormat.JSONL: jsonl_chunks, ExportFormat.CSV: csv_chunks,
-            ExportFormat.LABEL_STUDIO: labelstudio_chunks}[file_format](snapshot, split=split)
+    return {
+        ExportFormat.JSONL: jsonl_chunks,
+        ExportFormat.CSV: csv_chunks,
+        ExportFormat.LABEL_STUDIO: labelstudio_chunks,
+    }[file_format](snapshot, split=split)

@@ -82,7 +82,11 @@ class JudgeStartForm(forms.Form):
         if value == OFFLINE_ENDPOINT:
             return OFFLINE_ENDPOINT
         # isdecimal, not isdigit: "²" is a digit that int() refuses
-        endpoint = LLMEndpoint.objects.usable_in(self.project).filter(pk=int(value)).first() if value.isdecimal() else None
+        endpoint = (
+            LLMEndpoint.objects.usable_in(self.project).filter(pk=int(value)).first()
+            if value.isdecimal()
+            else None
+        )
         if endpoint is None:
             raise forms.ValidationError("No such endpoint.", code="unknown_endpoint")
         return endpoint

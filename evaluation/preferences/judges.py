@@ -197,8 +197,14 @@ def _stop_requested(run: JudgeRun) -> bool:
 def _rating_sample_ids(run: JudgeRun) -> list[int]:
     """The samples a rating run judges: those with a human rating first, then by id, up to the limit."""
     project = run.project
-    rated = set(HumanAnnotation.objects.filter(sample__project=project).exclude(rating="").values_list("sample_id", flat=True))
-    ids = sorted(Sample.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in rated, i))
+    rated = set(
+        HumanAnnotation.objects.filter(sample__project=project)
+        .exclude(rating="")
+        .values_list("sample_id", flat=True)
+    )
+    ids = sorted(
+        Sample.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in rated, i)
+    )
     return ids[: run.limit]
 
 
@@ -218,9 +224,13 @@ def _run_ratings(run: JudgeRun, endpoint: EndpointSettings) -> None:
     counts = {"done": len(done), "failed": 0}
 
     def on_result(request: LLMRequest, result) -> None:
-        rating = parse_rating(result.parsed[0] if result.parsed else None, result.content) if result.ok else ""
+        rating = (
+            parse_rating(result.parsed[0] if result.parsed else None, result.content) if result.ok else ""
+        )
         JudgeRating.objects.update_or_create(
-            run=run, sample_id=request.key, defaults={"rating": rating, "raw_output": (result.content or result.error or "")[:4000]}
+            run=run,
+            sample_id=request.key,
+            defaults={"rating": rating, "raw_output": (result.content or result.error or "")[:4000]},
         )
         counts["done" if rating else "failed"] += 1
         run.report_progress(done=counts["done"], failed=counts["failed"])
@@ -239,9 +249,14 @@ def _pair_item_ids(run: JudgeRun) -> list[int]:
     """The pairs a pairwise run judges: those people judged first, then by id, up to the limit."""
     project = run.project
     judged_by_people = set(
-        PairwiseJudgment.objects.filter(item__project=project).exclude(rater__kind=RaterKind.LLM).values_list("item_id", flat=True)
+        PairwiseJudgment.objects.filter(item__project=project)
+        .exclude(rater__kind=RaterKind.LLM)
+        .values_list("item_id", flat=True)
     )
-    ids = sorted(PairwiseItem.objects.filter(project=project).values_list("id", flat=True), key=lambda i: (i not in judged_by_people, i))
+    ids = sorted(
+        PairwiseItem.objects.filter(project=project).values_list("id", flat=True),
+        key=lambda i: (i not in judged_by_people, i),
+    )
     return ids[: run.limit]
 
 
@@ -257,14 +272,18 @@ def _run_pairs(run: JudgeRun, endpoint: EndpointSettings) -> None:
         for a_first in (True, False):
             if (item_id, a_first) in done:
                 continue
-            first, second = (item.response_a, item.response_b) if a_first else (item.response_b, item.response_a)
+            first, second = (
+                (item.response_a, item.response_b) if a_first else (item.response_b, item.response_a)
+            )
             requests.append(LLMRequest(key=(item_id, a_first), messages=pair_messages(prompt=item.prompt, first=first, second=second),
                                        params={"temperature": 0, "max_tokens": 200}, json_schema=PAIR_SCHEMA))  # fmt: skip
     counts = {"done": len(done), "failed": 0}
 
     def on_result(request: LLMRequest, result) -> None:
         item_id, a_first = request.key
-        winner = parse_winner(result.parsed[0] if result.parsed else None, result.content) if result.ok else ""
+        winner = (
+            parse_winner(result.parsed[0] if result.parsed else None, result.content) if result.ok else ""
+        )
         if not winner:
             counts["failed"] += 1
         else:
@@ -294,7 +313,9 @@ def _codebook_references(project: Project) -> tuple[list[str], list[int], list[s
             return texts, owners, list(spec.label_names)
     task = (codebook.task_description if codebook else "") or project.description
     if not task.strip():
-        raise ValueError("The offline judge needs a codebook with labels or a task description to compare samples with.")
+        raise ValueError(
+            "The offline judge needs a codebook with labels or a task description to compare samples with."
+        )
     return [task.strip()], [0], ["the task description"]
 
 
@@ -311,7 +332,12 @@ def _run_ratings_offline(run: JudgeRun) -> None:
         samples = list(Sample.objects.filter(pk__in=pending[start : start + OFFLINE_BATCH]).order_by("id"))
         texts = [sample.text for sample in samples]
         ratings = offline_judge.offline_ratings(
-            texts, [sample.final_label for sample in samples], embed_texts(texts), reference_vectors, owners, label_names
+            texts,
+            [sample.final_label for sample in samples],
+            embed_texts(texts),
+            reference_vectors,
+            owners,
+            label_names,
         )
         with transaction.atomic():
             for sample, rating in zip(samples, ratings, strict=True):
@@ -332,10 +358,19 @@ def _run_pairs_offline(run: JudgeRun) -> None:
     for start in range(0, len(pending), OFFLINE_BATCH):
         if _stop_requested(run):
             return
-        items = list(PairwiseItem.objects.filter(pk__in=pending[start : start + OFFLINE_BATCH]).order_by("id"))
-        prompts, responses_a, responses_b = ([getattr(i, f) for i in items] for f in ("prompt", "response_a", "response_b"))
+        items = list(
+            PairwiseItem.objects.filter(pk__in=pending[start : start + OFFLINE_BATCH]).order_by("id")
+        )
+        prompts, responses_a, responses_b = (
+            [getattr(i, f) for i in items] for f in ("prompt", "response_a", "response_b")
+        )
         scores = offline_judge.pair_scores(
-            prompts, responses_a, responses_b, embed_texts(prompts), embed_texts(responses_a), embed_texts(responses_b)
+            prompts,
+            responses_a,
+            responses_b,
+            embed_texts(prompts),
+            embed_texts(responses_a),
+            embed_texts(responses_b),
         )
         written = 0
         with transaction.atomic():
@@ -373,7 +408,10 @@ def rating_summary(run: JudgeRun) -> dict:
     judge = dict(JudgeRating.objects.filter(run=run).exclude(rating="").values_list("sample_id", "rating"))
     human: dict[int, str] = {}
     for sample_id, rating in (
-        HumanAnnotation.objects.filter(sample_id__in=list(judge)).exclude(rating="").order_by("-created_at", "-id").values_list("sample_id", "rating")
+        HumanAnnotation.objects.filter(sample_id__in=list(judge))
+        .exclude(rating="")
+        .order_by("-created_at", "-id")
+        .values_list("sample_id", "rating")
     ):
         human.setdefault(sample_id, rating)  # the newest human rating of each sample
     shared = [(human[i], judge[i]) for i in judge if i in human]
@@ -393,7 +431,9 @@ def human_majority_choices(project: Project) -> dict[int, str]:
     """Per pair, the choice most human/imported raters made (pairs with a tied vote are left out)."""
     votes: dict[int, Counter] = defaultdict(Counter)
     for item_id, choice in (
-        PairwiseJudgment.objects.filter(item__project=project).exclude(rater__kind=RaterKind.LLM).values_list("item_id", "choice")
+        PairwiseJudgment.objects.filter(item__project=project)
+        .exclude(rater__kind=RaterKind.LLM)
+        .values_list("item_id", "choice")
     ):
         votes[item_id][choice] += 1
     majority = {}
@@ -407,13 +447,19 @@ def human_majority_choices(project: Project) -> dict[int, str]:
 def pair_summary(run: JudgeRun) -> dict:
     rater = judge_rater(run)
     by_item: dict[int, dict[bool, str]] = defaultdict(dict)
-    for item_id, a_first, choice in PairwiseJudgment.objects.filter(rater=rater).values_list("item_id", "a_shown_first", "choice"):
+    for item_id, a_first, choice in PairwiseJudgment.objects.filter(rater=rater).values_list(
+        "item_id", "a_shown_first", "choice"
+    ):
         by_item[item_id][a_first] = choice
     both = {i: v for i, v in by_item.items() if len(v) == 2}
     inconsistent = [i for i, v in both.items() if v[True] != v[False]]
     # in an inconsistent pair, did the judge pick whatever was shown first both times?
-    first_both_times = sum(1 for i in inconsistent if both[i][True] == PairChoice.A and both[i][False] == PairChoice.B)
-    second_both_times = sum(1 for i in inconsistent if both[i][True] == PairChoice.B and both[i][False] == PairChoice.A)
+    first_both_times = sum(
+        1 for i in inconsistent if both[i][True] == PairChoice.A and both[i][False] == PairChoice.B
+    )
+    second_both_times = sum(
+        1 for i in inconsistent if both[i][True] == PairChoice.B and both[i][False] == PairChoice.A
+    )
     verdict = {i: (v[True] if v[True] == v[False] else PairChoice.TIE) for i, v in both.items()}
     majority = human_majority_choices(run.project)
     shared = [(majority[i], verdict[i]) for i in verdict if i in majority]

@@ -47,7 +47,10 @@ def generation_sources(*, project: Project) -> list[PairSource]:
         by_config[run.config_id].append(run)
     sources = [PairSource(f"run:{run.id}", run_name(run), (run.id,)) for run in runs]
     configs = GenerationConfig.objects.filter(id__in=list(by_config)).order_by("name", "-version")
-    sources += [PairSource(f"config:{config.id}", config_name(config), tuple(r.id for r in by_config[config.id])) for config in configs]
+    sources += [
+        PairSource(f"config:{config.id}", config_name(config), tuple(r.id for r in by_config[config.id]))
+        for config in configs
+    ]
     return sources
 
 
@@ -75,13 +78,17 @@ def conditions_description(conditions: object) -> str:
     """The prompt shown to annotators: the condition values both responses were generated for."""
     if not isinstance(conditions, dict) or not conditions:
         return "Generated without condition values."
-    return "Generated for " + "; ".join(f"{name} = {value}" for name, value in sorted(conditions.items())) + "."
+    return (
+        "Generated for " + "; ".join(f"{name} = {value}" for name, value in sorted(conditions.items())) + "."
+    )
 
 
 def response_text(sample: Sample) -> str:
     """What the annotator compares: the sample text, with the response for instruction/response samples."""
     fields = sample.fields or {}
-    if (sample.provenance or {}).get("kind") == GenerationKind.INSTRUCTION_THEN_RESPONSE and fields.get("response"):
+    if (sample.provenance or {}).get("kind") == GenerationKind.INSTRUCTION_THEN_RESPONSE and fields.get(
+        "response"
+    ):
         return f"Instruction: {sample.text}\n\nResponse: {fields['response']}"
     return sample.text
 
@@ -112,18 +119,23 @@ def pairwise_from_generation(*, project: Project, key_a: str, key_b: str) -> dic
         raise PairingError("Choose two different runs or configs: comparing one with itself makes no pairs.")
     source_a, source_b = source_for(project=project, key=key_a), source_for(project=project, key=key_b)
     if set(source_a.run_ids) & set(source_b.run_ids):
-        raise PairingError(f"{source_a.name} and {source_b.name} share generation runs: choose two that do not overlap.")
+        raise PairingError(
+            f"{source_a.name} and {source_b.name} share generation runs: choose two that do not overlap."
+        )
     groups_a, groups_b = samples_by_conditions(source_a), samples_by_conditions(source_b)
     shared = [key for key in groups_a if key in groups_b]
     if not shared:
-        raise PairingError(f"{source_a.name} and {source_b.name} have no condition values in common: nothing to pair.")
+        raise PairingError(
+            f"{source_a.name} and {source_b.name} have no condition values in common: nothing to pair."
+        )
     candidates = [(a, b) for key in shared for a, b in zip(groups_a[key], groups_b[key], strict=False)]
     batch = f"generation: {source_a.name} vs {source_b.name}"
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()  # one pairing at a time per project
         existing = set(
-            PairwiseItem.objects.filter(project=project, external_id__in=[pair_key(a, b) for a, b in candidates])
-            .values_list("external_id", flat=True)
+            PairwiseItem.objects.filter(
+                project=project, external_id__in=[pair_key(a, b) for a, b in candidates]
+            ).values_list("external_id", flat=True)
         )
         new = [(a, b) for a, b in candidates if pair_key(a, b) not in existing]
         PairwiseItem.objects.bulk_create(

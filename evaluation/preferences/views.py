@@ -46,7 +46,9 @@ def _preferences_context(project, payload: dict, request: HttpRequest) -> dict:
 @require_GET
 @login_required
 def metrics_preferences(request: HttpRequest, project_id: int) -> HttpResponse:
-    return dashboard_page(request, project_id, "preferences", "evaluation/metrics/preferences.html", _preferences_context)
+    return dashboard_page(
+        request, project_id, "preferences", "evaluation/metrics/preferences.html", _preferences_context
+    )
 
 
 # ---------------------------------------------------------------- pairwise preferences
@@ -66,15 +68,22 @@ def pairwise_import(request: HttpRequest, project_id: int) -> HttpResponse:
             form = PairwiseImportForm(request.POST, request.FILES)
             if form.is_valid():
                 upload = form.cleaned_data["file"]
-                result = preferences_services.pairwise_import(project=project, records=form.records, batch=upload.name)
+                result = preferences_services.pairwise_import(
+                    project=project, records=form.records, batch=upload.name
+                )
                 messages.success(
-                    request, f"Imported {result['pairs']} pairs with {result['judgments']} judgments from {result['raters']} annotators."
+                    request,
+                    f"Imported {result['pairs']} pairs with {result['judgments']} judgments from {result['raters']} annotators.",
                 )
                 return redirect("evaluation:metrics_preferences", project_id=project.id)
             for message in form.errors["file"]:
                 messages.error(request, message)
-    return render(request, "evaluation/metrics/pairwise_import.html", {"project": project, "role": Role.LEAD, "tab": "preferences"},
-                  status=status)
+    return render(
+        request,
+        "evaluation/metrics/pairwise_import.html",
+        {"project": project, "role": Role.LEAD, "tab": "preferences"},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -122,7 +131,9 @@ def pairwise_review(request: HttpRequest, project_id: int) -> HttpResponse:
         if "choice" in form.errors:
             messages.error(request, "Choose the first response, the second, or a tie.")
         else:
-            preferences_services.pairwise_judge(item=item, user=request.user, shown=form.cleaned_data["choice"])
+            preferences_services.pairwise_judge(
+                item=item, user=request.user, shown=form.cleaned_data["choice"]
+            )
         return redirect("evaluation:pairwise_review", project_id=project.id)
     item = preferences_services.pairwise_next_for(project=project, user=request.user)
     first = second = None
@@ -183,7 +194,9 @@ def pairwise_waiting_badge(request: HttpRequest, project_id: int) -> HttpRespons
     waiting = preferences_services.pairwise_pending_count(project=project, user=request.user)
     if not waiting:
         return HttpResponse("")
-    url = reverse("evaluation:pairwise_review", args=[project.id])  # an int and a reversed URL: nothing to escape
+    url = reverse(
+        "evaluation:pairwise_review", args=[project.id]
+    )  # an int and a reversed URL: nothing to escape
     return HttpResponse(
         f'<a href="{url}" title="Pairs of responses to compare; they follow when your label queue is empty">'
         f"<strong>{waiting}</strong> pair{'' if waiting == 1 else 's'} waiting</a>"

@@ -98,7 +98,17 @@ class ErrorKind:
 
 
 BATCH_WINDOW_SECONDS = 0.05
-SENT_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", "logprobs", "top_logprobs", "response_format")
+SENT_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "n",
+    "seed",
+    "stop",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+)
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,10 @@ class EndpointSettings:
         return cls(**values)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens / 1000 * self.price_input_per_1k + completion_tokens / 1000 * self.price_output_per_1k
+        return (
+            prompt_tokens / 1000 * self.price_input_per_1k
+            + completion_tokens / 1000 * self.price_output_per_1k
+        )
 
 
 def _replace(settings: EndpointSettings, **changes: Any) -> EndpointSettings:
@@ -206,9 +219,12 @@ class BatchSummary:
 
 # -- request shaping and the cache key ---------------------------------------------------------------------
 
+
 def effective_params(settings: EndpointSettings, request: LLMRequest) -> dict:
     """The parameters actually sent, given what the endpoint supports."""
-    params = {name: value for name, value in request.params.items() if name in SENT_PARAMS and value is not None}
+    params = {
+        name: value for name, value in request.params.items() if name in SENT_PARAMS and value is not None
+    }
     if not settings.supports_logprobs:
         params.pop("logprobs", None)
         params.pop("top_logprobs", None)
@@ -223,7 +239,12 @@ def effective_params(settings: EndpointSettings, request: LLMRequest) -> dict:
 
 
 def cache_key(settings: EndpointSettings, messages: Sequence[dict], params: dict) -> str:
-    payload = {"base_url": settings.base_url.rstrip("/"), "model": settings.model, "messages": list(messages), "params": params}
+    payload = {
+        "base_url": settings.base_url.rstrip("/"),
+        "model": settings.model,
+        "messages": list(messages),
+        "params": params,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -255,7 +276,13 @@ def parse_json_content(content: str) -> Any:
 
 
 def read_response(
-    settings: EndpointSettings, request: LLMRequest, body: dict, *, cached: bool, attempts: int = 0, key: str = ""
+    settings: EndpointSettings,
+    request: LLMRequest,
+    body: dict,
+    *,
+    cached: bool,
+    attempts: int = 0,
+    key: str = "",
 ) -> CompletionResult:
     """A CompletionResult from a response body (fresh or from the cache)."""
     usage = body.get("usage") or {}
@@ -279,7 +306,9 @@ def read_response(
         message = (choice or {}).get("message") or {}
         content = message.get("content")
         result.choices.append(content)
-        result.logprobs.append(((choice.get("logprobs") or {}).get("content")) if choice.get("logprobs") else None)
+        result.logprobs.append(
+            ((choice.get("logprobs") or {}).get("content")) if choice.get("logprobs") else None
+        )
         error, parsed = "", None
         if message.get("refusal"):
             error = ErrorKind.REFUSAL
@@ -298,7 +327,11 @@ def read_response(
     if all(result.choice_errors):
         result.error_kind = result.choice_errors[0]
         first = raw_choices[0].get("message") or {}
-        problems = validate(_safe_json(result.choices[0]), request.json_schema) if result.error_kind == ErrorKind.SCHEMA_MISMATCH else []
+        problems = (
+            validate(_safe_json(result.choices[0]), request.json_schema)
+            if result.error_kind == ErrorKind.SCHEMA_MISMATCH
+            else []
+        )
         result.error = {
             ErrorKind.REFUSAL: f"The model refused: {first.get('refusal')}",
             ErrorKind.EMPTY_OUTPUT: "The model returned no text.",
@@ -316,6 +349,7 @@ def _safe_json(content: str | None) -> Any:
 
 
 # -- rate limiting -----------------------------------------------------------------------------------------
+
 
 class RateLimiter:
     """Sliding one-minute window over requests (RPM) and estimated tokens (TPM); 0 means no limit."""
@@ -350,6 +384,7 @@ class RateLimiter:
 
 # -- sending -----------------------------------------------------------------------------------------------
 
+
 def retry_delay(settings: EndpointSettings, attempt: int, headers: Any = None) -> float:
     """Retry-After / retry-after-ms when the server gives one, else jittered exponential backoff."""
     if headers is not None:
@@ -360,11 +395,18 @@ def retry_delay(settings: EndpointSettings, attempt: int, headers: Any = None) -
                     return min(60.0, max(0.0, float(raw) * scale))
                 except ValueError:
                     continue
-    return min(settings.backoff_max, settings.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+    return min(
+        settings.backoff_max, settings.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    )
 
 
-async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest, limiter: RateLimiter,
-                    semaphore: asyncio.Semaphore) -> CompletionResult:
+async def _send_one(
+    client: Any,
+    settings: EndpointSettings,
+    request: LLMRequest,
+    limiter: RateLimiter,
+    semaphore: asyncio.Semaphore,
+) -> CompletionResult:
     import httpx2
     import openai
 
@@ -382,7 +424,8 @@ async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest
                 # classes, without re-validating our already-shaped parameters on every call (that cost
                 # more CPU per request than everything else at high concurrency).
                 response = await client.post(
-                    "/chat/completions", cast_to=httpx2.Response,
+                    "/chat/completions",
+                    cast_to=httpx2.Response,
                     body={"model": settings.model, "messages": request.messages, **params},
                 )
                 text = response.text
@@ -391,16 +434,24 @@ async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest
                     if not isinstance(body, dict):
                         raise ValueError("not an object")
                 except ValueError:
-                    kind, message = ErrorKind.INVALID_JSON, f"The endpoint answered a body that is not JSON: {text[:80]!r}"
+                    kind, message = (
+                        ErrorKind.INVALID_JSON,
+                        f"The endpoint answered a body that is not JSON: {text[:80]!r}",
+                    )
                 else:
                     return read_response(settings, request, body, cached=False, attempts=attempt, key=key)
             except openai.APITimeoutError:
                 kind, message = ErrorKind.TIMEOUT, f"No answer within {settings.timeout:g} s."
             except openai.APIConnectionError as error:
-                if isinstance(error.__cause__, RefusedDestination):  # the outbound policy: retrying cannot help
+                if isinstance(
+                    error.__cause__, RefusedDestination
+                ):  # the outbound policy: retrying cannot help
                     kind, message = ErrorKind.CONNECTION, str(error.__cause__)
                     break
-                kind, message = ErrorKind.CONNECTION, f"Could not connect to {settings.base_url}: {error.__cause__ or error}"
+                kind, message = (
+                    ErrorKind.CONNECTION,
+                    f"Could not connect to {settings.base_url}: {error.__cause__ or error}",
+                )
             except openai.APIStatusError as error:
                 kind, message = ErrorKind.HTTP_ERROR, f"HTTP {error.status_code}: {_error_text(error)}"
                 headers = error.response.headers
@@ -408,8 +459,13 @@ async def _send_one(client: Any, settings: EndpointSettings, request: LLMRequest
                     break
         if attempt <= settings.max_retries:
             await asyncio.sleep(retry_delay(settings, attempt, headers))
-    return CompletionResult(key=request.key, error_kind=kind, error=f"{message} (after {attempt} attempt{'s' * (attempt != 1)})",
-                            attempts=attempt, cache_key=key)
+    return CompletionResult(
+        key=request.key,
+        error_kind=kind,
+        error=f"{message} (after {attempt} attempt{'s' * (attempt != 1)})",
+        attempts=attempt,
+        cache_key=key,
+    )
 
 
 def _error_text(error: Any) -> str:
@@ -430,10 +486,15 @@ def _make_client(settings: EndpointSettings, policy: OutboundPolicy) -> Any:
         follow_redirects=False,
         event_hooks={"request": [OutboundGuard(policy)]},
         timeout=settings.timeout,
-        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),  # the openai package's defaults
+        limits=httpx2.Limits(
+            max_connections=1000, max_keepalive_connections=100
+        ),  # the openai package's defaults
     )
     return openai.AsyncOpenAI(
-        base_url=settings.base_url, api_key=settings.api_key, max_retries=0, timeout=settings.timeout,
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        max_retries=0,
+        timeout=settings.timeout,
         http_client=http_client,
     )
 
@@ -458,8 +519,12 @@ async def complete_many(
     refusal = await asyncio.to_thread(preflight_refusal, settings, policy)  # getaddrinfo blocks
     if refusal:
         for request in requests:
-            result = CompletionResult(key=request.key, error_kind=ErrorKind.CONNECTION, error=refusal,
-                                      cache_key=cache_key(settings, request.messages, effective_params(settings, request)))
+            result = CompletionResult(
+                key=request.key,
+                error_kind=ErrorKind.CONNECTION,
+                error=refusal,
+                cache_key=cache_key(settings, request.messages, effective_params(settings, request)),
+            )
             if stop.is_set() or on_result(request, result) is False:
                 return
         return
@@ -530,12 +595,19 @@ def complete_many_sync(
         stored: dict[str, dict] = {}
         unique = list(set(keys.values()))
         for start in range(0, len(unique), 500):
-            stored.update(LLMCall.objects.filter(key__in=unique[start : start + 500]).values_list("key", "response"))
+            stored.update(
+                LLMCall.objects.filter(key__in=unique[start : start + 500]).values_list("key", "response")
+            )
         hits = [r for r in requests if keys[id(r)] in stored]
         misses = [r for r in requests if keys[id(r)] not in stored]
         for start in range(0, len(hits), 200):
             pairs = [
-                (request, read_response(settings, request, stored[keys[id(request)]], cached=True, key=keys[id(request)]))
+                (
+                    request,
+                    read_response(
+                        settings, request, stored[keys[id(request)]], cached=True, key=keys[id(request)]
+                    ),
+                )
                 for request in hits[start : start + 200]
             ]
             with transaction.atomic():
@@ -583,10 +655,18 @@ def complete_many_sync(
                         LLMCall.objects.bulk_create(
                             [
                                 LLMCall(
-                                    key=res.cache_key, endpoint_id=settings.endpoint_id, base_url=settings.base_url,
-                                    model=settings.model, request={"messages": req.messages, "params": effective_params(settings, req)},
-                                    response=res.response, prompt_tokens=res.prompt_tokens,
-                                    completion_tokens=res.completion_tokens, cost=res.cost,
+                                    key=res.cache_key,
+                                    endpoint_id=settings.endpoint_id,
+                                    base_url=settings.base_url,
+                                    model=settings.model,
+                                    request={
+                                        "messages": req.messages,
+                                        "params": effective_params(settings, req),
+                                    },
+                                    response=res.response,
+                                    prompt_tokens=res.prompt_tokens,
+                                    completion_tokens=res.completion_tokens,
+                                    cost=res.cost,
                                 )
                                 for req, res in batch
                                 if res.response is not None
@@ -620,8 +700,14 @@ def _deliver_each(on_result: Callable, pairs: list[tuple[LLMRequest, CompletionR
     return True
 
 
-def complete(endpoint: Any, messages: list[dict], *, json_schema: dict | None = None, use_cache: bool = True,
-             **params: Any) -> CompletionResult:
+def complete(
+    endpoint: Any,
+    messages: list[dict],
+    *,
+    json_schema: dict | None = None,
+    use_cache: bool = True,
+    **params: Any,
+) -> CompletionResult:
     """One call through the same path as batches (cache, retries, limits)."""
     results: list[CompletionResult] = []
     complete_many_sync(
@@ -651,7 +737,9 @@ def check_connection(endpoint: Any) -> tuple[bool, str]:
     if refusal:
         return False, refusal
     started = time.monotonic()
-    result = complete(settings, [{"role": "user", "content": "Reply with the word OK."}], use_cache=False, max_tokens=5)
+    result = complete(
+        settings, [{"role": "user", "content": "Reply with the word OK."}], use_cache=False, max_tokens=5
+    )
     seconds = time.monotonic() - started
     if result.error_kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION):
         if result.error.startswith("Refused"):  # the request hook: the host now resolves elsewhere

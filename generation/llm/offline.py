@@ -60,7 +60,9 @@ def detokenise(tokens: Sequence[str]) -> str:
 class OfflineGenerator:
     """One chain per label plus one over all texts (for unlabelled conditions)."""
 
-    def __init__(self, texts_by_label: Mapping[str, Sequence[str]], *, fallback_texts: Sequence[str] = ()) -> None:
+    def __init__(
+        self, texts_by_label: Mapping[str, Sequence[str]], *, fallback_texts: Sequence[str] = ()
+    ) -> None:
         self.by_label = {label: MarkovTextModel(texts) for label, texts in texts_by_label.items() if texts}
         all_texts = [t for texts in texts_by_label.values() for t in texts] + list(fallback_texts)
         self.any_label = MarkovTextModel(all_texts)

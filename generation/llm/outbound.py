@@ -178,5 +178,7 @@ class OutboundGuard:
             return
         # Connect to the checked address; the Host header (set when the request was built) and the TLS
         # server name stay the host's, so virtual hosting and certificate checks work as before.
-        request.extensions = {**request.extensions, "sni_hostname": origin[1]} if origin[0] == "https" else request.extensions
+        request.extensions = (
+            {**request.extensions, "sni_hostname": origin[1]} if origin[0] == "https" else request.extensions
+        )
         request.url = request.url.copy_with(host=address)

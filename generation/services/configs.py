@@ -18,9 +18,26 @@ from generation.services.planning import PlannedItem, generation_context, plan_i
 from synthstudio.models import Project
 
 CONFIG_FIELDS = (
-    "endpoint", "kind", "dialogue_turns", "role_preamble", "template", "json_schema", "dimensions",
-    "condition_on_label", "label_balance", "sampling_mode", "random_words", "demo_count", "demo_strategy",
-    "temperature", "top_p", "max_tokens", "n", "seed", "target_count", "rounds",
+    "endpoint",
+    "kind",
+    "dialogue_turns",
+    "role_preamble",
+    "template",
+    "json_schema",
+    "dimensions",
+    "condition_on_label",
+    "label_balance",
+    "sampling_mode",
+    "random_words",
+    "demo_count",
+    "demo_strategy",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "n",
+    "seed",
+    "target_count",
+    "rounds",
 )
 
 
@@ -38,23 +55,34 @@ def config_problems(*, template: str, dimensions: list[dict], json_schema: dict)
     return problems
 
 
-def config_create_version(*, project: Project, user: Any, name: str, values: dict[str, Any]) -> GenerationConfig:
+def config_create_version(
+    *, project: Project, user: Any, name: str, values: dict[str, Any]
+) -> GenerationConfig:
     """Save a new version of the named config (version 1 when new). Raises ValidationError on a bad
     template (naming the unknown placeholder), a bad schema or a missing codebook."""
     codebook = project.codebook
     if codebook is None:
         raise ValidationError("Write the project's codebook first: generation prompts are built from it.")
     problems = config_problems(
-        template=values.get("template", ""), dimensions=values.get("dimensions") or [], json_schema=values.get("json_schema") or {}
+        template=values.get("template", ""),
+        dimensions=values.get("dimensions") or [],
+        json_schema=values.get("json_schema") or {},
     )
     if problems:
         raise ValidationError(problems)
     with transaction.atomic():
         latest = (
-            GenerationConfig.objects.select_for_update().filter(project=project, name=name).aggregate(v=Max("version"))["v"] or 0
+            GenerationConfig.objects.select_for_update()
+            .filter(project=project, name=name)
+            .aggregate(v=Max("version"))["v"]
+            or 0
         )
         return GenerationConfig.objects.create(
-            project=project, name=name, version=latest + 1, codebook=codebook, created_by=user,
+            project=project,
+            name=name,
+            version=latest + 1,
+            codebook=codebook,
+            created_by=user,
             **{key: values[key] for key in CONFIG_FIELDS if key in values},
         )
 
@@ -62,7 +90,10 @@ def config_create_version(*, project: Project, user: Any, name: str, values: dic
 def configs_latest(project: Project) -> list[GenerationConfig]:
     """The newest version of each named config, with its run count (one query each, not per row)."""
     latest_ids = (
-        GenerationConfig.objects.filter(project=project).values("name").annotate(latest=Max("id")).values_list("latest", flat=True)
+        GenerationConfig.objects.filter(project=project)
+        .values("name")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
     )
     return list(
         GenerationConfig.objects.filter(id__in=list(latest_ids))
@@ -98,4 +129,6 @@ def config_preview(*, config: GenerationConfig, count: int = 5) -> Preview:
     completion_tokens = int(config.target_count * completion * steps)
     settings = EndpointSettings.from_endpoint(config.endpoint) if config.endpoint else None
     cost = settings.cost(prompt_tokens, completion_tokens) if settings else 0.0
-    return Preview(shown, config.target_count * steps, prompt_tokens, completion_tokens, cost, config.is_offline)
+    return Preview(
+        shown, config.target_count * steps, prompt_tokens, completion_tokens, cost, config.is_offline
+    )

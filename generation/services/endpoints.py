@@ -16,9 +16,12 @@ def endpoint_sync_from_environment() -> LLMEndpoint | None:
     if not settings.LLM_BASE_URL:
         return None
     endpoint, _ = LLMEndpoint.objects.update_or_create(
-        project=None, name=ENVIRONMENT_ENDPOINT_NAME,
+        project=None,
+        name=ENVIRONMENT_ENDPOINT_NAME,
         defaults={
-            "base_url": settings.LLM_BASE_URL, "model": settings.LLM_MODEL or "default", "api_key_env": "LLM_API_KEY",
+            "base_url": settings.LLM_BASE_URL,
+            "model": settings.LLM_MODEL or "default",
+            "api_key_env": "LLM_API_KEY",
             "from_environment": True,  # the operator's: the only endpoint that may use LLM_API_KEY
         },
     )

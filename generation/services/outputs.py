@@ -22,7 +22,9 @@ def condition_names(*, project: Project) -> set[str]:
     return names
 
 
-def items_with_condition(items: QuerySet[GenerationItem], *, name: str, value: str) -> QuerySet[GenerationItem]:
+def items_with_condition(
+    items: QuerySet[GenerationItem], *, name: str, value: str
+) -> QuerySet[GenerationItem]:
     """Items whose condition `name` equals `value`. The key is one explicit JSON key transform, so a name
     can never be read as a lookup (`conditions__contains`, `…__regex`) the way a `conditions__{name}`
     keyword would."""

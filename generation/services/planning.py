@@ -43,7 +43,9 @@ class GenerationContext:
 def generation_context(config: GenerationConfig) -> GenerationContext:
     codebook = config.codebook
     labels = [(label.name, label.description) for label in codebook.labels.all()]
-    dimensions = [(d["name"], [str(v) for v in d.get("values", []) if str(v).strip()]) for d in config.dimensions or []]
+    dimensions = [
+        (d["name"], [str(v) for v in d.get("values", []) if str(v).strip()]) for d in config.dimensions or []
+    ]
     if config.condition_on_label and labels and "label" not in {name for name, _ in dimensions}:
         dimensions.append(("label", [name for name, _ in labels]))
     schema = config.json_schema or prompts.default_schema(config.kind, [name for name, _ in labels])
@@ -58,9 +60,13 @@ def generation_context(config: GenerationConfig) -> GenerationContext:
     verified = list(Sample.objects.filter(project=config.project).human_verified().order_by("id")[:500])
     verified_ids = {s.id for s in verified}
     seeds = [s for s in project_samples.filter(is_seed=True).order_by("id")[:500] if s.id not in verified_ids]
-    context = GenerationContext(config, labels, dimensions, schema, base_values, verified + seeds, len(verified))
+    context = GenerationContext(
+        config, labels, dimensions, schema, base_values, verified + seeds, len(verified)
+    )
     if config.random_words:
-        texts = [s.text for s in context.pool] + [ex for label in codebook.labels.all() for ex in label.examples]
+        texts = [s.text for s in context.pool] + [
+            ex for label in codebook.labels.all() for ex in label.examples
+        ]
         context.vocabulary = vocabulary_from(texts)
     return context
 
@@ -73,13 +79,17 @@ def demo_label(sample: Sample) -> str:
 SHARED_DEMO_STRATEGIES = ("kmeans", "votek")
 
 
-def plan_items(context: GenerationContext, count: int, *, weights: dict | None = None, start_index: int = 0) -> list[PlannedItem]:
+def plan_items(
+    context: GenerationContext, count: int, *, weights: dict | None = None, start_index: int = 0
+) -> list[PlannedItem]:
     """The prompts of `count` items: conditions, demos, random words and the first step's messages."""
     config = context.config
     merged = {"label": dict(config.label_balance or {})} if config.label_balance else {}
     for name, values in (weights or {}).items():
         merged[name] = {**merged.get(name, {}), **values}
-    plans = plan_conditions(context.dimensions, count, mode=config.sampling_mode, seed=config.seed + start_index, weights=merged)
+    plans = plan_conditions(
+        context.dimensions, count, mode=config.sampling_mode, seed=config.seed + start_index, weights=merged
+    )
     rng = random.Random(config.seed * 7919 + start_index)
     vectors, targets = _demo_vectors(context, plans)
     shared_demos: list[int] | None = None
@@ -87,14 +97,34 @@ def plan_items(context: GenerationContext, count: int, *, weights: dict | None =
     for offset, conditions in enumerate(plans):
         if config.demo_strategy in SHARED_DEMO_STRATEGIES:
             if shared_demos is None:
-                shared_demos = pick_demos(config.demo_strategy, config.demo_count, pool_size=len(context.pool),
-                                          verified_count=context.verified_count, vectors=vectors, seed=config.seed)
+                shared_demos = pick_demos(
+                    config.demo_strategy,
+                    config.demo_count,
+                    pool_size=len(context.pool),
+                    verified_count=context.verified_count,
+                    vectors=vectors,
+                    seed=config.seed,
+                )
             picked = shared_demos
         else:
             target = targets.get(_conditions_text(conditions)) if targets else None
-            picked = pick_demos(config.demo_strategy, config.demo_count, pool_size=len(context.pool),
-                                verified_count=context.verified_count, vectors=vectors, target=target, rng=rng)
-        demos = [{"sample_id": context.pool[i].id, "text": context.pool[i].text, "label": demo_label(context.pool[i])} for i in picked]
+            picked = pick_demos(
+                config.demo_strategy,
+                config.demo_count,
+                pool_size=len(context.pool),
+                verified_count=context.verified_count,
+                vectors=vectors,
+                target=target,
+                rng=rng,
+            )
+        demos = [
+            {
+                "sample_id": context.pool[i].id,
+                "text": context.pool[i].text,
+                "label": demo_label(context.pool[i]),
+            }
+            for i in picked
+        ]
         words = random_words(context.vocabulary, config.random_words, rng)
         values = {
             **context.base_values,
@@ -118,7 +148,11 @@ def _conditions_text(conditions: dict[str, str]) -> str:
 def _demo_vectors(context: GenerationContext, plans: list[dict[str, str]]):
     """Embeddings of the pool (and of each distinct condition set, for 'similar'); None when not needed."""
     strategy = context.config.demo_strategy
-    if strategy not in {"similar", *SHARED_DEMO_STRATEGIES} or not context.pool or not context.config.demo_count:
+    if (
+        strategy not in {"similar", *SHARED_DEMO_STRATEGIES}
+        or not context.pool
+        or not context.config.demo_count
+    ):
         return None, {}
     from synthstudio.embeddings import embed_texts
 

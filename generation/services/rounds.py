@@ -17,14 +17,16 @@ def condition_stats(config: GenerationConfig) -> dict[str, dict[str, dict[str, i
     generated, reviewed by humans, corrected by humans (the human disagreed with the LLM, or the final
     label differs from the label the sample was generated for)."""
     samples = list(
-        Sample.objects.filter(project=config.project, origin="generated", generation_items__run__config__name=config.name)
+        Sample.objects.filter(
+            project=config.project, origin="generated", generation_items__run__config__name=config.name
+        )
         .values("id", "provenance", "final_label", "final_source")
         .distinct()
     )
     reviews: dict[int, list[bool | None]] = {}
-    for sample_id, agreed in HumanAnnotation.objects.filter(sample_id__in=[s["id"] for s in samples]).values_list(
-        "sample_id", "agreed_with_llm"
-    ):
+    for sample_id, agreed in HumanAnnotation.objects.filter(
+        sample_id__in=[s["id"] for s in samples]
+    ).values_list("sample_id", "agreed_with_llm"):
         reviews.setdefault(sample_id, []).append(agreed)
     stats: dict[str, dict[str, dict[str, int]]] = {}
     for sample in samples:
@@ -37,15 +39,21 @@ def condition_stats(config: GenerationConfig) -> dict[str, dict[str, dict[str, i
             human_final and bool(generated_label) and sample["final_label"] != generated_label
         )
         for name, value in conditions.items():
-            entry = stats.setdefault(name, {}).setdefault(str(value), {"generated": 0, "reviewed": 0, "corrected": 0})
+            entry = stats.setdefault(name, {}).setdefault(
+                str(value), {"generated": 0, "reviewed": 0, "corrected": 0}
+            )
             entry["generated"] += 1
             entry["reviewed"] += reviewed
             entry["corrected"] += corrected
     return stats
 
 
-def run_next_round(*, run: GenerationRun, user: Any, strength: float = 1.0, count: int | None = None) -> GenerationRun:
+def run_next_round(
+    *, run: GenerationRun, user: Any, strength: float = 1.0, count: int | None = None
+) -> GenerationRun:
     """Start the next round of the run's config with condition weights moved toward the weakest values."""
     context = generation_context(run.config)
-    weights = reweight_toward_weakness(context.dimensions, run.condition_weights or {}, condition_stats(run.config), strength=strength)
+    weights = reweight_toward_weakness(
+        context.dimensions, run.condition_weights or {}, condition_stats(run.config), strength=strength
+    )
     return run_start(config=run.config, user=user, count=count, weights=weights, previous=run)

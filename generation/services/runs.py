@@ -31,15 +31,30 @@ from synthstudio.jobs import enqueue
 from synthstudio.models import JobStatus, Sample, text_hash
 
 ITEM_RESULT_FIELDS = [
-    "steps", "status", "parse_status", "error", "raw_output", "parsed", "label", "cached", "prompt_tokens",
-    "completion_tokens", "cost", "finished_at",
+    "steps",
+    "status",
+    "parse_status",
+    "error",
+    "raw_output",
+    "parsed",
+    "label",
+    "cached",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "finished_at",
 ]
 TRANSPORT_ERRORS = {ErrorKind.HTTP_ERROR, ErrorKind.TIMEOUT, ErrorKind.CONNECTION}
 
 
 def run_start(
-    *, config: GenerationConfig, user: Any, count: int | None = None, weights: dict | None = None,
-    previous: GenerationRun | None = None, enqueue_task: bool = True,
+    *,
+    config: GenerationConfig,
+    user: Any,
+    count: int | None = None,
+    weights: dict | None = None,
+    previous: GenerationRun | None = None,
+    enqueue_task: bool = True,
 ) -> GenerationRun:
     """Plan every item (prompts rendered now, so the run is reproducible) and queue the run."""
     total = count or config.target_count
@@ -48,15 +63,27 @@ def run_start(
     endpoint = config.endpoint
     with transaction.atomic():
         run = GenerationRun.objects.create(
-            project=config.project, created_by=user, config=config, endpoint=endpoint,
-            model_name=endpoint.model if endpoint else GENERATOR_NAME, total=len(planned),
-            round_number=(previous.round_number + 1) if previous else 1, previous_round=previous,
-            condition_weights=weights or {}, message="Queued.",
+            project=config.project,
+            created_by=user,
+            config=config,
+            endpoint=endpoint,
+            model_name=endpoint.model if endpoint else GENERATOR_NAME,
+            total=len(planned),
+            round_number=(previous.round_number + 1) if previous else 1,
+            previous_round=previous,
+            condition_weights=weights or {},
+            message="Queued.",
         )
         GenerationItem.objects.bulk_create(
             [
-                GenerationItem(run=run, index=item.index, conditions=item.conditions, demos=item.demos,
-                               random_words=item.random_words, messages=item.messages)
+                GenerationItem(
+                    run=run,
+                    index=item.index,
+                    conditions=item.conditions,
+                    demos=item.demos,
+                    random_words=item.random_words,
+                    messages=item.messages,
+                )
                 for item in planned
             ],
             batch_size=500,
@@ -69,7 +96,9 @@ def run_start(
 def run_cancel(*, run: GenerationRun) -> GenerationRun:
     """Stop a queued or running run; finished items and their samples stay."""
     GenerationRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-        status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled. Finished items are kept; Resume continues.",
+        status=JobStatus.CANCELLED,
+        finished_at=timezone.now(),
+        message="Cancelled. Finished items are kept; Resume continues.",
     )
     run.refresh_from_db()
     return run
@@ -79,9 +108,9 @@ def run_resume(*, run: GenerationRun) -> GenerationRun:
     """Queue the run again: pending items and items that failed to reach the endpoint are sent; finished
     items are skipped and their calls never re-sent (the cache holds every finished answer)."""
     with transaction.atomic():
-        GenerationItem.objects.filter(run=run, status=ItemStatus.FAILED, parse_status__in=TRANSPORT_ERRORS).update(
-            status=ItemStatus.PENDING, parse_status="", error=""
-        )
+        GenerationItem.objects.filter(
+            run=run, status=ItemStatus.FAILED, parse_status__in=TRANSPORT_ERRORS
+        ).update(status=ItemStatus.PENDING, parse_status="", error="")
         GenerationRun.objects.filter(pk=run.pk).update(
             status=JobStatus.QUEUED, finished_at=None, error="", lease="", message="Queued to resume."
         )
@@ -108,7 +137,9 @@ class RunCounters:
             failed=Count("id", filter=Q(status=ItemStatus.FAILED)),
             cached=Count("id", filter=Q(cached=True, status=ItemStatus.DONE)),
             garbage=Count("id", filter=Q(status=ItemStatus.FAILED) & ~Q(parse_status__in=TRANSPORT_ERRORS)),
-            prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"), cost=Sum("cost"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost=Sum("cost"),
         )
         samples = Sample.objects.filter(generation_items__run=run).count()
         return cls(**{k: v or 0 for k, v in sums.items()}, samples_created=samples)
@@ -134,7 +165,10 @@ def update_item_results(items: list[GenerationItem]) -> None:
         + ", ".join(f"{quote(field.column)} = %s" for field in fields)
         + f" WHERE {quote(GenerationItem._meta.pk.column)} = %s"
     )
-    rows = [[field.get_db_prep_save(getattr(item, field.attname), connection) for field in fields] + [item.pk] for item in items]
+    rows = [
+        [field.get_db_prep_save(getattr(item, field.attname), connection) for field in fields] + [item.pk]
+        for item in items
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -162,9 +196,9 @@ class RunExecution:
     # ownership and progress
     def claim(self) -> bool:
         now = timezone.now()
-        claimed = GenerationRun.objects.filter(pk=self.run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-            lease=self.lease, status=JobStatus.RUNNING, heartbeat_at=now, message="Running."
-        )
+        claimed = GenerationRun.objects.filter(
+            pk=self.run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        ).update(lease=self.lease, status=JobStatus.RUNNING, heartbeat_at=now, message="Running.")
         if claimed:
             GenerationRun.objects.filter(pk=self.run.pk, started_at__isnull=True).update(started_at=now)
         return bool(claimed)
@@ -212,13 +246,20 @@ class RunExecution:
             made = prompts.sample_from_outputs(self.config.kind, outputs, item.conditions)
             if not made["text"].strip():
                 continue
-            sample = Sample(project_id=self.run.project_id, text=made["text"], fields=made["fields"], origin="generated",
-                            text_hash=text_hash(made["text"]))
+            sample = Sample(
+                project_id=self.run.project_id,
+                text=made["text"],
+                fields=made["fields"],
+                origin="generated",
+                text_hash=text_hash(made["text"]),
+            )
             sample.provenance = self.provenance(item, made["label"], cached)
             samples.append(sample)
             item.label = item.label or made["label"]
         if not samples:
-            self.fail_item(item, ErrorKind.EMPTY_OUTPUT, "Every answer was empty after parsing.", garbage=True)
+            self.fail_item(
+                item, ErrorKind.EMPTY_OUTPUT, "Every answer was empty after parsing.", garbage=True
+            )
             return
         item.status, item.parse_status, item.finished_at = ItemStatus.DONE, "ok", timezone.now()
         self.unsaved_items.append(item)
@@ -228,7 +269,12 @@ class RunExecution:
         self.counters.samples_created += len(samples)
 
     def fail_item(self, item: GenerationItem, kind: str, error: str, *, garbage: bool) -> None:
-        item.status, item.parse_status, item.error, item.finished_at = ItemStatus.FAILED, kind, error, timezone.now()
+        item.status, item.parse_status, item.error, item.finished_at = (
+            ItemStatus.FAILED,
+            kind,
+            error,
+            timezone.now(),
+        )
         self.unsaved_items.append(item)
         self.counters.failed += 1
         self.counters.garbage += garbage
@@ -240,14 +286,20 @@ class RunExecution:
             Sample.objects.bulk_create(samples)
             links = GenerationItem.samples.through
             links.objects.bulk_create(
-                [links(generationitem_id=item.pk, sample_id=sample.pk) for item, made in self.unsaved_samples for sample in made]
+                [
+                    links(generationitem_id=item.pk, sample_id=sample.pk)
+                    for item, made in self.unsaved_samples
+                    for sample in made
+                ]
             )
         if self.unsaved_items:
             update_item_results(self.unsaved_items)
         self.unsaved_items, self.unsaved_samples = [], []
         self.flush()
 
-    def apply_result(self, item: GenerationItem, step: int, request: LLMRequest, result: CompletionResult) -> None:
+    def apply_result(
+        self, item: GenerationItem, step: int, request: LLMRequest, result: CompletionResult
+    ) -> None:
         schema = request.json_schema
         item.prompt_tokens += result.prompt_tokens
         item.completion_tokens += result.completion_tokens
@@ -269,11 +321,21 @@ class RunExecution:
         if not result.ok:
             self.fail_item(item, result.error_kind, result.error, garbage=True)
             return
-        outputs = [parsed if schema else content for parsed, content, err in
-                   zip(result.parsed, result.choices, result.choice_errors, strict=True) if not err]
+        outputs = [
+            parsed if schema else content
+            for parsed, content, err in zip(result.parsed, result.choices, result.choice_errors, strict=True)
+            if not err
+        ]
         # the first step's messages are item.messages; later steps keep their own
-        item.steps = [*item.steps, {"messages": request.messages if step else [], "outputs": outputs,
-                                    "cached": result.cached, "raw": result.choices}]
+        item.steps = [
+            *item.steps,
+            {
+                "messages": request.messages if step else [],
+                "outputs": outputs,
+                "cached": result.cached,
+                "raw": result.choices,
+            },
+        ]
         if step + 1 >= self.steps:
             chains = [[s["outputs"][0] for s in item.steps[:-1]] + [out] for out in outputs]
             item.parsed = outputs
@@ -281,12 +343,16 @@ class RunExecution:
         else:
             self.unsaved_items.append(item)
 
-    def on_result(self, item: GenerationItem, step: int, request: LLMRequest, result: CompletionResult) -> bool:
+    def on_result(
+        self, item: GenerationItem, step: int, request: LLMRequest, result: CompletionResult
+    ) -> bool:
         self.apply_result(item, step, request, result)
         self.write_pending()
         return not self.give_up
 
-    def on_batch(self, items: dict[int, GenerationItem], step: int, pairs: list[tuple[LLMRequest, CompletionResult]]) -> bool:
+    def on_batch(
+        self, items: dict[int, GenerationItem], step: int, pairs: list[tuple[LLMRequest, CompletionResult]]
+    ) -> bool:
         for request, result in pairs:
             self.apply_result(items[request.key], step, request, result)
         self.write_pending()
@@ -304,7 +370,9 @@ class RunExecution:
 
     def execute_llm(self) -> None:
         for step in range(self.steps):
-            items = list(GenerationItem.objects.filter(run=self.run, status=ItemStatus.PENDING).order_by("index"))
+            items = list(
+                GenerationItem.objects.filter(run=self.run, status=ItemStatus.PENDING).order_by("index")
+            )
             items = [item for item in items if len(item.steps) == step]
             if not items:
                 continue
@@ -312,9 +380,17 @@ class RunExecution:
             requests = []
             for item in items:
                 messages, schema = self.step_request(item, step)
-                requests.append(LLMRequest(key=item.pk, messages=messages, params=request_params(self.config, item.index), json_schema=schema))
+                requests.append(
+                    LLMRequest(
+                        key=item.pk,
+                        messages=messages,
+                        params=request_params(self.config, item.index),
+                        json_schema=schema,
+                    )
+                )
             summary = complete_many_sync(
-                self.run.endpoint, requests,
+                self.run.endpoint,
+                requests,
                 on_batch=lambda pairs: self.on_batch(by_key, step, pairs),  # noqa: B023
                 should_stop=self.should_stop,
             )
@@ -327,7 +403,9 @@ class RunExecution:
             return item.messages, self.context.schema
         values = {**self.context.base_values, "conditions": prompts.format_conditions(item.conditions)}
         outputs = [s["outputs"][0] for s in item.steps]
-        return prompts.later_step(self.config.kind, step, outputs, values=values, labels=self.context.label_names)
+        return prompts.later_step(
+            self.config.kind, step, outputs, values=values, labels=self.context.label_names
+        )
 
     def execute_offline(self) -> None:
         generator = offline_generator(self.context)
@@ -343,15 +421,22 @@ class RunExecution:
         if batch:
             self.offline_batch(batch, generator, labels)
 
-    def offline_batch(self, batch: list[GenerationItem], generator: OfflineGenerator, labels: list[str]) -> bool:
+    def offline_batch(
+        self, batch: list[GenerationItem], generator: OfflineGenerator, labels: list[str]
+    ) -> bool:
         if self.should_stop():
             return False
         with transaction.atomic():
             for item in batch:
                 rng = random.Random(self.config.seed * 1_000_003 + item.index)
                 label = generator.label_for(rng, item.conditions.get("label", ""), labels)
-                outputs = offline_outputs(self.config.kind, self.steps, generator, rng, label, item.random_words)
-                item.steps = [{"messages": [], "outputs": [out], "cached": False, "raw": [json.dumps(out)]} for out in outputs]
+                outputs = offline_outputs(
+                    self.config.kind, self.steps, generator, rng, label, item.random_words
+                )
+                item.steps = [
+                    {"messages": [], "outputs": [out], "cached": False, "raw": [json.dumps(out)]}
+                    for out in outputs
+                ]
                 item.raw_output = json.dumps(outputs[0])
                 item.parsed = outputs
                 self.finish_item(item, [outputs], cached=False)
@@ -372,8 +457,9 @@ def offline_generator(context: GenerationContext) -> OfflineGenerator:
     return OfflineGenerator(by_label, fallback_texts=[s.text for s in context.pool] + examples)
 
 
-def offline_outputs(kind: str, steps: int, generator: OfflineGenerator, rng: random.Random, label: str,
-                    words: list[str]) -> list[Any]:
+def offline_outputs(
+    kind: str, steps: int, generator: OfflineGenerator, rng: random.Random, label: str, words: list[str]
+) -> list[Any]:
     """What the offline generator says at each step (same shapes the LLM path produces)."""
     text = generator.text(rng, label, words)
     if kind == "single":
@@ -398,7 +484,9 @@ def run_execute(*, run_id: int) -> GenerationRun:
     except Exception as error:  # never leave a run spinning: record and re-raise for the worker log
         execution.flush(force=True)
         GenerationRun.objects.filter(pk=run.pk, lease=execution.lease).update(
-            status=JobStatus.FAILED, finished_at=timezone.now(), error=f"The run stopped with an error: {error}"
+            status=JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"The run stopped with an error: {error}",
         )
         raise
     execution.flush(force=True)
@@ -409,11 +497,15 @@ def run_execute(*, run_id: int) -> GenerationRun:
     if execution.give_up:
         run.mark_finished(
             JobStatus.FAILED,
-            error=(f"The endpoint could not be reached after retries: {execution.last_transport_error} "
-                   f"{counters.done} items finished and are kept; Resume retries the rest."),
+            error=(
+                f"The endpoint could not be reached after retries: {execution.last_transport_error} "
+                f"{counters.done} items finished and are kept; Resume retries the rest."
+            ),
         )
     elif GenerationItem.objects.filter(run=run, status=ItemStatus.PENDING).exists():
-        run.mark_finished(JobStatus.FAILED, error="The run stopped before every item was sent; Resume continues it.")
+        run.mark_finished(
+            JobStatus.FAILED, error="The run stopped before every item was sent; Resume continues it."
+        )
     else:
         run.mark_finished(
             JobStatus.SUCCEEDED,

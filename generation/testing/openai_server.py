@@ -127,7 +127,10 @@ def _value_for(name: str, schema: dict, conditions: dict[str, str], text: str, i
     if kind == "array":
         return [_value_for(name, schema.get("items") or {}, conditions, text, index)]
     if kind == "object":
-        return {key: _value_for(key, sub, conditions, text, index) for key, sub in (schema.get("properties") or {}).items()}
+        return {
+            key: _value_for(key, sub, conditions, text, index)
+            for key, sub in (schema.get("properties") or {}).items()
+        }
     if name == "text":
         return text
     if name in conditions:
@@ -139,7 +142,9 @@ def default_responder(body: dict, index: int) -> str:
     """Deterministic answer derived from the prompt: JSON with `text` (mentioning the conditions) and `label`."""
     prompt = last_user_message(body)
     conditions = conditions_in(prompt)
-    digest = hashlib.sha256(json.dumps([body.get("messages"), body.get("seed")], sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(
+        json.dumps([body.get("messages"), body.get("seed")], sort_keys=True).encode()
+    ).hexdigest()[:8]
     described = ", ".join(f"{name} {value}" for name, value in conditions.items() if name != "label")
     text = f"Synthetic example {digest}-{index}" + (f" with {described}" if described else "") + "."
     schema = _schema_of(body)
@@ -185,7 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         if self.path.rstrip("/").endswith("/models"):
             owner = self.server.owner
-            self._send_json(200, {"object": "list", "data": [{"id": owner.model, "object": "model", "owned_by": "test"}]})
+            self._send_json(
+                200, {"object": "list", "data": [{"id": owner.model, "object": "model", "owned_by": "test"}]}
+            )
         else:
             self._send_json(404, {"error": {"message": f"No route {self.path}", "type": "not_found"}})
 
@@ -216,11 +223,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(
                 429,
                 {"error": {"message": "Rate limit reached (test server)", "type": "rate_limit_error"}},
-                {"Retry-After": f"{fault.retry_after:g}", "retry-after-ms": str(int(fault.retry_after * 1000))},
+                {
+                    "Retry-After": f"{fault.retry_after:g}",
+                    "retry-after-ms": str(int(fault.retry_after * 1000)),
+                },
             )
             return
         if fault and fault.kind == "500":
-            self._send_json(fault.status, {"error": {"message": "Injected server error", "type": "server_error"}})
+            self._send_json(
+                fault.status, {"error": {"message": "Injected server error", "type": "server_error"}}
+            )
             return
         # Recorded before the bytes go out, so a client that has its answer always finds it counted.
         if fault and fault.kind == "malformed":
@@ -272,7 +284,9 @@ class OpenAICompatibleTestServer:
     def start(self) -> OpenAICompatibleTestServer:
         self._httpd = _Server((self._host, self._port), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="openai-test-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -298,12 +312,16 @@ class OpenAICompatibleTestServer:
         return f"http://{self._host}:{self.port}/v1"
 
     # fault schedule and records ---------------------------------------------------------------------------
-    def fail_next(self, count: int, kind: str, *, retry_after: float = 0.05, delay: float = 0.0, status: int = 500) -> None:
+    def fail_next(
+        self, count: int, kind: str, *, retry_after: float = 0.05, delay: float = 0.0, status: int = 500
+    ) -> None:
         """Make the next `count` chat requests fail with `kind` (one of FAULT_KINDS)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"Unknown fault {kind!r}; use one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend(Fault(kind, retry_after=retry_after, delay=delay, status=status) for _ in range(count))
+            self._faults.extend(
+                Fault(kind, retry_after=retry_after, delay=delay, status=status) for _ in range(count)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -364,7 +382,10 @@ class OpenAICompatibleTestServer:
             }
             if want_logprobs and content is not None:
                 tables = reply.token_logprobs or synthesise_logprobs(content, top_k)
-                choice["logprobs"] = {"content": [self._token_entry(table, top_k) for table in tables], "refusal": None}
+                choice["logprobs"] = {
+                    "content": [self._token_entry(table, top_k) for table in tables],
+                    "refusal": None,
+                }
             choices.append(choice)
         return {
             "id": f"chatcmpl-test-{len(self.requests)}",

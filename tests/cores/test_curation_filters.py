@@ -31,7 +31,11 @@ def test_a_chain_of_near_duplicates_keeps_an_item_whose_only_match_was_removed()
 
 
 def test_the_judge_threshold_keeps_unscored_items():
-    items = [CurationItem("a", "x", judge_score=4.0), CurationItem("b", "x", judge_score=2.0), CurationItem("c", "x")]
+    items = [
+        CurationItem("a", "x", judge_score=4.0),
+        CurationItem("b", "x", judge_score=2.0),
+        CurationItem("c", "x"),
+    ]
     result = curate(items, FilterSettings(min_judge_score=3.0))
     assert result.keep.tolist() == [True, False, True]
     assert result.counts["judge_score"] == 1
@@ -58,11 +62,20 @@ def test_flags_length_and_format_rules_each_count_what_they_remove():
         CurationItem("contains http://spam.example", "x"),
         CurationItem("no full stop at the end", "x"),
     ]
-    settings = FilterSettings(min_chars=10, must_match=r"[.!?]$", must_not_match=r"https?://", drop_flagged=True)
+    settings = FilterSettings(
+        min_chars=10, must_match=r"[.!?]$", must_not_match=r"https?://", drop_flagged=True
+    )
     result = curate(items, settings)
     assert result.counts == {
-        "unlabelled": 0, "exact_duplicates": 0, "near_duplicates": 0, "judge_score": 0, "confidence": 0,
-        "consistency": 0, "flagged": 1, "length": 1, "format": 3,
+        "unlabelled": 0,
+        "exact_duplicates": 0,
+        "near_duplicates": 0,
+        "judge_score": 0,
+        "confidence": 0,
+        "consistency": 0,
+        "flagged": 1,
+        "length": 1,
+        "format": 3,
     }
     assert result.keep.tolist() == [False, True, False, False, False]
 

@@ -26,8 +26,12 @@ DIMS = [("topic", ["plot", "acting", "music"]), ("length", ["short", "long"])]
 
 # -- templates ----------------------------------------------------------------------------------------------
 
+
 def test_render_substitutes_placeholders_with_or_without_spaces():
-    assert prompts.render("A {{topic}} and {{ length }}.", {"topic": "plot", "length": "short"}) == "A plot and short."
+    assert (
+        prompts.render("A {{topic}} and {{ length }}.", {"topic": "plot", "length": "short"})
+        == "A plot and short."
+    )
 
 
 def test_render_refuses_an_unknown_placeholder_naming_it():
@@ -49,11 +53,16 @@ def test_rendering_never_evaluates_values_as_templates():
 
 def test_format_instructions_list_the_schema_and_enum():
     schema = prompts.default_schema("single", ["positive", "negative"])
-    assert prompts.format_instructions(schema) == 'Answer with one JSON object and nothing else: {"text": string, "label": one of positive, negative}.'
+    assert (
+        prompts.format_instructions(schema)
+        == 'Answer with one JSON object and nothing else: {"text": string, "label": one of positive, negative}.'
+    )
 
 
 def test_dialogue_steps_alternate_roles_and_see_the_whole_transcript():
-    messages, schema = prompts.later_step("dialogue", 2, [{"text": "Hi"}, "Hello, how can I help?"], values={"task": "T"}, labels=[])
+    messages, schema = prompts.later_step(
+        "dialogue", 2, [{"text": "Hi"}, "Hello, how can I help?"], values={"task": "T"}, labels=[]
+    )
     assert schema is None
     content = messages[0]["content"]
     assert "User: Hi\nAssistant: Hello, how can I help?" in content and "next user turn" in content
@@ -62,24 +71,41 @@ def test_dialogue_steps_alternate_roles_and_see_the_whole_transcript():
 
 
 def test_input_then_label_takes_the_label_from_the_second_step():
-    messages, schema = prompts.later_step("input_then_label", 1, [{"text": "Great film"}], values={"task": "T", "labels": "- a"}, labels=["a", "b"])
+    messages, schema = prompts.later_step(
+        "input_then_label",
+        1,
+        [{"text": "Great film"}],
+        values={"task": "T", "labels": "- a"},
+        labels=["a", "b"],
+    )
     assert "Great film" in messages[0]["content"] and schema["properties"]["label"]["enum"] == ["a", "b"]
-    made = prompts.sample_from_outputs("input_then_label", [{"text": "Great film"}, {"label": "b"}], {"label": "a"})
+    made = prompts.sample_from_outputs(
+        "input_then_label", [{"text": "Great film"}, {"label": "b"}], {"label": "a"}
+    )
     assert made == {"text": "Great film", "label": "b", "fields": {}}
 
 
 def test_instruction_then_response_keeps_both_parts():
-    messages, _ = prompts.later_step("instruction_then_response", 1, [{"instruction": "Name a colour"}], values={}, labels=[])
+    messages, _ = prompts.later_step(
+        "instruction_then_response", 1, [{"instruction": "Name a colour"}], values={}, labels=[]
+    )
     assert messages == [{"role": "user", "content": "Name a colour"}]
-    made = prompts.sample_from_outputs("instruction_then_response", [{"instruction": "Name a colour"}, "Blue"], {})
+    made = prompts.sample_from_outputs(
+        "instruction_then_response", [{"instruction": "Name a colour"}, "Blue"], {}
+    )
     assert made["fields"] == {"instruction": "Name a colour", "response": "Blue"}
 
 
 # -- conditions ---------------------------------------------------------------------------------------------
 
+
 def test_all_combinations_enumerates_the_product_in_order():
     combos = all_combinations(DIMS)
-    assert len(combos) == 6 and combos[0] == {"topic": "plot", "length": "short"} and combos[1]["length"] == "long"
+    assert (
+        len(combos) == 6
+        and combos[0] == {"topic": "plot", "length": "short"}
+        and combos[1]["length"] == "long"
+    )
     assert plan_conditions(DIMS, 8, mode="all")[6] == combos[0]
 
 
@@ -87,7 +113,9 @@ def test_balanced_sampling_uses_every_combination_once_before_repeating():
     plans = plan_conditions(DIMS, 6, mode="balanced", seed=1)
     assert len({tuple(p.items()) for p in plans}) == 6
     twelve = plan_conditions(DIMS, 12, mode="balanced", seed=1)
-    assert Counter(tuple(p.items()) for p in twelve) == Counter({tuple(c.items()): 2 for c in all_combinations(DIMS)})
+    assert Counter(tuple(p.items()) for p in twelve) == Counter(
+        {tuple(c.items()): 2 for c in all_combinations(DIMS)}
+    )
 
 
 def test_balanced_sampling_keeps_value_counts_even_on_a_partial_pass():
@@ -121,7 +149,12 @@ def test_random_words_come_from_the_vocabulary():
 
 
 def test_reweighting_moves_weight_toward_the_most_corrected_value():
-    stats = {"label": {"a": {"generated": 10, "reviewed": 10, "corrected": 5}, "b": {"generated": 10, "reviewed": 10, "corrected": 0}}}
+    stats = {
+        "label": {
+            "a": {"generated": 10, "reviewed": 10, "corrected": 5},
+            "b": {"generated": 10, "reviewed": 10, "corrected": 0},
+        }
+    }
     weights = reweight_toward_weakness([("label", ["a", "b"])], None, stats)
     # error a = 6/12 = 0.5, b = 1/12; mean 7/24 → weak a = 12/7, b = 2/7; equal coverage; scaled to mean 1
     assert weights["label"]["a"] == pytest.approx(12 / 7, abs=1e-5)
@@ -137,7 +170,9 @@ def test_reweighting_favours_thinly_covered_values_when_nobody_reviewed():
 
 def test_reweighting_with_strength_zero_keeps_the_weights():
     stats = {"label": {"a": {"generated": 3, "reviewed": 3, "corrected": 3}}}
-    assert reweight_toward_weakness([("label", ["a", "b"])], {"label": {"a": 1, "b": 3}}, stats, strength=0) == {"label": {"a": 0.5, "b": 1.5}}
+    assert reweight_toward_weakness(
+        [("label", ["a", "b"])], {"label": {"a": 1, "b": 3}}, stats, strength=0
+    ) == {"label": {"a": 0.5, "b": 1.5}}
 
 
 # -- demos --------------------------------------------------------------------------------------------------
@@ -157,7 +192,9 @@ def test_kmeans_medoids_pick_one_item_per_cluster():
 def test_verified_items_come_before_seeds():
     picks = pick_demos("random", 3, pool_size=5, verified_count=2, rng=random.Random(0))
     assert set(picks[:2]) == {0, 1} and picks[2] in {2, 3, 4}
-    assert pick_demos("similar", 1, pool_size=5, verified_count=2, vectors=VECTORS, target=np.array([0.0, 1.0])) == [1]
+    assert pick_demos(
+        "similar", 1, pool_size=5, verified_count=2, vectors=VECTORS, target=np.array([0.0, 1.0])
+    ) == [1]
     assert pick_demos("none", 3, pool_size=5, verified_count=2) == []
 
 
@@ -218,6 +255,7 @@ def test_annotation_and_generation_share_one_vote_k():
 
 # -- offline generator ------------------------------------------------------------------------------------
 
+
 def test_the_markov_model_only_emits_words_it_has_seen():
     model = MarkovTextModel(["the film was good", "the acting was bad"])
     text = model.generate(random.Random(1))
@@ -226,14 +264,24 @@ def test_the_markov_model_only_emits_words_it_has_seen():
 
 def test_the_offline_generator_uses_the_labels_own_texts():
     generator = OfflineGenerator({"positive": ["lovely lovely film"], "negative": ["awful awful film"]})
-    assert "awful" in generator.text(random.Random(0), "negative") and "lovely" not in generator.text(random.Random(0), "negative")
+    assert "awful" in generator.text(random.Random(0), "negative") and "lovely" not in generator.text(
+        random.Random(0), "negative"
+    )
     assert generator.label_for(random.Random(0), "", ["positive", "negative"]) in {"positive", "negative"}
 
 
 # -- schema -------------------------------------------------------------------------------------------------
 
-SCHEMA = {"type": "object", "properties": {"text": {"type": "string", "minLength": 1}, "label": {"enum": ["a", "b"]},
-          "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["text", "label"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "minLength": 1},
+        "label": {"enum": ["a", "b"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["text", "label"],
+    "additionalProperties": False,
+}
 
 
 def test_schema_validation_accepts_a_valid_object():
@@ -252,5 +300,7 @@ def test_schema_validation_names_each_problem():
 
 def test_schema_check_flags_bad_schemas():
     assert check_schema({"type": "thing"}) == ["Unknown type 'thing'."]
-    assert check_schema({"type": "object", "properties": {}, "required": ["x"]}) == ["Required property 'x' is not among the properties."]
+    assert check_schema({"type": "object", "properties": {}, "required": ["x"]}) == [
+        "Required property 'x' is not among the properties."
+    ]
     assert check_schema([]) == ["The schema must be a JSON object."]

@@ -66,8 +66,17 @@ def test_prompt_variants_paraphrase_the_instruction_and_verbalised_asks_for_json
 
 @pytest.mark.parametrize(
     "answer, expected",
-    [("A", "agrees"), (" b.", "neutral"), ("C)", "disagrees"), ("Neutral", "neutral"), ("B. neutral", "neutral"),
-     ("D", None), ("", None), ("I cannot decide", None), ("B. agrees", None)],
+    [
+        ("A", "agrees"),
+        (" b.", "neutral"),
+        ("C)", "disagrees"),
+        ("Neutral", "neutral"),
+        ("B. neutral", "neutral"),
+        ("D", None),
+        ("", None),
+        ("I cannot decide", None),
+        ("B. agrees", None),
+    ],
 )
 def test_it_matches_answers_to_labels_only_when_they_name_one(answer, expected):
     assert match_label(answer, CODEBOOK) == expected
@@ -107,7 +116,9 @@ def test_votes_with_no_valid_answer_are_invalid():
 
 
 def test_verbalised_confidence_goes_to_the_label_and_the_rest_is_shared():
-    reading = parse_verbalised(json.dumps({"label": "C", "confidence": 0.8, "rationale": "denies it"}), CODEBOOK)
+    reading = parse_verbalised(
+        json.dumps({"label": "C", "confidence": 0.8, "rationale": "denies it"}), CODEBOOK
+    )
     assert reading.label == "disagrees" and reading.rationale == "denies it"
     assert reading.distribution["disagrees"] == pytest.approx(0.8)
     assert reading.distribution["agrees"] == pytest.approx(0.1)

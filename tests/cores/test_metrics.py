@@ -18,7 +18,9 @@ RATER_B = ["pos", "neg", "neg", "neu", "neg", "pos", "pos", "neu", "pos", "neu",
 
 
 def test_cohen_kappa_agrees_with_sklearn():
-    assert metrics.cohen_kappa(RATER_A, RATER_B) == pytest.approx(cohen_kappa_score(RATER_A, RATER_B), abs=1e-9)
+    assert metrics.cohen_kappa(RATER_A, RATER_B) == pytest.approx(
+        cohen_kappa_score(RATER_A, RATER_B), abs=1e-9
+    )
 
 
 def test_cohen_kappa_agrees_with_sklearn_on_random_ratings():
@@ -32,7 +34,9 @@ def test_fleiss_kappa_agrees_with_statsmodels():
     rng = np.random.default_rng(7)
     items = [[int(v) for v in rng.integers(0, 3, 4)] for _ in range(30)]
     table = metrics.category_counts(items, categories=[0, 1, 2])
-    assert metrics.fleiss_kappa(table) == pytest.approx(statsmodels_fleiss_kappa(table, method="fleiss"), abs=1e-9)
+    assert metrics.fleiss_kappa(table) == pytest.approx(
+        statsmodels_fleiss_kappa(table, method="fleiss"), abs=1e-9
+    )
 
 
 def test_fleiss_kappa_rejects_items_with_different_rater_counts():
@@ -86,7 +90,9 @@ def test_confusion_matrix_and_per_label_scores_agree_with_sklearn():
     scores = {s.label: s for s in metrics.per_label_scores(matrix, labels)}
     assert scores["pos"].precision == pytest.approx(4 / 5)
     assert scores["pos"].recall == pytest.approx(4 / 5)
-    assert metrics.macro_f1(RATER_A, RATER_B) == pytest.approx(f1_score(RATER_A, RATER_B, average="macro"), abs=1e-9)
+    assert metrics.macro_f1(RATER_A, RATER_B) == pytest.approx(
+        f1_score(RATER_A, RATER_B, average="macro"), abs=1e-9
+    )
 
 
 def test_distinct_n_counts_unique_over_total_ngrams():
@@ -173,7 +179,10 @@ def test_bradley_terry_counts_a_tie_as_half_a_win():
 
 def test_leaderboards_put_the_stronger_player_first_with_an_interval_around_it():
     matches = [("strong", "weak", 1.0)] * 30 + [("weak", "strong", 1.0)] * 10
-    for board in (metrics.elo_leaderboard(matches, rounds=50), metrics.bradley_terry_leaderboard(matches, rounds=50)):
+    for board in (
+        metrics.elo_leaderboard(matches, rounds=50),
+        metrics.bradley_terry_leaderboard(matches, rounds=50),
+    ):
         assert [row.player for row in board] == ["strong", "weak"]
         assert board[0].low <= board[0].rating <= board[0].high
         assert board[0].games == 40
@@ -192,7 +201,14 @@ def test_a_sampled_near_duplicate_rate_checks_each_sampled_item_against_all_item
 def test_the_diversity_summary_reports_its_sample_sizes():
     rng = np.random.default_rng(1)
     texts = [f"word{i} word{i + 1} shared" for i in range(30)]
-    summary = metrics.diversity_summary(texts, rng.normal(size=(30, 5)), self_bleu_sample=10, vendi_sample=12, near_duplicate_sample=7)
-    assert (summary["n"], summary["self_bleu_sample"], summary["vendi_sample"], summary["near_duplicate_sample"]) == (30, 10, 12, 7)
+    summary = metrics.diversity_summary(
+        texts, rng.normal(size=(30, 5)), self_bleu_sample=10, vendi_sample=12, near_duplicate_sample=7
+    )
+    assert (
+        summary["n"],
+        summary["self_bleu_sample"],
+        summary["vendi_sample"],
+        summary["near_duplicate_sample"],
+    ) == (30, 10, 12, 7)
     assert summary["distinct_1"] == pytest.approx(metrics.distinct_n([metrics.tokenize(t) for t in texts], 1))
     assert summary["top_unigrams"][0] == ("shared", 30)

@@ -76,9 +76,7 @@ def test_class_thresholds_are_the_mean_self_confidence_of_each_class():
 
 
 def test_an_item_confidently_in_another_class_is_an_issue_ranked_by_margin():
-    probabilities = np.array(
-        [[0.9, 0.1], [0.85, 0.15], [0.1, 0.9], [0.1, 0.9], [0.05, 0.95], [0.3, 0.7]]
-    )
+    probabilities = np.array([[0.9, 0.1], [0.85, 0.15], [0.1, 0.9], [0.1, 0.9], [0.05, 0.95], [0.3, 0.7]])
     labels = np.array([0, 0, 0, 1, 1, 1])  # item 2 says 0 but looks like 1; item 5 is unsure but fine
     thresholds = class_thresholds(probabilities, labels, 2)
     assert np.allclose(thresholds, [(0.9 + 0.85 + 0.1) / 3, 0.85])

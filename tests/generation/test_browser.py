@@ -30,8 +30,14 @@ def test_a_lead_configures_previews_runs_cancels_resumes_and_browses_outputs(
 ):
     page = browser_page
     openai_server.latency_ms = 150
-    LLMEndpoint.objects.create(project=project, name="local", base_url=openai_server.base_url, model="test-model",
-                               max_concurrency=2, max_retries=1)
+    LLMEndpoint.objects.create(
+        project=project,
+        name="local",
+        base_url=openai_server.base_url,
+        model="test-model",
+        max_concurrency=2,
+        max_retries=1,
+    )
     login_as(page, live_server.url, lead.username, PASSWORD)
     page.goto(f"{live_server.url}/projects/{project.id}/")
     page.click("nav >> text=Generation")
@@ -49,7 +55,9 @@ def test_a_lead_configures_previews_runs_cancels_resumes_and_browses_outputs(
     page.click("text=Back to the config")
     page.click("button[name=start]")
     page.wait_for_selector("#run-stats")
-    page.wait_for_function("() => Number(document.querySelector('#count-done').textContent) > 0", timeout=60_000)
+    page.wait_for_function(
+        "() => Number(document.querySelector('#count-done').textContent) > 0", timeout=60_000
+    )
     screenshot(page, "generation-run-progress")
     page.click("button[name=cancel]")
     page.wait_for_selector(".status-cancelled")
@@ -61,13 +69,17 @@ def test_a_lead_configures_previews_runs_cancels_resumes_and_browses_outputs(
     page.wait_for_selector(".status-succeeded", timeout=60_000)
     run.refresh_from_db()
     assert run.done == 40 and run.samples_created == 40
-    assert openai_server.request_count <= 40 + 2  # at most the in-flight requests at the cancel are sent again
+    assert (
+        openai_server.request_count <= 40 + 2
+    )  # at most the in-flight requests at the cancel are sent again
     screenshot(page, "generation-run-finished")
 
     page.click("main >> text=Outputs")
     page.wait_for_selector("#output-table")
     page.select_option("select[name=condition]", "topic=plot")
-    page.wait_for_function("() => !document.querySelector('#output-table').textContent.includes('topic: acting')")
+    page.wait_for_function(
+        "() => !document.querySelector('#output-table').textContent.includes('topic: acting')"
+    )
     page.locator("text=Details").first.click()
     page.wait_for_selector(".item-detail")
     assert "Raw output" in page.locator(".item-detail").inner_text()
@@ -76,7 +88,9 @@ def test_a_lead_configures_previews_runs_cancels_resumes_and_browses_outputs(
 
 
 @pytest.mark.browser
-def test_a_lead_runs_the_offline_generator_with_no_endpoint(browser_page, live_server, lead, project, samples):
+def test_a_lead_runs_the_offline_generator_with_no_endpoint(
+    browser_page, live_server, lead, project, samples
+):
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)
     page.goto(f"{live_server.url}/projects/{project.id}/generation/configs/new/")

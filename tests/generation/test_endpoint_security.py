@@ -36,7 +36,10 @@ pytestmark = pytest.mark.django_db
 APP_SECRET = "do-not-send-me-0f3c9a"
 STORED_KEY = "sk-stored-7d1e42"
 COMPLETION = {
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "test-model",
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "test-model",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
 }
@@ -46,7 +49,9 @@ class Listener:
     """A tiny HTTP server in a thread that records (path, Authorization) of every request and answers an
     OpenAI-style completion, or `status` with `body`, or a redirect to `location`."""
 
-    def __init__(self, host: str = "127.0.0.1", *, status: int = 200, body: bytes | None = None, location: str = "") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, status: int = 200, body: bytes | None = None, location: str = ""
+    ) -> None:
         self.status, self.body, self.location = status, body, location
         self.requests: list[tuple[str, str]] = []
         listener = self
@@ -100,19 +105,32 @@ def listener() -> Iterator[Listener]:
 
 def endpoint_form(base_url: str, **changes: str) -> dict[str, str]:
     return {
-        "name": "local", "base_url": base_url, "model": "test-model", "api_key_env": "", "api_key": "",
-        "max_concurrency": "2", "rpm": "0", "tpm": "0", "price_input_per_1k": "0", "price_output_per_1k": "0",
-        "timeout_seconds": "5", "max_retries": "0", **changes,
+        "name": "local",
+        "base_url": base_url,
+        "model": "test-model",
+        "api_key_env": "",
+        "api_key": "",
+        "max_concurrency": "2",
+        "rpm": "0",
+        "tpm": "0",
+        "price_input_per_1k": "0",
+        "price_output_per_1k": "0",
+        "timeout_seconds": "5",
+        "max_retries": "0",
+        **changes,
     }
 
 
 def press_test_connection(client, project, endpoint) -> str:
-    response = client.post(reverse("generation:endpoint_test", args=[project.id, endpoint.id]), HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("generation:endpoint_test", args=[project.id, endpoint.id]), HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     return response.content.decode()
 
 
 # -- who may create projects -------------------------------------------------------------------------------
+
 
 def test_only_staff_create_projects_unless_the_operator_opens_it_to_everyone(client, outsider, settings):
     client.force_login(outsider)
@@ -134,8 +152,11 @@ def test_only_staff_create_projects_unless_the_operator_opens_it_to_everyone(cli
 
 # -- key variables ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variable", ["SECRET_KEY", "LLM_API_KEY", "DATABASE_URL"])
-def test_the_app_secrets_never_reach_an_endpoint_as_its_key(lead_client, project, listener, monkeypatch, settings, variable):
+def test_the_app_secrets_never_reach_an_endpoint_as_its_key(
+    lead_client, project, listener, monkeypatch, settings, variable
+):
     monkeypatch.setenv(variable, APP_SECRET)
     settings.LLM_KEY_ENV_ALLOWED = [variable]  # even listed by the operator: never
     url = reverse("generation:endpoint_list", args=[project.id])
@@ -143,17 +164,28 @@ def test_the_app_secrets_never_reach_an_endpoint_as_its_key(lead_client, project
     response = lead_client.post(url, endpoint_form(listener.base_url, api_key_env=variable))
 
     assert response.status_code == 200 and not LLMEndpoint.objects.filter(project=project).exists()
-    assert "may not hold an endpoint key" in response.content.decode() and "SYNTHSTUDIO_KEY_" in response.content.decode()
+    assert (
+        "may not hold an endpoint key" in response.content.decode()
+        and "SYNTHSTUDIO_KEY_" in response.content.decode()
+    )
     # a row saved before the rule (or by other means) is refused at use, by the test button and by runs
-    legacy = LLMEndpoint.objects.create(project=project, name="legacy", base_url=listener.base_url, model="m",
-                                        api_key_env=variable, max_retries=0)
+    legacy = LLMEndpoint.objects.create(
+        project=project,
+        name="legacy",
+        base_url=listener.base_url,
+        model="m",
+        api_key_env=variable,
+        max_retries=0,
+    )
     body = press_test_connection(lead_client, project, legacy)
     result = complete(legacy, [{"role": "user", "content": "hi"}], use_cache=False)
     assert "may not hold an endpoint key" in body and not result.ok
     assert listener.requests == []
     # the listener does see keys: an allowed variable arrives
     monkeypatch.setenv("SYNTHSTUDIO_KEY_LOCAL", "sk-allowed-1")
-    lead_client.post(url, endpoint_form(listener.base_url, name="allowed", api_key_env="SYNTHSTUDIO_KEY_LOCAL"))
+    lead_client.post(
+        url, endpoint_form(listener.base_url, name="allowed", api_key_env="SYNTHSTUDIO_KEY_LOCAL")
+    )
     assert "OK" in press_test_connection(lead_client, project, LLMEndpoint.objects.get(name="allowed"))
     assert listener.authorizations == ["Bearer sk-allowed-1"]
 
@@ -163,31 +195,46 @@ def test_the_operator_chooses_the_key_variables(settings):
     assert key_variable_problem("SYNTHSTUDIO_KEY_") != ""  # the bare prefix names nothing
     assert key_variable_problem("OPENAI_API_KEY") != ""
     settings.LLM_KEY_ENV_PREFIX, settings.LLM_KEY_ENV_ALLOWED = "", ["OPENAI_API_KEY"]
-    assert key_variable_problem("OPENAI_API_KEY") == "" and key_variable_problem("SYNTHSTUDIO_KEY_OPENAI") != ""
+    assert (
+        key_variable_problem("OPENAI_API_KEY") == "" and key_variable_problem("SYNTHSTUDIO_KEY_OPENAI") != ""
+    )
     settings.LLM_KEY_ENV_PREFIX = "LLM_"
     assert key_variable_problem("LLM_API_KEY") != "" and key_variable_problem("LLM_OTHER") == ""
 
 
 def test_the_operators_environment_endpoint_keeps_its_key_and_host(lead_client, project, listener, settings):
     settings.LLM_ALLOW_PRIVATE_HOSTS = False
-    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_API_KEY = listener.base_url, "test-model", "sk-operator-9"
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.LLM_API_KEY = (
+        listener.base_url,
+        "test-model",
+        "sk-operator-9",
+    )
     environment = endpoint_sync_from_environment()
 
     assert "OK" in press_test_connection(lead_client, project, environment)
     assert listener.authorizations == ["Bearer sk-operator-9"]
     # the operator's origin is trusted, not the whole host: a lead's endpoint on another port is refused
     with Listener() as other:
-        lead_made = LLMEndpoint.objects.create(project=project, name="other", base_url=other.base_url, model="m")
+        lead_made = LLMEndpoint.objects.create(
+            project=project, name="other", base_url=other.base_url, model="m"
+        )
         assert "Refused: private address" in press_test_connection(lead_client, project, lead_made)
         assert other.requests == []
 
 
 # -- a changed base URL or model drops the stored key ----------------------------------------------------
 
+
 @pytest.mark.parametrize("change", ["base_url", "model"])
 def test_a_stored_key_does_not_follow_a_changed_base_url_or_model(lead_client, project, listener, change):
-    endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=listener.base_url, model="test-model",
-                                          stored_api_key=STORED_KEY, max_retries=0)
+    endpoint = LLMEndpoint.objects.create(
+        project=project,
+        name="local",
+        base_url=listener.base_url,
+        model="test-model",
+        stored_api_key=STORED_KEY,
+        max_retries=0,
+    )
     with Listener() as elsewhere:
         base_url = elsewhere.base_url if change == "base_url" else listener.base_url
         model = "another-model" if change == "model" else "test-model"
@@ -203,7 +250,9 @@ def test_a_stored_key_does_not_follow_a_changed_base_url_or_model(lead_client, p
         assert (elsewhere if change == "base_url" else listener).authorizations == ["Bearer no-key"]
 
     # a key typed together with the change is the new server's key: kept, nothing said about removing
-    response = lead_client.post(edit, endpoint_form(listener.base_url, model="third-model", api_key="sk-new-9"), follow=True)
+    response = lead_client.post(
+        edit, endpoint_form(listener.base_url, model="third-model", api_key="sk-new-9"), follow=True
+    )
     assert "The stored key was removed" not in response.content.decode()
     endpoint.refresh_from_db()
     assert endpoint.stored_api_key == "sk-new-9"
@@ -211,15 +260,24 @@ def test_a_stored_key_does_not_follow_a_changed_base_url_or_model(lead_client, p
 
 # -- keys encrypted at rest -------------------------------------------------------------------------------
 
+
 def stored_column(endpoint: LLMEndpoint) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT stored_api_key FROM generation_llmendpoint WHERE id = %s", [endpoint.pk])
         return cursor.fetchone()[0]
 
 
-def test_stored_keys_are_encrypted_and_a_changed_secret_key_says_re_enter_it(lead_client, lead, project, listener, settings):
-    endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=listener.base_url, model="test-model",
-                                          stored_api_key=STORED_KEY, max_retries=0)
+def test_stored_keys_are_encrypted_and_a_changed_secret_key_says_re_enter_it(
+    lead_client, lead, project, listener, settings
+):
+    endpoint = LLMEndpoint.objects.create(
+        project=project,
+        name="local",
+        base_url=listener.base_url,
+        model="test-model",
+        stored_api_key=STORED_KEY,
+        max_retries=0,
+    )
     token = stored_column(endpoint)
     assert STORED_KEY not in token and token.startswith("gAAAAA")
     assert LLMEndpoint.objects.get(pk=endpoint.pk).stored_api_key == STORED_KEY
@@ -242,13 +300,20 @@ def test_stored_keys_are_encrypted_and_a_changed_secret_key_says_re_enter_it(lea
 
 def test_the_migration_encrypts_plaintext_keys(project):
     migration = importlib.import_module("generation.migrations.0003_endpoint_keys_encrypted")
-    endpoint = LLMEndpoint.objects.create(project=project, name="old", base_url="http://127.0.0.1:9/v1", model="m")
+    endpoint = LLMEndpoint.objects.create(
+        project=project, name="old", base_url="http://127.0.0.1:9/v1", model="m"
+    )
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE generation_llmendpoint SET stored_api_key = %s WHERE id = %s", ["sk-legacy-plain", endpoint.pk])
+        cursor.execute(
+            "UPDATE generation_llmendpoint SET stored_api_key = %s WHERE id = %s",
+            ["sk-legacy-plain", endpoint.pk],
+        )
     from django.apps import apps
 
     migration.encrypt_plaintext_keys(apps, SimpleNamespace(connection=connection))
-    migration.encrypt_plaintext_keys(apps, SimpleNamespace(connection=connection))  # a second run changes nothing
+    migration.encrypt_plaintext_keys(
+        apps, SimpleNamespace(connection=connection)
+    )  # a second run changes nothing
 
     assert stored_column(endpoint).startswith("gAAAAA")
     assert LLMEndpoint.objects.get(pk=endpoint.pk).stored_api_key == "sk-legacy-plain"
@@ -256,15 +321,26 @@ def test_the_migration_encrypts_plaintext_keys(project):
 
 # -- outbound addresses -----------------------------------------------------------------------------------
 
-def test_a_private_base_url_is_refused_when_private_hosts_are_not_allowed(lead_client, project, listener, settings):
+
+def test_a_private_base_url_is_refused_when_private_hosts_are_not_allowed(
+    lead_client, project, listener, settings
+):
     settings.LLM_ALLOW_PRIVATE_HOSTS = False
 
-    response = lead_client.post(reverse("generation:endpoint_list", args=[project.id]),
-                                endpoint_form(listener.base_url, api_key="sk-typed"))
+    response = lead_client.post(
+        reverse("generation:endpoint_list", args=[project.id]),
+        endpoint_form(listener.base_url, api_key="sk-typed"),
+    )
     assert "Refused: private address" in response.content.decode()
     assert not LLMEndpoint.objects.filter(project=project).exists()
-    saved_earlier = LLMEndpoint.objects.create(project=project, name="earlier", base_url=listener.base_url, model="m",
-                                               stored_api_key=STORED_KEY, max_retries=0)
+    saved_earlier = LLMEndpoint.objects.create(
+        project=project,
+        name="earlier",
+        base_url=listener.base_url,
+        model="m",
+        stored_api_key=STORED_KEY,
+        max_retries=0,
+    )
     body = press_test_connection(lead_client, project, saved_earlier)
     result = complete(saved_earlier, [{"role": "user", "content": "hi"}], use_cache=False)
 
@@ -276,18 +352,30 @@ def test_a_redirect_to_a_refused_address_is_not_followed(lead_client, project, s
     settings.LLM_ALLOW_PRIVATE_HOSTS, settings.LLM_ALLOWED_HOSTS = False, ["127.0.0.1"]
     with Listener("127.0.0.2") as inside, Listener(location="") as allowed:
         allowed.location = inside.base_url + "/chat/completions"
-        endpoint = LLMEndpoint.objects.create(project=project, name="redirects", base_url=allowed.base_url, model="m",
-                                              stored_api_key=STORED_KEY, max_retries=0)
+        endpoint = LLMEndpoint.objects.create(
+            project=project,
+            name="redirects",
+            base_url=allowed.base_url,
+            model="m",
+            stored_api_key=STORED_KEY,
+            max_retries=0,
+        )
         body = press_test_connection(lead_client, project, endpoint)
 
         assert len(allowed.requests) == 1 and inside.requests == []
         assert CONNECTION_INCOMPATIBLE.split(" (")[0] in body and "307" not in body
 
 
-@pytest.mark.parametrize(("status", "body"), [(418, b'{"error": "teapot-body-secret"}'), (503, b"upstream 503"), (200, b"<html>")])
-def test_the_connection_test_never_reports_the_remote_status_or_body(lead_client, project, settings, status, body):
+@pytest.mark.parametrize(
+    ("status", "body"), [(418, b'{"error": "teapot-body-secret"}'), (503, b"upstream 503"), (200, b"<html>")]
+)
+def test_the_connection_test_never_reports_the_remote_status_or_body(
+    lead_client, project, settings, status, body
+):
     with Listener(status=status, body=body) as remote:
-        endpoint = LLMEndpoint.objects.create(project=project, name="remote", base_url=remote.base_url, model="m", max_retries=0)
+        endpoint = LLMEndpoint.objects.create(
+            project=project, name="remote", base_url=remote.base_url, model="m", max_retries=0
+        )
         ok, message = check_connection(endpoint)
 
     assert not ok and message == CONNECTION_INCOMPATIBLE
@@ -296,17 +384,31 @@ def test_the_connection_test_never_reports_the_remote_status_or_body(lead_client
 
 @pytest.mark.parametrize(
     ("address", "kind"),
-    [("127.0.0.1", "private"), ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("::1", "private"),
-     ("fd00::1", "private"), ("169.254.169.254", "special"), ("fe80::1", "special"), ("224.0.0.1", "special"),
-     ("0.0.0.0", "special"), ("240.0.0.1", "special"), ("100.64.0.1", "special"), ("8.8.8.8", ""),
-     ("2606:4700:4700::1111", "")],
+    [
+        ("127.0.0.1", "private"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("::1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "special"),
+        ("fe80::1", "special"),
+        ("224.0.0.1", "special"),
+        ("0.0.0.0", "special"),
+        ("240.0.0.1", "special"),
+        ("100.64.0.1", "special"),
+        ("8.8.8.8", ""),
+        ("2606:4700:4700::1111", ""),
+    ],
 )
 def test_addresses_are_classified(address, kind):
     assert address_kind(ipaddress.ip_address(address)) == kind
 
 
 def test_the_policy_checks_every_resolved_address_and_the_operators_exceptions():
-    public, private = (lambda host, port: ["93.184.216.34"]), (lambda host, port: ["93.184.216.34", "10.0.0.5"])
+    public, private = (
+        (lambda host, port: ["93.184.216.34"]),
+        (lambda host, port: ["93.184.216.34", "10.0.0.5"]),
+    )
     strict = OutboundPolicy()
     assert strict.check("https://llm.example/v1", resolver=public) == ("", "93.184.216.34")
     assert strict.check("https://llm.example/v1", resolver=private)[0].startswith("Refused")
@@ -314,8 +416,12 @@ def test_the_policy_checks_every_resolved_address_and_the_operators_exceptions()
     assert strict.check("ftp://llm.example/v1")[0].startswith("Refused")
     relaxed = OutboundPolicy(allow_private=True)
     assert relaxed.check("http://127.0.0.1:8000/v1")[0] == ""
-    assert relaxed.check("http://169.254.169.254/latest")[0].startswith("Refused")  # metadata: never by the flag
-    listed = OutboundPolicy(allowed_networks=(ipaddress.ip_network("169.254.0.0/16"),), allowed_names=frozenset({"gpu-box"}))
+    assert relaxed.check("http://169.254.169.254/latest")[0].startswith(
+        "Refused"
+    )  # metadata: never by the flag
+    listed = OutboundPolicy(
+        allowed_networks=(ipaddress.ip_network("169.254.0.0/16"),), allowed_names=frozenset({"gpu-box"})
+    )
     assert listed.check("http://169.254.169.254/latest")[0] == ""
     assert listed.check("http://GPU-box:8000/v1", resolver=private) == ("", None)
 
@@ -339,6 +445,12 @@ def test_the_request_hook_pins_the_checked_address_against_dns_rebinding():
 def test_settings_the_code_would_ignore_are_reported_by_the_system_checks(settings):
     from generation.checks import endpoint_security_settings
 
-    settings.LLM_KEY_ENV_ALLOWED, settings.LLM_ALLOWED_HOSTS = ["SECRET_KEY", "OPENAI_API_KEY"], ["10.0.0.0/33", "gpu-box"]
+    settings.LLM_KEY_ENV_ALLOWED, settings.LLM_ALLOWED_HOSTS = (
+        ["SECRET_KEY", "OPENAI_API_KEY"],
+        ["10.0.0.0/33", "gpu-box"],
+    )
 
-    assert sorted(message.id for message in endpoint_security_settings(None)) == ["generation.E001", "generation.W001"]
+    assert sorted(message.id for message in endpoint_security_settings(None)) == [
+        "generation.E001",
+        "generation.W001",
+    ]

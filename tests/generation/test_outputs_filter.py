@@ -30,16 +30,23 @@ IGNORED = [
 @pytest.fixture
 def finished_run(project, lead, samples):
     config = config_create_version(
-        project=project, user=lead, name="reviews",
-        values={"template": DEFAULT_TEMPLATE, "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
-                "target_count": 6},
+        project=project,
+        user=lead,
+        name="reviews",
+        values={
+            "template": DEFAULT_TEMPLATE,
+            "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
+            "target_count": 6,
+        },
     )
     run = run_start(config=config, user=lead, enqueue_task=False)
     return run_execute(run_id=run.pk)
 
 
 @pytest.mark.parametrize("condition", IGNORED)
-def test_anything_but_equality_on_a_known_condition_is_ignored_with_a_note(lead_client, project, finished_run, condition):
+def test_anything_but_equality_on_a_known_condition_is_ignored_with_a_note(
+    lead_client, project, finished_run, condition
+):
     url = reverse("generation:outputs", args=[project.id])
     everything = lead_client.get(url).context["total"]
     response = lead_client.get(url, {"condition": condition}, HTTP_HX_REQUEST="true")
@@ -69,5 +76,8 @@ def test_the_parser_takes_only_known_plain_names():
     assert condition_filter_parse("topic=a=b", known).name == "topic"
     assert condition_filter_parse("topic=a=b", known).value == "a=b"
     assert not condition_filter_parse("", known).applies and not condition_filter_parse("", known).ignored
-    assert "No condition is named “tone” (these runs have: label, topic)" in condition_filter_parse("tone=x", known).ignored
+    assert (
+        "No condition is named “tone” (these runs have: label, topic)"
+        in condition_filter_parse("tone=x", known).ignored
+    )
     assert "not a condition name" in condition_filter_parse("topic__regex=x", known).ignored

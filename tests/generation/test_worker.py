@@ -26,18 +26,35 @@ def wait_for(run: GenerationRun, condition, seconds: float = 90) -> None:
 
 
 @pytest.mark.worker
-def test_killing_the_worker_mid_run_loses_nothing_and_resends_no_finished_call(celery_worker_process, project, lead, openai_server):
+def test_killing_the_worker_mid_run_loses_nothing_and_resends_no_finished_call(
+    celery_worker_process, project, lead, openai_server
+):
     openai_server.latency_ms = 100
-    endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=openai_server.base_url, model="test-model",
-                                          max_concurrency=4, max_retries=1)
-    config = config_create_version(project=project, user=lead, name="crash", values={
-        "endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": 40,
-        "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
-    })
+    endpoint = LLMEndpoint.objects.create(
+        project=project,
+        name="local",
+        base_url=openai_server.base_url,
+        model="test-model",
+        max_concurrency=4,
+        max_retries=1,
+    )
+    config = config_create_version(
+        project=project,
+        user=lead,
+        name="crash",
+        values={
+            "endpoint": endpoint,
+            "template": DEFAULT_TEMPLATE,
+            "target_count": 40,
+            "dimensions": [{"name": "topic", "values": ["plot", "acting"]}],
+        },
+    )
     run = run_start(config=config, user=lead)
     wait_for(run, lambda r: r.done >= 10)
     celery_worker_process.kill_hard()
-    done_before_kill = set(GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True))
+    done_before_kill = set(
+        GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True)
+    )
     seen_before_kill = openai_server.request_count
 
     celery_worker_process.start()

@@ -54,7 +54,9 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
     }  # fmt: skip
     logins = dict(re.findall(r"(demo_\w+)\s+password: (\S+)", second))
     assert logins == dict(re.findall(r"(demo_\w+)\s+password: (\S+)", first)) and len(logins) == 3
-    login = RequestFactory().post("/login/")  # django-axes throttles per username and IP: it needs the request
+    login = RequestFactory().post(
+        "/login/"
+    )  # django-axes throttles per username and IP: it needs the request
     users = {name: authenticate(login, username=name, password=password) for name, password in logins.items()}
     assert all(users.values())
     for name, password in logins.items():
@@ -74,14 +76,20 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     project = Project.objects.get()
     unlabelled_pool = Sample.objects.filter(project=project, origin=Origin.IMPORTED, is_seed=False)
     generated = Sample.objects.filter(project=project, origin=Origin.GENERATED)
-    assert 60 <= unlabelled_pool.count() <= 80 and not unlabelled_pool.filter(human_annotations__isnull=False).exists()
+    assert (
+        60 <= unlabelled_pool.count() <= 80
+        and not unlabelled_pool.filter(human_annotations__isnull=False).exists()
+    )
     assert GenerationRun.objects.get().status == JobStatus.SUCCEEDED and generated.exists()
     assert all(sample.provenance["offline"] for sample in generated)
     labelling = LabellingRun.objects.get()
     assert labelling.status == JobStatus.SUCCEEDED and labelling.done == project.samples.count()
     current = LLMAnnotation.objects.filter(sample__project=project, is_current=True)
     assert current.count() == project.samples.count()
-    assert set(current.values_list("model_name", flat=True)) == {OFFLINE_MODEL_NAME} and "offline" in OFFLINE_MODEL_NAME
+    assert (
+        set(current.values_list("model_name", flat=True)) == {OFFLINE_MODEL_NAME}
+        and "offline" in OFFLINE_MODEL_NAME
+    )
     assert all(abs(sum(a.distribution.values()) - 1) < 1e-6 and len(a.distribution) == 4 for a in current)
     assert SampleSignals.objects.filter(sample__project=project).count() == project.samples.count()
     assert "routed review tasks waiting" in second
@@ -90,7 +98,9 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     assert set(snapshot.items.values_list("split", flat=True)) == {"train", "test"}
     judge = JudgeRun.objects.get()
     assert judge.is_offline and judge.kind == JudgeKind.RATING and judge.status == JobStatus.SUCCEEDED
-    assert judge.summary["judged"] == project.samples.count() and "offline heuristic judge, not an LLM" in second
+    assert (
+        judge.summary["judged"] == project.samples.count() and "offline heuristic judge, not an LLM" in second
+    )
     assert [model.objects.count() for model in models] == counts
 
 
@@ -104,7 +114,9 @@ def test_the_demo_annotators_each_find_a_routed_item_with_two_answers_wanted(db)
     for username in ("demo_ann1", "demo_ann2"):
         annotator = project.memberships.get(user__username=username).user
         assignment = review.review_next(project=project, annotator=annotator)
-        assert assignment is not None and assignment.task.sample_id in set(tasks.values_list("sample_id", flat=True))
+        assert assignment is not None and assignment.task.sample_id in set(
+            tasks.values_list("sample_id", flat=True)
+        )
 
 
 def test_it_benchmarks_the_import_and_cleans_up(db):

@@ -20,7 +20,15 @@ def load_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
         key: value
         for key, value in os.environ.items()
         if key
-        not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "IMPORT_MAX_MB", "SESSION_CACHE_URL"}
+        not in {
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "SECRET_KEY",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "IMPORT_MAX_MB",
+            "SESSION_CACHE_URL",
+        }
     }
     environment.update(SYNTHSTUDIO_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -60,7 +68,12 @@ def test_it_generates_a_secret_key_with_debug_off_too_and_prefers_the_environmen
     script = "import synthstudio.settings as s; print(s.SECRET_KEY)"
     environment = {**os.environ, "SYNTHSTUDIO_VAR_DIR": str(tmp_path), "DEBUG": "false"}
     key = lambda **env: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", script], cwd=REPO_DIR, env={**environment, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        cwd=REPO_DIR,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.strip()
 
     assert generated.returncode == 0, generated.stderr
@@ -117,9 +130,20 @@ def test_it_reads_booleans(monkeypatch, raw, expected):
 def test_sessions_are_cached_in_files_of_the_var_folder_or_in_redis_when_asked(tmp_path):
     script = "import synthstudio.settings as s; c = s.CACHES['sessions']; print(s.SESSION_ENGINE, c['BACKEND'], c['LOCATION'])"
     environment = {key: value for key, value in os.environ.items() if key != "SESSION_CACHE_URL"}
-    run = lambda **env: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", script], cwd=REPO_DIR, env={**environment, "SYNTHSTUDIO_VAR_DIR": str(tmp_path), **env},
-        capture_output=True, text=True, timeout=60,
-    ).stdout
-    assert run() .split() == ["django.contrib.sessions.backends.cached_db", "django.core.cache.backends.filebased.FileBasedCache", str(tmp_path / "cache" / "sessions")]
+
+    def run(**env: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO_DIR,
+            env={**environment, "SYNTHSTUDIO_VAR_DIR": str(tmp_path), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+
+    assert run().split() == [
+        "django.contrib.sessions.backends.cached_db",
+        "django.core.cache.backends.filebased.FileBasedCache",
+        str(tmp_path / "cache" / "sessions"),
+    ]
     assert "RedisCache redis://127.0.0.1:6379/3" in run(SESSION_CACHE_URL="redis://127.0.0.1:6379/3")

@@ -80,7 +80,9 @@ def test_it_lists_only_the_users_own_projects(client, outsider, project):
 
 
 def test_it_creates_a_project_with_its_creator_as_lead(outsider_client, outsider, settings):
-    settings.PROJECT_CREATORS = "everyone"  # by default only staff create projects (test_endpoint_security.py)
+    settings.PROJECT_CREATORS = (
+        "everyone"  # by default only staff create projects (test_endpoint_security.py)
+    )
     response = outsider_client.post(reverse("project_new"), {"name": "Intent triage", "description": ""})
 
     project = Project.objects.get(name="Intent triage")
@@ -278,7 +280,10 @@ def test_the_sample_list_marks_labels_from_the_offline_labeller(lead_client, sam
     from synthstudio.models import LabelMethod, LLMAnnotation
 
     LLMAnnotation.objects.create(
-        sample=samples[0], label="positive", distribution={"positive": 0.7, "negative": 0.3}, confidence=0.7,
+        sample=samples[0],
+        label="positive",
+        distribution={"positive": 0.7, "negative": 0.3},
+        confidence=0.7,
         method=LabelMethod.OFFLINE,
     )
     final_label_refresh(sample=samples[0])

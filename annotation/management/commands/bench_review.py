@@ -99,7 +99,9 @@ class Browserless:
         self.cookies: dict[str, str] = {}
         self.connection = http.client.HTTPConnection(host, port, timeout=60)
 
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, dict, str]:
         all_headers = {"Host": f"{self.host}:{self.port}", **(headers or {})}
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
@@ -137,7 +139,13 @@ def think_seconds(rng: random.Random, mean_ms: float) -> float:
 
 
 def annotate_until_empty(
-    run: AnnotatorRun, host: str, port: int, project_id: int, start: threading.Barrier, *, think_ms: float = 0.0,
+    run: AnnotatorRun,
+    host: str,
+    port: int,
+    project_id: int,
+    start: threading.Barrier,
+    *,
+    think_ms: float = 0.0,
     rng: random.Random | None = None,
 ) -> None:
     rng = rng or random.Random(run.username)
@@ -149,13 +157,17 @@ def annotate_until_empty(
             run.errors.append(f"login page: HTTP {status}")
             return
         status, _, _ = session.request(
-            "POST", "/login/", {"username": run.username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)}
+            "POST",
+            "/login/",
+            {"username": run.username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
         )
         if status != 302:
             run.errors.append(f"login: HTTP {status}")
             return
         start.wait()
-        status, _, page = session.request("GET", f"/projects/{project_id}/review/", headers={"HX-Request": "true"})
+        status, _, page = session.request(
+            "GET", f"/projects/{project_id}/review/", headers={"HX-Request": "true"}
+        )
         labels = [label["name"] for label in LABELS]
         turn = 0
         while status == 200 and EMPTY_QUEUE not in page:
@@ -169,7 +181,11 @@ def annotate_until_empty(
             status, _, page = session.request(
                 "POST",
                 action.group(1),
-                {"label": labels[turn % len(labels)], "submission_id": submission.group(1), "seconds_spent": "0"},
+                {
+                    "label": labels[turn % len(labels)],
+                    "submission_id": submission.group(1),
+                    "seconds_spent": "0",
+                },
                 headers={"HX-Request": "true", "X-CSRFToken": session.cookies.get("csrftoken", "")},
             )
             answered = time.perf_counter()
@@ -225,7 +241,9 @@ class Command(BaseCommand):
         parser.add_argument("--items", type=int, default=2000)
         parser.add_argument("--overlap", type=int, default=1, help="Distinct annotators per item.")
         parser.add_argument(
-            "--think-ms", type=float, default=0.0,
+            "--think-ms",
+            type=float,
+            default=0.0,
             help="Mean time (ms, exponential) an annotator reads an item before answering; 0: closed loop, no pauses.",
         )
         parser.add_argument("--seed", type=int, default=0, help="Seed of the annotators' think times.")
@@ -234,16 +252,32 @@ class Command(BaseCommand):
         # connections split unevenly (9/11 measured: median 98 ms vs 125 ms per annotator). Over several runs on
         # the 2-core machine both gave p95 140–360 ms; run-to-run variance there is about ±30%.
         parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
-        parser.add_argument("--threads", type=int, default=4, help="Threads per gunicorn worker (gthread only).")
-        parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class.")
+        parser.add_argument(
+            "--threads", type=int, default=4, help="Threads per gunicorn worker (gthread only)."
+        )
+        parser.add_argument(
+            "--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class."
+        )
         parser.add_argument("--server", choices=["gunicorn", "django"], default="gunicorn")
 
     def handle(
-        self, *args, annotators: int, items: int, overlap: int, think_ms: float, seed: int, workers: int, threads: int,
-        worker_class: str, server: str, **options,
+        self,
+        *args,
+        annotators: int,
+        items: int,
+        overlap: int,
+        think_ms: float,
+        seed: int,
+        workers: int,
+        threads: int,
+        worker_class: str,
+        server: str,
+        **options,
     ) -> None:
         if annotators < overlap:
-            raise CommandError("--overlap cannot exceed --annotators: an item needs that many distinct people.")
+            raise CommandError(
+                "--overlap cannot exceed --annotators: an item needs that many distinct people."
+            )
         if think_ms < 0:
             raise CommandError("--think-ms is a mean time in milliseconds: 0 or more.")
         database_url = self.throwaway_database()
@@ -268,7 +302,9 @@ class Command(BaseCommand):
                 try:
                     barrier.wait(timeout=300)
                 except threading.BrokenBarrierError:
-                    raise CommandError("Not every annotator could log in: " + "; ".join(e for r in runs for e in r.errors)) from None
+                    raise CommandError(
+                        "Not every annotator could log in: " + "; ".join(e for r in runs for e in r.errors)
+                    ) from None
                 cpu_before = cpu_seconds_by_role()
                 began = time.perf_counter()
                 for client in clients:
@@ -276,11 +312,18 @@ class Command(BaseCommand):
                 seconds = time.perf_counter() - began
                 cpu_used = {role: cpu_seconds_by_role()[role] - cpu_before[role] for role in cpu_before}
             report = self.report(
-                project=project, runs=runs, began=began, seconds=seconds, overlap=overlap, items=items,
+                project=project,
+                runs=runs,
+                began=began,
+                seconds=seconds,
+                overlap=overlap,
+                items=items,
                 think_ms=think_ms,
             )
             if report["answers"]:
-                report["cpu_ms_per_answer"] = {role: round(used * 1000 / report["answers"], 2) for role, used in cpu_used.items()}
+                report["cpu_ms_per_answer"] = {
+                    role: round(used * 1000 / report["answers"], 2) for role, used in cpu_used.items()
+                }
             self.stdout.write(json.dumps(report))
         finally:
             self.drop_throwaway_database()
@@ -332,27 +375,45 @@ class Command(BaseCommand):
         project = Project.objects.create(name="bench_review", created_by=lead, reservation_minutes=30)
         Membership.objects.create(project=project, user=lead, role=Role.LEAD)
         codebook_create_version(
-            project=project, user=lead, task_description="Sentiment of a review.", guidelines="Judge the reviewer.", labels=LABELS
+            project=project,
+            user=lead,
+            task_description="Sentiment of a review.",
+            guidelines="Judge the reviewer.",
+            labels=LABELS,
         )
         template = users(username="template")
         template.set_password(PASSWORD)  # hash once: PBKDF2 per user would dominate set-up time
         people = users.objects.bulk_create(
-            users(username=f"bench_annotator_{index:02d}", password=template.password) for index in range(annotators)
+            users(username=f"bench_annotator_{index:02d}", password=template.password)
+            for index in range(annotators)
         )
-        Membership.objects.bulk_create(Membership(project=project, user=user, role=Role.ANNOTATOR) for user in people)
-        texts = [f"Review {index}: the plot was {'gripping' if index % 2 else 'slow'} and the cast {index % 7} stars." for index in range(items)]
+        Membership.objects.bulk_create(
+            Membership(project=project, user=user, role=Role.ANNOTATOR) for user in people
+        )
+        texts = [
+            f"Review {index}: the plot was {'gripping' if index % 2 else 'slow'} and the cast {index % 7} stars."
+            for index in range(items)
+        ]
         samples = Sample.objects.bulk_create(
             Sample(project=project, text=text, text_hash=text_hash(text)) for text in texts
         )
         LLMAnnotation.objects.bulk_create(
-            LLMAnnotation(sample=sample, label="positive", distribution={"positive": 0.6, "negative": 0.3, "mixed": 0.1},
-                          confidence=0.6, method="offline", rationale="offline benchmark suggestion")
+            LLMAnnotation(
+                sample=sample,
+                label="positive",
+                distribution={"positive": 0.6, "negative": 0.3, "mixed": 0.1},
+                confidence=0.6,
+                method="offline",
+                rationale="offline benchmark suggestion",
+            )
             for sample in samples
         )
         review.review_gold_rate_set(project=project, gold_rate=0.0)
         review.review_tasks_create(
             project=project,
-            samples_with_reasons=[(sample, "benchmark", float(items - index)) for index, sample in enumerate(samples)],
+            samples_with_reasons=[
+                (sample, "benchmark", float(items - index)) for index, sample in enumerate(samples)
+            ],
             kind=TaskKind.ROUTED,
             required_answers=overlap,
             strategy="benchmark",
@@ -380,10 +441,26 @@ class Command(BaseCommand):
                         "LOG_LEVEL": "WARNING",
                     }
                     self.process = subprocess.Popen(
-                        [sys.executable, "-m", "gunicorn", "synthstudio.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-                         "--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads),
-                         "--keep-alive", "30", "--log-level", "warning"],
-                        cwd=settings.BASE_DIR, env=env,
+                        [
+                            sys.executable,
+                            "-m",
+                            "gunicorn",
+                            "synthstudio.wsgi:application",
+                            "--bind",
+                            f"127.0.0.1:{self.port}",
+                            "--worker-class",
+                            worker_class,
+                            "--workers",
+                            str(workers),
+                            "--threads",
+                            str(threads),
+                            "--keep-alive",
+                            "30",
+                            "--log-level",
+                            "warning",
+                        ],
+                        cwd=settings.BASE_DIR,
+                        env=env,
                     )
                 else:
                     from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
@@ -393,7 +470,9 @@ class Command(BaseCommand):
                         def log_message(self, *args) -> None:
                             pass
 
-                    self.thread_server = ThreadedWSGIServer(("127.0.0.1", self.port), QuietHandler, allow_reuse_address=True)
+                    self.thread_server = ThreadedWSGIServer(
+                        ("127.0.0.1", self.port), QuietHandler, allow_reuse_address=True
+                    )
                     self.thread_server.set_app(get_wsgi_application())
                     threading.Thread(target=self.thread_server.serve_forever, daemon=True).start()
                 command.wait_until_up(self.port, self.process)
@@ -439,7 +518,14 @@ class Command(BaseCommand):
     # ---------------------------------------------------------------- report
 
     def report(
-        self, *, project: Project, runs: list[AnnotatorRun], began: float, seconds: float, overlap: int, items: int,
+        self,
+        *,
+        project: Project,
+        runs: list[AnnotatorRun],
+        began: float,
+        seconds: float,
+        overlap: int,
+        items: int,
         think_ms: float,
     ) -> dict:
         answers = HumanAnnotation.objects.filter(sample__project=project, source=HumanSource.REVIEW)
@@ -458,17 +544,25 @@ class Command(BaseCommand):
             ).values_list("pk", flat=True)
         )
         latencies = sorted(latency for run in runs for latency in run.latencies_ms)
-        cuts = quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99 or [0.0] * 99
+        cuts = (
+            quantiles(latencies, n=100, method="inclusive")
+            if len(latencies) > 1
+            else latencies * 99 or [0.0] * 99
+        )
         errors = [error for run in runs for error in run.errors]
         all_at_work = min(run.finished_at for run in runs) - began
-        served_while_all_worked = sum(1 for run in runs for at in run.answered_at if at - began <= all_at_work)
+        served_while_all_worked = sum(
+            1 for run in runs for at in run.answered_at if at - began <= all_at_work
+        )
         return {
             "annotators": len(runs),
             "think_ms": think_ms,
             "answers": answer_count,
             "seconds": round(seconds, 2),
             "offered_answers_per_s": round(len(runs) * 1000.0 / think_ms, 1) if think_ms else None,
-            "served_answers_per_s": round(served_while_all_worked / all_at_work, 1) if all_at_work > 0 else 0.0,
+            "served_answers_per_s": round(served_while_all_worked / all_at_work, 1)
+            if all_at_work > 0
+            else 0.0,
             "answers_per_s": round(answer_count / seconds, 1) if seconds else 0.0,
             "p50_ms": round(cuts[49], 1),
             "p95_ms": round(cuts[94], 1),

@@ -33,7 +33,17 @@ from synthstudio import celery_app
 from synthstudio.benchmarking import throwaway_database
 from synthstudio.models import Embedding, Membership, Role, Sample
 
-STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kmeans", "votek", "votek_two_stage", "coannotating", "learned")
+STRATEGIES = (
+    "random",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "kmeans",
+    "votek",
+    "votek_two_stage",
+    "coannotating",
+    "learned",
+)
 
 
 def read_routing_csv(path: Path) -> list[dict]:
@@ -88,7 +98,12 @@ def embeddings_restore() -> int:
     hashes, vectors = stored["hashes"], stored["vectors"]
     Embedding.objects.bulk_create(
         [
-            Embedding(model_name=settings.EMBEDDING_MODEL, text_hash=str(h), dim=vectors.shape[1], vector=v.astype("<f4").tobytes())
+            Embedding(
+                model_name=settings.EMBEDDING_MODEL,
+                text_hash=str(h),
+                dim=vectors.shape[1],
+                vector=v.astype("<f4").tobytes(),
+            )
             for h, v in zip(hashes, vectors, strict=True)
         ],
         batch_size=500,
@@ -98,7 +113,9 @@ def embeddings_restore() -> int:
 
 
 def embeddings_save() -> None:
-    rows = list(Embedding.objects.filter(model_name=settings.EMBEDDING_MODEL).values_list("text_hash", "vector"))
+    rows = list(
+        Embedding.objects.filter(model_name=settings.EMBEDDING_MODEL).values_list("text_hash", "vector")
+    )
     if not rows:
         return
     path = embedding_file_cache()
@@ -113,12 +130,19 @@ class Command(BaseCommand):
     help = "Measure error capture of routing strategies on a routing-format CSV (one JSON line)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--data", required=True, help="CSV in the routing format (../shared/data/README.md)")
-        parser.add_argument("--budgets", default="0.1,0.2,0.3", help="human budgets as shares, comma-separated")
-        parser.add_argument("--strategies", default="random,least_confidence,margin,entropy,learned")
-        parser.add_argument("--batch-share", type=float, default=0.05, help="batch size as a share of the data")
         parser.add_argument(
-            "--current-database", action="store_true",
+            "--data", required=True, help="CSV in the routing format (../shared/data/README.md)"
+        )
+        parser.add_argument(
+            "--budgets", default="0.1,0.2,0.3", help="human budgets as shares, comma-separated"
+        )
+        parser.add_argument("--strategies", default="random,least_confidence,margin,entropy,learned")
+        parser.add_argument(
+            "--batch-share", type=float, default=0.05, help="batch size as a share of the data"
+        )
+        parser.add_argument(
+            "--current-database",
+            action="store_true",
             help="run in the configured database instead of a throwaway one (the tests use this)",
         )
 
@@ -154,7 +178,15 @@ class Command(BaseCommand):
             )
         )
 
-    def run_all(self, rows: list[dict], strategies: list[str], budgets: list[float], batch_share: float, *, file_cache: bool) -> dict:
+    def run_all(
+        self,
+        rows: list[dict],
+        strategies: list[str],
+        budgets: list[float],
+        batch_share: float,
+        *,
+        file_cache: bool,
+    ) -> dict:
         restored = embeddings_restore() if file_cache else 0
         before = Embedding.objects.count()
         results: list[dict] = []
@@ -168,8 +200,11 @@ class Command(BaseCommand):
         if computed and file_cache:
             embeddings_save()
         return {
-            "n": measured["n"], "llm_accuracy": measured["llm_accuracy"], "results": results,
-            "embeddings_computed": computed, "embeddings_restored": restored,
+            "n": measured["n"],
+            "llm_accuracy": measured["llm_accuracy"],
+            "results": results,
+            "embeddings_computed": computed,
+            "embeddings_restored": restored,
         }
 
     def run_strategy(
@@ -188,7 +223,10 @@ class Command(BaseCommand):
         project = project_create(name=f"bench routing {strategy}", user=lead)
         Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
         codebook_create_version(
-            project=project, user=lead, task_description="Routing benchmark.", guidelines="",
+            project=project,
+            user=lead,
+            task_description="Routing benchmark.",
+            guidelines="",
             labels=[{"name": name} for name in label_set(rows)],
         )
         samples = llm_annotations_import(project=project, rows=rows)
@@ -223,7 +261,9 @@ class Command(BaseCommand):
             final = Sample.objects.filter(project=project).values_list("pk", "final_label")
             final_accuracy = float(np.mean([label == gold[pk] for pk, label in final]))
             oracle = (llm_correct + min(policy.budget_count, n - llm_correct)) / n
-            capture = (final_accuracy - llm_accuracy) / (oracle - llm_accuracy) if oracle > llm_accuracy else 0.0
+            capture = (
+                (final_accuracy - llm_accuracy) / (oracle - llm_accuracy) if oracle > llm_accuracy else 0.0
+            )
             results.append(
                 {
                     "strategy": strategy,
@@ -240,8 +280,18 @@ class Command(BaseCommand):
 def copy_signals(source: list[Sample], target: list[Sample]) -> None:
     from annotation.models import SampleSignals
 
-    by_sample = {row.sample_id: row for row in SampleSignals.objects.filter(sample__in=[s.pk for s in source])}
-    fields = ["llm_label", "least_confidence", "margin", "entropy", "student_probability", "student_label", "knn_agreement"]
+    by_sample = {
+        row.sample_id: row for row in SampleSignals.objects.filter(sample__in=[s.pk for s in source])
+    }
+    fields = [
+        "llm_label",
+        "least_confidence",
+        "margin",
+        "entropy",
+        "student_probability",
+        "student_label",
+        "knn_agreement",
+    ]
     SampleSignals.objects.bulk_create(
         [
             SampleSignals(sample=new, **{name: getattr(by_sample[old.pk], name) for name in fields})

@@ -188,9 +188,7 @@ def _signals(project: Project) -> int:
     for run in SignalsRun.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
         signals_refresh(project=project, run=run)
     if not SignalsRun.objects.filter(project=project, status=JobStatus.SUCCEEDED).exists():
-        signals_refresh(
-            project=project, run=signals_run_start(project=project)
-        )
+        signals_refresh(project=project, run=signals_run_start(project=project))
     return SampleSignals.objects.filter(sample__project=project).count()
 
 

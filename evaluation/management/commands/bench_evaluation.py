@@ -26,7 +26,9 @@ DIMENSIONS = 384
 LABELS = ["world", "sports", "business", "science"]
 
 
-def synthetic_corpus(n: int, *, seed: int = 0, vocabulary: int = 5000) -> tuple[list[str], list[str], np.ndarray]:
+def synthetic_corpus(
+    n: int, *, seed: int = 0, vocabulary: int = 5000
+) -> tuple[list[str], list[str], np.ndarray]:
     rng = np.random.default_rng(seed)
     words = np.array([f"w{i}" for i in range(vocabulary)])
     label_index = rng.integers(0, len(LABELS), n)
@@ -57,10 +59,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--n", type=int, default=100_000)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--dashboard", action="store_true", help="Also time the dashboard pages at this size.")
+        parser.add_argument(
+            "--dashboard", action="store_true", help="Also time the dashboard pages at this size."
+        )
 
     def handle(self, *args, n: int, seed: int, dashboard: bool, **options) -> None:
-        result: dict = {"n": n, "data": "synthetic: random words from a 5,000-word vocabulary, random 384-d vectors as embeddings (no model)"}
+        result: dict = {
+            "n": n,
+            "data": "synthetic: random words from a 5,000-word vocabulary, random 384-d vectors as embeddings (no model)",
+        }
         started = time.perf_counter()
         texts, truth, vectors = synthetic_corpus(n, seed=seed)
         result["generate_seconds"] = round(time.perf_counter() - started, 3)
@@ -70,7 +77,11 @@ class Command(BaseCommand):
             texts, vectors, self_bleu_sample=200, vendi_sample=500, near_duplicate_sample=2000, seed=seed
         )
         result["diversity_seconds"] = round(time.perf_counter() - started, 3)
-        result["diversity"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in diversity.items() if not k.startswith("top_")}
+        result["diversity"] = {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in diversity.items()
+            if not k.startswith("top_")
+        }
 
         rng = np.random.default_rng(seed + 1)
         raters = [noisy_rater(truth, accuracy=a, rng=rng) for a in (0.9, 0.85, 0.8)]
@@ -98,7 +109,13 @@ class Command(BaseCommand):
         )  # fmt: skip
         result["downstream_seconds"] = round(time.perf_counter() - started, 3)
         result["downstream"] = [
-            {"model": s.model, "n_train": s.n_train, "n_test": s.n_test, "accuracy": round(s.accuracy, 4), "macro_f1": round(s.macro_f1, 4)}
+            {
+                "model": s.model,
+                "n_train": s.n_train,
+                "n_test": s.n_test,
+                "accuracy": round(s.accuracy, 4),
+                "macro_f1": round(s.macro_f1, 4),
+            }
             for s in scores
         ]
         if dashboard:
@@ -119,7 +136,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = get_user_model().objects.create_user(username=f"bench-lead-{time.time_ns()}")
             project = project_create(name="bench_evaluation (rolled back)", user=user)
-            codebook_create_version(project=project, user=user, task_description="bench", guidelines="", labels=[{"name": n} for n in LABELS])
+            codebook_create_version(
+                project=project,
+                user=user,
+                task_description="bench",
+                guidelines="",
+                labels=[{"name": n} for n in LABELS],
+            )
             started = time.perf_counter()
             Sample.objects.bulk_create(
                 (Sample(project=project, text=t, text_hash=str(i), final_label=label, final_source="llm")
@@ -139,7 +162,11 @@ class Command(BaseCommand):
             started = time.perf_counter()
             payload = metrics_services.dashboard_payload(project=project, with_diversity=False)
             payload["diversity"] = [{"group": "all samples (random vectors)", **diversity}]
-            MetricsCache.objects.create(project=project, data_version=metrics_services.metrics_data_version(project=project), payload=payload)
+            MetricsCache.objects.create(
+                project=project,
+                data_version=metrics_services.metrics_data_version(project=project),
+                payload=payload,
+            )
             timings["compute_seconds_without_embeddings"] = round(time.perf_counter() - started, 3)
             client = Client()
             client.force_login(user)

@@ -24,8 +24,10 @@ from django.db import connection
 
 from synthstudio.benchmarking import peak_rss_mb, throwaway_database
 
-WORDS = ("film plot actor scene score light dark slow quick warm cold brilliant dull moving tender harsh bright "
-         "story music camera ending opening script twist character dialogue pacing visual sound heart").split()
+WORDS = (
+    "film plot actor scene score light dark slow quick warm cold brilliant dull moving tender harsh bright "
+    "story music camera ending opening script twist character dialogue pacing visual sound heart"
+).split()
 
 
 def rss_mb(field: str) -> float:
@@ -66,8 +68,13 @@ class Command(BaseCommand):
 
         user = get_user_model().objects.create_user(username="bench", password="bench-password-1")
         project = project_create(name="Export benchmark", user=user)
-        codebook_create_version(project=project, user=user, task_description="Sentiment.", guidelines="",
-                                labels=[{"name": "positive"}, {"name": "negative"}])
+        codebook_create_version(
+            project=project,
+            user=user,
+            task_description="Sentiment.",
+            guidelines="",
+            labels=[{"name": "positive"}, {"name": "negative"}],
+        )
         rng = np.random.default_rng(seed)
         started = time.perf_counter()
         batch_size = 5000
@@ -79,21 +86,37 @@ class Command(BaseCommand):
             for offset in range(count):
                 words = rng.choice(WORDS, size=int(rng.integers(8, 30)))
                 text = f"Review {start + offset}: " + " ".join(words) + "."
-                samples.append(Sample(
-                    project=project, text=text, text_hash=text_hash(text), final_label=str(labels[offset]),
-                    final_source=FinalSource.LLM, final_weight=float(confidences[offset]),
-                    provenance={"run": "bench"}, fields={"n": start + offset},
-                ))
+                samples.append(
+                    Sample(
+                        project=project,
+                        text=text,
+                        text_hash=text_hash(text),
+                        final_label=str(labels[offset]),
+                        final_source=FinalSource.LLM,
+                        final_weight=float(confidences[offset]),
+                        provenance={"run": "bench"},
+                        fields={"n": start + offset},
+                    )
+                )
             created = Sample.objects.bulk_create(samples)
             LLMAnnotation.objects.bulk_create(
-                LLMAnnotation(sample=sample, label=sample.final_label, confidence=sample.final_weight,
-                              distribution={sample.final_label: sample.final_weight}, method=LabelMethod.IMPORTED)
+                LLMAnnotation(
+                    sample=sample,
+                    label=sample.final_label,
+                    confidence=sample.final_weight,
+                    distribution={sample.final_label: sample.final_weight},
+                    method=LabelMethod.IMPORTED,
+                )
                 for sample in created
             )
         build_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        snapshot = snapshot_create(project=project, user=user, settings=FilterSettings(),
-                                   split_fractions={"train": 0.8, "validation": 0.1, "test": 0.1})
+        snapshot = snapshot_create(
+            project=project,
+            user=user,
+            settings=FilterSettings(),
+            split_fractions={"train": 0.8, "validation": 0.1, "test": 0.1},
+        )
         snapshot_seconds = time.perf_counter() - started
         build_peak = rss_mb("VmHWM")
         seconds, peaks, sizes = {}, {}, {}

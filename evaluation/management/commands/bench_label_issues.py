@@ -31,13 +31,19 @@ class Command(BaseCommand):
     help = "Precision at the noise count of the ranked label-issue list on data with injected label noise."
 
     def add_arguments(self, parser):
-        parser.add_argument("--data", required=True, help='A file of "<label> <text>" lines (e.g. SST-2 train.txt).')
+        parser.add_argument(
+            "--data", required=True, help='A file of "<label> <text>" lines (e.g. SST-2 train.txt).'
+        )
         parser.add_argument("--noise", type=float, default=0.15, help="Share of labels to flip (0-1).")
         parser.add_argument("--rows", type=int, default=3000, help="How many rows to use (seeded sample).")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--student", choices=["ensemble", "embedding"], default="ensemble",
-                            help="ensemble: embedding + TF-IDF students averaged (the app's default); embedding: "
-                                 "the embedding student alone.")
+        parser.add_argument(
+            "--student",
+            choices=["ensemble", "embedding"],
+            default="ensemble",
+            help="ensemble: embedding + TF-IDF students averaged (the app's default); embedding: "
+            "the embedding student alone.",
+        )
 
     def handle(self, *args, data: str, noise: float, rows: int, seed: int, student: str, **options):
         path = Path(data)
@@ -60,23 +66,45 @@ class Command(BaseCommand):
         embed_seconds = time.perf_counter() - started
         started = time.perf_counter()
         text_features = tfidf_features(texts) if student == "ensemble" else None
-        result = refine_labels(features, given, np.zeros(len(given), dtype=bool), n_classes=len(names), seed=seed,
-                               text_features=text_features)
+        result = refine_labels(
+            features,
+            given,
+            np.zeros(len(given), dtype=bool),
+            n_classes=len(names),
+            seed=seed,
+            text_features=text_features,
+        )
         plain = find_label_issues(
-            ensemble_probabilities(features, given, n_classes=len(names), text_features=text_features, seed=seed), given
+            ensemble_probabilities(
+                features, given, n_classes=len(names), text_features=text_features, seed=seed
+            ),
+            given,
         )
         noisy_set = set(int(i) for i in noisy)
         clean_mask = result.split.clean
-        print(json.dumps({
-            "rows": len(gold),
-            "noise": noise,
-            "student": student,
-            "n_noisy": n_noisy,
-            "issues_listed": len(result.issues),
-            "precision_at_noise_count": round(precision_at(result.issues, noisy_set, n_noisy), 4),
-            "plain_confident_learning_precision_at_noise_count": round(precision_at(plain, noisy_set, n_noisy), 4),
-            "freeal_noisy_share_of_flipped": round(float((~clean_mask[noisy]).mean()), 4) if n_noisy else None,
-            "freeal_clean_items": int(clean_mask.sum()),
-            "student_accuracy_vs_gold": round(float((result.probabilities.argmax(axis=1) == gold).mean()), 4),
-            "seconds": {"embed": round(embed_seconds, 2), "refine": round(time.perf_counter() - started, 2)},
-        }))
+        print(
+            json.dumps(
+                {
+                    "rows": len(gold),
+                    "noise": noise,
+                    "student": student,
+                    "n_noisy": n_noisy,
+                    "issues_listed": len(result.issues),
+                    "precision_at_noise_count": round(precision_at(result.issues, noisy_set, n_noisy), 4),
+                    "plain_confident_learning_precision_at_noise_count": round(
+                        precision_at(plain, noisy_set, n_noisy), 4
+                    ),
+                    "freeal_noisy_share_of_flipped": round(float((~clean_mask[noisy]).mean()), 4)
+                    if n_noisy
+                    else None,
+                    "freeal_clean_items": int(clean_mask.sum()),
+                    "student_accuracy_vs_gold": round(
+                        float((result.probabilities.argmax(axis=1) == gold).mean()), 4
+                    ),
+                    "seconds": {
+                        "embed": round(embed_seconds, 2),
+                        "refine": round(time.perf_counter() - started, 2),
+                    },
+                }
+            )
+        )

@@ -30,7 +30,9 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"No such file: {path}")
         try:
-            with file.open("rb") as stream:  # streamed, with the limits of an upload (lines, columns, nesting)
+            with file.open(
+                "rb"
+            ) as stream:  # streamed, with the limits of an upload (lines, columns, nesting)
                 records = parse_pairwise_file(stream, file.name)
         except PairwiseFileError as error:
             raise CommandError(f"{file.name}: {error}") from error

@@ -18,8 +18,12 @@ class Command(BaseCommand):
     help = "Delete export files under MEDIA_ROOT/exports/ that no snapshot references."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than-days", type=float, required=True,
-                            help="Only files last modified more than this many days ago.")
+        parser.add_argument(
+            "--older-than-days",
+            type=float,
+            required=True,
+            help="Only files last modified more than this many days ago.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="List the files without deleting them.")
 
     def handle(self, *args, older_than_days: float, dry_run: bool, **options):

@@ -47,21 +47,41 @@ class Command(BaseCommand):
         parser.add_argument("--requests", type=int, default=1000)
         parser.add_argument("--latency-ms", type=float, default=200.0)
         parser.add_argument("--concurrency", type=int, default=32)
-        parser.add_argument("--kill-at", type=float, default=0.5, help="Fraction done when the worker is killed.")
+        parser.add_argument(
+            "--kill-at", type=float, default=0.5, help="Fraction done when the worker is killed."
+        )
         parser.add_argument("--in-place", action="store_true", help="Use the configured database and broker.")
         parser.add_argument("--timeout", type=float, default=600.0)
 
-    def handle(self, *args, requests: int, latency_ms: float, concurrency: int, kill_at: float, in_place: bool,
-               timeout: float, **options) -> None:
+    def handle(
+        self,
+        *args,
+        requests: int,
+        latency_ms: float,
+        concurrency: int,
+        kill_at: float,
+        in_place: bool,
+        timeout: float,
+        **options,
+    ) -> None:
         if not in_place:
-            self.stdout.write(self.run_in_throwaway_environment(requests, latency_ms, concurrency, kill_at, timeout))
+            self.stdout.write(
+                self.run_in_throwaway_environment(requests, latency_ms, concurrency, kill_at, timeout)
+            )
             return
-        result = Benchmark(requests=requests, latency_ms=latency_ms, concurrency=concurrency, kill_at=kill_at,
-                           timeout=timeout, log=self.stderr.write).run()
+        result = Benchmark(
+            requests=requests,
+            latency_ms=latency_ms,
+            concurrency=concurrency,
+            kill_at=kill_at,
+            timeout=timeout,
+            log=self.stderr.write,
+        ).run()
         self.stdout.write(json.dumps(result))
 
-    def run_in_throwaway_environment(self, requests: int, latency_ms: float, concurrency: int, kill_at: float,
-                                     timeout: float) -> str:
+    def run_in_throwaway_environment(
+        self, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float
+    ) -> str:
         with tempfile.TemporaryDirectory(prefix="bench-generation-") as folder:
             env = dict(os.environ)
             env.update(
@@ -75,9 +95,22 @@ class Command(BaseCommand):
                 SECRET_KEY=os.environ.get("SECRET_KEY") or uuid.uuid4().hex + uuid.uuid4().hex,
                 LLM_ALLOW_PRIVATE_HOSTS="true",  # the benchmark's own test server listens on 127.0.0.1
             )
-            command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_generation", "--in-place",
-                       "--requests", str(requests), "--latency-ms", str(latency_ms), "--concurrency", str(concurrency),
-                       "--kill-at", str(kill_at), "--timeout", str(timeout)]
+            command = [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "bench_generation",
+                "--in-place",
+                "--requests",
+                str(requests),
+                "--latency-ms",
+                str(latency_ms),
+                "--concurrency",
+                str(concurrency),
+                "--kill-at",
+                str(kill_at),
+                "--timeout",
+                str(timeout),
+            ]
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
             if done.returncode != 0:
                 raise CommandError(f"The benchmark failed:\n{done.stderr[-4000:]}")
@@ -85,10 +118,14 @@ class Command(BaseCommand):
 
 
 class Benchmark:
-    def __init__(self, *, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, log) -> None:
+    def __init__(
+        self, *, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, log
+    ) -> None:
         self.requests, self.latency_ms, self.concurrency = requests, latency_ms, concurrency
         self.kill_at, self.timeout, self.log = kill_at, timeout, log
-        self.folder = Path(os.environ.get("SYNTHSTUDIO_BENCH_FOLDER") or tempfile.mkdtemp(prefix="bench-generation-"))
+        self.folder = Path(
+            os.environ.get("SYNTHSTUDIO_BENCH_FOLDER") or tempfile.mkdtemp(prefix="bench-generation-")
+        )
         self.worker: subprocess.Popen | None = None
         self.worker_number = 0
 
@@ -98,9 +135,24 @@ class Benchmark:
         celery = Path(sys.executable).with_name("celery")
         log = open(self.folder / f"worker-{self.worker_number}.log", "wb")  # noqa: SIM115 - the child owns it
         self.worker = subprocess.Popen(
-            [str(celery), "-A", "synthstudio", "worker", "--pool=solo", "--loglevel=WARNING", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "-n", f"bench-{self.worker_number}-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=settings.BASE_DIR, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(celery),
+                "-A",
+                "synthstudio",
+                "worker",
+                "--pool=solo",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"bench-{self.worker_number}-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=dict(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def worker_cpu_seconds(self) -> float:
@@ -141,17 +193,36 @@ class Benchmark:
         user = get_user_model().objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}")
         project = project_create(name="bench_generation", user=user)
         codebook_create_version(
-            project=project, user=user, task_description="Classify the sentiment of a product review.", guidelines="",
-            labels=[{"name": "positive", "description": "Liked it."}, {"name": "negative", "description": "Did not."}],
+            project=project,
+            user=user,
+            task_description="Classify the sentiment of a product review.",
+            guidelines="",
+            labels=[
+                {"name": "positive", "description": "Liked it."},
+                {"name": "negative", "description": "Did not."},
+            ],
         )
         endpoint = LLMEndpoint.objects.create(
-            project=project, name="bench", base_url=server.base_url, model="test-model",
-            max_concurrency=self.concurrency, timeout_seconds=30, max_retries=4,
+            project=project,
+            name="bench",
+            base_url=server.base_url,
+            model="test-model",
+            max_concurrency=self.concurrency,
+            timeout_seconds=30,
+            max_retries=4,
         )
         config = config_create_version(
-            project=project, user=user, name="bench",
-            values={"endpoint": endpoint, "template": DEFAULT_TEMPLATE, "target_count": self.requests,
-                    "dimensions": [{"name": "topic", "values": ["battery", "screen", "price", "delivery", "support"]}]},
+            project=project,
+            user=user,
+            name="bench",
+            values={
+                "endpoint": endpoint,
+                "template": DEFAULT_TEMPLATE,
+                "target_count": self.requests,
+                "dimensions": [
+                    {"name": "topic", "values": ["battery", "screen", "price", "delivery", "support"]}
+                ],
+            },
         )
         return user, config
 
@@ -164,7 +235,9 @@ class Benchmark:
             if self.worker is not None and self.worker.poll() is not None:
                 raise CommandError(f"The worker exited while waiting for {what}:\n{self.worker_log()}")
             time.sleep(0.05)
-        raise CommandError(f"Timed out waiting for {what}; run {run.status} {run.done}/{run.total}.\n{self.worker_log()}")
+        raise CommandError(
+            f"Timed out waiting for {what}; run {run.status} {run.done}/{run.total}.\n{self.worker_log()}"
+        )
 
     def run(self) -> dict:
         from generation.models import GenerationItem, ItemStatus
@@ -183,23 +256,37 @@ class Benchmark:
                 self.kill_worker()
                 killed_at = time.monotonic()
                 done_before_kill = set(
-                    GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list("index", flat=True)
+                    GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list(
+                        "index", flat=True
+                    )
                 )
                 seen_before_kill = server.request_count
                 self.start_worker()
-                resumed_at = time.monotonic()  # the new worker is up; nothing of the killed one is still in flight
+                resumed_at = (
+                    time.monotonic()
+                )  # the new worker is up; nothing of the killed one is still in flight
                 run_resume(run=run)
                 self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
                 cpu_seconds += self.worker_cpu_seconds()
             finally:
                 self.stop_worker()
-            bodies, received, completed = list(server.requests), list(server.received_at), list(server.completed_at)
+            bodies, received, completed = (
+                list(server.requests),
+                list(server.received_at),
+                list(server.completed_at),
+            )
             answer_seconds = sorted(server.answer_seconds)
 
         indices_before = {body.get("seed", 0) - config.seed for body in bodies[:seen_before_kill]}
-        after = [(body.get("seed", 0) - config.seed) for body, at in zip(bodies, received, strict=True) if at > resumed_at]
+        after = [
+            (body.get("seed", 0) - config.seed)
+            for body, at in zip(bodies, received, strict=True)
+            if at > resumed_at
+        ]
         duplicates = sum(1 for index in after if index in done_before_kill)
-        resent_in_flight = sum(1 for index in after if index in indices_before and index not in done_before_kill)
+        resent_in_flight = sum(
+            1 for index in after if index in indices_before and index not in done_before_kill
+        )
         # requests the server only got to read after the kill, sent by the killed worker before it died
         late_from_killed_worker = sum(1 for at in received if killed_at < at <= resumed_at)
         first_after = min((at for at in received if at > resumed_at), default=resumed_at)
@@ -227,7 +314,9 @@ class Benchmark:
             "items_without_exactly_one_sample": wrong,
             "worker_cpu_ms_per_request": round(1000 * cpu_seconds / max(1, len(bodies)), 2),
             "load_average_1min": round(os.getloadavg()[0], 1),
-            "server_answer_ms_median": round(1000 * answer_seconds[len(answer_seconds) // 2], 1) if answer_seconds else None,
+            "server_answer_ms_median": round(1000 * answer_seconds[len(answer_seconds) // 2], 1)
+            if answer_seconds
+            else None,
             "run_status": run.status,
             "killed_after_done": len(done_before_kill),
         }

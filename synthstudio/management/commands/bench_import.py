@@ -39,7 +39,9 @@ def write_bench_file(path: Path, rows: int, seed: int = 7) -> None:
         for index in range(rows):
             weights = [rng.random() + 0.01 for _ in BENCH_LABELS]
             total = sum(weights)
-            distribution = {label: round(weight / total, 4) for label, weight in zip(BENCH_LABELS, weights, strict=True)}
+            distribution = {
+                label: round(weight / total, 4) for label, weight in zip(BENCH_LABELS, weights, strict=True)
+            }
             llm_label = max(distribution, key=distribution.get)
             text = f"Message {index}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30))) + "."
             record = {
@@ -130,7 +132,9 @@ class Command(BaseCommand):
             "rows": rows,
             "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds),
-            "cpu_seconds": round(cpu_seconds, 2),  # this process only; wall time also counts waiting for a CPU
+            "cpu_seconds": round(
+                cpu_seconds, 2
+            ),  # this process only; wall time also counts waiting for a CPU
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "rss_before_mb": round(rss_before, 1),
             "rss_growth_mb": round(sampled_peak - rss_before, 1),

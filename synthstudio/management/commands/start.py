@@ -19,7 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
-        parser.add_argument("--no-demo", action="store_true", help="Do not create the demo project on first start.")
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Do not create the demo project on first start."
+        )
 
     def handle(self, *args, addr: str, no_demo: bool, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -27,9 +29,13 @@ class Command(BaseCommand):
             call_command("demo")
         if not settings.DEBUG:
             # runserver serves static/ only with DEBUG on; `make start` exports DEBUG=true.
-            self.stderr.write("DEBUG is off: pages will have no CSS or JavaScript. Run `make start` or set DEBUG=true.")
+            self.stderr.write(
+                "DEBUG is off: pages will have no CSS or JavaScript. Run `make start` or set DEBUG=true."
+            )
         if not settings.LLM_BASE_URL:
-            self.stdout.write("No LLM_BASE_URL set: generation and labelling use the offline providers (marked 'offline').")
+            self.stdout.write(
+                "No LLM_BASE_URL set: generation and labelling use the offline providers (marked 'offline')."
+            )
         celery = os.path.join(os.path.dirname(sys.executable), "celery")
         worker = subprocess.Popen(
             [celery, "-A", "synthstudio", "worker", "--loglevel=INFO", "--concurrency=2", "--pool=prefork"]

@@ -21,8 +21,14 @@ def test_a_lead_previews_saves_and_routes_a_policy(browser_page, live_server, le
         LabelReading("positive", {"positive": p, "negative": 1 - p}, True, confidence=p)
         for p in (0.95, 0.55, 0.8, 0.6, 0.99, 0.7)
     ]
-    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
-                                    method=LabelMethod.OFFLINE, model_name="offline", run_ref="t")
+    llm_annotations_record(
+        samples=samples,
+        readings=readings,
+        codebook=project.codebook,
+        method=LabelMethod.OFFLINE,
+        model_name="offline",
+        run_ref="t",
+    )
     signals_refresh(project=project)
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)

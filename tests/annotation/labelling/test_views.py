@@ -34,14 +34,22 @@ def labelled(project, samples):
         LabelReading("positive", {"positive": 0.55, "negative": 0.45}, True, confidence=0.55),
         LabelReading("", {}, False),
     ]
-    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
-                                    method=LabelMethod.OFFLINE, model_name="offline", run_ref="labelling:0")
+    llm_annotations_record(
+        samples=samples,
+        readings=readings,
+        codebook=project.codebook,
+        method=LabelMethod.OFFLINE,
+        model_name="offline",
+        run_ref="labelling:0",
+    )
     return samples
 
 
 @pytest.fixture
 def runs(project, lead):
-    run = LabellingRun.objects.create(project=project, created_by=lead, codebook=project.codebook, method=LabelMethod.OFFLINE)
+    run = LabellingRun.objects.create(
+        project=project, created_by=lead, codebook=project.codebook, method=LabelMethod.OFFLINE
+    )
     signals = SignalsRun.objects.create(project=project, created_by=lead)
     return run, signals
 
@@ -60,7 +68,9 @@ def test_annotators_are_refused_every_page(annotator_client, project, runs):
     assert annotator_client.post(post, {"method": "logprobs"}).status_code == 403
     run, _ = runs
     for name in ("labelling_run_resume", "labelling_run_cancel"):
-        assert annotator_client.post(reverse(f"annotation:{name}", args=[project.id, run.pk])).status_code == 403
+        assert (
+            annotator_client.post(reverse(f"annotation:{name}", args=[project.id, run.pk])).status_code == 403
+        )
     run.refresh_from_db()
     assert run.status == JobStatus.QUEUED
 
@@ -68,9 +78,16 @@ def test_annotators_are_refused_every_page(annotator_client, project, runs):
 def test_outsiders_get_not_found_everywhere(outsider_client, project, runs):
     for url in urls(project, *runs):
         assert outsider_client.get(url).status_code == 404, url
-    assert outsider_client.post(reverse("annotation:routing_policy", args=[project.id]), {}).status_code == 404
+    assert (
+        outsider_client.post(reverse("annotation:routing_policy", args=[project.id]), {}).status_code == 404
+    )
     run, _ = runs
-    assert outsider_client.post(reverse("annotation:labelling_run_resume", args=[project.id, run.pk])).status_code == 404
+    assert (
+        outsider_client.post(
+            reverse("annotation:labelling_run_resume", args=[project.id, run.pk])
+        ).status_code
+        == 404
+    )
 
 
 def test_the_overview_counts_labels_charts_uncertainty_and_marks_offline(lead_client, project, labelled):
@@ -80,21 +97,34 @@ def test_the_overview_counts_labels_charts_uncertainty_and_marks_offline(lead_cl
     assert "<svg" in content and "Entropy of the label distribution" in content
     assert "offline" in content and "4 current labels come from the offline labeller" in content
     assert response.context["totals"] == {"labelled": 4, "invalid": 1, "offline": 4}
-    assert {row["label"]: row["count"] for row in response.context["label_counts"]} == {"positive": 2, "negative": 1}
+    assert {row["label"]: row["count"] for row in response.context["label_counts"]} == {
+        "positive": 2,
+        "negative": 1,
+    }
     assert response.context["charts"][0].total == 3
 
 
 def test_the_overview_htmx_fragment_is_only_the_summary(lead_client, project, labelled):
-    response = lead_client.get(reverse("annotation:labelling_overview", args=[project.id]), HTTP_HX_REQUEST="true")
+    response = lead_client.get(
+        reverse("annotation:labelling_overview", args=[project.id]), HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     assert b'id="labelling-summary"' in response.content and b"<html" not in response.content
 
 
-def test_starting_a_run_without_an_endpoint_runs_offline(lead_client, project, samples, django_capture_on_commit_callbacks):
+def test_starting_a_run_without_an_endpoint_runs_offline(
+    lead_client, project, samples, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
             reverse("annotation:labelling_run_start", args=[project.id]),
-            {"method": "logprobs", "samples_per_item": 5, "temperature": 0.7, "demo_count": 0, "only_unlabelled": "on"},
+            {
+                "method": "logprobs",
+                "samples_per_item": 5,
+                "temperature": 0.7,
+                "demo_count": 0,
+                "only_unlabelled": "on",
+            },
         )
     run = LabellingRun.objects.get()
     assert response.status_code == 302 and response.url.endswith(f"/labelling/runs/{run.pk}/")
@@ -107,7 +137,9 @@ def test_starting_a_run_without_an_endpoint_runs_offline(lead_client, project, s
 
 
 def test_a_bad_run_form_is_shown_again_with_errors(lead_client, project, samples):
-    response = lead_client.post(reverse("annotation:labelling_run_start", args=[project.id]), {"method": "nonsense"})
+    response = lead_client.post(
+        reverse("annotation:labelling_run_start", args=[project.id]), {"method": "nonsense"}
+    )
     assert response.status_code == 400 and not LabellingRun.objects.exists()
 
 
@@ -121,8 +153,15 @@ def test_cancelling_a_run_keeps_what_finished(lead_client, project, runs):
 
 def policy_form(**overrides) -> dict:
     data = {
-        "budget_kind": "count", "budget_count": 2, "budget_share": 0.2, "strategy": "entropy", "batch_size": 2,
-        "annotators_per_item": 1, "cold_start_size": 0, "cold_start_strategy": "random", "is_active": "on",
+        "budget_kind": "count",
+        "budget_count": 2,
+        "budget_share": 0.2,
+        "strategy": "entropy",
+        "batch_size": 2,
+        "annotators_per_item": 1,
+        "cold_start_size": 0,
+        "cold_start_strategy": "random",
+        "is_active": "on",
     }
     data.update(overrides)
     return data
@@ -140,7 +179,9 @@ def test_the_routing_preview_shows_reasons_without_saving(lead_client, project, 
 
 def test_saving_the_policy_and_routing_now_creates_review_tasks(lead_client, lead, project, labelled):
     url = reverse("annotation:routing_policy", args=[project.id])
-    response = lead_client.post(url, {**policy_form(strategy="margin", annotators_per_item=2), "route_now": "1"})
+    response = lead_client.post(
+        url, {**policy_form(strategy="margin", annotators_per_item=2), "route_now": "1"}
+    )
     assert response.status_code == 302
     policy = RoutingPolicy.objects.get(project=project)
     assert policy.strategy == "margin" and policy.updated_by == lead
@@ -159,7 +200,9 @@ def test_an_invalid_policy_is_refused(lead_client, project, labelled):
     assert not RoutingPolicy.objects.filter(project=project, budget_share=1.5).exists()
 
 
-def test_starting_signals_redirects_to_their_progress(lead_client, project, labelled, django_capture_on_commit_callbacks):
+def test_starting_signals_redirects_to_their_progress(
+    lead_client, project, labelled, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(reverse("annotation:signals_run_start", args=[project.id]))
     run = SignalsRun.objects.get()
@@ -184,17 +227,29 @@ def test_logprobs_are_refused_for_an_endpoint_that_does_not_return_them(lead_cli
     from generation.models import LLMEndpoint
 
     endpoint = LLMEndpoint.objects.create(
-        project=project, name="no logprobs", base_url="http://127.0.0.1:9/v1", model="m", supports_logprobs=False
+        project=project,
+        name="no logprobs",
+        base_url="http://127.0.0.1:9/v1",
+        model="m",
+        supports_logprobs=False,
     )
     response = lead_client.post(
         reverse("annotation:labelling_run_start", args=[project.id]),
-        {"endpoint": endpoint.pk, "method": "logprobs", "samples_per_item": 5, "temperature": 0.7, "demo_count": 0},
+        {
+            "endpoint": endpoint.pk,
+            "method": "logprobs",
+            "samples_per_item": 5,
+            "temperature": 0.7,
+            "demo_count": 0,
+        },
     )
     assert response.status_code == 400 and b"returns no logprobs" in response.content
     assert not LabellingRun.objects.exists()
 
 
-def test_resuming_a_run_sends_it_to_a_worker_again(lead_client, project, samples, runs, django_capture_on_commit_callbacks):
+def test_resuming_a_run_sends_it_to_a_worker_again(
+    lead_client, project, samples, runs, django_capture_on_commit_callbacks
+):
     run, _ = runs
     url = reverse("annotation:labelling_run_resume", args=[project.id, run.pk])
     with django_capture_on_commit_callbacks(execute=True):

@@ -22,7 +22,11 @@ def test_a_run_survives_a_worker_crash_without_paying_twice(celery_worker_proces
             project=project, name="test", base_url=server.base_url, model="m", max_concurrency=2
         )
         run = labelling_run_start(
-            project=project, user=lead, method=LabelMethod.PROMPT_VARIANTS, endpoint=endpoint, samples_per_item=2
+            project=project,
+            user=lead,
+            method=LabelMethod.PROMPT_VARIANTS,
+            endpoint=endpoint,
+            samples_per_item=2,
         )
         deadline = time.monotonic() + 120
         while server.request_count < 6 and time.monotonic() < deadline:  # wait until it is half-way

@@ -28,7 +28,17 @@ def test_think_times_are_exponential_with_the_given_mean_and_repeat_with_the_see
 def test_annotators_who_think_answer_every_item_once_and_the_report_says_so():
     out = StringIO()
     call_command(
-        "bench_review", "--annotators", "3", "--items", "12", "--think-ms", "20", "--seed", "3", "--server", "django",
+        "bench_review",
+        "--annotators",
+        "3",
+        "--items",
+        "12",
+        "--think-ms",
+        "20",
+        "--seed",
+        "3",
+        "--server",
+        "django",
         stdout=out,
     )
     report = json.loads(out.getvalue().strip().splitlines()[-1])

@@ -19,7 +19,9 @@ def route(project, samples, *, required_answers=1):
     review_gold_rate_set(project=project, gold_rate=0.0)
     review_tasks_create(
         project=project,
-        samples_with_reasons=[(sample, "browser test", float(100 - index)) for index, sample in enumerate(samples)],
+        samples_with_reasons=[
+            (sample, "browser test", float(100 - index)) for index, sample in enumerate(samples)
+        ],
         kind=TaskKind.ROUTED,
         required_answers=required_answers,
     )
@@ -40,18 +42,26 @@ def wait_for_item(page, text: str) -> None:
     """Wait until the item shows and htmx has finished swapping and settling it (a key pressed earlier would
     reach a form htmx has not taken over yet)."""
     page.locator("#item-text", has_text=text).wait_for()
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
 
 
 @pytest.mark.browser
-def test_it_lets_an_annotator_label_edit_flag_rate_and_undo_with_the_keyboard_only(browser_page, live_server, annotator, project, samples):
+def test_it_lets_an_annotator_label_edit_flag_rate_and_undo_with_the_keyboard_only(
+    browser_page, live_server, annotator, project, samples
+):
     from playwright.sync_api import expect
 
     Project.objects.filter(pk=project.pk).update(ask_quality_rating=True)
     for sample in samples:
         LLMAnnotation.objects.create(
-            sample=sample, label="negative", distribution={"negative": 0.7, "positive": 0.3}, confidence=0.7,
-            method="offline", rationale="Mentions of boredom.",
+            sample=sample,
+            label="negative",
+            distribution={"negative": 0.7, "positive": 0.3},
+            confidence=0.7,
+            method="offline",
+            rationale="Mentions of boredom.",
         )
     route(project, samples)
     page = browser_page
@@ -103,11 +113,15 @@ def test_it_lets_an_annotator_label_edit_flag_rate_and_undo_with_the_keyboard_on
 
 
 @pytest.mark.browser
-def test_it_shows_the_lead_progress_and_lets_them_adjudicate_a_disagreement(browser_page, live_server, lead, annotator, project, samples):
+def test_it_shows_the_lead_progress_and_lets_them_adjudicate_a_disagreement(
+    browser_page, live_server, lead, annotator, project, samples
+):
     from playwright.sync_api import expect
 
     route(project, samples[:1], required_answers=2)
-    review_answer_submit(assignment=review_next(project=project, annotator=annotator), label="positive", comment="fine")
+    review_answer_submit(
+        assignment=review_next(project=project, annotator=annotator), label="positive", comment="fine"
+    )
     review_answer_submit(assignment=review_next(project=project, annotator=lead), label="negative")
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)
@@ -126,16 +140,26 @@ def test_it_shows_the_lead_progress_and_lets_them_adjudicate_a_disagreement(brow
 
     sample = Sample.objects.get(pk=samples[0].pk)
     assert (sample.final_label, sample.final_source) == ("positive", FinalSource.ADJUDICATED)
-    assert HumanAnnotation.objects.get(source=HumanSource.ADJUDICATION).comment == "Praise outweighs the complaint."
+    assert (
+        HumanAnnotation.objects.get(source=HumanSource.ADJUDICATION).comment
+        == "Praise outweighs the complaint."
+    )
 
 
 @pytest.mark.browser
-def test_it_renders_hostile_sample_text_as_text_and_runs_nothing(browser_page, live_server, annotator, project):
+def test_it_renders_hostile_sample_text_as_text_and_runs_nothing(
+    browser_page, live_server, annotator, project
+):
     from playwright.sync_api import expect
 
     hostile = Sample.objects.create(project=project, text=HOSTILE, fields={"title": HOSTILE})
     LLMAnnotation.objects.create(
-        sample=hostile, label="negative", distribution={"negative": 1.0}, confidence=1.0, method="offline", rationale=HOSTILE
+        sample=hostile,
+        label="negative",
+        distribution={"negative": 1.0},
+        confidence=1.0,
+        method="offline",
+        rationale=HOSTILE,
     )
     route(project, [hostile])
     page = browser_page

@@ -52,7 +52,9 @@ def new_codebook_version(project, lead):
     )
 
 
-def test_it_shows_the_labels_and_guidelines_of_a_new_codebook_version_at_once(annotator_client, lead, project, routed):
+def test_it_shows_the_labels_and_guidelines_of_a_new_codebook_version_at_once(
+    annotator_client, lead, project, routed
+):
     first = annotator_client.get(queue_url(project)).content.decode()
     assert 'value="neutral"' not in first and "reviewer" in first
     new_codebook_version(project, lead)
@@ -68,7 +70,9 @@ def test_it_accepts_a_label_of_the_new_codebook_version_and_refuses_a_dropped_on
     assignment = review_next(project=project, annotator=annotator)
     annotator_client.get(queue_url(project))  # labels of the first version are now cached
     codebook = new_codebook_version(project, lead)
-    response = annotator_client.post(answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX)
+    response = annotator_client.post(
+        answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX
+    )
     assert response.status_code == 200
     answer = HumanAnnotation.objects.get()
     assert (answer.label, answer.codebook_id) == ("neutral", codebook.pk)
@@ -77,7 +81,9 @@ def test_it_accepts_a_label_of_the_new_codebook_version_and_refuses_a_dropped_on
 
 def test_it_refuses_a_label_that_is_not_in_the_current_codebook(annotator_client, annotator, project, routed):
     assignment = review_next(project=project, annotator=annotator)
-    response = annotator_client.post(answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX)
+    response = annotator_client.post(
+        answer_url(project, assignment), {"label": "neutral", "submission_id": "a1"}, **HTMX
+    )
     assert "is not a label of the codebook" in response.content.decode()
     assert not HumanAnnotation.objects.exists()
     assert Assignment.objects.get(pk=assignment.pk).status == AssignmentStatus.RESERVED
@@ -91,7 +97,9 @@ def test_it_reads_a_changed_gold_rate_at_once_after_it_was_cached(project):
     assert review_gold_rate(project) == 0.0
 
 
-@pytest.mark.parametrize("client_name, status", [("lead_client", 200), ("annotator_client", 200), ("outsider_client", 404)])
+@pytest.mark.parametrize(
+    "client_name, status", [("lead_client", 200), ("annotator_client", 200), ("outsider_client", 404)]
+)
 def test_it_serves_the_cached_workbench_only_to_members(request, project, routed, client_name, status):
     client: Client = request.getfixturevalue(client_name)
     client.get(queue_url(project))  # fill the caches as whoever asks first

@@ -26,13 +26,22 @@ def test_no_labels_at_all_is_unlabelled():
 
 def test_refresh_stores_the_newest_answer_per_annotator(samples, annotator):
     sample = samples[0]
-    LLMAnnotation.objects.create(sample=sample, label="positive", distribution={"positive": 0.8, "negative": 0.2},
-                                 confidence=0.8, method=LabelMethod.IMPORTED)
+    LLMAnnotation.objects.create(
+        sample=sample,
+        label="positive",
+        distribution={"positive": 0.8, "negative": 0.2},
+        confidence=0.8,
+        method=LabelMethod.IMPORTED,
+    )
     final_label_refresh(sample=sample)
     sample.refresh_from_db()
     assert (sample.final_label, sample.final_source, sample.final_weight) == ("positive", "llm", 0.8)
-    HumanAnnotation.objects.create(sample=sample, annotator=annotator, label="positive", source=HumanSource.REVIEW)
-    HumanAnnotation.objects.create(sample=sample, annotator=annotator, label="negative", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=sample, annotator=annotator, label="positive", source=HumanSource.REVIEW
+    )
+    HumanAnnotation.objects.create(
+        sample=sample, annotator=annotator, label="negative", source=HumanSource.REVIEW
+    )
     final_label_refresh(sample=sample)
     sample.refresh_from_db()
     assert (sample.final_label, sample.final_source, sample.final_weight) == ("negative", "human", 1.0)

@@ -60,7 +60,9 @@ def route(project, samples) -> None:
     review.review_gold_rate_set(project=project, gold_rate=0.0)
     review.review_tasks_create(
         project=project,
-        samples_with_reasons=[(sample, "keyboard test", float(100 - index)) for index, sample in enumerate(samples)],
+        samples_with_reasons=[
+            (sample, "keyboard test", float(100 - index)) for index, sample in enumerate(samples)
+        ],
         kind=TaskKind.ROUTED,
         required_answers=1,
     )
@@ -69,11 +71,15 @@ def route(project, samples) -> None:
 def wait_for_item(page, text: str) -> None:
     """The item shows and htmx has finished swapping and settling it."""
     page.locator("#item-text", has_text=text).wait_for()
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
 
 
 def settled(page) -> None:
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
 
 
 @pytest.mark.browser
@@ -82,12 +88,18 @@ def test_an_annotator_labels_accepts_edits_flags_comments_skips_and_undoes_by_ke
 ):
     from playwright.sync_api import expect
 
-    Project.objects.filter(pk=project.pk).update(ask_quality_rating=True)  # so a leaked a–d would store a rating
+    Project.objects.filter(pk=project.pk).update(
+        ask_quality_rating=True
+    )  # so a leaked a–d would store a rating
     samples = [Sample.objects.create(project=project, text=text, is_seed=True) for text in TEXTS]
     for sample in samples:
         LLMAnnotation.objects.create(
-            sample=sample, label="negative", distribution={"negative": 0.7, "positive": 0.3}, confidence=0.7,
-            method="offline", rationale="Mentions of boredom.",
+            sample=sample,
+            label="negative",
+            distribution={"negative": 0.7, "positive": 0.3},
+            confidence=0.7,
+            method="offline",
+            rationale="Mentions of boredom.",
         )
     route(project, samples)
     page = browser_page
@@ -151,11 +163,16 @@ def test_an_annotator_labels_accepts_edits_flags_comments_skips_and_undoes_by_ke
         settled(page)
         expect(page.locator("#item-text")).to_have_text(TEXTS[3])
         assert answer(samples[3]) is None
-        expect(page.locator('#workbench input[data-rating]:checked')).to_have_count(0)
+        expect(page.locator("#workbench input[data-rating]:checked")).to_have_count(0)
         page.keyboard.press("2")
         wait_for_item(page, TEXTS[4])
         stored = answer(samples[3])
-        assert (stored.label, stored.flag, stored.flag_note, stored.rating) == ("negative", "duplicate", FLAG_NOTE, "")
+        assert (stored.label, stored.flag, stored.flag_note, stored.rating) == (
+            "negative",
+            "duplicate",
+            FLAG_NOTE,
+            "",
+        )
 
         step("comment")
         page.keyboard.press("c")
@@ -163,7 +180,7 @@ def test_an_annotator_labels_accepts_edits_flags_comments_skips_and_undoes_by_ke
         page.keyboard.type(COMMENT)
         expect(page.locator("#comment")).to_have_value(COMMENT)
         expect(page.locator("#skip-panel[open], #edit-panel[open], #flag-panel[open]")).to_have_count(0)
-        expect(page.locator('#workbench input[data-rating]:checked')).to_have_count(0)
+        expect(page.locator("#workbench input[data-rating]:checked")).to_have_count(0)
         page.keyboard.press("Escape")
         expect(page.locator("#comment-panel[open]")).to_have_count(0)
         page.keyboard.press("Enter")  # accept the suggestion, with the comment
@@ -208,7 +225,9 @@ def test_an_annotator_labels_accepts_edits_flags_comments_skips_and_undoes_by_ke
         assert HumanAnnotation.objects.filter(annotator=annotator).count() == 5
         assert not HumanAnnotation.objects.filter(annotator=annotator).exclude(rating="").exists()
         assert dialogs == []
-        assert not [address for address in requested if address.endswith("/favicon.ico")]  # base.html links an icon
+        assert not [
+            address for address in requested if address.endswith("/favicon.ico")
+        ]  # base.html links an icon
 
 
 @pytest.mark.browser

@@ -15,15 +15,34 @@ from django.urls import reverse
 STAGES = ["build", "label", "review", "curate", "evaluate", "project"]
 
 PAGES_BY_STAGE = {
-    "build": ["codebook_detail", "sample_list", "import_upload", "generation:home", "generation:outputs",
-              "generation:endpoint_list", "generation:config_new"],
+    "build": [
+        "codebook_detail",
+        "sample_list",
+        "import_upload",
+        "generation:home",
+        "generation:outputs",
+        "generation:endpoint_list",
+        "generation:config_new",
+    ],
     "label": ["annotation:labelling_overview", "annotation:routing_policy", "annotation:routed_items"],
-    "review": ["annotation:review_queue", "annotation:review_history", "annotation:review_overview",
-               "annotation:adjudication_list", "annotation:gold_items", "evaluation:pairwise_review"],
+    "review": [
+        "annotation:review_queue",
+        "annotation:review_history",
+        "annotation:review_overview",
+        "annotation:adjudication_list",
+        "annotation:gold_items",
+        "evaluation:pairwise_review",
+    ],
     "curate": ["evaluation:curation", "evaluation:label_issues", "evaluation:labelstudio_import"],
-    "evaluate": ["evaluation:metrics_overview", "evaluation:metrics_agreement", "evaluation:metrics_diversity",
-                 "evaluation:metrics_benchmark", "evaluation:metrics_preferences", "evaluation:pairwise_import",
-                 "evaluation:pairwise_from_generation"],
+    "evaluate": [
+        "evaluation:metrics_overview",
+        "evaluation:metrics_agreement",
+        "evaluation:metrics_diversity",
+        "evaluation:metrics_benchmark",
+        "evaluation:metrics_preferences",
+        "evaluation:pairwise_import",
+        "evaluation:pairwise_from_generation",
+    ],
     "project": ["project_detail", "members", "project_settings"],
 }
 LEAD_PAGES = [(stage, name) for stage, names in PAGES_BY_STAGE.items() for name in names]
@@ -43,13 +62,19 @@ class NavReader(HTMLParser):
         if tag == "nav" and "projectnav" in (attributes.get("class") or ""):
             self._in_nav = True
         elif self._in_nav and tag == "div" and "nav-stage" in (attributes.get("class") or "").split():
-            self.stages.append({
-                "stage": (attributes.get("aria-labelledby") or "").removeprefix("nav-stage-"),
-                "current": attributes.get("aria-current"),
-                "links": [],
-            })
+            self.stages.append(
+                {
+                    "stage": (attributes.get("aria-labelledby") or "").removeprefix("nav-stage-"),
+                    "current": attributes.get("aria-current"),
+                    "links": [],
+                }
+            )
         elif self._in_nav and tag == "a" and self.stages:
-            self._link = {"href": attributes.get("href"), "current": attributes.get("aria-current"), "text": ""}
+            self._link = {
+                "href": attributes.get("href"),
+                "current": attributes.get("aria-current"),
+                "text": "",
+            }
             self.stages[-1]["links"].append(self._link)
 
     def handle_endtag(self, tag):
@@ -81,7 +106,11 @@ def test_a_lead_sees_every_stage_with_the_page_s_stage_and_link_marked(lead_clie
     assert [group["stage"] for group in stages if group["current"]] == [stage]
     assert {group["current"] for group in stages} == {None, "step"}
     project_links = next(group for group in stages if group["stage"] == "project")["links"]
-    assert [link["text"] for link in project_links][:3] == ["Overview", "Members", "Settings"]  # the view passed role
+    assert [link["text"] for link in project_links][:3] == [
+        "Overview",
+        "Members",
+        "Settings",
+    ]  # the view passed role
     # the page's own link, where the nav has one, is the current page (and no other link is)
     here = url(name, project)
     hrefs = [link["href"] for group in stages for link in group["links"]]
@@ -94,17 +123,28 @@ def test_an_annotator_sees_only_what_they_use(annotator_client, project):
     assert [group["stage"] for group in stages] == ["review", "project"]
     assert [group["stage"] for group in stages if group["current"]] == ["review"]
     links = {link["href"]: link for group in stages for link in group["links"]}
-    assert set(links) == {url(name, project) for name in (
-        "annotation:review_queue", "annotation:review_history", "evaluation:pairwise_review", "codebook_detail",
-        "project_detail",
-    )}
+    assert set(links) == {
+        url(name, project)
+        for name in (
+            "annotation:review_queue",
+            "annotation:review_history",
+            "evaluation:pairwise_review",
+            "codebook_detail",
+            "project_detail",
+        )
+    }
     assert links[url("annotation:review_queue", project)]["current"] == "page"
 
 
-@pytest.mark.parametrize(("name", "stage"), [
-    ("codebook_detail", "review"), ("annotation:review_history", "review"), ("evaluation:pairwise_review", "review"),
-    ("project_detail", "project"),
-])
+@pytest.mark.parametrize(
+    ("name", "stage"),
+    [
+        ("codebook_detail", "review"),
+        ("annotation:review_history", "review"),
+        ("evaluation:pairwise_review", "review"),
+        ("project_detail", "project"),
+    ],
+)
 def test_an_annotator_s_pages_mark_their_stage(annotator_client, project, name, stage):
     stages = nav_of(annotator_client.get(url(name, project)))
     assert [group["stage"] for group in stages if group["current"]] == [stage]
@@ -129,10 +169,15 @@ def test_counts_of_one_are_singular(rf, lead, project):
 
     request = rf.get(url("evaluation:metrics_overview", project))
     request.user = lead
-    payload = {"counts": {"samples": 1, "human_answers": 1},
-               "faithfulness": {"overall": {"n": 1, "share": 1.0, "low": 0.2, "high": 1.0}}}
-    body = render_to_string("evaluation/metrics/overview.html", {"project": project, "role": "lead", "payload": payload},
-                            request=request)
+    payload = {
+        "counts": {"samples": 1, "human_answers": 1},
+        "faithfulness": {"overall": {"n": 1, "share": 1.0, "low": 0.2, "high": 1.0}},
+    }
+    body = render_to_string(
+        "evaluation/metrics/overview.html",
+        {"project": project, "role": "lead", "payload": payload},
+        request=request,
+    )
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
     assert "1 rating" in text and "1 ratings" not in text
     assert "1 sample " in text and "1 human answer " in text

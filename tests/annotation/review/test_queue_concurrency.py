@@ -37,7 +37,9 @@ def work_the_queue(project, user, answered: list, errors: list) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_overlap_exact_when_annotators_claim_concurrently(project):
     review_gold_rate_set(project=project, gold_rate=0.0)
-    samples = [Sample.objects.create(project=project, text=f"review number {index}") for index in range(ITEMS)]
+    samples = [
+        Sample.objects.create(project=project, text=f"review number {index}") for index in range(ITEMS)
+    ]
     review_tasks_create(
         project=project,
         samples_with_reasons=[(sample, "test", 1.0) for sample in samples],
@@ -53,7 +55,9 @@ def test_it_keeps_overlap_exact_when_annotators_claim_concurrently(project):
         users.append(user)
     answered: list = []
     errors: list = []
-    threads = [threading.Thread(target=work_the_queue, args=(project, user, answered, errors)) for user in users]
+    threads = [
+        threading.Thread(target=work_the_queue, args=(project, user, answered, errors)) for user in users
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -64,7 +68,9 @@ def test_it_keeps_overlap_exact_when_annotators_claim_concurrently(project):
     assert set(per_task.values()) == {OVERLAP}
     assert len(set(answered)) == len(answered)
     stored = Counter(
-        Assignment.objects.filter(status=AssignmentStatus.ANSWERED, answer__isnull=False).values_list("task_id", flat=True)
+        Assignment.objects.filter(status=AssignmentStatus.ANSWERED, answer__isnull=False).values_list(
+            "task_id", flat=True
+        )
     )
     assert stored == per_task
     assert HumanAnnotation.objects.count() == ITEMS * OVERLAP
@@ -76,8 +82,12 @@ def test_it_stores_one_answer_when_two_requests_submit_the_same_reservation_at_o
     sample = Sample.objects.create(project=project, text="double click me")
     review_gold_rate_set(project=project, gold_rate=0.0)
     review_tasks_create(
-        project=project, samples_with_reasons=[(sample, "test")], kind=TaskKind.ROUTED, required_answers=1,
-        strategy="test", batch=1,
+        project=project,
+        samples_with_reasons=[(sample, "test")],
+        kind=TaskKind.ROUTED,
+        required_answers=1,
+        strategy="test",
+        batch=1,
     )
     assignment = review_next(project=project, annotator=annotator)
     results: list = []
@@ -86,7 +96,9 @@ def test_it_stores_one_answer_when_two_requests_submit_the_same_reservation_at_o
     def submit() -> None:
         try:
             barrier.wait()
-            results.append(review_answer_submit(assignment=assignment, label="negative", submission_id="same").pk)
+            results.append(
+                review_answer_submit(assignment=assignment, label="negative", submission_id="same").pk
+            )
         finally:
             connections.close_all()
 
@@ -111,7 +123,10 @@ def test_annotators_answering_the_same_item_at_once_all_count_in_its_final_label
     review_gold_rate_set(project=project, gold_rate=0.0)
     sample = Sample.objects.create(project=project, text="one item, three annotators")
     review_tasks_create(
-        project=project, samples_with_reasons=[(sample, "test", 1.0)], kind=TaskKind.ROUTED, required_answers=3
+        project=project,
+        samples_with_reasons=[(sample, "test", 1.0)],
+        kind=TaskKind.ROUTED,
+        required_answers=3,
     )
     users = [make_user(f"voter{index}") for index in range(3)]
     for user in users:
@@ -139,7 +154,10 @@ def test_annotators_answering_the_same_item_at_once_all_count_in_its_final_label
     first = threading.Thread(target=answer, args=(assignments[0], "negative"), name="first")
     first.start()
     time.sleep(0.2)
-    others = [threading.Thread(target=answer, args=(a, label)) for a, label in ((assignments[1], "negative"), (assignments[2], "positive"))]
+    others = [
+        threading.Thread(target=answer, args=(a, label))
+        for a, label in ((assignments[1], "negative"), (assignments[2], "positive"))
+    ]
     for thread in others:
         thread.start()
     for thread in [first, *others]:

@@ -48,7 +48,9 @@ from tests.conftest import make_user
 def route(project, samples, *, required_answers=1):
     return review_tasks_create(
         project=project,
-        samples_with_reasons=[(sample, f"reason {index}", float(len(samples) - index)) for index, sample in enumerate(samples)],
+        samples_with_reasons=[
+            (sample, f"reason {index}", float(len(samples) - index)) for index, sample in enumerate(samples)
+        ],
         kind=TaskKind.ROUTED,
         required_answers=required_answers,
         strategy="test",
@@ -82,7 +84,9 @@ def test_it_gives_a_reloading_annotator_their_current_reservation_back(project, 
     assert Assignment.objects.filter(annotator=annotator).count() == 1
 
 
-def test_it_never_gives_one_item_to_more_annotators_than_its_overlap(project, samples, annotator, lead, no_gold):
+def test_it_never_gives_one_item_to_more_annotators_than_its_overlap(
+    project, samples, annotator, lead, no_gold
+):
     route(project, samples[:1], required_answers=1)
     assert review_next(project=project, annotator=annotator) is not None
     assert review_next(project=project, annotator=lead) is None
@@ -110,8 +114,16 @@ def test_it_stores_one_answer_when_the_same_form_is_sent_twice(project, samples,
     assert HumanAnnotation.objects.get().label == "positive"
 
 
-def test_it_refreshes_the_final_label_and_records_agreement_with_the_llm(project, samples, annotator, no_gold):
-    LLMAnnotation.objects.create(sample=samples[0], label="negative", distribution={"negative": 0.8, "positive": 0.2}, confidence=0.8, method="offline")
+def test_it_refreshes_the_final_label_and_records_agreement_with_the_llm(
+    project, samples, annotator, no_gold
+):
+    LLMAnnotation.objects.create(
+        sample=samples[0],
+        label="negative",
+        distribution={"negative": 0.8, "positive": 0.2},
+        confidence=0.8,
+        method="offline",
+    )
     route(project, samples[:1])
     assignment = review_next(project=project, annotator=annotator)
     answer = review_answer_submit(assignment=assignment, label="positive")
@@ -159,7 +171,9 @@ def test_it_accepts_a_late_answer_while_the_slot_is_still_free(project, samples,
     assert (task.claimed_count, task.answers_count, task.is_open) == (1, 1, False)
 
 
-def test_it_returns_a_skipped_item_to_others_but_not_to_the_skipper(project, samples, annotator, lead, no_gold):
+def test_it_returns_a_skipped_item_to_others_but_not_to_the_skipper(
+    project, samples, annotator, lead, no_gold
+):
     route(project, samples[:1])
     assignment = review_next(project=project, annotator=annotator)
     review_skip(assignment=assignment, reason="I cannot judge sarcasm")
@@ -194,7 +208,9 @@ def test_it_edits_an_earlier_answer_and_keeps_text_versions(project, samples, an
     assignment = review_next(project=project, annotator=annotator)
     review_answer_submit(assignment=assignment, label="positive", edited_text="A delight.")
     assignment.refresh_from_db()
-    review_answer_edit(assignment=assignment, label="negative", edited_text="A delight!", comment="changed my mind")
+    review_answer_edit(
+        assignment=assignment, label="negative", edited_text="A delight!", comment="changed my mind"
+    )
     versions = list(SampleTextVersion.objects.filter(sample=samples[0]).values_list("version", "text"))
     assert versions == [(1, "A delight."), (2, "A delight!")]
     samples[0].refresh_from_db()
@@ -212,14 +228,20 @@ def test_it_mixes_gold_checks_in_at_the_set_rate_and_tracks_accuracy(project, sa
         kinds.append(assignment.task.kind)
         review_answer_submit(assignment=assignment, label="positive")
     assert kinds == [TaskKind.ROUTED, TaskKind.GOLD, TaskKind.ROUTED, TaskKind.ROUTED]
-    row = next(row for row in review_queue_overview(project=project).annotators if row.user_id == annotator.pk)
+    row = next(
+        row for row in review_queue_overview(project=project).annotators if row.user_id == annotator.pk
+    )
     assert (row.gold_correct, row.gold_total, row.answered) == (0, 1, 4)
 
 
 def test_it_reports_agreement_with_others_and_lists_disagreements(project, samples, annotator, lead, no_gold):
     third = add_annotator(project, "tara_third")
     route(project, samples[:2], required_answers=3)
-    picks = {annotator: ["positive", "negative"], lead: ["positive", "negative"], third: ["positive", "positive"]}
+    picks = {
+        annotator: ["positive", "negative"],
+        lead: ["positive", "negative"],
+        third: ["positive", "positive"],
+    }
     for user, labels in picks.items():
         for label in labels:
             review_answer_submit(assignment=review_next(project=project, annotator=user), label=label)
@@ -252,16 +274,22 @@ def test_it_refuses_to_reassign_to_an_outsider(project, samples, annotator, outs
         review_assignment_reassign(assignment=held, annotator=outsider)
 
 
-def test_it_calls_the_router_after_each_committed_answer(project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks):
+def test_it_calls_the_router_after_each_committed_answer(
+    project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks
+):
     calls = []
-    monkeypatch.setattr("annotation.review.answers.routing_after_answer", lambda *, project: calls.append(project.pk))
+    monkeypatch.setattr(
+        "annotation.review.answers.routing_after_answer", lambda *, project: calls.append(project.pk)
+    )
     route(project, samples[:1])
     with django_capture_on_commit_callbacks(execute=True):
         review_answer_submit(assignment=review_next(project=project, annotator=annotator), label="positive")
     assert calls == [project.pk]
 
 
-def test_it_keeps_the_answer_when_the_router_fails(project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks):
+def test_it_keeps_the_answer_when_the_router_fails(
+    project, samples, annotator, no_gold, monkeypatch, django_capture_on_commit_callbacks
+):
     def broken_router(*, project):
         raise RuntimeError("router down")
 
@@ -272,7 +300,9 @@ def test_it_keeps_the_answer_when_the_router_fails(project, samples, annotator, 
     assert HumanAnnotation.objects.filter(sample=samples[0]).count() == 1
 
 
-def test_it_gives_an_expired_item_back_to_the_same_annotator_in_the_same_row(project, samples, annotator, no_gold):
+def test_it_gives_an_expired_item_back_to_the_same_annotator_in_the_same_row(
+    project, samples, annotator, no_gold
+):
     route(project, samples[:1])
     stale = review_next(project=project, annotator=annotator)
     Assignment.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -281,7 +311,9 @@ def test_it_gives_an_expired_item_back_to_the_same_annotator_in_the_same_row(pro
     assert ReviewTask.objects.get(pk=stale.task_id).claimed_count == 1
 
 
-def test_it_counts_done_today_items_left_and_a_streak_including_earlier_days(project, samples, annotator, no_gold):
+def test_it_counts_done_today_items_left_and_a_streak_including_earlier_days(
+    project, samples, annotator, no_gold
+):
     route(project, samples)
     first = review_next(project=project, annotator=annotator)
     review_answer_submit(assignment=first, label="positive")
@@ -296,8 +328,13 @@ def test_the_final_label_counts_every_annotator_and_imported_labels_and_leaves_a
     project, samples, annotator, lead, no_gold
 ):
     sample = samples[0]
-    LLMAnnotation.objects.create(sample=sample, label="negative", distribution={"negative": 0.8, "positive": 0.2},
-                                 confidence=0.8, method="offline")
+    LLMAnnotation.objects.create(
+        sample=sample,
+        label="negative",
+        distribution={"negative": 0.8, "positive": 0.2},
+        confidence=0.8,
+        method="offline",
+    )
     HumanAnnotation.objects.create(sample=sample, source=HumanSource.IMPORTED, label="positive")
     route(project, [sample], required_answers=3)
     first, second = add_annotator(project, "ada_third"), add_annotator(project, "bo_fourth")
@@ -311,21 +348,37 @@ def test_the_final_label_counts_every_annotator_and_imported_labels_and_leaves_a
     assert sample.final_weight == pytest.approx(2 / 3)
     review_answer_submit(assignment=review_next(project=project, annotator=annotator), label="negative")
     sample.refresh_from_db()
-    assert (sample.final_label, sample.final_source, sample.final_weight) == ("negative", FinalSource.LLM, 0.8)
+    assert (sample.final_label, sample.final_source, sample.final_weight) == (
+        "negative",
+        FinalSource.LLM,
+        0.8,
+    )
 
 
 def test_the_item_comes_with_the_current_llm_label_and_the_newest_codebook_and_only_to_its_annotator(
     project, samples, annotator, lead, no_gold
 ):
-    LLMAnnotation.objects.create(sample=samples[0], label="negative", distribution={"negative": 1.0}, method="offline",
-                                 is_current=False)
-    current = LLMAnnotation.objects.create(sample=samples[0], label="positive", distribution={"positive": 1.0},
-                                           method="offline")
+    LLMAnnotation.objects.create(
+        sample=samples[0],
+        label="negative",
+        distribution={"negative": 1.0},
+        method="offline",
+        is_current=False,
+    )
+    current = LLMAnnotation.objects.create(
+        sample=samples[0], label="positive", distribution={"positive": 1.0}, method="offline"
+    )
     route(project, samples[:1])
     reserved = review_next(project=project, annotator=annotator)
     newest = codebook_create_version(
-        project=project, user=lead, task_description="Sentiment, second version.", guidelines="",
-        labels=[{"name": "positive", "description": "Liked."}, {"name": "negative", "description": "Disliked."}],
+        project=project,
+        user=lead,
+        task_description="Sentiment, second version.",
+        guidelines="",
+        labels=[
+            {"name": "positive", "description": "Liked."},
+            {"name": "negative", "description": "Disliked."},
+        ],
     )
     loaded = review_item(project=project, assignment_id=reserved.pk, annotator=annotator)
     assert loaded.task.sample.text == samples[0].text
@@ -341,13 +394,24 @@ def test_claimable_tasks_leave_out_full_ones_and_those_the_annotator_holds_answe
     expires = timezone.now() + timedelta(minutes=5)
     Assignment.objects.create(task=tasks[0], project=project, annotator=lead, expires_at=expires)
     ReviewTask.objects.filter(pk=tasks[0].pk).update(claimed_count=1)  # full: the lead holds its one slot
-    Assignment.objects.create(task=tasks[1], project=project, annotator=annotator, expires_at=expires,
-                              status=AssignmentStatus.SKIPPED)
-    Assignment.objects.create(task=tasks[2], project=project, annotator=annotator, expires_at=expires,
-                              status=AssignmentStatus.EXPIRED)
+    Assignment.objects.create(
+        task=tasks[1],
+        project=project,
+        annotator=annotator,
+        expires_at=expires,
+        status=AssignmentStatus.SKIPPED,
+    )
+    Assignment.objects.create(
+        task=tasks[2],
+        project=project,
+        annotator=annotator,
+        expires_at=expires,
+        status=AssignmentStatus.EXPIRED,
+    )
     claimable = ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=False)
     assert [(task.pk, task.own_status) for task in claimable] == [
-        (tasks[2].pk, AssignmentStatus.EXPIRED), (tasks[3].pk, ""),
+        (tasks[2].pk, AssignmentStatus.EXPIRED),
+        (tasks[3].pk, ""),
     ]
     assert list(ReviewTask.objects.filter(project=project).claimable_by(annotator, gold=True)) == []
 
@@ -364,5 +428,7 @@ def test_the_database_refuses_an_assignment_pointing_at_a_missing_project(projec
 def test_the_database_refuses_an_answer_pointing_at_a_missing_codebook_version(project, samples, annotator):
     missing = project.codebook.pk + 1000
     with pytest.raises(IntegrityError), transaction.atomic():
-        HumanAnnotation.objects.create(sample=samples[0], annotator=annotator, codebook_id=missing, label="positive")
+        HumanAnnotation.objects.create(
+            sample=samples[0], annotator=annotator, codebook_id=missing, label="positive"
+        )
         connection.check_constraints(table_names=[HumanAnnotation._meta.db_table])

@@ -33,7 +33,10 @@ def test_it_counts_a_streak_of_consecutive_days_ending_today_or_yesterday():
 
 
 def test_it_takes_medians_per_key_ignoring_missing_values():
-    assert review_stats.median_by_key([("a", 1.0), ("a", 3.0), ("a", None), ("b", 4.0), ("a", 10.0)]) == {"a": 3.0, "b": 4.0}
+    assert review_stats.median_by_key([("a", 1.0), ("a", 3.0), ("a", None), ("b", 4.0), ("a", 10.0)]) == {
+        "a": 3.0,
+        "b": 4.0,
+    }
 
 
 def test_it_counts_gold_accuracy_per_annotator():
@@ -44,9 +47,13 @@ def test_it_counts_gold_accuracy_per_annotator():
 def test_it_rates_pairwise_agreement_with_others_using_each_annotators_newest_label():
     answers = [
         # item 1: ann and bob agree, cid differs → ann 1/2, bob 1/2, cid 0/2
-        (1, "ann", "pos"), (1, "bob", "pos"), (1, "cid", "neg"),
+        (1, "ann", "pos"),
+        (1, "bob", "pos"),
+        (1, "cid", "neg"),
         # item 2: ann's newest label (first row) is neg, matching bob → 1/1 each; the older "pos" is ignored
-        (2, "ann", "neg"), (2, "bob", "neg"), (2, "ann", "pos"),
+        (2, "ann", "neg"),
+        (2, "bob", "neg"),
+        (2, "ann", "pos"),
         # item 3: one annotator only, no pairs
         (3, "cid", "pos"),
     ]

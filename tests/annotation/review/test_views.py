@@ -48,10 +48,16 @@ def reserve(project, user):
 # ------------------------------------------------------------------------------ the workbench, by role
 
 
-def test_it_shows_the_annotator_the_item_with_codebook_and_suggestion(annotator_client, project, samples, routed):
+def test_it_shows_the_annotator_the_item_with_codebook_and_suggestion(
+    annotator_client, project, samples, routed
+):
     LLMAnnotation.objects.create(
-        sample=samples[0], label="positive", distribution={"positive": 0.9, "negative": 0.1}, confidence=0.9,
-        method="offline", rationale="Praise words.",
+        sample=samples[0],
+        label="positive",
+        distribution={"positive": 0.9, "negative": 0.1},
+        confidence=0.9,
+        method="offline",
+        rationale="Praise words.",
     )
     response = annotator_client.get(url("review_queue", project))
     assert response.status_code == 200
@@ -63,7 +69,9 @@ def test_it_shows_the_annotator_the_item_with_codebook_and_suggestion(annotator_
 
 
 def test_it_hides_the_suggestion_when_the_project_says_so(annotator_client, project, samples, routed):
-    LLMAnnotation.objects.create(sample=samples[0], label="positive", distribution={"positive": 1.0}, confidence=1.0, method="offline")
+    LLMAnnotation.objects.create(
+        sample=samples[0], label="positive", distribution={"positive": 1.0}, confidence=1.0, method="offline"
+    )
     Project.objects.filter(pk=project.pk).update(show_llm_suggestion=False)
     body = annotator_client.get(url("review_queue", project)).content.decode()
     assert "LLM suggests" not in body and "data-suggested" not in body
@@ -77,7 +85,10 @@ def test_it_asks_for_a_rating_only_where_the_project_does(annotator_client, proj
 
 def test_it_shows_the_conditions_of_a_generated_item(annotator_client, project, routed):
     sample = Sample.objects.create(
-        project=project, text="Generated review", origin="generated", provenance={"conditions": {"genre": "noir", "length": "short"}}
+        project=project,
+        text="Generated review",
+        origin="generated",
+        provenance={"conditions": {"genre": "noir", "length": "short"}},
     )
     review_tasks_create(project=project, samples_with_reasons=[(sample, "gen", 100.0)], kind=TaskKind.ROUTED)
     body = annotator_client.get(url("review_queue", project)).content.decode()
@@ -106,7 +117,9 @@ def answer(client, project, assignment, label="positive", **extra):
     return client.post(url("review_answer", project, assignment.pk), data, **HTMX)
 
 
-def test_it_stores_the_answer_and_renders_the_next_item_in_the_same_response(annotator_client, annotator, project, samples, routed):
+def test_it_stores_the_answer_and_renders_the_next_item_in_the_same_response(
+    annotator_client, annotator, project, samples, routed
+):
     first = reserve(project, annotator)
     response = answer(annotator_client, project, first, "negative", seconds_spent="3.5", comment="clear")
     body = response.content.decode()
@@ -131,7 +144,9 @@ def test_it_redirects_a_plain_form_post_to_the_next_item(annotator_client, annot
     assert response.status_code == 302 and response["Location"] == url("review_queue", project)
 
 
-def test_it_keeps_the_item_and_says_why_when_the_label_is_missing(annotator_client, annotator, project, samples, routed):
+def test_it_keeps_the_item_and_says_why_when_the_label_is_missing(
+    annotator_client, annotator, project, samples, routed
+):
     first = reserve(project, annotator)
     response = annotator_client.post(url("review_answer", project, first.pk), {"label": ""}, **HTMX)
     assert "Pick a label." in response.content.decode()
@@ -141,26 +156,40 @@ def test_it_keeps_the_item_and_says_why_when_the_label_is_missing(annotator_clie
 def test_it_records_edits_flags_and_ratings(annotator_client, annotator, project, samples, routed):
     Project.objects.filter(pk=project.pk).update(ask_quality_rating=True)
     first = reserve(project, annotator)
-    answer(annotator_client, project, first, edited_text="A delight, start to end.", flag="unfaithful", flag_note="not a review", rating="B")
+    answer(
+        annotator_client,
+        project,
+        first,
+        edited_text="A delight, start to end.",
+        flag="unfaithful",
+        flag_note="not a review",
+        rating="B",
+    )
     stored = HumanAnnotation.objects.get()
     assert (stored.flag, stored.flag_note, stored.rating) == ("unfaithful", "not a review", "B")
     assert samples[0].text_versions.get().text == "A delight, start to end."
 
 
-def test_it_refuses_to_let_an_annotator_answer_someone_elses_reservation(annotator_client, lead, project, routed):
+def test_it_refuses_to_let_an_annotator_answer_someone_elses_reservation(
+    annotator_client, lead, project, routed
+):
     theirs = reserve(project, lead)
     assert answer(annotator_client, project, theirs).status_code == 404
     assert not HumanAnnotation.objects.exists()
 
 
-def test_it_refuses_an_item_of_another_project_through_this_project(annotator_client, annotator, project, routed, lead):
+def test_it_refuses_an_item_of_another_project_through_this_project(
+    annotator_client, annotator, project, routed, lead
+):
     other = Project.objects.create(name="Other", created_by=lead)
     Membership.objects.create(project=other, user=annotator, role=Role.ANNOTATOR)
     held = reserve(project, annotator)
     assert answer(annotator_client, other, held).status_code == 404
 
 
-def test_it_refuses_answers_and_pages_of_a_project_the_annotator_left(annotator_client, annotator, project, routed):
+def test_it_refuses_answers_and_pages_of_a_project_the_annotator_left(
+    annotator_client, annotator, project, routed
+):
     held = reserve(project, annotator)
     Membership.objects.filter(project=project, user=annotator).delete()
     assert answer(annotator_client, project, held).status_code == 404
@@ -168,7 +197,9 @@ def test_it_refuses_answers_and_pages_of_a_project_the_annotator_left(annotator_
     assert annotator_client.get(url("review_history", project)).status_code == 404
 
 
-def test_it_skips_with_a_reason_and_serves_the_next_item(annotator_client, annotator, project, samples, routed):
+def test_it_skips_with_a_reason_and_serves_the_next_item(
+    annotator_client, annotator, project, samples, routed
+):
     held = reserve(project, annotator)
     response = annotator_client.post(url("review_skip", project, held.pk), {"reason": "ambiguous"}, **HTMX)
     assert samples[1].text in response.content.decode()
@@ -181,7 +212,9 @@ def test_it_refuses_skipping_someone_elses_item(annotator_client, lead, project,
     assert annotator_client.post(url("review_skip", project, theirs.pk), {"reason": "x"}).status_code == 404
 
 
-def test_it_undoes_the_last_answer_and_shows_that_item_again(annotator_client, annotator, project, samples, routed):
+def test_it_undoes_the_last_answer_and_shows_that_item_again(
+    annotator_client, annotator, project, samples, routed
+):
     answer(annotator_client, project, reserve(project, annotator))
     response = annotator_client.post(url("review_undo", project), **HTMX)
     assert samples[0].text in response.content.decode()
@@ -197,7 +230,9 @@ def test_it_refuses_undo_to_outsiders(outsider_client, project):
     assert outsider_client.post(url("review_undo", project)).status_code == 404
 
 
-def test_it_lists_only_ones_own_answers_and_lets_one_edit_them(annotator_client, annotator, lead, project, samples, routed):
+def test_it_lists_only_ones_own_answers_and_lets_one_edit_them(
+    annotator_client, annotator, lead, project, samples, routed
+):
     mine = reserve(project, annotator)
     answer(annotator_client, project, mine, "positive")
     theirs = reserve(project, lead)
@@ -205,7 +240,9 @@ def test_it_lists_only_ones_own_answers_and_lets_one_edit_them(annotator_client,
     body = annotator_client.get(url("review_history", project)).content.decode()
     assert samples[0].text in body and samples[1].text not in body
     assert annotator_client.get(url("review_answer_edit", project, mine.pk)).status_code == 200
-    response = annotator_client.post(url("review_answer_edit", project, mine.pk), {"label": "negative", "edited_text": samples[0].text})
+    response = annotator_client.post(
+        url("review_answer_edit", project, mine.pk), {"label": "negative", "edited_text": samples[0].text}
+    )
     assert response.status_code == 302
     assert HumanAnnotation.objects.get(annotator=annotator).label == "negative"
     assert annotator_client.get(url("review_answer_edit", project, theirs.pk)).status_code == 404
@@ -248,12 +285,22 @@ def test_it_shows_the_lead_per_annotator_progress(lead_client, annotator, projec
 
 
 def test_it_lets_only_the_lead_release_and_reassign(lead, annotator, outsider, project, routed):
-    lead_client, annotator_client, outsider_client = client_as(lead), client_as(annotator), client_as(outsider)
+    lead_client, annotator_client, outsider_client = (
+        client_as(lead),
+        client_as(annotator),
+        client_as(outsider),
+    )
     held = reserve(project, annotator)
     assert annotator_client.post(url("review_release", project, held.pk)).status_code == 403
     assert outsider_client.post(url("review_release", project, held.pk)).status_code == 404
-    assert annotator_client.post(url("review_reassign", project, held.pk), {"user_id": lead.pk}).status_code == 403
-    assert outsider_client.post(url("review_reassign", project, held.pk), {"user_id": lead.pk}).status_code == 404
+    assert (
+        annotator_client.post(url("review_reassign", project, held.pk), {"user_id": lead.pk}).status_code
+        == 403
+    )
+    assert (
+        outsider_client.post(url("review_reassign", project, held.pk), {"user_id": lead.pk}).status_code
+        == 404
+    )
     assert lead_client.post(url("review_reassign", project, held.pk), {"user_id": lead.pk}).status_code == 302
     moved = Assignment.objects.get(annotator=lead)
     assert lead_client.post(url("review_release", project, moved.pk)).status_code == 302
@@ -262,7 +309,9 @@ def test_it_lets_only_the_lead_release_and_reassign(lead, annotator, outsider, p
 
 
 def disagree(project, annotator, lead, sample):
-    review_tasks_create(project=project, samples_with_reasons=[(sample, "x", 50.0)], kind=TaskKind.ROUTED, required_answers=2)
+    review_tasks_create(
+        project=project, samples_with_reasons=[(sample, "x", 50.0)], kind=TaskKind.ROUTED, required_answers=2
+    )
     review_answer_submit(assignment=reserve(project, annotator), label="positive")
     review_answer_submit(assignment=reserve(project, lead), label="negative")
 
@@ -272,7 +321,9 @@ def test_it_lets_the_lead_adjudicate_a_disagreement(lead_client, annotator, lead
     disagree(project, annotator, lead, samples[0])
     assert samples[0].text in lead_client.get(url("adjudication_list", project)).content.decode()
     assert lead_client.get(url("adjudication_detail", project, samples[0].pk)).status_code == 200
-    response = lead_client.post(url("adjudication_detail", project, samples[0].pk), {"label": "negative", "note": "irony"})
+    response = lead_client.post(
+        url("adjudication_detail", project, samples[0].pk), {"label": "negative", "note": "irony"}
+    )
     assert response.status_code == 302
     samples[0].refresh_from_db()
     assert (samples[0].final_label, samples[0].final_source) == ("negative", "adjudicated")
@@ -289,7 +340,9 @@ def test_it_forbids_adjudication_to_annotators_and_outsiders(annotator, outsider
 
 
 def test_it_lets_the_lead_mark_gold_set_the_rate_and_remove_gold(lead_client, project, samples):
-    response = lead_client.post(url("gold_items", project), {"sample_id": samples[2].pk, "label": "positive", "note": ""})
+    response = lead_client.post(
+        url("gold_items", project), {"sample_id": samples[2].pk, "label": "positive", "note": ""}
+    )
     assert response.status_code == 302
     gold = GoldItem.objects.get()
     assert gold.label == "positive"
@@ -310,7 +363,12 @@ def test_it_refuses_gold_for_a_sample_of_another_project(lead_client, lead, proj
 def test_it_forbids_gold_changes_to_annotators_and_outsiders(annotator, outsider, project, samples):
     annotator_client, outsider_client = client_as(annotator), client_as(outsider)
     gold = gold_item_mark(project=project, sample=samples[0], label="positive", user=None)
-    assert annotator_client.post(url("gold_items", project), {"sample_id": samples[1].pk, "label": "positive"}).status_code == 403
+    assert (
+        annotator_client.post(
+            url("gold_items", project), {"sample_id": samples[1].pk, "label": "positive"}
+        ).status_code
+        == 403
+    )
     assert annotator_client.post(url("gold_rate_set", project), {"gold_rate": "1"}).status_code == 403
     assert annotator_client.post(url("gold_item_remove", project, gold.pk)).status_code == 403
     assert outsider_client.post(url("gold_rate_set", project), {"gold_rate": "1"}).status_code == 404
@@ -330,13 +388,17 @@ def test_it_shows_the_review_entry_on_the_project_overview(annotator_client, pro
     assert url("review_queue", project) in body and url("review_overview", project) not in body
 
 
-def test_the_progress_after_an_answer_matches_a_fresh_count(annotator_client, annotator, project, samples, routed):
+def test_the_progress_after_an_answer_matches_a_fresh_count(
+    annotator_client, annotator, project, samples, routed
+):
     import re
 
     page = annotator_client.get(url("review_queue", project), **HTMX).content.decode()
     action = re.search(r'id="answer-form"[^>]*?action="([^"]+)"', page, re.S).group(1)
     submission = re.search(r'name="submission_id" value="([0-9a-f]+)"', page).group(1)
-    page = annotator_client.post(action, {"label": "positive", "submission_id": submission}, **HTMX).content.decode()
+    page = annotator_client.post(
+        action, {"label": "positive", "submission_id": submission}, **HTMX
+    ).content.decode()
     done = int(re.search(r"<strong>(\d+)</strong> done today", page).group(1))
     left = int(re.search(r"<strong>(\d+)\+?</strong> left", page).group(1))
     fresh = review_progress(project=project, annotator=annotator)

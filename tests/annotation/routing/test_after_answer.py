@@ -26,7 +26,14 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def routed_batch_of_two(project) -> list[ReviewTask]:
     """Four labelled samples, a budget of four in batches of two, and the first batch routed."""
     label_samples(project, [0.6, 0.7, 0.8, 0.9])
-    policy(project, strategy="least_confidence", budget_kind="count", budget_count=4, batch_size=2, annotators_per_item=1)
+    policy(
+        project,
+        strategy="least_confidence",
+        budget_kind="count",
+        budget_count=4,
+        batch_size=2,
+        annotators_per_item=1,
+    )
     return services.routing_route_next_batch(project=project)
 
 
@@ -43,8 +50,14 @@ def lead_page_client(lead) -> Client:
 
 def routing_form(**overrides) -> dict:
     data = {
-        "budget_kind": "count", "budget_count": 4, "budget_share": 0.2, "strategy": "least_confidence",
-        "batch_size": 2, "annotators_per_item": 1, "cold_start_size": 0, "cold_start_strategy": "random",
+        "budget_kind": "count",
+        "budget_count": 4,
+        "budget_share": 0.2,
+        "strategy": "least_confidence",
+        "batch_size": 2,
+        "annotators_per_item": 1,
+        "cold_start_size": 0,
+        "cold_start_strategy": "random",
         "save": "1",
     }
     data.update(overrides)
@@ -65,7 +78,9 @@ def test_the_last_answer_of_a_batch_queues_the_next_batch_instead_of_routing_it(
     assert RoutingPolicy.objects.get(project=project).next_batch_queued_at is not None
 
 
-def test_the_routed_batch_appears_once_the_queued_task_has_run(project, annotator, django_capture_on_commit_callbacks):
+def test_the_routed_batch_appears_once_the_queued_task_has_run(
+    project, annotator, django_capture_on_commit_callbacks
+):
     routed_batch_of_two(project)
     answer_one(project, annotator)
     answer_one(project, annotator)
@@ -124,11 +139,24 @@ def test_nothing_is_queued_once_the_budget_is_spent(project, annotator, django_c
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_routing_the_same_completed_batch_at_once_route_one_batch(project, annotator, monkeypatch):
+def test_two_workers_routing_the_same_completed_batch_at_once_route_one_batch(
+    project, annotator, monkeypatch
+):
     label_samples(project, [0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
-    policy(project, strategy="least_confidence", budget_kind="count", budget_count=6, batch_size=2, annotators_per_item=1)
-    services.routing_route_next_batch(project=project)  # budget left for two more batches: only one may follow
-    with monkeypatch.context() as setup:  # answers commit here: keep their hook from routing the batch already
+    policy(
+        project,
+        strategy="least_confidence",
+        budget_kind="count",
+        budget_count=6,
+        batch_size=2,
+        annotators_per_item=1,
+    )
+    services.routing_route_next_batch(
+        project=project
+    )  # budget left for two more batches: only one may follow
+    with (
+        monkeypatch.context() as setup
+    ):  # answers commit here: keep their hook from routing the batch already
         setup.setattr("annotation.review.answers.routing_after_answer", lambda *, project: False)
         answer_one(project, annotator)
         answer_one(project, annotator)
@@ -169,7 +197,9 @@ def test_two_workers_routing_the_same_completed_batch_at_once_route_one_batch(pr
     assert sorted(set(ReviewTask.objects.values_list("batch", flat=True))) == [1, 2]
 
 
-def test_the_hook_costs_at_most_one_query_while_routed_items_are_open(project, annotator, django_assert_max_num_queries):
+def test_the_hook_costs_at_most_one_query_while_routed_items_are_open(
+    project, annotator, django_assert_max_num_queries
+):
     routed_batch_of_two(project)
     services.routing_after_answer(project=project)  # caches that the policy is active
     with django_assert_max_num_queries(1):
@@ -233,7 +263,9 @@ def test_deactivating_a_policy_on_the_routing_page_stops_routing_on_the_next_ans
     routed_batch_of_two(project)
     answer_one(project, annotator)
     assert services.routing_after_answer(project=project) is False  # "active" is now cached; one item open
-    response = lead_page_client(lead).post(reverse("annotation:routing_policy", args=[project.id]), routing_form())
+    response = lead_page_client(lead).post(
+        reverse("annotation:routing_policy", args=[project.id]), routing_form()
+    )
     assert response.status_code == 302 and not RoutingPolicy.objects.get(project=project).is_active
     answer_one(project, annotator)
     with django_capture_on_commit_callbacks() as queued, CaptureQueriesContext(connection) as queries:

@@ -25,7 +25,11 @@ def write_routing_csv(path, rows: int = 40) -> None:
             wrong = i % 4 == 0  # a quarter of the LLM labels are wrong, at lower confidence
             llm = labels[(i + 1) % 3] if wrong else gold
             confidence = 0.55 if wrong else 0.95
-            probs = json.dumps({llm: confidence, gold if wrong else labels[(i + 2) % 3]: 1 - confidence}) if i % 2 else ""
+            probs = (
+                json.dumps({llm: confidence, gold if wrong else labels[(i + 2) % 3]: 1 - confidence})
+                if i % 2
+                else ""
+            )
             writer.writerow([f"{topics[i % 3]} number {i}", gold, llm, confidence, probs])
 
 
@@ -34,18 +38,32 @@ def test_it_prints_error_capture_per_strategy_and_budget(tmp_path, db):
     write_routing_csv(data)
     out = io.StringIO()
     call_command(
-        "bench_routing", "--data", str(data), "--budgets", "0.1,0.2", "--strategies", "random,entropy,learned",
-        "--current-database", stdout=out,
+        "bench_routing",
+        "--data",
+        str(data),
+        "--budgets",
+        "0.1,0.2",
+        "--strategies",
+        "random,entropy,learned",
+        "--current-database",
+        stdout=out,
     )
     report = json.loads(out.getvalue())
     assert report["n"] == 40 and report["llm_accuracy"] == pytest.approx(0.75)
     assert [(r["strategy"], r["budget"]) for r in report["results"]] == [
-        ("random", 0.1), ("random", 0.2), ("entropy", 0.1), ("entropy", 0.2), ("learned", 0.1), ("learned", 0.2),
+        ("random", 0.1),
+        ("random", 0.2),
+        ("entropy", 0.1),
+        ("entropy", 0.2),
+        ("learned", 0.1),
+        ("learned", 0.2),
     ]
     for result in report["results"]:
         assert result["routed"] == round(result["budget"] * 40)  # never beyond the budget
         assert result["final_accuracy"] >= report["llm_accuracy"]
-        expected = (result["final_accuracy"] - report["llm_accuracy"]) / (result["oracle_accuracy"] - report["llm_accuracy"])
+        expected = (result["final_accuracy"] - report["llm_accuracy"]) / (
+            result["oracle_accuracy"] - report["llm_accuracy"]
+        )
         assert result["error_capture"] == pytest.approx(expected, abs=1e-3)
     # the ten wrong LLM labels are exactly the least confident ones: entropy routing sends only those
     assert [r["error_capture"] for r in report["results"] if r["strategy"] == "entropy"] == [1.0, 1.0]

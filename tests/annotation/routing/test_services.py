@@ -23,16 +23,25 @@ from synthstudio.models import LabelMethod, Sample
 def label_samples(project, confidences: list[float | None]) -> list[Sample]:
     """One sample per confidence with a current LLM label ('positive' at that confidence); None = the LLM
     named no valid label."""
-    samples = [Sample.objects.create(project=project, text=f"review number {i} of a film") for i in range(len(confidences))]
+    samples = [
+        Sample.objects.create(project=project, text=f"review number {i} of a film")
+        for i in range(len(confidences))
+    ]
     readings = [
         LabelReading("", {}, False)
         if confidence is None
-        else LabelReading("positive", {"positive": confidence, "negative": 1 - confidence}, True, confidence=confidence)
+        else LabelReading(
+            "positive", {"positive": confidence, "negative": 1 - confidence}, True, confidence=confidence
+        )
         for confidence in confidences
     ]
     llm_annotations_record(
-        samples=samples, readings=readings, codebook=project.codebook, method=LabelMethod.IMPORTED,
-        model_name="test", run_ref="test",
+        samples=samples,
+        readings=readings,
+        codebook=project.codebook,
+        method=LabelMethod.IMPORTED,
+        model_name="test",
+        run_ref="test",
     )
     return samples
 
@@ -79,9 +88,18 @@ def test_a_preview_writes_nothing(project):
     assert not ReviewTask.objects.exists()
 
 
-def test_routing_never_exceeds_the_budget_nor_routes_a_sample_twice(project, annotator, django_capture_on_commit_callbacks):
+def test_routing_never_exceeds_the_budget_nor_routes_a_sample_twice(
+    project, annotator, django_capture_on_commit_callbacks
+):
     label_samples(project, [0.5 + i / 100 for i in range(40)])
-    policy(project, strategy="random", budget_kind="share", budget_share=0.25, batch_size=4, annotators_per_item=1)
+    policy(
+        project,
+        strategy="random",
+        budget_kind="share",
+        budget_share=0.25,
+        batch_size=4,
+        annotators_per_item=1,
+    )
     routing_route_next_batch(project=project)
     answered = answer_everything(project, annotator, django_capture_on_commit_callbacks)
     tasks = ReviewTask.objects.filter(project=project)
@@ -106,9 +124,18 @@ def test_an_inactive_policy_does_not_route_on_answers(project):
     assert routing_after_answer(project=project) is False
 
 
-def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(project, annotator, lead, django_capture_on_commit_callbacks):
+def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(
+    project, annotator, lead, django_capture_on_commit_callbacks
+):
     samples = label_samples(project, [0.6, 0.7, 0.8])
-    policy(project, strategy="least_confidence", budget_kind="count", budget_count=1, batch_size=1, annotators_per_item=2)
+    policy(
+        project,
+        strategy="least_confidence",
+        budget_kind="count",
+        budget_count=1,
+        batch_size=1,
+        annotators_per_item=2,
+    )
     (task,) = routing_route_next_batch(project=project)
     assert task.required_answers == 2 and task.sample_id == samples[0].pk
     answer_everything(project, annotator, django_capture_on_commit_callbacks)
@@ -120,7 +147,15 @@ def test_overlap_sets_the_required_answers_and_human_verified_items_are_skipped(
 
 def test_cold_start_comes_first_with_its_own_kind(project):
     label_samples(project, [0.6, 0.7, 0.8, 0.9, 0.99])
-    policy(project, strategy="entropy", cold_start_size=2, cold_start_strategy="random", budget_kind="count", budget_count=4, batch_size=3)
+    policy(
+        project,
+        strategy="entropy",
+        cold_start_size=2,
+        cold_start_strategy="random",
+        budget_kind="count",
+        budget_count=4,
+        batch_size=3,
+    )
     tasks = routing_route_next_batch(project=project)
     assert len(tasks) == 2 and {t.kind for t in tasks} == {TaskKind.COLD_START}
     assert all(t.reason == "random pick" and t.strategy == "random" for t in tasks)
@@ -133,8 +168,14 @@ def test_signals_store_uncertainty_student_and_neighbour_agreement(project, samp
         LabelReading("positive", {"positive": 0.6, "negative": 0.4}, True, confidence=0.6),
         LabelReading("", {}, False),
     ]
-    llm_annotations_record(samples=samples, readings=readings, codebook=project.codebook,
-                                    method=LabelMethod.IMPORTED, model_name="t", run_ref="t")
+    llm_annotations_record(
+        samples=samples,
+        readings=readings,
+        codebook=project.codebook,
+        method=LabelMethod.IMPORTED,
+        model_name="t",
+        run_ref="t",
+    )
     assert signals_refresh(project=project) == 4
     first = SampleSignals.objects.get(sample=samples[0])
     assert first.least_confidence == pytest.approx(0.1) and first.margin == pytest.approx(-0.8)
@@ -144,10 +185,14 @@ def test_signals_store_uncertainty_student_and_neighbour_agreement(project, samp
     assert invalid.entropy is None and invalid.student_probability is None and invalid.llm_label == ""
 
 
-def test_the_learned_router_starts_from_its_prior_and_learns_from_answers(project, annotator, django_capture_on_commit_callbacks):
+def test_the_learned_router_starts_from_its_prior_and_learns_from_answers(
+    project, annotator, django_capture_on_commit_callbacks
+):
     # 60 items all labelled "positive"; humans say every third one is negative
     samples = label_samples(project, [0.55 + 0.4 * (i % 10) / 10 for i in range(60)])
-    truth = {sample.pk: ("negative" if index % 3 == 0 else "positive") for index, sample in enumerate(samples)}
+    truth = {
+        sample.pk: ("negative" if index % 3 == 0 else "positive") for index, sample in enumerate(samples)
+    }
     policy(project, strategy="learned", budget_kind="count", budget_count=36, batch_size=12)
     first = routing_route_next_batch(project=project)
     assert all(t.reason.startswith("cold start: uncertainty ranking") for t in first)

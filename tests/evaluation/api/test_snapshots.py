@@ -24,8 +24,9 @@ def media_in_tmp(settings, tmp_path):
 @pytest.fixture
 def snapshot(project, lead, samples):
     for sample, name in zip(samples, ["positive", "negative", "positive", "negative"], strict=True):
-        LLMAnnotation.objects.create(sample=sample, label=name, distribution={name: 1.0}, confidence=0.9,
-                                     method=LabelMethod.IMPORTED)
+        LLMAnnotation.objects.create(
+            sample=sample, label=name, distribution={name: 1.0}, confidence=0.9, method=LabelMethod.IMPORTED
+        )
         final_label_refresh(sample=sample)
     return snapshot_create(project=project, user=lead, settings=FilterSettings())
 
@@ -57,15 +58,21 @@ def test_it_downloads_every_format(client, lead, project, snapshot, django_captu
     headers = bearer(lead)
     jsonl = b"".join(client.get(download_url(project, snapshot, "jsonl"), **headers).streaming_content)
     assert len(jsonl.decode().splitlines()) == 4
-    csv_text = b"".join(client.get(download_url(project, snapshot, "csv"), **headers).streaming_content).decode()
+    csv_text = b"".join(
+        client.get(download_url(project, snapshot, "csv"), **headers).streaming_content
+    ).decode()
     assert csv_text.splitlines()[0].startswith("id,text,label")
-    tasks = json.loads(b"".join(client.get(download_url(project, snapshot, "labelstudio"), **headers).streaming_content))
+    tasks = json.loads(
+        b"".join(client.get(download_url(project, snapshot, "labelstudio"), **headers).streaming_content)
+    )
     assert len(tasks) == 4
-    parquet = file_after_polling(client, download_url(project, snapshot, "parquet"), headers,
-                                 django_capture_on_commit_callbacks)
+    parquet = file_after_polling(
+        client, download_url(project, snapshot, "parquet"), headers, django_capture_on_commit_callbacks
+    )
     assert pq.read_table(io.BytesIO(parquet)).num_rows == 4
-    archive = file_after_polling(client, download_url(project, snapshot, "hf"), headers,
-                                 django_capture_on_commit_callbacks)
+    archive = file_after_polling(
+        client, download_url(project, snapshot, "hf"), headers, django_capture_on_commit_callbacks
+    )
     assert "film-reviews-v1/README.md" in zipfile.ZipFile(io.BytesIO(archive)).namelist()
 
 
@@ -92,7 +99,9 @@ def test_a_file_not_written_yet_answers_202_and_starts_one_job_only(client, lead
     assert ExportJob.objects.filter(snapshot=snapshot).count() == 1
 
 
-def test_the_export_job_status_follows_the_snapshot_access_rules(client, lead, annotator, outsider, project, snapshot):
+def test_the_export_job_status_follows_the_snapshot_access_rules(
+    client, lead, annotator, outsider, project, snapshot
+):
     job_url = client.get(download_url(project, snapshot, "parquet"), **bearer(lead)).json()["poll"]
     assert client.get(job_url, **bearer(lead)).json()["status"] == "queued"
     assert client.get(job_url, **bearer(annotator)).status_code == 403
@@ -113,7 +122,9 @@ def test_it_rejects_a_missing_token_with_401(client, project, snapshot):
 
 
 def test_it_rejects_a_wrong_token_with_401(client, project, snapshot):
-    response = client.get(reverse("api:snapshots", args=[project.id]), HTTP_AUTHORIZATION="Bearer ssk_not-a-real-token")
+    response = client.get(
+        reverse("api:snapshots", args=[project.id]), HTTP_AUTHORIZATION="Bearer ssk_not-a-real-token"
+    )
     assert response.status_code == 401
 
 
@@ -157,7 +168,9 @@ def test_only_the_token_hash_is_stored(lead):
     assert raw.startswith(token.prefix)
 
 
-def test_the_token_page_shows_a_new_token_once_and_lists_it_for_its_owner_only(client, lead, annotator, outsider):
+def test_the_token_page_shows_a_new_token_once_and_lists_it_for_its_owner_only(
+    client, lead, annotator, outsider
+):
     client.force_login(lead)
     response = client.post(reverse("api:tokens"), {"name": "cluster"})
     assert "ssk_" in response.context["new_token"]

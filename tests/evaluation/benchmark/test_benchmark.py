@@ -12,7 +12,14 @@ from evaluation.benchmark.services import benchmark_sets
 from evaluation.models import BenchmarkRun
 from synthstudio.models import HumanAnnotation, HumanSource, JobStatus, LabelMethod, LLMAnnotation, Sample
 
-POSITIVE = ["great film", "wonderful acting", "great story", "lovely and great", "wonderful score", "great fun"]
+POSITIVE = [
+    "great film",
+    "wonderful acting",
+    "great story",
+    "lovely and great",
+    "wonderful score",
+    "great fun",
+]
 NEGATIVE = ["awful film", "boring acting", "awful story", "dull and awful", "boring score", "awful mess"]
 
 
@@ -46,7 +53,9 @@ def test_a_single_class_training_set_predicts_that_class_and_says_so():
 
 
 def test_the_held_out_split_is_reproducible_and_never_empty():
-    assert split_held_out(list(range(10)), fraction=0.3, seed=1) == split_held_out(list(range(10)), fraction=0.3, seed=1)
+    assert split_held_out(list(range(10)), fraction=0.3, seed=1) == split_held_out(
+        list(range(10)), fraction=0.3, seed=1
+    )
     assert len(split_held_out(list(range(10)), fraction=0.3, seed=1)) == 3
     assert len(split_held_out([5], fraction=0.1, seed=0)) == 1
 
@@ -61,9 +70,17 @@ def reviewed(project, annotator):
     samples = []
     for index, (text, label, llm_label) in enumerate(zip(texts, truth, llm, strict=True)):
         sample = Sample.objects.create(project=project, text=text)
-        LLMAnnotation.objects.create(sample=sample, label=llm_label, distribution={llm_label: 0.8}, confidence=0.8, method=LabelMethod.IMPORTED)
+        LLMAnnotation.objects.create(
+            sample=sample,
+            label=llm_label,
+            distribution={llm_label: 0.8},
+            confidence=0.8,
+            method=LabelMethod.IMPORTED,
+        )
         if index % 3 != 2:
-            HumanAnnotation.objects.create(sample=sample, annotator=annotator, label=label, source=HumanSource.REVIEW)
+            HumanAnnotation.objects.create(
+                sample=sample, annotator=annotator, label=label, source=HumanSource.REVIEW
+            )
         final_label_refresh(sample=sample)
         samples.append(sample)
     return samples
@@ -83,17 +100,28 @@ def test_test_items_never_appear_in_any_training_set(project, reviewed):
     assert len(human_only[1]) == 6
 
 
-def test_an_imported_test_file_is_the_held_out_set(lead_client, project, reviewed, django_capture_on_commit_callbacks):
-    upload = SimpleUploadedFile("test.csv", b"text,label\ngreat acting,positive\nawful acting,negative\n", content_type="text/csv")
+def test_an_imported_test_file_is_the_held_out_set(
+    lead_client, project, reviewed, django_capture_on_commit_callbacks
+):
+    upload = SimpleUploadedFile(
+        "test.csv", b"text,label\ngreat acting,positive\nawful acting,negative\n", content_type="text/csv"
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        response = lead_client.post(f"/projects/{project.id}/evaluation/benchmark/start/", {"test_fraction": "0.3", "seed": "0", "test_file": upload})
+        response = lead_client.post(
+            f"/projects/{project.id}/evaluation/benchmark/start/",
+            {"test_fraction": "0.3", "seed": "0", "test_file": upload},
+        )
     run = BenchmarkRun.objects.get(project=project)
     assert response["Location"] == f"/projects/{project.id}/evaluation/benchmark/{run.id}/"
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.test_source == "file"
     assert {r["n_test"] for r in run.results} == {2}
-    assert {r["training_set"] for r in run.results} == {"Raw LLM labels", "Curated final labels", "Human-verified only"}
+    assert {r["training_set"] for r in run.results} == {
+        "Raw LLM labels",
+        "Curated final labels",
+        "Human-verified only",
+    }
     assert all(r["accuracy"] is not None for r in run.results)
     page = lead_client.get(f"/projects/{project.id}/evaluation/benchmark/").content.decode()
     assert "Human-verified only" in page and "Macro-F1" in page
@@ -101,7 +129,11 @@ def test_an_imported_test_file_is_the_held_out_set(lead_client, project, reviewe
 
 def test_a_bad_test_file_is_refused_with_the_row(lead_client, project):
     upload = SimpleUploadedFile("test.csv", b"text,label\ngreat acting,\n", content_type="text/csv")
-    response = lead_client.post(f"/projects/{project.id}/evaluation/benchmark/start/", {"test_fraction": "0.3", "test_file": upload}, follow=True)
+    response = lead_client.post(
+        f"/projects/{project.id}/evaluation/benchmark/start/",
+        {"test_fraction": "0.3", "test_file": upload},
+        follow=True,
+    )
     assert "row 1 needs a text and a label" in response.content.decode()
     assert not BenchmarkRun.objects.exists()
 
@@ -120,7 +152,9 @@ def test_the_benchmark_pages_are_hidden_from_outsiders(outsider_client, project)
 
 def test_the_run_page_returns_its_fragment_to_htmx(lead_client, project):
     run = BenchmarkRun.objects.create(project=project)
-    body = lead_client.get(f"/projects/{project.id}/evaluation/benchmark/{run.id}/", HTTP_HX_REQUEST="true").content.decode()
+    body = lead_client.get(
+        f"/projects/{project.id}/evaluation/benchmark/{run.id}/", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<html" not in body and f'id="job-{run.id}"' in body
 
 
@@ -142,7 +176,11 @@ def test_snapshots_appear_as_diversity_groups(project, reviewed, lead):
     from evaluation.dashboards.services import diversity_groups
 
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
-    samples = list(Sample.objects.filter(project=project).values_list("id", "text", "provenance", "final_label", "final_source"))
+    samples = list(
+        Sample.objects.filter(project=project).values_list(
+            "id", "text", "provenance", "final_label", "final_source"
+        )
+    )
     groups = {g["group"]: g for g in diversity_groups(project=project, samples=samples)}
     assert groups[f"snapshot v{snapshot.version}"]["n"] == snapshot.items.count()
     assert groups["all samples"]["n"] == 12

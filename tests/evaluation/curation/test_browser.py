@@ -13,15 +13,23 @@ from tests.conftest import PASSWORD
 
 
 @pytest.mark.browser
-def test_the_lead_makes_a_snapshot_and_downloads_it(browser_page, live_server, lead, project, samples, settings, tmp_path):
+def test_the_lead_makes_a_snapshot_and_downloads_it(
+    browser_page, live_server, lead, project, samples, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path / "media"
     for sample, name in zip(samples, ["positive", "negative", "positive", "negative"], strict=True):
-        LLMAnnotation.objects.create(sample=sample, label=name, distribution={name: 0.9}, confidence=0.9,
-                                     method=LabelMethod.IMPORTED)
+        LLMAnnotation.objects.create(
+            sample=sample, label=name, distribution={name: 0.9}, confidence=0.9, method=LabelMethod.IMPORTED
+        )
         final_label_refresh(sample=sample)
     duplicate = Sample.objects.create(project=project, text=samples[0].text.upper())
-    LLMAnnotation.objects.create(sample=duplicate, label="positive", distribution={"positive": 0.9}, confidence=0.9,
-                                 method=LabelMethod.IMPORTED)
+    LLMAnnotation.objects.create(
+        sample=duplicate,
+        label="positive",
+        distribution={"positive": 0.9},
+        confidence=0.9,
+        method=LabelMethod.IMPORTED,
+    )
     final_label_refresh(sample=duplicate)
     page = browser_page
     login_as(page, live_server.url, lead.username, PASSWORD)

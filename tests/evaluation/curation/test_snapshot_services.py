@@ -12,8 +12,13 @@ from synthstudio.models import FlagReason, HumanAnnotation, HumanSource, LabelMe
 def llm_label(sample, label, confidence, *, current=True, run="labelling:1"):
     other = "negative" if label == "positive" else "positive"
     LLMAnnotation.objects.create(
-        sample=sample, label=label, distribution={label: confidence, other: 1 - confidence}, confidence=confidence,
-        method=LabelMethod.IMPORTED, is_current=current, run_ref=run,
+        sample=sample,
+        label=label,
+        distribution={label: confidence, other: 1 - confidence},
+        confidence=confidence,
+        method=LabelMethod.IMPORTED,
+        is_current=current,
+        run_ref=run,
     )
     final_label_refresh(sample=sample)
 
@@ -30,7 +35,9 @@ def labelled(project, samples, annotator):
     llm_label(samples[1], "negative", 0.9)
     llm_label(samples[2], "positive", 0.55)
     llm_label(samples[3], "positive", 0.8)
-    HumanAnnotation.objects.create(sample=samples[3], annotator=annotator, label="negative", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=samples[3], annotator=annotator, label="negative", source=HumanSource.REVIEW
+    )
     final_label_refresh(sample=samples[3])
     duplicate = Sample.objects.create(project=project, text="a delight from  start to finish.")
     llm_label(duplicate, "positive", 0.9)
@@ -41,7 +48,9 @@ def labelled(project, samples, annotator):
     return [*samples, duplicate, flagged]
 
 
-def test_a_snapshot_keeps_the_items_passing_the_filters_with_final_labels_and_weights(project, lead, labelled):
+def test_a_snapshot_keeps_the_items_passing_the_filters_with_final_labels_and_weights(
+    project, lead, labelled
+):
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings(min_confidence=0.6))
     rows = {row["sample_ref"]: row for row in snapshot_rows(snapshot)}
     assert set(rows) == {labelled[0].id, labelled[1].id, labelled[3].id}
@@ -49,8 +58,15 @@ def test_a_snapshot_keeps_the_items_passing_the_filters_with_final_labels_and_we
     assert rows[labelled[0].id]["weight"] == 0.95
     assert rows[labelled[3].id]["llm_label"] == "positive"
     assert snapshot.removed_counts == {
-        "unlabelled": 1, "exact_duplicates": 1, "near_duplicates": 0, "judge_score": 0, "confidence": 1,
-        "consistency": 0, "flagged": 1, "length": 0, "format": 0,
+        "unlabelled": 1,
+        "exact_duplicates": 1,
+        "near_duplicates": 0,
+        "judge_score": 0,
+        "confidence": 1,
+        "consistency": 0,
+        "flagged": 1,
+        "length": 0,
+        "format": 0,
     }
 
 
@@ -65,12 +81,16 @@ def test_a_snapshot_records_its_filters_label_policy_and_codebook_version(projec
     assert snapshot.label_counts == {"positive": 2, "negative": 2}
 
 
-def test_editing_labels_later_changes_neither_the_snapshot_nor_its_exports(project, lead, annotator, labelled):
+def test_editing_labels_later_changes_neither_the_snapshot_nor_its_exports(
+    project, lead, annotator, labelled
+):
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
     before_rows = list(snapshot_rows(snapshot))
     before_export = b"".join(jsonl_chunks(snapshot))
     parquet_before = export_file(snapshot, "parquet").read_bytes()
-    HumanAnnotation.objects.create(sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW
+    )
     final_label_refresh(sample=labelled[0])
     Sample.objects.filter(pk=labelled[1].pk).update(text="edited text")
     labelled[2].delete()
@@ -78,12 +98,16 @@ def test_editing_labels_later_changes_neither_the_snapshot_nor_its_exports(proje
     assert b"".join(jsonl_chunks(snapshot)) == before_export
     assert export_file(snapshot, "parquet").read_bytes() == parquet_before
     later = snapshot_create(project=project, user=lead, settings=FilterSettings())
-    assert {row["label"] for row in snapshot_rows(later) if row["sample_ref"] == labelled[0].id} == {"negative"}
+    assert {row["label"] for row in snapshot_rows(later) if row["sample_ref"] == labelled[0].id} == {
+        "negative"
+    }
 
 
 def test_the_diff_lists_added_removed_and_relabelled_items(project, lead, annotator, labelled):
     first = snapshot_create(project=project, user=lead, settings=FilterSettings(min_confidence=0.6))
-    HumanAnnotation.objects.create(sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW
+    )
     final_label_refresh(sample=labelled[0])
     second = snapshot_create(project=project, user=lead, settings=FilterSettings(must_not_match="hours"))
     diff = snapshot_diff(old=first, new=second)
@@ -100,11 +124,21 @@ def test_the_split_is_stratified_and_stored_with_each_row(project, lead):
         sample = Sample.objects.create(project=project, text=f"review number {i}")
         llm_label(sample, "positive" if i % 2 else "negative", 0.9)
     snapshot = snapshot_create(
-        project=project, user=lead, settings=FilterSettings(), split_fractions={"train": 0.6, "validation": 0.2, "test": 0.2}
+        project=project,
+        user=lead,
+        settings=FilterSettings(),
+        split_fractions={"train": 0.6, "validation": 0.2, "test": 0.2},
     )
     rows = list(snapshot_rows(snapshot))
-    per_split = {name: [row["label"] for row in rows if row["split"] == name] for name in ("train", "validation", "test")}
-    assert {name: len(labels) for name, labels in per_split.items()} == {"train": 6, "validation": 2, "test": 2}
+    per_split = {
+        name: [row["label"] for row in rows if row["split"] == name]
+        for name in ("train", "validation", "test")
+    }
+    assert {name: len(labels) for name, labels in per_split.items()} == {
+        "train": 6,
+        "validation": 2,
+        "test": 2,
+    }
     assert all(labels.count("positive") == labels.count("negative") for labels in per_split.values())
     assert snapshot.stats["splits"] == {"train": 6, "validation": 2, "test": 2}
 
@@ -117,9 +151,15 @@ def test_labels_that_differ_across_runs_fail_the_consistency_filter(project, lea
 
 
 def test_agreement_is_recorded_when_items_have_two_human_labels(project, lead, annotator, labelled):
-    HumanAnnotation.objects.create(sample=labelled[3], annotator=lead, label="negative", source=HumanSource.REVIEW)
-    HumanAnnotation.objects.create(sample=labelled[0], annotator=lead, label="positive", source=HumanSource.REVIEW)
-    HumanAnnotation.objects.create(sample=labelled[0], annotator=annotator, label="positive", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=labelled[3], annotator=lead, label="negative", source=HumanSource.REVIEW
+    )
+    HumanAnnotation.objects.create(
+        sample=labelled[0], annotator=lead, label="positive", source=HumanSource.REVIEW
+    )
+    HumanAnnotation.objects.create(
+        sample=labelled[0], annotator=annotator, label="positive", source=HumanSource.REVIEW
+    )
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
     assert snapshot.stats["agreement"] == {"krippendorff_alpha": 1.0, "items_multiply_labelled": 2}
 
@@ -127,8 +167,12 @@ def test_agreement_is_recorded_when_items_have_two_human_labels(project, lead, a
 def test_the_judge_filter_uses_the_newest_judge_rating_of_each_sample(project, lead, labelled):
     from evaluation.models import JudgeKind, JudgeRating, JudgeRun
 
-    older = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j")
-    newer = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j")
+    older = JudgeRun.objects.create(
+        project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j"
+    )
+    newer = JudgeRun.objects.create(
+        project=project, kind=JudgeKind.RATING, base_url="http://judge", model_name="j"
+    )
     JudgeRating.objects.create(run=older, sample=labelled[0], rating="D")
     JudgeRating.objects.create(run=newer, sample=labelled[0], rating="A")  # re-judged: now kept
     JudgeRating.objects.create(run=older, sample=labelled[1], rating="C")

@@ -42,8 +42,9 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def labelled_sample(project, text: str, name: str = "positive") -> Sample:
     sample = Sample.objects.create(project=project, text=text)
-    LLMAnnotation.objects.create(sample=sample, label=name, distribution={name: 0.9}, confidence=0.9,
-                                 method=LabelMethod.IMPORTED)
+    LLMAnnotation.objects.create(
+        sample=sample, label=name, distribution={name: 0.9}, confidence=0.9, method=LabelMethod.IMPORTED
+    )
     final_label_refresh(sample=sample)
     return sample
 
@@ -56,6 +57,7 @@ def pathological(project):
 
 
 # -- the pure module ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("pattern", "text"), CATASTROPHIC)
 def test_a_catastrophic_pattern_answers_at_once(pattern, text):
@@ -97,6 +99,7 @@ def test_an_invalid_pattern_keeps_the_engines_reason():
 
 # -- the curation pages ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("pattern", "text"), CATASTROPHIC)
 def test_the_counts_request_with_a_catastrophic_pattern_answers_within_a_second(
     lead_client, project, pathological, pattern, text
@@ -115,30 +118,38 @@ def test_the_counts_request_with_a_catastrophic_pattern_answers_within_a_second(
 
 
 def test_a_backreference_gets_a_form_error_and_saves_nothing(lead_client, project, pathological):
-    response = lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]),
-                                {"must_match": r"(\w+) \1", "licence": "mit"})
+    response = lead_client.post(
+        reverse("evaluation:snapshot_new", args=[project.id]), {"must_match": r"(\w+) \1", "licence": "mit"}
+    )
     assert response.status_code == 400
     assert "Backreferences (\\1, (?P=name)) are not supported" in response.content.decode()
     assert not CurationSettings.objects.exists() and not SnapshotJob.objects.exists()
 
 
 def test_the_live_counts_fragment_names_the_refused_construct(lead_client, project, pathological):
-    response = lead_client.get(reverse("evaluation:curation_counts", args=[project.id]),
-                               {"must_not_match": "(?<!a)b"}, HTTP_HX_REQUEST="true")
+    response = lead_client.get(
+        reverse("evaluation:curation_counts", args=[project.id]),
+        {"must_not_match": "(?<!a)b"},
+        HTTP_HX_REQUEST="true",
+    )
     html = response.content.decode()
     assert "Fix the highlighted settings" in html
     assert "Text must not match (regex): Lookahead and lookbehind" in html
 
 
 def test_a_10k_character_pattern_is_refused_naming_the_limit(lead_client, project, pathological):
-    response = lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]),
-                                {"must_not_match": "a" * 10_000, "licence": "mit"})
+    response = lead_client.post(
+        reverse("evaluation:snapshot_new", args=[project.id]),
+        {"must_not_match": "a" * 10_000, "licence": "mit"},
+    )
     assert response.status_code == 400
     assert f"The pattern has 10000 characters; the limit is {MAX_PATTERN_CHARS}." in response.content.decode()
     assert not SnapshotJob.objects.exists()
 
 
-def test_a_saved_pattern_re2_refuses_is_shown_as_not_applied_instead_of_a_500(lead_client, project, pathological):
+def test_a_saved_pattern_re2_refuses_is_shown_as_not_applied_instead_of_a_500(
+    lead_client, project, pathological
+):
     CurationSettings.objects.create(project=project, filters=FilterSettings(must_match=r"(\w)\1").as_dict())
     with deadline(10):
         response = lead_client.get(reverse("evaluation:curation", args=[project.id]))
@@ -162,13 +173,16 @@ def test_a_saved_catastrophic_pattern_applies_and_the_curation_page_answers_with
 
 # -- snapshots ---------------------------------------------------------------------------------------------------
 
+
 def test_a_snapshot_with_a_catastrophic_pattern_builds_promptly_and_applies_the_rule(
     lead_client, project, pathological, django_capture_on_commit_callbacks
 ):
     started = time.perf_counter()
     with deadline(10), django_capture_on_commit_callbacks(execute=True):  # eager Celery runs the job here
-        response = lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]),
-                                    {"must_match": "(a+)+$", "must_not_match": "(x+x+)+y", "licence": "mit"})
+        response = lead_client.post(
+            reverse("evaluation:snapshot_new", args=[project.id]),
+            {"must_match": "(a+)+$", "must_not_match": "(x+x+)+y", "licence": "mit"},
+        )
     elapsed = time.perf_counter() - started
     job = SnapshotJob.objects.get(project=project)
     assert response.status_code == 302 and job.status == JobStatus.SUCCEEDED, job.error
@@ -178,7 +192,9 @@ def test_a_snapshot_with_a_catastrophic_pattern_builds_promptly_and_applies_the_
     assert job.snapshot.removed_counts["format"] == 2
 
 
-def test_a_queued_snapshot_job_with_a_pattern_re2_refuses_fails_saying_which_rule(project, lead, pathological):
+def test_a_queued_snapshot_job_with_a_pattern_re2_refuses_fails_saying_which_rule(
+    project, lead, pathological
+):
     settings = FilterSettings(must_not_match="(?<=a)b").as_dict()
     job = SnapshotJob.objects.create(project=project, created_by=lead, filter_settings=settings)
     snapshot_job_task(job.pk)

@@ -24,8 +24,13 @@ def media_in_tmp(settings, tmp_path):
 
 def label(sample, name, confidence=0.9):
     other = "negative" if name == "positive" else "positive"
-    LLMAnnotation.objects.create(sample=sample, label=name, distribution={name: confidence, other: 1 - confidence},
-                                 confidence=confidence, method=LabelMethod.IMPORTED)
+    LLMAnnotation.objects.create(
+        sample=sample,
+        label=name,
+        distribution={name: confidence, other: 1 - confidence},
+        confidence=confidence,
+        method=LabelMethod.IMPORTED,
+    )
     final_label_refresh(sample=sample)
 
 
@@ -72,9 +77,12 @@ def test_outsiders_get_404_on_every_curation_page(outsider_client, project, snap
     for url in lead_only_urls(project, snapshot):
         assert outsider_client.get(url).status_code == 404, url
     assert outsider_client.post(reverse("evaluation:snapshot_new", args=[project.id])).status_code == 404
-    assert outsider_client.post(
-        reverse("evaluation:export_start", args=[project.id, snapshot.version, "parquet"])
-    ).status_code == 404
+    assert (
+        outsider_client.post(
+            reverse("evaluation:export_start", args=[project.id, snapshot.version, "parquet"])
+        ).status_code
+        == 404
+    )
 
 
 def test_the_nav_shows_curation_links_to_leads_only(client, lead, annotator, project):
@@ -113,23 +121,40 @@ def test_creating_a_snapshot_saves_the_settings_and_builds_it_in_a_job(
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
             reverse("evaluation:snapshot_new", args=[project.id]),
-            {"exact_duplicates": "on", "drop_flagged": "on", "min_chars": "0", "split": "80/20", "note": "first",
-             "licence": "mit"},
+            {
+                "exact_duplicates": "on",
+                "drop_flagged": "on",
+                "min_chars": "0",
+                "split": "80/20",
+                "note": "first",
+                "licence": "mit",
+            },
         )
     job = SnapshotJob.objects.get(project=project)
     snapshot = Snapshot.objects.get(project=project)
     assert response.status_code == 302
     assert response["Location"] == reverse("evaluation:snapshot_job", args=[project.id, job.pk])
     assert (job.status, job.snapshot, job.done, job.total) == ("succeeded", snapshot, 4, 4)
-    assert (snapshot.item_count, snapshot.note, snapshot.licence, snapshot.is_ready) == (4, "first", "mit", True)
+    assert (snapshot.item_count, snapshot.note, snapshot.licence, snapshot.is_ready) == (
+        4,
+        "first",
+        "mit",
+        True,
+    )
     assert snapshot.split_fractions == {"train": 0.8, "test": 0.2}
     page = lead_client.get(response["Location"]).content.decode()
     assert reverse("evaluation:snapshot_detail", args=[project.id, snapshot.version]) in page
-    assert lead_client.get(reverse("evaluation:curation", args=[project.id])).context["form"].initial["exact_duplicates"]
+    assert (
+        lead_client.get(reverse("evaluation:curation", args=[project.id]))
+        .context["form"]
+        .initial["exact_duplicates"]
+    )
 
 
 def test_a_queued_snapshot_job_page_polls_and_reloads_without_js(lead_client, project, labelled):
-    lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]), {"min_chars": "0", "licence": "mit"})
+    lead_client.post(
+        reverse("evaluation:snapshot_new", args=[project.id]), {"min_chars": "0", "licence": "mit"}
+    )
     job = SnapshotJob.objects.get(project=project)  # no commit in this test: the job stays queued
     progress_url = reverse("evaluation:snapshot_job_progress", args=[project.id, job.pk])
     page = lead_client.get(reverse("evaluation:snapshot_job", args=[project.id, job.pk])).content.decode()
@@ -155,35 +180,49 @@ def statuses_by_role(url: str, lead, annotator, outsider) -> tuple[int, int, int
 def test_snapshot_job_pages_are_for_leads_only(lead, annotator, outsider, project):
     job = SnapshotJob.objects.create(project=project, created_by=lead)
     for name in ("evaluation:snapshot_job", "evaluation:snapshot_job_progress"):
-        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (200, 403, 404)
+        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (
+            200,
+            403,
+            404,
+        )
 
 
 def test_a_bad_snapshot_form_is_shown_again_with_errors(lead_client, project, labelled):
-    response = lead_client.post(reverse("evaluation:snapshot_new", args=[project.id]), {"must_not_match": "[a-"})
+    response = lead_client.post(
+        reverse("evaluation:snapshot_new", args=[project.id]), {"must_not_match": "[a-"}
+    )
     assert response.status_code == 400
     assert "Not a valid regular expression" in response.content.decode()
     assert not Snapshot.objects.exists()
 
 
 def test_jsonl_downloads_stream_the_snapshot_rows(lead_client, project, snapshot):
-    response = lead_client.get(reverse("evaluation:snapshot_download", args=[project.id, snapshot.version, "jsonl"]))
+    response = lead_client.get(
+        reverse("evaluation:snapshot_download", args=[project.id, snapshot.version, "jsonl"])
+    )
     assert response.streaming
     rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
     assert len(rows) == snapshot.item_count == 4
     assert 'filename="film-reviews-v1.jsonl"' in response["Content-Disposition"]
 
 
-def test_a_parquet_export_runs_as_a_job_then_downloads(lead_client, project, snapshot, django_capture_on_commit_callbacks):
+def test_a_parquet_export_runs_as_a_job_then_downloads(
+    lead_client, project, snapshot, django_capture_on_commit_callbacks
+):
     download = reverse("evaluation:snapshot_download", args=[project.id, snapshot.version, "parquet"])
     assert lead_client.get(download).status_code == 302  # not written yet
     with django_capture_on_commit_callbacks(execute=True):
-        response = lead_client.post(reverse("evaluation:export_start", args=[project.id, snapshot.version, "parquet"]))
+        response = lead_client.post(
+            reverse("evaluation:export_start", args=[project.id, snapshot.version, "parquet"])
+        )
     job = ExportJob.objects.get()
     assert response["Location"] == reverse("evaluation:export_job", args=[project.id, job.pk])
     assert (job.status, job.done, job.total) == ("succeeded", 4, 4)
     page = lead_client.get(response["Location"]).content.decode()
     assert "download-export" in page
-    progress = lead_client.get(reverse("evaluation:export_job_progress", args=[project.id, job.pk]), HTTP_HX_REQUEST="true")
+    progress = lead_client.get(
+        reverse("evaluation:export_job_progress", args=[project.id, job.pk]), HTTP_HX_REQUEST="true"
+    )
     assert progress["HX-Refresh"] == "true"
     file_response = lead_client.get(download)
     assert file_response.status_code == 200
@@ -193,10 +232,14 @@ def test_a_parquet_export_runs_as_a_job_then_downloads(lead_client, project, sna
 def test_the_diff_page_lists_relabelled_items(lead_client, project, lead, labelled, annotator, snapshot):
     from synthstudio.models import HumanAnnotation, HumanSource
 
-    HumanAnnotation.objects.create(sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW)
+    HumanAnnotation.objects.create(
+        sample=labelled[0], annotator=annotator, label="negative", source=HumanSource.REVIEW
+    )
     final_label_refresh(sample=labelled[0])
     second = snapshot_create(project=project, user=lead, settings=FilterSettings())
-    response = lead_client.get(reverse("evaluation:snapshot_compare", args=[project.id, second.version]), {"against": 1})
+    response = lead_client.get(
+        reverse("evaluation:snapshot_compare", args=[project.id, second.version]), {"against": 1}
+    )
     assert response.context["counts"] == {"added": 0, "removed": 0, "relabelled": 1}
 
 
@@ -248,11 +291,17 @@ def upload_file(content: bytes) -> io.BytesIO:
     return upload
 
 
-def test_the_label_studio_upload_imports_tasks_in_a_job(lead_client, project, django_capture_on_commit_callbacks):
-    tasks = [{"data": {"text": "Great!"}, "annotations": [{"result": [{"value": {"choices": ["positive"]}}]}]}]
+def test_the_label_studio_upload_imports_tasks_in_a_job(
+    lead_client, project, django_capture_on_commit_callbacks
+):
+    tasks = [
+        {"data": {"text": "Great!"}, "annotations": [{"result": [{"value": {"choices": ["positive"]}}]}]}
+    ]
     with django_capture_on_commit_callbacks(execute=True):
-        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
-                                    {"file": upload_file(json.dumps(tasks).encode())})
+        response = lead_client.post(
+            reverse("evaluation:labelstudio_import", args=[project.id]),
+            {"file": upload_file(json.dumps(tasks).encode())},
+        )
     job = LabelStudioImportJob.objects.get(project=project)
     assert response["Location"] == reverse("evaluation:labelstudio_import_job", args=[project.id, job.pk])
     assert (job.status, job.counts) == ("succeeded", {"tasks": 1, "annotations": 1, "predictions": 0})
@@ -262,20 +311,30 @@ def test_the_label_studio_upload_imports_tasks_in_a_job(lead_client, project, dj
     assert "Imported 1 tasks" in lead_client.get(response["Location"]).content.decode()
 
 
-def test_a_label_studio_upload_that_is_not_json_imports_nothing(lead_client, project, django_capture_on_commit_callbacks):
+def test_a_label_studio_upload_that_is_not_json_imports_nothing(
+    lead_client, project, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
-                                    {"file": upload_file(b"not json")})
+        response = lead_client.post(
+            reverse("evaluation:labelstudio_import", args=[project.id]), {"file": upload_file(b"not json")}
+        )
     assert "Nothing was imported" in lead_client.get(response["Location"]).content.decode()
     assert not Sample.objects.filter(project=project).exists()
 
 
-def test_a_broken_task_imports_nothing_and_the_error_names_it(lead_client, project, django_capture_on_commit_callbacks):
-    tasks = [{"id": 11, "data": {"text": "Fine."}}, {"id": 12, "data": {"text": "Also fine."}},
-             {"id": 13, "data": {"image": ""}}]
+def test_a_broken_task_imports_nothing_and_the_error_names_it(
+    lead_client, project, django_capture_on_commit_callbacks
+):
+    tasks = [
+        {"id": 11, "data": {"text": "Fine."}},
+        {"id": 12, "data": {"text": "Also fine."}},
+        {"id": 13, "data": {"image": ""}},
+    ]
     with django_capture_on_commit_callbacks(execute=True):
-        response = lead_client.post(reverse("evaluation:labelstudio_import", args=[project.id]),
-                                    {"file": upload_file(json.dumps(tasks).encode())})
+        response = lead_client.post(
+            reverse("evaluation:labelstudio_import", args=[project.id]),
+            {"file": upload_file(json.dumps(tasks).encode())},
+        )
     job = LabelStudioImportJob.objects.get(project=project)
     assert (job.status, job.bad_task) == ("failed", 3)
     assert "Task 3 (id 13) has no text" in lead_client.get(response["Location"]).content.decode()
@@ -283,9 +342,15 @@ def test_a_broken_task_imports_nothing_and_the_error_names_it(lead_client, proje
 
 
 def test_label_studio_import_job_pages_are_for_leads_only(lead, annotator, outsider, project):
-    job = LabelStudioImportJob.objects.create(project=project, created_by=lead, original_name="x.json", stored_path="")
+    job = LabelStudioImportJob.objects.create(
+        project=project, created_by=lead, original_name="x.json", stored_path=""
+    )
     for name in ("evaluation:labelstudio_import_job", "evaluation:labelstudio_import_job_progress"):
-        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (200, 403, 404)
+        assert statuses_by_role(reverse(name, args=[project.id, job.pk]), lead, annotator, outsider) == (
+            200,
+            403,
+            404,
+        )
 
 
 def test_a_label_studio_upload_over_the_size_limit_is_refused(lead_client, project, settings):
@@ -299,10 +364,19 @@ def test_a_label_studio_upload_over_the_size_limit_is_refused(lead_client, proje
 
 def test_annotators_cannot_import_or_send_to_review(annotator_client, project):
     run = RefinementRun.objects.create(project=project, result={"issues": []})
-    assert annotator_client.post(reverse("evaluation:labelstudio_import", args=[project.id])).status_code == 403
-    assert annotator_client.post(reverse("evaluation:label_issues_send", args=[project.id, run.pk])).status_code == 403
-    assert annotator_client.get(reverse("evaluation:label_issues_progress", args=[project.id, run.pk])).status_code == 403
-
+    assert (
+        annotator_client.post(reverse("evaluation:labelstudio_import", args=[project.id])).status_code == 403
+    )
+    assert (
+        annotator_client.post(reverse("evaluation:label_issues_send", args=[project.id, run.pk])).status_code
+        == 403
+    )
+    assert (
+        annotator_client.get(
+            reverse("evaluation:label_issues_progress", args=[project.id, run.pk])
+        ).status_code
+        == 403
+    )
 
 
 def test_a_finished_label_studio_import_run_again_imports_nothing_more(lead, project, tmp_path):
@@ -310,8 +384,9 @@ def test_a_finished_label_studio_import_run_again_imports_nothing_more(lead, pro
 
     stored = tmp_path / "upload.json"
     stored.write_text(json.dumps([{"data": {"text": "Once only."}}]))
-    job = LabelStudioImportJob.objects.create(project=project, created_by=lead, original_name="u.json",
-                                              stored_path=str(stored))
+    job = LabelStudioImportJob.objects.create(
+        project=project, created_by=lead, original_name="u.json", stored_path=str(stored)
+    )
     labelstudio_import_task(job.pk)
     labelstudio_import_task(job.pk)  # a redelivered message
     assert Sample.objects.filter(project=project, text="Once only.").count() == 1
@@ -329,4 +404,6 @@ def test_sending_label_issues_refuses_ids_that_are_not_issues_of_the_run(lead_cl
         assert "Choose label issues of this run." in response.content.decode()
     assert not ReviewTask.objects.filter(project=project, kind=TaskKind.LABEL_ISSUE).exists()
     lead_client.post(url, {"sample": [str(samples[0].id)]})
-    assert list(ReviewTask.objects.filter(kind=TaskKind.LABEL_ISSUE).values_list("sample_id", flat=True)) == [samples[0].id]
+    assert list(ReviewTask.objects.filter(kind=TaskKind.LABEL_ISSUE).values_list("sample_id", flat=True)) == [
+        samples[0].id
+    ]

@@ -15,12 +15,20 @@ from tests.conftest import PASSWORD
 from tests.evaluation.dashboards.test_views import labelled  # noqa: F401 - fixture
 from tests.evaluation.preferences.test_import import pandalm_bytes
 
-DASHBOARDS = {"overview": "", "agreement": "agreement/", "diversity": "diversity/", "benchmark": "benchmark/", "preferences": "preferences/"}
+DASHBOARDS = {
+    "overview": "",
+    "agreement": "agreement/",
+    "diversity": "diversity/",
+    "benchmark": "benchmark/",
+    "preferences": "preferences/",
+}
 
 
 @pytest.fixture
 def evaluated(project, labelled, lead):  # noqa: F811 - the imported fixture
-    pairwise_import(project=project, records=parse_pairwise_file(pandalm_bytes(), "pandalm_testset.json"), batch="pandalm")
+    pairwise_import(
+        project=project, records=parse_pairwise_file(pandalm_bytes(), "pandalm_testset.json"), batch="pandalm"
+    )
     BenchmarkRun.objects.create(
         project=project, created_by=lead, status=JobStatus.SUCCEEDED, test_fraction=0.3,
         results=[
@@ -31,8 +39,12 @@ def evaluated(project, labelled, lead):  # noqa: F811 - the imported fixture
         ],
     )  # fmt: skip
     JudgeRun.objects.create(
-        project=project, kind=JudgeKind.PAIRWISE, base_url="http://127.0.0.1:9/v1", model_name="judge-model",
-        status=JobStatus.SUCCEEDED, summary={"pairs_both_orders": 5, "position_bias_rate": 0.2, "kappa": 0.61, "with_humans": 5},
+        project=project,
+        kind=JudgeKind.PAIRWISE,
+        base_url="http://127.0.0.1:9/v1",
+        model_name="judge-model",
+        status=JobStatus.SUCCEEDED,
+        summary={"pairs_both_orders": 5, "position_bias_rate": 0.2, "kappa": 0.61, "with_humans": 5},
     )
     metrics_refresh_start(project=project)  # eager Celery: runs on commit (live_server tests autocommit)
     assert MetricsCache.objects.filter(project=project).exists()
@@ -55,7 +67,9 @@ def test_a_lead_opens_every_dashboard(browser_page, live_server, lead, evaluated
 
 
 @pytest.mark.browser
-def test_an_annotator_cannot_open_dashboards_but_compares_pairs_with_the_keyboard(browser_page, live_server, annotator, evaluated):
+def test_an_annotator_cannot_open_dashboards_but_compares_pairs_with_the_keyboard(
+    browser_page, live_server, annotator, evaluated
+):
     page = browser_page
     login_as(page, live_server.url, annotator.username, PASSWORD)
     for path in DASHBOARDS.values():
@@ -65,5 +79,7 @@ def test_an_annotator_cannot_open_dashboards_but_compares_pairs_with_the_keyboar
     first_prompt = page.locator(".pair-prompt").inner_text()
     screenshot(page, "evaluation-pairwise-review")
     page.keyboard.press("1")
-    page.wait_for_function(f"() => document.querySelector('.pair-prompt') && document.querySelector('.pair-prompt').innerText !== {first_prompt!r}")
+    page.wait_for_function(
+        f"() => document.querySelector('.pair-prompt') && document.querySelector('.pair-prompt').innerText !== {first_prompt!r}"
+    )
     assert PairwiseJudgment.objects.filter(rater__user=annotator).count() == 1

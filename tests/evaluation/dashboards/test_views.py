@@ -29,7 +29,10 @@ DASHBOARDS = ["", "agreement/", "diversity/", "benchmark/", "preferences/"]
 def llm_label(sample, label, confidence):
     other = "negative" if label == "positive" else "positive"
     LLMAnnotation.objects.create(
-        sample=sample, label=label, distribution={label: confidence, other: 1 - confidence}, confidence=confidence,
+        sample=sample,
+        label=label,
+        distribution={label: confidence, other: 1 - confidence},
+        confidence=confidence,
         method=LabelMethod.IMPORTED,
     )
 
@@ -39,15 +42,28 @@ def labelled(project, samples, lead, annotator):
     """4 samples from two runs; the LLM labels all, both people label all four (they disagree on one), and
     the annotator rates three of them A, C and B (one flagged unfaithful)."""
     for sample, run in zip(samples, ["1", "1", "2", "2"], strict=True):
-        sample.provenance = {"run_id": run, "config_name": f"config-{run}", "conditions": {"tone": "warm" if run == "1" else "dry"}}
+        sample.provenance = {
+            "run_id": run,
+            "config_name": f"config-{run}",
+            "conditions": {"tone": "warm" if run == "1" else "dry"},
+        }
         sample.save()
     for sample, label in zip(samples, ["positive", "negative", "positive", "positive"], strict=True):
         llm_label(sample, label, 0.9)
-    human = {lead: ["positive", "negative", "positive", "negative"], annotator: ["positive", "negative", "positive", "positive"]}
+    human = {
+        lead: ["positive", "negative", "positive", "negative"],
+        annotator: ["positive", "negative", "positive", "positive"],
+    }
     for person, labels in human.items():
         for sample, label in zip(samples, labels, strict=True):
-            HumanAnnotation.objects.create(sample=sample, annotator=person, label=label, source=HumanSource.REVIEW)
-    for sample, rating, flag in [(samples[0], "A", ""), (samples[1], "C", ""), (samples[2], "B", FlagReason.UNFAITHFUL)]:
+            HumanAnnotation.objects.create(
+                sample=sample, annotator=person, label=label, source=HumanSource.REVIEW
+            )
+    for sample, rating, flag in [
+        (samples[0], "A", ""),
+        (samples[1], "C", ""),
+        (samples[2], "B", FlagReason.UNFAITHFUL),
+    ]:
         HumanAnnotation.objects.filter(sample=sample, annotator=annotator).update(rating=rating, flag=flag)
     for sample in samples:
         final_label_refresh(sample=sample)
@@ -132,13 +148,17 @@ def test_the_agreement_page_draws_the_confusion_heatmap(lead_client, project, co
     assert "positive → positive: 2 (100% of row)" in body
 
 
-def test_changed_data_shows_the_previous_numbers_and_queues_a_recompute(lead_client, project, computed, labelled, annotator):
+def test_changed_data_shows_the_previous_numbers_and_queues_a_recompute(
+    lead_client, project, computed, labelled, annotator
+):
     Sample.objects.create(project=project, text="A brand new review.")
     body = lead_client.get(f"/projects/{project.id}/evaluation/").content.decode()
     assert "recomputing — these are the previous numbers" in body
     assert MetricsRefresh.objects.filter(project=project, status=JobStatus.QUEUED).count() == 1
     lead_client.get(f"/projects/{project.id}/evaluation/diversity/")
-    assert MetricsRefresh.objects.filter(project=project, status=JobStatus.QUEUED).count() == 1  # not queued twice
+    assert (
+        MetricsRefresh.objects.filter(project=project, status=JobStatus.QUEUED).count() == 1
+    )  # not queued twice
 
 
 def test_a_first_visit_says_the_numbers_are_being_computed(lead_client, project, labelled):
@@ -148,7 +168,9 @@ def test_a_first_visit_says_the_numbers_are_being_computed(lead_client, project,
 
 def test_the_refresh_status_asks_htmx_to_reload_once_done(lead_client, project, computed):
     job = MetricsRefresh.objects.get(project=project)
-    response = lead_client.get(f"/projects/{project.id}/evaluation/recompute/{job.id}/", HTTP_HX_REQUEST="true")
+    response = lead_client.get(
+        f"/projects/{project.id}/evaluation/recompute/{job.id}/", HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     assert response["HX-Refresh"] == "true"
 
@@ -158,7 +180,10 @@ def test_recompute_is_forbidden_to_annotators(annotator_client, project):
 
 
 def test_recompute_queues_a_fresh_job_for_the_lead(lead_client, project, computed):
-    response = lead_client.post(f"/projects/{project.id}/evaluation/recompute/", {"next": f"/projects/{project.id}/evaluation/agreement/"})
+    response = lead_client.post(
+        f"/projects/{project.id}/evaluation/recompute/",
+        {"next": f"/projects/{project.id}/evaluation/agreement/"},
+    )
     assert response.status_code == 302
     assert response["Location"] == f"/projects/{project.id}/evaluation/agreement/"
     assert MetricsRefresh.objects.filter(project=project).count() == 2
@@ -169,7 +194,12 @@ def test_the_label_distribution_csv_has_the_chart_numbers(lead_client, project, 
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0] == ["label", "final_label_count", "llm_label_count", "human_answer_count"]
-    assert rows[1] == ["positive", "3", "3", "5"]  # sample 4 is a human tie and keeps its LLM label (positive)
+    assert rows[1] == [
+        "positive",
+        "3",
+        "3",
+        "5",
+    ]  # sample 4 is a human tie and keeps its LLM label (positive)
     assert rows[2] == ["negative", "1", "1", "3"]
 
 

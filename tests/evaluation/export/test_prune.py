@@ -25,8 +25,13 @@ def media_in_tmp(settings, tmp_path):
 @pytest.fixture
 def two_snapshots(project, lead, samples):
     for sample in samples:
-        LLMAnnotation.objects.create(sample=sample, label="positive", distribution={"positive": 1.0}, confidence=0.9,
-                                     method=LabelMethod.IMPORTED)
+        LLMAnnotation.objects.create(
+            sample=sample,
+            label="positive",
+            distribution={"positive": 1.0},
+            confidence=0.9,
+            method=LabelMethod.IMPORTED,
+        )
         final_label_refresh(sample=sample)
     return [snapshot_create(project=project, user=lead, settings=FilterSettings()) for _ in range(2)]
 

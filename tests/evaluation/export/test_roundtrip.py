@@ -42,19 +42,31 @@ def snapshot(project, lead, annotator):
         sample = Sample.objects.create(project=project, text=text, fields={"source": "test"})
         other = "negative" if label == "positive" else "positive"
         LLMAnnotation.objects.create(
-            sample=sample, label=label, distribution={label: confidence, other: 1 - confidence},
-            confidence=confidence, method=LabelMethod.IMPORTED, model_name="gpt-test",
+            sample=sample,
+            label=label,
+            distribution={label: confidence, other: 1 - confidence},
+            confidence=confidence,
+            method=LabelMethod.IMPORTED,
+            model_name="gpt-test",
         )
         if human:
-            HumanAnnotation.objects.create(sample=sample, annotator=annotator, label=human, source=HumanSource.REVIEW)
+            HumanAnnotation.objects.create(
+                sample=sample, annotator=annotator, label=human, source=HumanSource.REVIEW
+            )
         final_label_refresh(sample=sample)
     return snapshot_create(
-        project=project, user=lead, settings=FilterSettings(), split_fractions={"train": 0.5, "test": 0.5}, licence="cc-by-4.0"
+        project=project,
+        user=lead,
+        settings=FilterSettings(),
+        split_fractions={"train": 0.5, "test": 0.5},
+        licence="cc-by-4.0",
     )
 
 
 def expected_rows(snapshot):
-    return sorted((row["sample_ref"], row["text"], row["label"], row["split"]) for row in snapshot_rows(snapshot))
+    return sorted(
+        (row["sample_ref"], row["text"], row["label"], row["split"]) for row in snapshot_rows(snapshot)
+    )
 
 
 def test_the_hugging_face_folder_loads_with_load_dataset_and_gives_the_same_rows(snapshot, tmp_path):

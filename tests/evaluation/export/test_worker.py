@@ -18,8 +18,9 @@ from tests.worker import wait_for_job
 @pytest.mark.worker
 def test_a_parquet_export_is_written_by_a_real_worker(celery_worker_process, project, lead, samples):
     for sample, name in zip(samples, ["positive", "negative", "positive", "negative"], strict=True):
-        LLMAnnotation.objects.create(sample=sample, label=name, distribution={name: 0.9}, confidence=0.9,
-                                     method=LabelMethod.IMPORTED)
+        LLMAnnotation.objects.create(
+            sample=sample, label=name, distribution={name: 0.9}, confidence=0.9, method=LabelMethod.IMPORTED
+        )
         final_label_refresh(sample=sample)
     snapshot = snapshot_create(project=project, user=lead, settings=FilterSettings())
     job = curation_services.export_job_start(snapshot=snapshot, file_format="parquet", user=lead)

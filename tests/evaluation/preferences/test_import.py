@@ -60,10 +60,32 @@ def test_it_imports_pandalm_pairs_with_pseudo_annotators_that_cannot_log_in(proj
 
 def test_it_reads_a_generic_csv_with_one_row_per_judgment():
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["prompt", "response_a", "response_b", "annotator", "choice", "source_a", "source_b"])
+    writer = csv.DictWriter(
+        buffer, ["prompt", "response_a", "response_b", "annotator", "choice", "source_a", "source_b"]
+    )
     writer.writeheader()
-    writer.writerow({"prompt": "p", "response_a": "x", "response_b": "y", "annotator": "ann", "choice": "A", "source_a": "m1", "source_b": "m2"})
-    writer.writerow({"prompt": "p", "response_a": "x", "response_b": "y", "annotator": "bob", "choice": "tie", "source_a": "m1", "source_b": "m2"})
+    writer.writerow(
+        {
+            "prompt": "p",
+            "response_a": "x",
+            "response_b": "y",
+            "annotator": "ann",
+            "choice": "A",
+            "source_a": "m1",
+            "source_b": "m2",
+        }
+    )
+    writer.writerow(
+        {
+            "prompt": "p",
+            "response_a": "x",
+            "response_b": "y",
+            "annotator": "bob",
+            "choice": "tie",
+            "source_a": "m1",
+            "source_b": "m2",
+        }
+    )
     records = parse_pairwise_file(buffer.getvalue().encode(), "judgments.csv")
     assert len(records) == 1
     assert records[0].judgments == [("ann", "a"), ("bob", "tie")]
@@ -85,8 +107,12 @@ def test_the_leaderboard_ranks_models_and_reports_rater_agreement_like_statsmode
         assert row["bt_low"] <= row["bt"] <= row["bt_high"]
     # alpha wins 2 of 3 + tie on pair 0 and wins pairs 2, 3, 4 outright: it leads both ratings
     assert summary["leaderboard"][0]["player"] == "alpha-7b"
-    table = metrics.category_counts([[r[n] for n in ("annotator1", "annotator2", "annotator3")] for r in PANDALM_ROWS], [0, 1, 2])
-    assert summary["agreement"]["fleiss"] == pytest.approx(statsmodels_fleiss_kappa(table, method="fleiss"), abs=1e-9)
+    table = metrics.category_counts(
+        [[r[n] for n in ("annotator1", "annotator2", "annotator3")] for r in PANDALM_ROWS], [0, 1, 2]
+    )
+    assert summary["agreement"]["fleiss"] == pytest.approx(
+        statsmodels_fleiss_kappa(table, method="fleiss"), abs=1e-9
+    )
     assert summary["agreement"]["krippendorff"] is not None
 
 
@@ -99,7 +125,9 @@ def test_it_imports_through_the_page_as_lead(lead_client, project):
 
 def test_it_shows_the_import_error_for_a_bad_file(lead_client, project):
     upload = SimpleUploadedFile("bad.json", b"{not json", content_type="application/json")
-    response = lead_client.post(f"/projects/{project.id}/evaluation/preferences/import/", {"file": upload}, follow=True)
+    response = lead_client.post(
+        f"/projects/{project.id}/evaluation/preferences/import/", {"file": upload}, follow=True
+    )
     assert "Could not import bad.json" in response.content.decode()
     assert not PairwiseItem.objects.filter(project=project).exists()
 

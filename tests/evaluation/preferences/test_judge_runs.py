@@ -18,7 +18,11 @@ from synthstudio.models import HumanAnnotation, JobStatus
 @pytest.fixture
 def endpoint(openai_server, project):
     return LLMEndpoint.objects.create(
-        project=project, name="test server", base_url=openai_server.base_url, model="judge-model", max_retries=1
+        project=project,
+        name="test server",
+        base_url=openai_server.base_url,
+        model="judge-model",
+        max_retries=1,
     )
 
 
@@ -53,7 +57,9 @@ def test_a_pairwise_run_judges_each_pair_in_both_orders_and_reports_position_bia
 ):
     openai_server.responder = position_biased_judge
     with django_capture_on_commit_callbacks(execute=True):
-        run = judge_run_start(project=project, user=lead, kind=JudgeKind.PAIRWISE, endpoint=endpoint, limit=10)
+        run = judge_run_start(
+            project=project, user=lead, kind=JudgeKind.PAIRWISE, endpoint=endpoint, limit=10
+        )
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert openai_server.request_count == 8
@@ -67,12 +73,16 @@ def test_a_pairwise_run_judges_each_pair_in_both_orders_and_reports_position_bia
     assert summary["kappa"] is not None
 
 
-def test_a_rerun_of_a_finished_pair_run_sends_nothing(project, lead, endpoint, pairs, openai_server, django_capture_on_commit_callbacks):
+def test_a_rerun_of_a_finished_pair_run_sends_nothing(
+    project, lead, endpoint, pairs, openai_server, django_capture_on_commit_callbacks
+):
     from evaluation.tasks import judge_run_task
 
     openai_server.responder = position_biased_judge
     with django_capture_on_commit_callbacks(execute=True):
-        run = judge_run_start(project=project, user=lead, kind=JudgeKind.PAIRWISE, endpoint=endpoint, limit=10)
+        run = judge_run_start(
+            project=project, user=lead, kind=JudgeKind.PAIRWISE, endpoint=endpoint, limit=10
+        )
     sent = openai_server.request_count
     judge_run_task(run.id)
     assert openai_server.request_count == sent
@@ -101,7 +111,9 @@ def test_a_rating_run_reports_kappa_with_human_ratings(
     assert run.summary["agreement"] == pytest.approx(3 / 4)
     from sklearn.metrics import cohen_kappa_score
 
-    assert run.summary["kappa"] == pytest.approx(cohen_kappa_score(["A", "D", "B", "D"], ["A", "D", "A", "D"]), abs=1e-9)
+    assert run.summary["kappa"] == pytest.approx(
+        cohen_kappa_score(["A", "D", "B", "D"], ["A", "D", "A", "D"]), abs=1e-9
+    )
     assert run.summary["distribution"] == {"A": 2, "B": 0, "C": 0, "D": 2}
 
 
@@ -132,11 +144,14 @@ def test_verdicts_by_position_map_back_to_the_items_sides():
     assert parse_rating(None, "no letter here") == ""
 
 
-def test_the_judge_page_starts_a_run_for_the_lead(lead_client, project, endpoint, pairs, openai_server, django_capture_on_commit_callbacks):
+def test_the_judge_page_starts_a_run_for_the_lead(
+    lead_client, project, endpoint, pairs, openai_server, django_capture_on_commit_callbacks
+):
     openai_server.responder = position_biased_judge
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
-            f"/projects/{project.id}/evaluation/judges/start/", {"kind": "pairwise", "endpoint": endpoint.id, "limit": 4}
+            f"/projects/{project.id}/evaluation/judges/start/",
+            {"kind": "pairwise", "endpoint": endpoint.id, "limit": 4},
         )
     run = JudgeRun.objects.get(project=project)
     assert response["Location"] == f"/projects/{project.id}/evaluation/judges/{run.id}/"
@@ -146,7 +161,12 @@ def test_the_judge_page_starts_a_run_for_the_lead(lead_client, project, endpoint
 
 
 def test_the_judge_pages_are_forbidden_to_annotators(annotator_client, project, endpoint):
-    assert annotator_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating"}).status_code == 403
+    assert (
+        annotator_client.post(
+            f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating"}
+        ).status_code
+        == 403
+    )
     run = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://x", model_name="m")
     assert annotator_client.get(f"/projects/{project.id}/evaluation/judges/{run.id}/").status_code == 403
 
@@ -154,7 +174,12 @@ def test_the_judge_pages_are_forbidden_to_annotators(annotator_client, project, 
 def test_the_judge_pages_are_hidden_from_outsiders(outsider_client, project):
     run = JudgeRun.objects.create(project=project, kind=JudgeKind.RATING, base_url="http://x", model_name="m")
     assert outsider_client.get(f"/projects/{project.id}/evaluation/judges/{run.id}/").status_code == 404
-    assert outsider_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating"}).status_code == 404
+    assert (
+        outsider_client.post(
+            f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating"}
+        ).status_code
+        == 404
+    )
 
 
 def test_an_endpoint_id_that_is_not_a_number_is_a_404(lead_client, project):
@@ -167,21 +192,32 @@ def test_an_endpoint_id_that_is_not_a_number_is_a_404(lead_client, project):
 
 
 @pytest.mark.parametrize("endpoint_id", ["²", "999999", " 1"])
-def test_an_endpoint_that_is_not_one_of_the_project_is_a_404_not_a_server_error(lead_client, project, endpoint_id):
-    response = lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating", "endpoint": endpoint_id})
+def test_an_endpoint_that_is_not_one_of_the_project_is_a_404_not_a_server_error(
+    lead_client, project, endpoint_id
+):
+    response = lead_client.post(
+        f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating", "endpoint": endpoint_id}
+    )
     assert response.status_code == 404
     assert not JudgeRun.objects.exists()
 
 
 def test_an_unknown_judge_kind_is_refused_with_a_message(lead_client, project):
-    response = lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "essay"}, follow=True)
+    response = lead_client.post(
+        f"/projects/{project.id}/evaluation/judges/start/", {"kind": "essay"}, follow=True
+    )
     assert response.redirect_chain == [(f"/projects/{project.id}/evaluation/preferences/", 302)]
     assert "Choose what the judge should do." in response.content.decode()
     assert not JudgeRun.objects.exists()
 
 
-@pytest.mark.parametrize(("limit", "stored"), [("0", 1), ("99999", 5000), ("many", 200), ("", 200), ("35", 35)])
+@pytest.mark.parametrize(
+    ("limit", "stored"), [("0", 1), ("99999", 5000), ("many", 200), ("", 200), ("35", 35)]
+)
 def test_the_judge_limit_is_kept_between_1_and_5000(lead_client, project, limit, stored):
-    lead_client.post(f"/projects/{project.id}/evaluation/judges/start/", {"kind": "rating", "endpoint": "offline", "limit": limit})
+    lead_client.post(
+        f"/projects/{project.id}/evaluation/judges/start/",
+        {"kind": "rating", "endpoint": "offline", "limit": limit},
+    )
     run = JudgeRun.objects.get()
     assert run.limit == stored and run.is_offline

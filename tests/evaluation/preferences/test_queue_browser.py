@@ -13,11 +13,15 @@ from tests.conftest import PASSWORD
 
 
 def settled(page) -> None:
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
 
 
 @pytest.mark.browser
-def test_it_lets_an_annotator_judge_pairs_in_the_workbench_with_the_keyboard(browser_page, live_server, annotator, project, samples):
+def test_it_lets_an_annotator_judge_pairs_in_the_workbench_with_the_keyboard(
+    browser_page, live_server, annotator, project, samples
+):
     from playwright.sync_api import expect
 
     route(project, samples[:1])
@@ -48,5 +52,8 @@ def test_it_lets_an_annotator_judge_pairs_in_the_workbench_with_the_keyboard(bro
 
     a_first = a_shown_first_for(item_id=first_pair.id, user_id=annotator.id)
     choices = dict(PairwiseJudgment.objects.filter(rater__user=annotator).values_list("item_id", "choice"))
-    assert choices == {first_pair.id: PairChoice.A if a_first else PairChoice.B, second_pair.id: PairChoice.TIE}
+    assert choices == {
+        first_pair.id: PairChoice.A if a_first else PairChoice.B,
+        second_pair.id: PairChoice.TIE,
+    }
     assert dialogs == []

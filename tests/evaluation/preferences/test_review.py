@@ -12,7 +12,10 @@ from evaluation.preferences.services import a_shown_first_for, pairwise_import
 
 @pytest.fixture
 def pairs(project):
-    records = [PairRecord(f"Prompt {i}", f"Answer A{i}", f"Answer B{i}", "model-x", "model-y", str(i)) for i in range(12)]
+    records = [
+        PairRecord(f"Prompt {i}", f"Answer A{i}", f"Answer B{i}", "model-x", "model-y", str(i))
+        for i in range(12)
+    ]
     pairwise_import(project=project, records=records, batch="fixture")
     return list(PairwiseItem.objects.filter(project=project).order_by("id"))
 
@@ -31,9 +34,13 @@ def test_the_annotator_sees_the_first_pair_in_their_order(annotator_client, anno
     assert "model-x" not in body  # sources stay hidden
 
 
-def test_choosing_the_first_response_stores_the_side_it_was_and_the_position(annotator_client, annotator, project, pairs):
+def test_choosing_the_first_response_stores_the_side_it_was_and_the_position(
+    annotator_client, annotator, project, pairs
+):
     item = pairs[0]
-    response = annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": item.id, "choice": "first"})
+    response = annotator_client.post(
+        f"/projects/{project.id}/evaluation/pairs/", {"item": item.id, "choice": "first"}
+    )
     assert response.status_code == 302
     judgment = PairwiseJudgment.objects.get(item=item)
     a_first = a_shown_first_for(item_id=item.id, user_id=annotator.id)
@@ -44,13 +51,17 @@ def test_choosing_the_first_response_stores_the_side_it_was_and_the_position(ann
 
 def test_after_judging_the_next_pair_is_served(annotator_client, project, pairs):
     annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "tie"})
-    body = annotator_client.get(f"/projects/{project.id}/evaluation/pairs/", HTTP_HX_REQUEST="true").content.decode()
+    body = annotator_client.get(
+        f"/projects/{project.id}/evaluation/pairs/", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "Prompt 1" in body and "Prompt 0" not in body
     assert "<html" not in body  # the htmx branch returns the fragment
 
 
 def test_it_rejects_an_unknown_choice(annotator_client, project, pairs):
-    annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "both"})
+    annotator_client.post(
+        f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "both"}
+    )
     assert not PairwiseJudgment.objects.exists()
 
 
@@ -66,18 +77,24 @@ def test_it_says_so_when_nothing_is_left(annotator_client, project):
 
 def test_outsiders_cannot_see_or_judge_pairs(outsider_client, project, pairs):
     assert outsider_client.get(f"/projects/{project.id}/evaluation/pairs/").status_code == 404
-    response = outsider_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "first"})
+    response = outsider_client.post(
+        f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "first"}
+    )
     assert response.status_code == 404
     assert not PairwiseJudgment.objects.exists()
 
 
 def test_a_pair_id_with_a_superscript_digit_is_a_404_not_a_server_error(annotator_client, project, pairs):
-    response = annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": "²", "choice": "first"})
+    response = annotator_client.post(
+        f"/projects/{project.id}/evaluation/pairs/", {"item": "²", "choice": "first"}
+    )
     assert response.status_code == 404  # "²".isdigit() is True, int("²") fails
     assert not PairwiseJudgment.objects.exists()
 
 
 def test_an_unknown_choice_on_a_pair_is_refused_with_a_message(annotator_client, project, pairs):
-    response = annotator_client.post(f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "both"}, follow=True)
+    response = annotator_client.post(
+        f"/projects/{project.id}/evaluation/pairs/", {"item": pairs[0].id, "choice": "both"}, follow=True
+    )
     assert "Choose the first response, the second, or a tie." in response.content.decode()
     assert not PairwiseJudgment.objects.exists()

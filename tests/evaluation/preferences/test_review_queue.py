@@ -35,8 +35,16 @@ def client_as(user) -> Client:
 
 def make_generated_pairs(project, lead) -> list[PairwiseItem]:
     """Three pairs made from two generation runs, in the order the annotator is served them."""
-    run_a = finished_run(make_config(project, lead, "warm"), lead, [(PLOT, "Warm plot"), (ACTING, "Warm acting"), (PLOT, "Warm plot 2")])
-    run_b = finished_run(make_config(project, lead, "cold"), lead, [(PLOT, "Cold plot"), (ACTING, "Cold acting"), (PLOT, "Cold plot 2")])
+    run_a = finished_run(
+        make_config(project, lead, "warm"),
+        lead,
+        [(PLOT, "Warm plot"), (ACTING, "Warm acting"), (PLOT, "Warm plot 2")],
+    )
+    run_b = finished_run(
+        make_config(project, lead, "cold"),
+        lead,
+        [(PLOT, "Cold plot"), (ACTING, "Cold acting"), (PLOT, "Cold plot 2")],
+    )
     pairwise_from_generation(project=project, key_a=f"run:{run_a.id}", key_b=f"run:{run_b.id}")
     return list(PairwiseItem.objects.filter(project=project).order_by("id"))
 
@@ -59,7 +67,9 @@ def badge_url(project) -> str:
     return reverse("evaluation:pairwise_waiting_badge", args=[project.id])
 
 
-def test_the_empty_workbench_loads_the_pair_task_and_the_header_says_how_many_pairs_wait(annotator, project, generated_pairs):
+def test_the_empty_workbench_loads_the_pair_task_and_the_header_says_how_many_pairs_wait(
+    annotator, project, generated_pairs
+):
     client = client_as(annotator)
     body = client.get(queue_url(project)).content.decode()
     assert "Nothing left in your queue" in body
@@ -88,10 +98,14 @@ def test_the_annotator_judges_a_pair_from_the_workbench_and_it_counts_in_the_elo
     item = generated_pairs[0]
     assert item.prompt in loaded and 'data-key="1"' in loaded and 'data-key="3"' in loaded
     a_first = a_shown_first_for(item_id=item.id, user_id=annotator.id)
-    next_pair = client.post(pair_url(project), {"item": item.id, "choice": "first"}, follow=True, **HTMX).content.decode()
+    next_pair = client.post(
+        pair_url(project), {"item": item.id, "choice": "first"}, follow=True, **HTMX
+    ).content.decode()
     assert generated_pairs[1].prompt in next_pair and 'id="pair-form"' in next_pair
     judgment = PairwiseJudgment.objects.get(item=item)
-    assert judgment.choice == (PairChoice.A if a_first else PairChoice.B) and judgment.a_shown_first == a_first
+    assert (
+        judgment.choice == (PairChoice.A if a_first else PairChoice.B) and judgment.a_shown_first == a_first
+    )
     summary = pairwise_summary(project=project)
     assert summary["judgments"] == 1
     players = {row["player"]: row for row in summary["leaderboard"]}
@@ -102,16 +116,25 @@ def test_the_annotator_judges_a_pair_from_the_workbench_and_it_counts_in_the_elo
     assert pairwise_pending_count(project=project, user=annotator) == 2
 
 
-def test_after_the_last_pair_the_workbench_pair_task_says_nothing_is_left(annotator, project, generated_pairs):
+def test_after_the_last_pair_the_workbench_pair_task_says_nothing_is_left(
+    annotator, project, generated_pairs
+):
     client = client_as(annotator)
     for item in generated_pairs:
-        last = client.post(pair_url(project), {"item": item.id, "choice": "tie"}, follow=True, **HTMX).content.decode()
+        last = client.post(
+            pair_url(project), {"item": item.id, "choice": "tie"}, follow=True, **HTMX
+        ).content.decode()
     assert "No pairs left for you to compare" in last
     assert client.get(badge_url(project), **HTMX).content == b""
 
 
-def test_pair_positions_in_the_queue_are_randomised_per_annotator_and_stable(lead, annotator, project, generated_pairs):
-    sides = {user.id: [a_shown_first_for(item_id=p.id, user_id=user.id) for p in generated_pairs] for user in (lead, annotator)}
+def test_pair_positions_in_the_queue_are_randomised_per_annotator_and_stable(
+    lead, annotator, project, generated_pairs
+):
+    sides = {
+        user.id: [a_shown_first_for(item_id=p.id, user_id=user.id) for p in generated_pairs]
+        for user in (lead, annotator)
+    }
     shown = []
     for user in (lead, annotator):
         body = client_as(user).get(pair_url(project) + "?in=queue", **HTMX).content.decode()
@@ -125,11 +148,17 @@ def test_pair_positions_in_the_queue_are_randomised_per_annotator_and_stable(lea
 def test_an_annotator_of_another_project_cannot_judge_the_pair(project, generated_pairs, outsider):
     elsewhere = Project.objects.create(name="Elsewhere", created_by=outsider)
     Membership.objects.create(project=elsewhere, user=outsider, role=Role.ANNOTATOR)
-    codebook_create_version(project=elsewhere, user=outsider, task_description="Other.", guidelines="", labels=LABELS)
+    codebook_create_version(
+        project=elsewhere, user=outsider, task_description="Other.", guidelines="", labels=LABELS
+    )
     client = client_as(outsider)
     item = generated_pairs[0]
     assert client.post(pair_url(project), {"item": item.id, "choice": "first"}, **HTMX).status_code == 404
-    through_own = client.post(reverse("evaluation:pairwise_review", args=[elsewhere.id]), {"item": item.id, "choice": "first"}, **HTMX)
+    through_own = client.post(
+        reverse("evaluation:pairwise_review", args=[elsewhere.id]),
+        {"item": item.id, "choice": "first"},
+        **HTMX,
+    )
     assert through_own.status_code == 404
     assert client.get(pair_url(project) + "?in=queue", **HTMX).status_code == 404
     assert not PairwiseJudgment.objects.exists()
@@ -141,7 +170,12 @@ def answer_last_item_queries(project, sample) -> list[str]:
     annotator = make_user(f"annotator_of_{sample.id}")
     Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
     review.review_gold_rate_set(project=project, gold_rate=0.0)
-    review.review_tasks_create(project=project, samples_with_reasons=[(sample, "test", 1.0)], kind=TaskKind.ROUTED, required_answers=1)
+    review.review_tasks_create(
+        project=project,
+        samples_with_reasons=[(sample, "test", 1.0)],
+        kind=TaskKind.ROUTED,
+        required_answers=1,
+    )
     client = client_as(annotator)
     assignment = review.review_next(project=project, annotator=annotator)
     url = reverse("annotation:review_answer", args=[project.id, assignment.pk])
@@ -165,7 +199,12 @@ def test_the_label_answer_post_makes_no_more_queries_than_before_pairs_joined_th
     project, annotator, samples, generated_pairs, django_assert_max_num_queries
 ):
     review.review_gold_rate_set(project=project, gold_rate=0.0)
-    review.review_tasks_create(project=project, samples_with_reasons=[(samples[0], "test", 1.0)], kind=TaskKind.ROUTED, required_answers=1)
+    review.review_tasks_create(
+        project=project,
+        samples_with_reasons=[(samples[0], "test", 1.0)],
+        kind=TaskKind.ROUTED,
+        required_answers=1,
+    )
     client = client_as(annotator)
     assignment = review.review_next(project=project, annotator=annotator)
     url = reverse("annotation:review_answer", args=[project.id, assignment.pk])

@@ -30,8 +30,15 @@ PROMPT = [{"role": "user", "content": "Write a review.\n- topic: cats\n- label: 
 
 
 def settings_for(server, **changes) -> EndpointSettings:
-    values = dict(base_url=server.base_url, model="test-model", api_key="k", backoff_base=0.01, timeout=2.0,
-                  price_input_per_1k=1.0, price_output_per_1k=2.0)
+    values = dict(
+        base_url=server.base_url,
+        model="test-model",
+        api_key="k",
+        backoff_base=0.01,
+        timeout=2.0,
+        price_input_per_1k=1.0,
+        price_output_per_1k=2.0,
+    )
     values.update(changes)
     return EndpointSettings(**values)
 
@@ -126,17 +133,27 @@ def test_it_reports_a_schema_mismatch_naming_the_problem(openai_server):
 
 @pytest.mark.django_db
 def test_it_fails_clearly_when_nothing_listens(db):
-    settings = EndpointSettings(base_url=f"http://127.0.0.1:{unused_port()}/v1", model="m", backoff_base=0.01, max_retries=1)
+    settings = EndpointSettings(
+        base_url=f"http://127.0.0.1:{unused_port()}/v1", model="m", backoff_base=0.01, max_retries=1
+    )
     result = complete(settings, PROMPT)
     assert result.error_kind == ErrorKind.CONNECTION and "Could not connect" in result.error
 
 
 @pytest.mark.django_db
 def test_it_returns_logprobs_and_drops_them_where_unsupported(openai_server):
-    openai_server.responder = lambda body, index: Reply("A", token_logprobs=[{"A": math.log(0.8), "B": math.log(0.2)}])
+    openai_server.responder = lambda body, index: Reply(
+        "A", token_logprobs=[{"A": math.log(0.8), "B": math.log(0.2)}]
+    )
     result = complete(settings_for(openai_server), PROMPT, logprobs=True, top_logprobs=2, max_tokens=1)
     assert [alt["token"] for alt in result.logprobs[0][0]["top_logprobs"]] == ["A", "B"]
-    complete(settings_for(openai_server, supports_logprobs=False), PROMPT, logprobs=True, top_logprobs=2, max_tokens=1)
+    complete(
+        settings_for(openai_server, supports_logprobs=False),
+        PROMPT,
+        logprobs=True,
+        top_logprobs=2,
+        max_tokens=1,
+    )
     assert "logprobs" not in openai_server.requests[-1]
 
 
@@ -165,7 +182,9 @@ def test_a_batch_delivers_every_result_once_and_stops_when_asked(openai_server):
     assert again == [True] * 12 and summary.cached == 12 and openai_server.request_count == 12
     fresh = [LLMRequest(key=i, messages=PROMPT, params={"seed": 100 + i}) for i in range(12)]
     stopped: list = []
-    summary = complete_many_sync(settings, fresh, lambda req, res: stopped.append(res.key) or len(stopped) < 2)
+    summary = complete_many_sync(
+        settings, fresh, lambda req, res: stopped.append(res.key) or len(stopped) < 2
+    )
     assert summary.stopped and len(stopped) == 2
 
 
@@ -193,7 +212,9 @@ def test_retry_delay_prefers_the_servers_retry_after():
 
 @pytest.mark.django_db
 def test_check_connection_reports_success_and_failure(openai_server, project):
-    endpoint = LLMEndpoint.objects.create(project=project, name="local", base_url=openai_server.base_url, model="test-model")
+    endpoint = LLMEndpoint.objects.create(
+        project=project, name="local", base_url=openai_server.base_url, model="test-model"
+    )
     ok, message = check_connection(endpoint)
     assert ok and "test-model" in message
     endpoint.base_url = f"http://127.0.0.1:{unused_port()}/v1"

@@ -18,7 +18,9 @@ def client_for(server: OpenAICompatibleTestServer) -> openai.OpenAI:
 
 def ask(server, **params):
     return client_for(server).chat.completions.create(
-        model="test-model", messages=[{"role": "user", "content": "- topic: cats\n- label: positive"}], **params
+        model="test-model",
+        messages=[{"role": "user", "content": "- topic: cats\n- label: positive"}],
+        **params,
     )
 
 
@@ -33,19 +35,29 @@ def test_it_answers_n_choices_with_usage(openai_server):
 def test_it_fills_a_json_schema_from_the_prompts_conditions(openai_server):
     schema = {
         "type": "object",
-        "properties": {"text": {"type": "string"}, "label": {"type": "string", "enum": ["negative", "positive"]}},
+        "properties": {
+            "text": {"type": "string"},
+            "label": {"type": "string", "enum": ["negative", "positive"]},
+        },
         "required": ["text", "label"],
     }
-    response = ask(openai_server, response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    response = ask(
+        openai_server, response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    )
     assert json.loads(response.choices[0].message.content)["label"] == "positive"
 
 
 def test_it_returns_scripted_top_logprobs_in_the_openai_shape(openai_server):
-    openai_server.responder = lambda body, index: Reply("A", token_logprobs=[{"A": math.log(0.7), "B": math.log(0.3)}])
+    openai_server.responder = lambda body, index: Reply(
+        "A", token_logprobs=[{"A": math.log(0.7), "B": math.log(0.3)}]
+    )
     response = ask(openai_server, logprobs=True, top_logprobs=2, max_tokens=1)
     token = response.choices[0].logprobs.content[0]
     assert token.token == "A"
-    assert [(alt.token, round(math.exp(alt.logprob), 2)) for alt in token.top_logprobs] == [("A", 0.7), ("B", 0.3)]
+    assert [(alt.token, round(math.exp(alt.logprob), 2)) for alt in token.top_logprobs] == [
+        ("A", 0.7),
+        ("B", 0.3),
+    ]
 
 
 def test_it_lists_its_model(openai_server):
