@@ -33,6 +33,23 @@ def _fast_and_eager(django_test_environment):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sessions_cache_in_tmp(django_test_environment, tmp_path_factory):
+    """Sessions of the test run in a folder of their own: the file-based session cache lists its whole folder
+    on every save, and the shared var/cache/sessions grew by ~1,300 files per run of the access test, making
+    every login slower run after run (126 of 146 s of that file went there)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    sessions = settings.CACHES["sessions"]
+    if sessions["BACKEND"] != "django.core.cache.backends.filebased.FileBasedCache":
+        yield
+        return
+    folder = str(tmp_path_factory.mktemp("sessions"))
+    with override_settings(CACHES={**settings.CACHES, "sessions": {**sessions, "LOCATION": folder}}):
+        yield
+
+
 def make_user(username: str, **extra):
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
 

@@ -19,6 +19,7 @@ transaction.on_commit, which never fires inside a test's transaction, so no job 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,16 +27,21 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.test import Client
+from django.core.cache import caches
+from django.db import transaction
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotation.models import RoutingPolicy, SampleSignals
 from annotation.review import queue as review
 from evaluation.curation.services import api_token_create
 from generation.models import LLMCall
-from synthstudio.models import Project, Role, WorkerHeartbeat
+from synthstudio.models import Membership, Project, Role, WorkerHeartbeat
+from synthstudio.services import codebook_create_version
+from tests.conftest import LABELS, make_user
 from tests.factories import (
     BenchmarkRunFactory,
     CodebookFactory,
@@ -301,20 +307,46 @@ def cases(*kinds: Who) -> list:
 
 
 # ------------------------------------------------------------------------------------------ the world
+#
+# Both projects and their worlds are built once for the module, inside a transaction that is rolled back when
+# the module ends (`worlds`). Each test runs in a savepoint nested in it (pytest-django's `db`, Django's
+# TestCase semantics), so whatever a test writes (the lead's POSTs) is undone before the next test, and
+# transaction.on_commit still never fires. What a savepoint does not undo is made new for each test by
+# `fresh_state`: the media folder, the session files and the local cache (gold rate, routing state, …).
+# The fixtures below stand in for the conftest's `lead`, `annotator`, `outsider` and `project` (same usernames
+# and password, same project) and give each test freshly loaded rows.
+
+UPLOAD = "text,label\nA delight from start to finish.,positive\n"
 
 
 @pytest.fixture(autouse=True)
-def media_in_tmp(settings, tmp_path):
+def fresh_state(settings, tmp_path):
+    """A new media folder and session store for each test, and an empty local cache (its values outlive the
+    savepoint: a gold rate a lead's POST set would otherwise be served to the next test). The sessions stay
+    in files (the settings' backend) but in the test's own folder: the shared var/cache/sessions holds every
+    session the suite ever made, and the file cache lists its whole folder on each write."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    sessions = settings.CACHES["sessions"]
+    if sessions["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache":
+        settings.CACHES = {
+            **settings.CACHES,
+            "sessions": {**sessions, "LOCATION": str(tmp_path / "sessions")},
+        }
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
 
 
-def build_world(
-    project: Project, *, lead_user, annotator_user, tmp_path: Path, version: int
-) -> dict[str, int]:
+def write_upload(files: Path, project_id: int) -> Path:
+    upload = files / f"import-{project_id}.csv"
+    upload.write_text(UPLOAD)
+    return upload
+
+
+def build_world(project: Project, *, lead_user, annotator_user, files: Path, version: int) -> dict[str, int]:
     """One object of every kind a URL points at, all in `project`. `version` is the project's first snapshot
     version: the two projects get different ones, so a version number of one names nothing in the other."""
-    upload = tmp_path / f"import-{project.pk}.csv"
-    upload.write_text("text,label\nA delight from start to finish.,positive\n")
+    upload = write_upload(files, project.pk)
     config = GenerationConfigFactory(project=project, created_by=lead_user)
     run = GenerationRunFactory(config=config, created_by=lead_user)
     review.review_gold_rate_set(project=project, gold_rate=0.0)  # the queue serves our items, not gold checks
@@ -348,31 +380,132 @@ def build_world(
     }
 
 
-@pytest.fixture
-def other_lead(db):
-    return UserFactory(username="otto_other_lead")
+@dataclass(frozen=True)
+class Worlds:
+    """The ids of what the module's transaction holds."""
+
+    users: Mapping[str, int]  # lead, annotator, outsider, other_lead
+    project: int
+    other: int
+    world: World
+    other_world: World
+    files: Path  # the import uploads the worlds' import jobs point at; media/ is MEDIA_ROOT while building
+
+
+def build_worlds(files: Path) -> Worlds:
+    lead_user, annotator_user = make_user("lena_lead"), make_user("arno_annotator")
+    # the conftest's `project`
+    project = Project.objects.create(name="Film reviews", created_by=lead_user)
+    Membership.objects.create(project=project, user=lead_user, role=Role.LEAD)
+    Membership.objects.create(project=project, user=annotator_user, role=Role.ANNOTATOR)
+    codebook_create_version(
+        project=project,
+        user=lead_user,
+        task_description="Classify the sentiment of a film review.",
+        guidelines="Judge the **reviewer's** opinion, not the plot.",
+        labels=LABELS,
+    )
+    world = build_world(project, lead_user=lead_user, annotator_user=annotator_user, files=files, version=1)
+    outsider = make_user("olga_outsider")
+    other_lead = UserFactory(username="otto_other_lead")
+    # Another project. Its lead is not in ours; our lead and annotator are members of it too, so a page that
+    # looked an id up among the user's projects instead of the URL's project would show up.
+    other = ProjectFactory(name="Other project", created_by=other_lead)
+    CodebookFactory(project=other, version=1)
+    MembershipFactory(project=other, user=other_lead, role=Role.LEAD)
+    MembershipFactory(project=other, user=lead_user, role=Role.LEAD)
+    MembershipFactory(project=other, user=annotator_user, role=Role.ANNOTATOR)
+    other_world = build_world(
+        other, lead_user=lead_user, annotator_user=annotator_user, files=files, version=7
+    )
+    users = {"lead": lead_user, "annotator": annotator_user, "outsider": outsider, "other_lead": other_lead}
+    return Worlds(
+        users={role: user.pk for role, user in users.items()},
+        project=project.pk,
+        other=other.pk,
+        world=world,
+        other_world=other_world,
+        files=files,
+    )
+
+
+@pytest.fixture(scope="module")
+def worlds(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worlds]:
+    """Both worlds, built once, in a transaction open for the whole module and rolled back at its end."""
+    files = tmp_path_factory.mktemp("access-world")
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer._from_testcase = True  # as a test's own transaction: a durable block inside it is allowed
+        outer.__enter__()
+        try:
+            with override_settings(MEDIA_ROOT=files / "media"):
+                built = build_worlds(files)
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    try:
+        yield built
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+        caches["default"].clear()
+
+
+def user_of(worlds: Worlds, role: str):
+    return get_user_model().objects.get(pk=worlds.users[role])
+
+
+@pytest.fixture(name="lead")
+def lead_user(db, worlds):
+    return user_of(worlds, "lead")
+
+
+@pytest.fixture(name="annotator")
+def annotator_user(db, worlds):
+    return user_of(worlds, "annotator")
+
+
+@pytest.fixture(name="outsider")
+def outsider_user(db, worlds):
+    return user_of(worlds, "outsider")
 
 
 @pytest.fixture
-def other(lead, annotator, other_lead) -> Project:
-    """Another project. Its lead is not in ours; our lead and annotator are members of it too, so a page that
-    looked an id up among the user's projects instead of the URL's project would show up."""
-    project = ProjectFactory(name="Other project", created_by=other_lead)
-    CodebookFactory(project=project, version=1)
-    MembershipFactory(project=project, user=other_lead, role=Role.LEAD)
-    MembershipFactory(project=project, user=lead, role=Role.LEAD)
-    MembershipFactory(project=project, user=annotator, role=Role.ANNOTATOR)
-    return project
+def other_lead(db, worlds):
+    return user_of(worlds, "other_lead")
 
 
 @pytest.fixture
-def world(project, lead, annotator, tmp_path) -> dict[str, int]:
-    return build_world(project, lead_user=lead, annotator_user=annotator, tmp_path=tmp_path, version=1)
+def project(db, worlds) -> Project:
+    return Project.objects.get(pk=worlds.project)
 
 
 @pytest.fixture
-def other_world(world, other, lead, annotator, tmp_path) -> dict[str, int]:
-    return build_world(other, lead_user=lead, annotator_user=annotator, tmp_path=tmp_path, version=7)
+def other(db, worlds) -> Project:
+    return Project.objects.get(pk=worlds.other)
+
+
+def restore_files(worlds: Worlds, media_root: Path) -> None:
+    """The worlds' files as they were made, whatever an earlier test did to them: the import uploads, and what
+    building the worlds wrote to media (nothing today) copied into this test's MEDIA_ROOT."""
+    for project_id in (worlds.project, worlds.other):
+        write_upload(worlds.files, project_id)
+    if (worlds.files / "media").exists():
+        shutil.copytree(worlds.files / "media", media_root, dirs_exist_ok=True)
+
+
+@pytest.fixture
+def world(db, worlds, settings) -> dict[str, int]:
+    restore_files(worlds, settings.MEDIA_ROOT)
+    return dict(worlds.world)
+
+
+@pytest.fixture
+def other_world(db, worlds, settings) -> dict[str, int]:
+    restore_files(worlds, settings.MEDIA_ROOT)
+    return dict(worlds.other_world)
 
 
 def url(name: str, case: Case, project: Project, world: World) -> str:
