@@ -228,10 +228,8 @@ def _reservation_recover(assignment: Assignment) -> HumanAnnotation | None:
 
 
 def review_skip(*, assignment: Assignment, reason: str) -> None:
-    """Give the item back to the others; it never comes back to this annotator."""
+    """Give the item back to the others; it never comes back to this annotator. The reason is optional."""
     reason = reason.strip()
-    if not reason:
-        raise ReviewError("Say why you skip it.")
     with write_transaction():
         if Assignment.objects.filter(pk=assignment.pk, status=AssignmentStatus.RESERVED).update(
             status=AssignmentStatus.SKIPPED, skip_reason=reason[:300]

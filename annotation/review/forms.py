@@ -19,7 +19,7 @@ class ReviewAnswerForm(forms.Form):
 
 
 class ReviewSkipForm(forms.Form):
-    reason = forms.CharField(max_length=300)
+    reason = forms.CharField(max_length=300, required=False)  # optional, as Prodigy's ignore
 
 
 class AdjudicationForm(forms.Form):

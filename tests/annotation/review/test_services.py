@@ -181,11 +181,13 @@ def test_it_returns_a_skipped_item_to_others_but_not_to_the_skipper(
     assert review_next(project=project, annotator=lead).task_id == assignment.task_id
 
 
-def test_it_refuses_a_skip_without_a_reason(project, samples, annotator, no_gold):
+def test_it_skips_without_a_reason(project, samples, annotator, no_gold):
     route(project, samples[:1])
     assignment = review_next(project=project, annotator=annotator)
-    with pytest.raises(ReviewError):
-        review_skip(assignment=assignment, reason="  ")
+    review_skip(assignment=assignment, reason="  ")
+    assignment.refresh_from_db()
+    assert (assignment.status, assignment.skip_reason) == (AssignmentStatus.SKIPPED, "")
+    assert review_next(project=project, annotator=annotator) is None
 
 
 def test_it_undoes_the_last_answer_and_serves_that_item_again(project, samples, annotator, no_gold):

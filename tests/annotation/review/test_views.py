@@ -207,6 +207,16 @@ def test_it_skips_with_a_reason_and_serves_the_next_item(
     assert (held.status, held.skip_reason) == (AssignmentStatus.SKIPPED, "ambiguous")
 
 
+def test_it_skips_without_a_reason_from_a_plain_form_post(
+    annotator_client, annotator, project, samples, routed
+):
+    held = reserve(project, annotator)
+    response = annotator_client.post(url("review_skip", project, held.pk), {"reason": ""})
+    assert response.status_code == 302
+    held.refresh_from_db()
+    assert (held.status, held.skip_reason) == (AssignmentStatus.SKIPPED, "")
+
+
 def test_it_refuses_skipping_someone_elses_item(annotator_client, lead, project, routed):
     theirs = reserve(project, lead)
     assert annotator_client.post(url("review_skip", project, theirs.pk), {"reason": "x"}).status_code == 404
