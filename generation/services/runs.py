@@ -8,9 +8,9 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -516,25 +516,12 @@ def run_execute(*, run_id: int) -> GenerationRun:
     return run
 
 
-STALL_SECONDS = 60
-
-
-def run_is_stalled(run: GenerationRun, *, seconds: float = STALL_SECONDS) -> bool:
-    """Running, but no progress beat for a while: its worker probably died (Resume restarts it)."""
+def run_is_stalled(run: GenerationRun) -> bool:
+    """Running, but no progress beat for JOB_STALL_SECONDS: its worker probably died (the stall recovery in
+    synthstudio.jobs queues it again; Resume does the same at once)."""
     if run.status != JobStatus.RUNNING or run.heartbeat_at is None:
         return False
-    return (timezone.now() - run.heartbeat_at).total_seconds() > seconds
-
-
-def runs_resume_stalled(*, seconds: float = STALL_SECONDS) -> list[int]:
-    """Queue again every running run whose heartbeat stopped (called when a worker starts): a broker that
-    lost the message of a killed worker (the filesystem broker does) would otherwise leave it hanging."""
-    stale = timezone.now() - timedelta(seconds=seconds)
-    resumed = []
-    for run in GenerationRun.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale):
-        run_resume(run=run)
-        resumed.append(run.pk)
-    return resumed
+    return (timezone.now() - run.heartbeat_at).total_seconds() > settings.JOB_STALL_SECONDS
 
 
 def run_rate_and_eta(run: GenerationRun) -> tuple[float | None, float | None]:

@@ -22,8 +22,8 @@ from generation.services.runs import (
     run_is_stalled,
     run_resume,
     run_start,
-    runs_resume_stalled,
 )
+from synthstudio.jobs import Recovery, recover_stalled_jobs
 from synthstudio.models import FinalSource, JobStatus, Sample
 
 pytestmark = pytest.mark.django_db
@@ -315,7 +315,7 @@ def test_a_run_whose_heartbeat_stopped_is_resumed_and_shown_as_stalled(
     run.refresh_from_db()
     assert run_is_stalled(run)
     with django_capture_on_commit_callbacks(execute=True):
-        assert runs_resume_stalled() == [run.pk]
+        assert recover_stalled_jobs() == [Recovery("generation.generationrun", run.pk, requeued=True)]
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED and run.done == 3 and not run_is_stalled(run)
 
