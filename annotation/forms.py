@@ -6,6 +6,7 @@ from django import forms
 
 from annotation.models import BudgetKind, RoutingPolicy
 from generation.models import LLMEndpoint
+from generation.services.endpoints import endpoint_default_for
 from synthstudio.models import LabelMethod, Project
 
 LLM_METHODS = [
@@ -43,6 +44,8 @@ class LabellingRunForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].queryset = LLMEndpoint.objects.usable_in(project)
+        if not self.is_bound:  # the project's endpoint when it has one; offline only without any
+            self.fields["endpoint"].initial = endpoint_default_for(project=project)
 
     def clean(self) -> dict:
         data = super().clean()

@@ -199,6 +199,11 @@ class GoldItem(models.Model):
         return f"gold {self.label} for sample {self.sample_id}"
 
 
+class LabelAggregation(models.TextChoices):
+    MAJORITY = "majority", "Majority vote (a tie goes to adjudication)"
+    DAWID_SKENE = "dawid_skene", "Dawid–Skene (weighs each annotator by estimated accuracy, anchored on gold)"
+
+
 class ReviewSettings(models.Model):
     """Per-project settings of the review queue that the core Project does not carry."""
 
@@ -206,14 +211,32 @@ class ReviewSettings(models.Model):
     gold_rate = models.FloatField(
         default=0.1, help_text="Share of an annotator's items that are gold checks (0 turns gold off)."
     )
+    label_aggregation = models.CharField(
+        max_length=20,
+        choices=LabelAggregation.choices,
+        default=LabelAggregation.MAJORITY,
+        help_text="How several annotators' answers become a sample's final label.",
+    )
+    # the last Dawid–Skene fit (annotation.review.aggregation.DawidSkeneFit.as_json() + "fitted_at")
+    annotator_reliability = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"review settings of {self.project}"
 
 
+class CorrectionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    SUPERSEDED = "superseded", "Replaced by its author's later edit"
+
+
 class SampleTextVersion(models.Model):
     """A reviewer's correction of a sample's text. Sample.text stays the original (what was generated or
-    imported, what the LLM labelled); corrections are kept here as numbered versions, newest last."""
+    imported, what the LLM labelled); corrections are kept here as numbered versions, newest last.
+
+    A lead accepts or rejects each one (annotation.review.corrections); a sample has at most one accepted
+    correction, and that text is the sample's current text for curation and snapshots. Pending ones are unused."""
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="text_versions")
     version = models.PositiveIntegerField()
@@ -225,11 +248,25 @@ class SampleTextVersion(models.Model):
         HumanAnnotation, on_delete=models.SET_NULL, null=True, blank=True, related_name="text_versions"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=20, choices=CorrectionStatus.choices, default=CorrectionStatus.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["sample", "version"], name="unique_sample_text_version")
+            models.UniqueConstraint(fields=["sample", "version"], name="unique_sample_text_version"),
+            # the lead picks one text when annotators corrected a sample differently
+            models.UniqueConstraint(
+                fields=["sample"],
+                condition=Q(status=CorrectionStatus.ACCEPTED),
+                name="one_accepted_text_per_sample",
+            ),
         ]
+        indexes = [models.Index(fields=["status", "sample"], name="text_version_by_status")]
         ordering = ["sample", "version"]
 
     def __str__(self) -> str:
@@ -239,9 +276,26 @@ class SampleTextVersion(models.Model):
 # ---- LLM labelling and routing (issue 4) ----------------------------------------------------------------
 
 
+class LabellingRunKind(models.TextChoices):
+    LABEL = "label", "Label samples"
+    REFINE = "refine", "Refine noisy labels (FreeAL loop)"
+
+
 class LabellingRun(BackgroundJob):
     """One pass of an LLM (or the offline labeller) over a project's samples. Each labelled sample gets a new
-    current LLMAnnotation with run_ref "labelling:<id>"; a re-run skips samples this run already labelled."""
+    current LLMAnnotation with run_ref "labelling:<id>"; a re-run skips samples this run already labelled.
+
+    kind "refine" (annotation.labelling.refine): FreeAL's loop instead — the student's noisy items are
+    re-labelled with demos from its clean set, up to max_passes times; `passes` records each pass."""
+
+    kind = models.CharField(max_length=10, choices=LabellingRunKind.choices, default=LabellingRunKind.LABEL)
+    max_passes = models.PositiveIntegerField(
+        default=3,
+        help_text="Refine runs: re-label passes at most (fewer when the noisy set stops shrinking).",
+    )
+    passes = models.JSONField(
+        default=list, blank=True, help_text="Refine runs: per pass {pass, noisy, relabelled, changed}."
+    )
 
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, related_name="+")
     endpoint = models.ForeignKey(

@@ -15,7 +15,7 @@ from celery import Task, shared_task
 from annotation.models import LabellingRun, SignalsRun
 from synthstudio import task_limits
 from synthstudio.jobs import register_job_kind, run_job
-from synthstudio.models import Project
+from synthstudio.models import Project, SampleActionJob
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +58,19 @@ def routing_next_batch_task(project_id: int) -> None:
 
 register_job_kind(LabellingRun, labelling_run_task)
 register_job_kind(SignalsRun, signals_run_task)
+
+
+@shared_task(bind=True, name="annotation.tasks.sample_action_task", **task_limits.ROUTING.options())
+def sample_action_task(self: Task, job_id: int) -> None:
+    """A bulk action of the samples page over more than annotation.samples.actions.INLINE_LIMIT samples."""
+    from annotation.samples.actions import sample_action_job_run
+
+    run_job(
+        self,
+        SampleActionJob.objects.select_related("project", "created_by"),
+        job_id,
+        lambda job: sample_action_job_run(job=job),
+    )
+
+
+register_job_kind(SampleActionJob, sample_action_task)

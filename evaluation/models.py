@@ -216,7 +216,12 @@ class SnapshotItem(models.Model):
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="items")
     sample = models.ForeignKey(Sample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     sample_ref = models.BigIntegerField(help_text="The sample's id when the snapshot was made.")
-    text = models.TextField()
+    text = models.TextField(
+        help_text="The sample's current text: a lead-accepted correction, else the original."
+    )
+    original_text = models.TextField(
+        null=True, blank=True, help_text="The text before an accepted correction; null when uncorrected."
+    )
     fields = models.JSONField(default=dict, blank=True)
     label = models.CharField(max_length=100)
     label_source = models.CharField(max_length=20)

@@ -150,24 +150,31 @@ def reweight_toward_weakness(
     *,
     strength: float = 1.0,
 ) -> dict[str, dict[str, float]]:
-    """New weights for the next round.
+    """New weights for the next round (S3, Wang et al. 2023: extrapolate from where the data is weakest).
 
-    stats[dimension][value] = {"generated": g, "reviewed": r, "corrected": c}: how many samples with that
-    value were generated, reviewed by humans, and corrected by them (the LLM/generation label was wrong).
+    stats[dimension][value] counts, per value, the samples with that value:
+      "generated" g, "reviewed" r, "corrected" c (humans corrected the generation/LLM label), and, when a
+      held-out student was trained on the verified items, "student_scored" s and "student_wrong" w (its
+      out-of-fold prediction missed the verified label).
     For each value:
-        error   = (c + 1) / (r + 2)                     (Laplace-smoothed correction rate)
-        weak    = error / mean(error over the dimension's values)
+        human   = (c + 1) / (r + 2)                    (Laplace-smoothed correction rate)
+        student = (w + 1) / (s + 2)                    (Laplace-smoothed student error rate)
+        weak    = human / mean(human) · student / mean(student)   (both: more corrections AND more errors)
         thin    = (mean(g) + 1) / (g + 1)              (under-covered values > 1)
         weight' = weight · (weak · thin) ** strength
-    then each dimension's weights are scaled to average 1. Values nobody reviewed sit at error 1/2.
+    then each dimension's weights are scaled to average 1. A value nobody reviewed sits at 1/2 on both
+    rates, so without student figures (s = w = 0 everywhere) the student factor is 1 for every value.
     """
     updated: dict[str, dict[str, float]] = {}
     for name, values in dimensions:
         old = np.array([float((weights or {}).get(name, {}).get(v, 1.0)) for v in values])
         per_value = [stats.get(name, {}).get(v, {}) for v in values]
-        error = np.array([(s.get("corrected", 0) + 1) / (s.get("reviewed", 0) + 2) for s in per_value])
+        human = np.array([(s.get("corrected", 0) + 1) / (s.get("reviewed", 0) + 2) for s in per_value])
+        student = np.array(
+            [(s.get("student_wrong", 0) + 1) / (s.get("student_scored", 0) + 2) for s in per_value]
+        )
         generated = np.array([s.get("generated", 0) for s in per_value], dtype=float)
-        weak = error / error.mean()
+        weak = (human / human.mean()) * (student / student.mean())
         thin = (generated.mean() + 1) / (generated + 1)
         new = old * (weak * thin) ** strength
         if new.sum() <= 0:

@@ -14,6 +14,7 @@ from generation.endpoint_keys import allowed_key_variables, key_variable_problem
 from generation.llm.outbound import REFUSED_HINT, REFUSED_PRIVATE, refusal_for
 from generation.models import DemoStrategy, GenerationConfig, GenerationKind, LLMEndpoint, SamplingMode
 from generation.services.configs import config_problems, config_values
+from generation.services.endpoints import endpoint_default_for
 from synthstudio.models import Project
 
 
@@ -194,6 +195,8 @@ class GenerationConfigForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
         self.fields["endpoint"].queryset = LLMEndpoint.objects.usable_in(project)
+        if not self.is_bound and "endpoint" not in self.initial:  # a new config: the project's endpoint
+            self.fields["endpoint"].initial = endpoint_default_for(project=project)
         codebook = project.codebook
         self.label_names = codebook.label_names if codebook else []
 

@@ -201,6 +201,10 @@ class GenerationConfig(models.Model):
     seed = models.IntegerField(default=0)
     target_count = models.PositiveIntegerField(default=20)
     rounds = models.PositiveIntegerField(default=1)
+    rounds_target_corrected_share = models.FloatField(
+        default=0.0,
+        help_text="Automatic rounds stop once a round's human-corrected share is below this (0: no target).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -228,6 +232,16 @@ class ItemStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class RoundState(models.TextChoices):
+    """Where a run of an automatic-rounds loop stands (generation.services.rounds_loop); empty: not in a loop."""
+
+    GENERATING = "generating", "Generating"
+    LABELLING = "labelling", "LLM labelling"
+    AWAITING_ANSWERS = "awaiting_answers", "Waiting for human answers"
+    CONTINUED = "continued", "Next round started"
+    STOPPED = "stopped", "Stopped"
+
+
 class GenerationRun(BackgroundJob):
     config = models.ForeignKey(GenerationConfig, on_delete=models.PROTECT, related_name="runs")
     endpoint = models.ForeignKey(
@@ -248,6 +262,22 @@ class GenerationRun(BackgroundJob):
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.FloatField(default=0.0)
     lease = models.CharField(max_length=64, blank=True, help_text="Which task execution owns the run.")
+    shard_count = models.PositiveIntegerField(
+        default=1,
+        help_text="Shards of the run's items, executed by that many workers at once (1: not sharded).",
+    )
+    round_state = models.CharField(max_length=20, choices=RoundState.choices, blank=True, db_index=True)
+    round_labelling_run_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The annotation.LabellingRun that labelled this round's samples."
+    )
+    round_stop_reason = models.TextField(blank=True)
+    round_report = models.JSONField(
+        default=dict, blank=True, help_text="The finished round's figures (generation.services.rounds_loop)."
+    )
+
+    @property
+    def is_sharded(self) -> bool:
+        return self.shard_count > 1
 
     @property
     def is_offline(self) -> bool:
@@ -283,14 +313,39 @@ class GenerationItem(models.Model):
     cost = models.FloatField(default=0.0)
     samples = models.ManyToManyField(Sample, blank=True, related_name="generation_items")
     finished_at = models.DateTimeField(null=True, blank=True)
+    shard = models.PositiveIntegerField(default=0, help_text="Which shard of a sharded run sends it.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_item_per_run_index")]
-        indexes = [models.Index(fields=["run", "status"])]
+        indexes = [models.Index(fields=["run", "status"]), models.Index(fields=["run", "shard", "status"])]
         ordering = ["run", "index"]
 
     def __str__(self) -> str:
         return f"item {self.index} of run {self.run_id}"
+
+
+class GenerationShard(BackgroundJob):
+    """One shard of a sharded run: the items whose `shard` is `number`, sent by one worker at a time under
+    its own lease (run_job's `lease_holder`, and `lease` for the execution), with its share of the
+    endpoint's concurrency and RPM/TPM limits. Several shards of a run are sent by different workers at once;
+    the run's counters are the sums of its shards' (generation.services.shards)."""
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    lease = models.CharField(max_length=64, blank=True, help_text="Which task execution owns the shard.")
+    cached = models.PositiveIntegerField(default=0)
+    garbage = models.PositiveIntegerField(default=0)
+    samples_created = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_shard_per_run_number")]
+        ordering = ["run", "number"]
+
+    def __str__(self) -> str:
+        return f"shard {self.number + 1} of run {self.run_id}"
 
 
 class ProposalStatus(models.TextChoices):

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from synthstudio.importing import ColumnMapping
-from synthstudio.models import Project, Role
+from synthstudio.models import Origin, Project, Role
+from synthstudio.sample_search import NO, NO_LABEL, YES, SampleSearch
 
 
 class ProjectForm(forms.ModelForm):
@@ -84,9 +88,54 @@ class MemberForm(forms.Form):
         username = self.cleaned_data["username"].strip()
         if not get_user_model().objects.filter(username=username, is_active=True).exists():
             raise forms.ValidationError(
-                f"No active user is called {username!r}. Ask an admin to create the account."
+                f"No active user is called {username!r}. Invite them by email below: the link lets them "
+                "create their account."
             )
         return username
+
+
+class InvitationForm(forms.Form):
+    """Whom to invite: an email address (a new person, or someone with an account) or an existing username."""
+
+    invitee = forms.CharField(
+        max_length=254,
+        label="Email or username",
+        help_text="An email address lets a new person create an account; a username invites that account.",
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_invitee(self) -> str:
+        value = self.cleaned_data["invitee"].strip()
+        self.email, self.user = "", None
+        if "@" in value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                raise forms.ValidationError(f"{value!r} is not a valid email address.") from None
+            self.email = value
+            return value
+        self.user = get_user_model().objects.filter(username=value, is_active=True).first()
+        if self.user is None:
+            raise forms.ValidationError(
+                f"No active user is called {value!r}. Enter their email address to invite a new person."
+            )
+        if self.project.memberships.filter(user=self.user).exists():
+            raise forms.ValidationError(
+                f"{value} is already a member; change their role in the table above instead."
+            )
+        return value
+
+
+class InvitationSignupForm(UserCreationForm):
+    """A person invited by email chooses a username and a password (Django's password validators apply)."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
 
 
 class ImportUploadForm(forms.Form):
@@ -217,3 +266,31 @@ class ImportMappingForm(forms.Form):
             field_columns=[c for c in data.get("field_columns") or [] if c not in text_columns],
             **{role: data.get(role) or "" for role in self.SINGLE_COLUMN_ROLES},
         )
+
+
+ANY_YES_NO = [("", "any"), (YES, "yes"), (NO, "no")]
+
+
+class SampleSearchForm(forms.Form):
+    """The samples page's filters (synthstudio.sample_search), read from the query string."""
+
+    q = forms.CharField(required=False, max_length=500, label="Text contains")
+    label = forms.ChoiceField(required=False, label="Final label")
+    llm_label = forms.ChoiceField(required=False, label="LLM label")
+    origin = forms.ChoiceField(required=False, choices=[("", "any"), *Origin.choices], label="Source")
+    reviewed = forms.ChoiceField(required=False, choices=ANY_YES_NO, label="Reviewed")
+    flagged = forms.ChoiceField(required=False, choices=ANY_YES_NO, label="Flagged")
+    routed = forms.ChoiceField(required=False, choices=ANY_YES_NO, label="Routed")
+    reason = forms.CharField(required=False, max_length=300, label="Routing reason contains")
+    excluded = forms.ChoiceField(required=False, choices=ANY_YES_NO, label="Excluded from snapshots")
+
+    def __init__(self, *args, label_names: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        labels = [("", "any"), *((name, name) for name in label_names), (NO_LABEL, "no label")]
+        self.fields["label"].choices = labels
+        self.fields["llm_label"].choices = labels
+
+    def search(self) -> SampleSearch:
+        """The valid filters; a field with a bad value is left out (and shows its error)."""
+        self.is_valid()
+        return SampleSearch.from_dict({name: value.strip() for name, value in self.cleaned_data.items()})

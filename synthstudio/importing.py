@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from synthstudio.csv_safety import formula_unescape
 
-FORMATS = ("csv", "tsv", "jsonl", "json")
+FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -37,7 +37,9 @@ EXTENSIONS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "json",
+    ".parquet": "parquet",  # e.g. a Hugging Face dataset's data/<split>.parquet
 }
+PARQUET_BATCH_ROWS = 1000
 JSON_CHUNK_CHARS = 1 << 20
 MULTI_FIELD_SEPARATOR = "\n"
 _Decoded = TypeVar("_Decoded")
@@ -133,7 +135,8 @@ def detect_format(filename: str) -> str:
     suffix = PurePath(filename).suffix.lower()
     if suffix not in EXTENSIONS:
         raise ImportFileError(
-            f"Cannot tell the format of {filename!r}: name it .csv, .tsv, .jsonl or .json (or choose the format)."
+            f"Cannot tell the format of {filename!r}: name it .csv, .tsv, .jsonl, .json or .parquet (or choose "
+            "the format)."
         )
     return EXTENSIONS[suffix]
 
@@ -156,6 +159,8 @@ def read_records(stream: BinaryIO, file_format: str) -> Iterator[Record]:
         return _read_jsonl(stream)
     if file_format == "json":
         return _read_json_array(stream)
+    if file_format == "parquet":
+        return _read_parquet(stream)
     raise ImportFileError(f"Unknown format {file_format!r}: use one of {', '.join(FORMATS)}.")
 
 
@@ -271,6 +276,42 @@ def _check_depth(value: Any, row: int, line: int | None = None, *, brackets: int
     cannot be nested deeper, and the walk (the costly part for ordinary records) is skipped."""
     if brackets > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
         raise RowLimitError(row, TOO_DEEP, line=line)
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet cell as a JSON value: dates and times as ISO text, bytes refused by the caller."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _read_parquet(stream: BinaryIO) -> Iterator[Record]:
+    """Rows of a Parquet file (a Hugging Face dataset's data/<split>.parquet) read in batches of
+    PARQUET_BATCH_ROWS by pyarrow, so memory stays flat; the same column and nesting limits as JSON."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowException, OSError) as error:
+        raise ImportFileError(f"The file is not a Parquet file ({error}).") from None
+    columns = parquet.schema_arrow.names
+    if len(columns) > MAX_COLUMNS:
+        raise FileLimitError(f"The file has {len(columns):,} columns; the limit is {MAX_COLUMNS:,} columns.")
+    binary = [field.name for field in parquet.schema_arrow if pa.types.is_binary(field.type)]
+    row = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for values in batch.to_pylist():
+            row += 1
+            record = {name: value for name, value in _plain(values).items() if name not in binary}
+            _check_depth(record, row, brackets=MAX_JSON_DEPTH + 1)
+            yield Record(row=row, values=record)
 
 
 def _read_jsonl(stream: BinaryIO) -> Iterator[Record]:

@@ -160,6 +160,8 @@ class Sample(models.Model):
     final_label = models.CharField(max_length=100, blank=True)
     final_source = models.CharField(max_length=20, choices=FinalSource.choices, blank=True, default="")
     final_weight = models.FloatField(default=0.0)
+    # A lead's bulk action on the samples page: curated snapshots leave the sample out (evaluation.curation).
+    excluded_from_snapshots = models.BooleanField(default=False)
 
     objects = SampleQuerySet.as_manager()
 
@@ -168,6 +170,9 @@ class Sample(models.Model):
         indexes = [
             models.Index(fields=["project", "final_source"]),
             models.Index(fields=["project", "text_hash"]),
+            # the samples page's filters (synthstudio.sample_search)
+            models.Index(fields=["project", "origin"]),
+            models.Index(fields=["project", "final_label"]),
         ]
 
     def __str__(self) -> str:
@@ -215,7 +220,15 @@ class LLMAnnotation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["sample", "is_current"])]
+        indexes = [
+            models.Index(fields=["sample", "is_current"]),
+            # the samples page's "LLM label" filter (synthstudio.sample_search): the current labels only
+            models.Index(
+                fields=["label", "sample"],
+                condition=models.Q(is_current=True, valid=True),
+                name="llm_annotation_current_label",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label or '(no valid label)'} via {self.method}"
@@ -266,6 +279,10 @@ class HumanAnnotation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # the samples page's "flagged" filter (synthstudio.sample_search): few rows, so a small index
+            models.Index(fields=["sample"], condition=~models.Q(flag=""), name="human_annotation_flagged")
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} by {self.annotator or self.source}"
@@ -374,6 +391,29 @@ class ImportJob(BackgroundJob):
     codebook = models.ForeignKey(Codebook, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
 
+class SampleAction(models.TextChoices):
+    """The samples page's bulk actions (carried out by annotation.samples: routing and gold live there)."""
+
+    SEND_TO_REVIEW = "send_to_review", "Send to review"
+    MARK_GOLD = "mark_gold", "Mark gold (with the final label)"
+    EXCLUDE = "exclude", "Exclude from snapshots"
+    INCLUDE = "include", "Include in snapshots"
+
+
+class SampleActionJob(BackgroundJob):
+    """A bulk action over more samples than a request should touch, run by a worker. The ids are frozen when
+    the lead starts it, so the job acts on exactly what matched the filter then; re-running it is harmless
+    (every action skips samples it already applies to)."""
+
+    action = models.CharField(max_length=30, choices=SampleAction.choices)
+    sample_ids = models.JSONField(default=list)
+    search = models.JSONField(
+        default=dict, blank=True, help_text="The filter the ids matched, for the record."
+    )
+    changed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+
+
 class WorkerHeartbeat(models.Model):
     """Written by every live Celery worker every few seconds; the page says "no worker is running" when jobs
     wait and no heartbeat is fresh."""
@@ -387,3 +427,47 @@ class WorkerHeartbeat(models.Model):
     def any_alive(cls) -> bool:
         stale = timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS)
         return cls.objects.filter(last_seen__gte=stale).exists()
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked, and not expired yet."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """A lead's invitation to join a project with a role (synthstudio.invitations).
+
+    Only a SHA-256 hash of the link's token is stored, so a database reader cannot use an invitation; the token
+    itself is shown (or mailed) once, when the invitation is made. Single use: `accepted_at` is set once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    email = models.EmailField(blank=True, help_text="Whom it was sent to (invitations by email).")
+    # Invitations by username are for that existing account only.
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.invited_name} to {self.project} as {self.role}"
+
+    @property
+    def invited_name(self) -> str:
+        return self.invitee.username if self.invitee_id and self.invitee else self.email

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import reset_queries, transaction
 from django.db.models import Max
+from django.dispatch import Signal
 
 from synthstudio import importing
 from synthstudio.bulk_insert import ids_by_key, insert_rows, json_value
@@ -116,6 +117,11 @@ def codebook_create_version(
 
 IMPORT_BATCH_ROWS = 1000
 IMPORT_PROGRESS_EVERY = 5000
+
+# Sent by the import task (synthstudio.tasks.import_file) in the worker once an import succeeded, with job=
+# (an ImportJob): the apps above this one act on the new samples without this app importing them
+# (annotation.apps connects the routing signals run, so Labelling's charts and routing need no button).
+samples_imported = Signal()
 
 
 class ImportRefused(Exception):
@@ -273,12 +279,15 @@ def _import_write(*, job: ImportJob, spool: BinaryIO, rows: int) -> None:
         job.done, job.total = rows, rows
         job.save(update_fields=["imported", "duplicates", "done", "total"])
         skipped = (
-            f"; {duplicates:,} exact duplicates skipped (same text as a sample already in the project or "
-            "earlier in the file)"
+            f"; {duplicates:,} exact duplicate{'' if duplicates == 1 else 's'} skipped (same text as a sample "
+            "already in the project or earlier in the file)"
             if duplicates
             else ""
         )
-        job.mark_finished(JobStatus.SUCCEEDED, message=f"Imported {imported:,} samples{skipped}.")
+        job.mark_finished(
+            JobStatus.SUCCEEDED,
+            message=f"Imported {imported:,} sample{'' if imported == 1 else 's'}{skipped}.",
+        )
 
 
 def _import_batch(*, job: ImportJob, codebook: Codebook | None, batch: list[importing.ParsedRow]) -> int:

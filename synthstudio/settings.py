@@ -302,6 +302,21 @@ if PROJECT_CREATORS not in {"staff", "everyone"}:
     raise ImproperlyConfigured(
         f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not supported: use staff or everyone."
     )
+# Invitations (synthstudio.invitations): a lead's invite link expires after this many days. With EMAIL_HOST set
+# the link is mailed over SMTP; unset, the members page shows it to copy and nothing is sent.
+INVITATION_EXPIRY_DAYS = env_int("INVITATION_EXPIRY_DAYS", 7, minimum=1)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS (port 465)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS (port 587)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: set at most one of them to true."
+    )
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "synthstudio@localhost")
+EMAIL_TIMEOUT = 30
 # Environment variables a lead may name as an endpoint's key: names starting with this prefix (empty: none)
 # and/or these exact names. SECRET_KEY, DATABASE_URL, LLM_API_KEY and the like are refused whatever these say.
 LLM_KEY_ENV_PREFIX = os.environ.get("LLM_KEY_ENV_PREFIX", "SYNTHSTUDIO_KEY_").strip()

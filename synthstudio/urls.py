@@ -22,6 +22,12 @@ urlpatterns = [
         views.member_remove,
         name="member_remove",
     ),
+    path(
+        "projects/<int:project_id>/members/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("projects/<int:project_id>/samples/", views.sample_list, name="sample_list"),
     path("projects/<int:project_id>/import/", views.import_upload, name="import_upload"),
     path("projects/<int:project_id>/import/<int:job_id>/", views.import_mapping, name="import_mapping"),

@@ -4,32 +4,47 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from synthstudio import importing, jobs, services
+from synthstudio import importing, invitations, jobs, services
 from synthstudio.access import lead_project, may_create_projects, project_for_user
 from synthstudio.forms import (
     CodebookForm,
     ImportMappingForm,
     ImportUploadForm,
+    InvitationForm,
+    InvitationSignupForm,
     LabelFormSet,
     MemberForm,
     ProjectForm,
     ProjectSettingsForm,
+    SampleSearchForm,
 )
 from synthstudio.jobs import worker_alive
-from synthstudio.models import ImportJob, LabelMethod, LLMAnnotation, Membership, Project, Role, Sample
+from synthstudio.models import (
+    ImportJob,
+    Invitation,
+    LLMAnnotation,
+    Membership,
+    Project,
+    Role,
+    Sample,
+    SampleAction,
+)
+from synthstudio.sample_search import samples_for_list
 from synthstudio.uploads import limit_upload_size, upload_refused
+
+SAMPLES_PER_PAGE = 50
 
 
 @require_GET
@@ -72,8 +87,10 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         total=Count("id"),
         generated=Count("id", filter=Q(origin="generated")),
         human=Count("id", filter=Q(final_source__in=["human", "adjudicated"])),
-        llm=Count("id", filter=Q(final_source="llm")),
     )
+    # The number Labelling shows: samples with a current LLM label (valid or not), reviewed ones included. Not
+    # final_source="llm", which leaves out every sample a human has verified since (244 against 259).
+    counts["llm"] = LLMAnnotation.objects.filter(sample__project=project, is_current=True).count()
     return render(
         request,
         "synthstudio/project_detail.html",
@@ -152,9 +169,30 @@ def codebook_edit(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def members(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Members and pending invitations. Two forms, told apart by the button's name: `invite` makes an
+    invitation (its link is shown once, here, when it is not mailed), otherwise a member's role is set."""
     project = lead_project(request, project_id)
-    form = MemberForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    inviting = request.method == "POST" and "invite" in request.POST
+    form = MemberForm(request.POST if request.method == "POST" and not inviting else None)
+    invite_form = InvitationForm(request.POST if inviting else None, project=project)
+    new_invitation = None
+    if inviting and invite_form.is_valid():
+        try:
+            new_invitation = invitations.invitation_create(
+                project=project,
+                user=request.user,
+                role=invite_form.cleaned_data["role"],
+                email=invite_form.email,
+                invitee=invite_form.user,
+                accept_url=lambda token: request.build_absolute_uri(
+                    reverse("invitation_accept", args=[token])
+                ),
+            )
+        except OSError as error:  # SMTP refused or unreachable: nothing was kept
+            invite_form.add_error(None, f"The invitation could not be mailed ({error}); nothing was saved.")
+        else:
+            invite_form = InvitationForm(project=project)
+    elif request.method == "POST" and not inviting and form.is_valid():
         user = get_user_model().objects.get(username=form.cleaned_data["username"])
         try:
             services.membership_set(project=project, user=user, role=form.cleaned_data["role"])
@@ -174,8 +212,83 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "role": Role.LEAD,
             "form": form,
+            "invite_form": invite_form,
+            "new_invitation": new_invitation,
+            "new_invitation_link": new_invitation
+            and request.build_absolute_uri(reverse("invitation_accept", args=[new_invitation.token])),
+            "pending_invitations": project.invitations.pending().select_related("invitee", "created_by"),
+            "mail_configured": invitations.mail_configured(),
             "memberships": memberships,
             "lead_count": lead_count,
+        },
+    )
+
+
+@require_POST
+@login_required
+def invitation_revoke(request: HttpRequest, project_id: int, invitation_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, project=project)
+    if invitations.invitation_revoke(invitation=invitation):
+        messages.success(request, f"Withdrew the invitation of {invitation.invited_name}.")
+    else:
+        messages.error(request, "That invitation was already used or withdrawn.")
+    return redirect("members", project_id=project.id)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Public (the link is the credential): shows whom the invitation is from and lets a logged-in user join,
+    a person invited by email create an account, or anyone log in first. An unusable link says why."""
+    try:
+        invitation = invitations.invitation_for_token(token)
+    except invitations.InvitationInvalid as problem:
+        return render(
+            request, "registration/invitation_invalid.html", {"problem": str(problem)}, status=problem.status
+        )
+    user = request.user
+    wrong_account = (
+        invitations.invitation_wrong_account(invitation=invitation, user=user)
+        if user.is_authenticated
+        else ""
+    )
+    signup_form = None
+    if not user.is_authenticated and not invitation.invitee_id:
+        signup_form = InvitationSignupForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            if user.is_authenticated:
+                invitations.invitation_accept(invitation=invitation, user=user)
+            elif signup_form is not None and signup_form.is_valid():
+                user = invitations.invitation_signup(
+                    invitation=invitation,
+                    username=signup_form.cleaned_data["username"],
+                    password=signup_form.cleaned_data["password1"],
+                )
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            else:
+                user = None
+        except invitations.InvitationInvalid as problem:
+            return render(
+                request,
+                "registration/invitation_invalid.html",
+                {"problem": str(problem)},
+                status=problem.status,
+            )
+        if user is not None:
+            messages.success(
+                request, f"Welcome to {invitation.project.name}: you joined as {invitation.role}."
+            )
+            return redirect("project_detail", project_id=invitation.project_id)
+    return render(
+        request,
+        "registration/invitation_accept.html",
+        {
+            "invitation": invitation,
+            "signup_form": signup_form,
+            "wrong_account": wrong_account,
+            "login_url": f"{reverse('login')}?{urlencode({'next': request.get_full_path()})}",
+            "logout_next": request.get_full_path(),
         },
     )
 
@@ -199,29 +312,28 @@ def member_remove(request: HttpRequest, project_id: int, membership_id: int) -> 
 @require_GET
 @login_required
 def sample_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Search and filters (synthstudio.sample_search), 50 a page; the bulk actions post to annotation.samples."""
     project = lead_project(request, project_id)
-    offline_llm_label = LLMAnnotation.objects.filter(
-        sample=OuterRef("pk"), is_current=True, method=LabelMethod.OFFLINE
-    )
-    samples = (
-        Sample.objects.filter(project=project)
-        .annotate(llm_label_offline=Exists(offline_llm_label))
-        .order_by("id")
-    )
-    query = request.GET.get("q", "").strip()
-    if query:
-        samples = samples.filter(text__icontains=query)
-    origin = request.GET.get("origin", "")
-    if origin:
-        samples = samples.filter(origin=origin)
-    page = Paginator(samples, 50).get_page(request.GET.get("page"))
+    codebook = project.codebook
+    search_form = SampleSearchForm(request.GET, label_names=codebook.label_names if codebook else [])
+    search = search_form.search()
+    samples = samples_for_list(project=project, search=search)
+    page = Paginator(samples, SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     template = "synthstudio/sample_list.html"
     if request.htmx:
         template += "#sample-table"
     return render(
         request,
         template,
-        {"project": project, "role": Role.LEAD, "page": page, "query": query, "origin": origin},
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "page": page,
+            "search_form": search_form,
+            "search": search.as_dict(),
+            "search_query": urlencode(search.as_dict()),
+            "actions": SampleAction.choices,
+        },
     )
 
 

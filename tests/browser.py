@@ -99,12 +99,21 @@ def watch_csp_violations(context) -> list[str]:
     return violations
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so browser_page's teardown knows whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def browser_page(chromium_browser, live_server) -> Iterator:
+def browser_page(chromium_browser, live_server, request) -> Iterator:
     """A fresh Playwright Page (own cookies) for a test that also has the live_server running.
 
     A test fails if any page of its browser context violates the Content-Security-Policy: the policy blocks inline
     code silently for the user (a button that does nothing), so every browser test doubles as a CSP check.
+    When the test fails, the page as it was is saved as test-artifacts/failed-<test name>.png.
     """
     context = chromium_browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
@@ -112,10 +121,22 @@ def browser_page(chromium_browser, live_server) -> Iterator:
     page = context.new_page()
     try:
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            _screenshot_of_failure(page, request.node.name)
     finally:
         context.close()
     if violations:
         pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)))
+
+
+def _screenshot_of_failure(page, test_name: str) -> None:
+    try:
+        path = screenshot(page, f"failed-{test_name}")
+    except Exception as error:  # a page stuck on a request may not be capturable; the test's failure matters
+        print(f"no screenshot of the failure: {error}")
+    else:
+        print(f"screenshot of the failure: {path}")
 
 
 def login_as(page, live_server_url: str, username: str, password: str) -> None:

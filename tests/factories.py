@@ -7,10 +7,13 @@ make consistently (the review queue's slots, an API token's hash) are made by ca
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from annotation.models import Assignment, GoldItem, LabellingRun, SignalsRun
+from annotation.models import Assignment, GoldItem, LabellingRun, SampleTextVersion, SignalsRun
 from annotation.review import queue as review
 from annotation.review.answers import review_answer_submit
 from evaluation.curation import services as curation_services
@@ -34,9 +37,11 @@ from generation.models import (
     ItemStatus,
     LLMEndpoint,
 )
+from synthstudio.invitations import token_hash as invitation_token_hash
 from synthstudio.models import (
     Codebook,
     ImportJob,
+    Invitation,
     JobStatus,
     Label,
     LabelMethod,
@@ -44,6 +49,8 @@ from synthstudio.models import (
     Project,
     Role,
     Sample,
+    SampleAction,
+    SampleActionJob,
 )
 
 PASSWORD = "correct-horse-battery"
@@ -73,6 +80,21 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.ANNOTATOR
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    """A pending invitation by email; its token is `token` (only the hash is stored, as the service does)."""
+
+    class Meta:
+        model = Invitation
+        exclude = ("token",)
+
+    project = factory.SubFactory(ProjectFactory)
+    role = Role.ANNOTATOR
+    email = factory.Sequence(lambda n: f"invitee{n}@example.org")
+    token = factory.Sequence(lambda n: f"test-invitation-token-{n}")
+    token_hash = factory.LazyAttribute(lambda row: invitation_token_hash(row.token))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
 
 
 class CodebookFactory(factory.django.DjangoModelFactory):
@@ -123,6 +145,18 @@ class ImportJobFactory(factory.django.DjangoModelFactory):
     stored_path = ""
     file_format = "csv"
     status = JobStatus.QUEUED
+
+
+class SampleActionJobFactory(factory.django.DjangoModelFactory):
+    """A finished bulk action of the samples page."""
+
+    class Meta:
+        model = SampleActionJob
+
+    project = factory.SubFactory(ProjectFactory)
+    action = SampleAction.EXCLUDE
+    status = JobStatus.SUCCEEDED
+    total = 1001
 
 
 class LLMEndpointFactory(factory.django.DjangoModelFactory):
@@ -230,6 +264,17 @@ class GoldItemFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     sample = factory.SubFactory(SampleFactory, project=factory.SelfAttribute("..project"))
     label = "positive"
+
+
+class TextCorrectionFactory(factory.django.DjangoModelFactory):
+    """An annotator's pending correction of a sample's text (pass sample__project=…)."""
+
+    class Meta:
+        model = SampleTextVersion
+
+    sample = factory.SubFactory(SampleFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    text = factory.LazyAttribute(lambda row: f"{row.sample.text} (corrected)")
 
 
 class SnapshotFactory(factory.django.DjangoModelFactory):

@@ -52,6 +52,7 @@ from tests.factories import (
     GenerationRunFactory,
     GoldItemFactory,
     ImportJobFactory,
+    InvitationFactory,
     JudgeRunFactory,
     LabellingRunFactory,
     LabelStudioImportJobFactory,
@@ -61,10 +62,12 @@ from tests.factories import (
     PairwiseItemFactory,
     ProjectFactory,
     RefinementRunFactory,
+    SampleActionJobFactory,
     SampleFactory,
     SignalsRunFactory,
     SnapshotFactory,
     SnapshotJobFactory,
+    TextCorrectionFactory,
     UserFactory,
     answered_assignment,
     api_token,
@@ -146,7 +149,12 @@ CASES: dict[str, Case] = {
     "codebook_edit": lead(GET, POST),
     "members": lead(GET, POST),
     "member_remove": lead(POST, status=302, membership_id="membership"),
+    "invitation_revoke": lead(POST, status=302, invitation_id="invitation"),
+    # public: the token is the credential; an unknown one answers 404 with a message saying so
+    "invitation_accept": Case(Who.ANYONE, (GET, POST), consts={"token": "not-a-real-token"}, status=404),
     "sample_list": lead(GET),
+    "annotation:sample_action": lead(POST, status=302, data={"action": "exclude", "scope": "all"}),
+    "annotation:sample_action_job": lead(GET, job_id="sample_action_job"),
     "import_upload": lead(GET, POST),
     "import_mapping": lead(GET, POST, job_id="import_job"),
     "import_progress": lead(GET, job_id="import_job"),
@@ -172,6 +180,7 @@ CASES: dict[str, Case] = {
     # -- labelling and routing
     "annotation:labelling_overview": lead(GET),
     "annotation:labelling_run_start": lead(POST, status=400),  # an empty form is shown again with its errors
+    "annotation:refine_run_start": lead(POST, status=400),  # likewise: no passes given
     "annotation:labelling_run_detail": lead(GET, run_id="labelling_run"),
     "annotation:labelling_run_cancel": lead(POST, status=302, run_id="labelling_run"),
     "annotation:labelling_run_resume": lead(POST, status=302, run_id="labelling_run"),
@@ -198,7 +207,13 @@ CASES: dict[str, Case] = {
     "annotation:adjudication_detail": lead(GET, POST, sample_id="sample"),
     "annotation:gold_items": lead(GET, POST),
     "annotation:gold_rate_set": lead(POST, status=302),
+    "annotation:label_aggregation_set": lead(POST, status=302, data={"method": "dawid_skene"}),
     "annotation:gold_item_remove": lead(POST, status=302, gold_id="gold"),
+    "annotation:text_corrections": lead(GET),
+    "annotation:text_corrections_accept_all": lead(POST, status=302),
+    "annotation:text_correction_decide": lead(
+        POST, status=302, data={"decision": "accept"}, correction_id="text_correction"
+    ),
     # -- curation, snapshots, export
     "evaluation:curation": lead(GET),
     "evaluation:curation_counts": lead(GET),
@@ -208,6 +223,7 @@ CASES: dict[str, Case] = {
     "evaluation:snapshot_detail": lead(GET, version="snapshot"),
     "evaluation:snapshot_compare": lead(GET, version="snapshot"),  # against the version before it
     "evaluation:snapshot_download": lead(GET, version="snapshot", consts={"file_format": "jsonl"}),
+    "evaluation:snapshot_interchange_download": lead(GET, version="snapshot", consts={"tool": "prodigy"}),
     "evaluation:export_start": lead(POST, status=302, version="snapshot", consts={"file_format": "jsonl"}),
     "evaluation:export_job": lead(GET, job_id="export_job"),
     "evaluation:export_job_progress": lead(GET, job_id="export_job"),
@@ -356,6 +372,7 @@ def build_world(project: Project, *, lead_user, annotator_user, files: Path, ver
     snapshot = SnapshotFactory(project=project, version=version + 1)
     return {
         "membership": MembershipFactory(project=project).pk,
+        "invitation": InvitationFactory(project=project, created_by=lead_user).pk,
         "import_job": ImportJobFactory(project=project, created_by=lead_user, stored_path=str(upload)).pk,
         "endpoint": LLMEndpointFactory(project=project).pk,
         "config": config.pk,
@@ -367,7 +384,9 @@ def build_world(project: Project, *, lead_user, annotator_user, files: Path, ver
         "answered_assignment": answered.pk,
         "reserved_assignment": reserved.pk,
         "sample": SampleFactory(project=project).pk,
+        "sample_action_job": SampleActionJobFactory(project=project, created_by=lead_user).pk,
         "gold": GoldItemFactory(project=project).pk,
+        "text_correction": TextCorrectionFactory(sample__project=project).pk,
         "snapshot": snapshot.version,
         "snapshot_job": SnapshotJobFactory(project=project).pk,
         "export_job": ExportJobFactory(snapshot=snapshot).pk,
@@ -562,7 +581,8 @@ def test_the_api_answers_401_without_a_valid_token(client, project, world, name,
 
 @pytest.mark.parametrize("name,case", cases(Who.ANYONE))
 def test_public_pages_open_for_anonymous_users(client, db, name, case):
-    assert client.generic(case.methods[0], reverse(name)).status_code == case.status, name
+    path = reverse(name, kwargs=dict(case.consts))
+    assert client.generic(case.methods[0], path).status_code == case.status, name
 
 
 # ------------------------------------------------------------------------------------------ lead pages

@@ -19,9 +19,9 @@ from django.db import transaction
 from annotation.labelling.distributions import CodebookSpec, Demo, LabelReading, LabelSpec
 from annotation.labelling.llm import ChunkResult, llm_label_chunk
 from annotation.labelling.offline import OFFLINE_MODEL_NAME, label_texts, offline_readings
-from annotation.models import LabellingRun
+from annotation.models import LabellingRun, LabellingRunKind
 from annotation.review.final_labels import final_label_refresh
-from annotation.routing.signals import signals_run_start
+from annotation.routing.signals import signals_run_after_new_labels
 from annotation.tasks import labelling_run_task
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue, job_resume
@@ -195,7 +195,13 @@ def labelling_run_pending_samples(run: LabellingRun) -> list[Sample]:
 
 def labelling_run_execute(*, run: LabellingRun) -> None:
     """The worker body. Per chunk: label, record, report progress. Model output naming no label is recorded
-    as invalid and counted; an unreachable endpoint fails the run, keeping what finished."""
+    as invalid and counted; an unreachable endpoint fails the run, keeping what finished. A refine run is
+    FreeAL's loop instead (annotation.labelling.refine)."""
+    if run.kind == LabellingRunKind.REFINE:
+        from annotation.labelling.refine import refine_run_execute  # refine builds on this module
+
+        refine_run_execute(run=run)
+        return
     if run.is_finished:
         return
     run.mark_running()
@@ -256,7 +262,7 @@ def labelling_run_execute(*, run: LabellingRun) -> None:
     if run.failed:
         notes.append(f"{run.failed} samples got no answer from the endpoint; a re-run labels them.")
     run.mark_finished(JobStatus.SUCCEEDED, message=" ".join(notes))
-    signals_run_start(project=run.project, user=run.created_by)
+    signals_run_after_new_labels(project=run.project, user=run.created_by)
 
 
 class LabellingEndpointError(RuntimeError):

@@ -13,9 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.forms import LabellingRunForm
-from annotation.labelling import services
+from annotation.labelling import refine, services
 from annotation.labelling.charts import histogram
+from annotation.labelling.forms import RefineRunForm
 from annotation.models import LabellingRun, SampleSignals, SignalsRun
+from annotation.routing import services as routing_services
 from annotation.routing import signals
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
@@ -50,7 +52,8 @@ def _labelling_context(project: Project) -> dict:
             ),
         ],
         "runs": LabellingRun.objects.filter(project=project).order_by("-created_at")[:10],
-        "signals_run": SignalsRun.objects.filter(project=project).order_by("-created_at").first(),
+        "signals": signals.signals_progress(project=project),
+        "policy_saved": routing_services.routing_policy_saved(project=project),
         "worker_alive": worker_alive(),
     }
 
@@ -60,7 +63,13 @@ def _labelling_context(project: Project) -> dict:
 def labelling_overview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     form = LabellingRunForm(project=project)
-    context = {"project": project, "role": Role.LEAD, "form": form, **_labelling_context(project)}
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "form": form,
+        "refine_form": RefineRunForm(project=project),
+        **_labelling_context(project),
+    }
     template = "annotation/labelling_overview.html"
     if request.htmx:
         template += "#labelling-summary"
@@ -75,7 +84,13 @@ def labelling_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
     if not form.is_valid() or project.codebook is None:
         if project.codebook is None:
             form.add_error(None, "Write the codebook first: the LLM labels with the codebook humans read.")
-        context = {"project": project, "role": Role.LEAD, "form": form, **_labelling_context(project)}
+        context = {
+            "project": project,
+            "role": Role.LEAD,
+            "form": form,
+            "refine_form": RefineRunForm(project=project),
+            **_labelling_context(project),
+        }
         return render(request, "annotation/labelling_overview.html", context, status=400)
     data = form.cleaned_data
     run = services.labelling_run_start(
@@ -89,6 +104,37 @@ def labelling_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
         only_unlabelled=data["only_unlabelled"],
     )
     messages.success(request, f"Labelling run {run.pk} started" + (" (offline)." if run.is_offline else "."))
+    return redirect("annotation:labelling_run_detail", project_id=project.id, run_id=run.pk)
+
+
+@require_POST
+@login_required
+def refine_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    form = RefineRunForm(request.POST, project=project)
+    if not form.is_valid() or project.codebook is None:
+        if project.codebook is None:
+            form.add_error(None, "Write the codebook first: the LLM labels with the codebook humans read.")
+        context = {
+            "project": project,
+            "role": Role.LEAD,
+            "form": LabellingRunForm(project=project),
+            "refine_form": form,
+            **_labelling_context(project),
+        }
+        return render(request, "annotation/labelling_overview.html", context, status=400)
+    data = form.cleaned_data
+    run = refine.refine_run_start(
+        project=project,
+        user=request.user,
+        method=data["method"],
+        endpoint=data["endpoint"],
+        max_passes=data["max_passes"],
+        demos_per_class=data["demos_per_class"],
+        samples_per_item=data["samples_per_item"],
+        temperature=data["temperature"],
+    )
+    messages.success(request, f"Refine run {run.pk} started" + (" (offline)." if run.is_offline else "."))
     return redirect("annotation:labelling_run_detail", project_id=project.id, run_id=run.pk)
 
 

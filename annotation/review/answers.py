@@ -6,8 +6,9 @@ second POST of the same form (double click, retry after a network error) finds t
 returns the stored answer. It refreshes the sample's final label at once (so the sample joins the
 human-verified demo pool), and calls the router's `routing_after_answer(project=...)` after commit.
 
-Text corrections are kept as SampleTextVersion rows; Sample.text stays the original, because that is what
-was generated and what the LLM labelled.
+Text corrections are kept as SampleTextVersion rows, pending until a lead accepts or rejects them
+(annotation.review.lead); Sample.text stays the original, because that is what was generated and what the
+LLM labelled. An accepted correction is the sample's current text for curation and snapshots.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from functools import lru_cache
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, ReviewTask, SampleTextVersion, TaskKind
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    CorrectionStatus,
+    ReviewTask,
+    SampleTextVersion,
+    TaskKind,
+)
 from annotation.review import stats as review_stats
 from annotation.review.final_labels import final_label_lock, final_label_refresh, human_label_rows
 from annotation.review.queue import ReviewError, write_transaction
@@ -81,9 +89,21 @@ def _routing_after_answer(project: Project) -> None:
 def _text_version_add(
     *, sample: Sample, text: str, author_id: int | None, annotation: HumanAnnotation
 ) -> SampleTextVersion | None:
-    latest = sample.text_versions.order_by("-version").first()
-    if text == (latest.text if latest else sample.text):
+    """A new pending correction, unless the same text is already pending or accepted for this sample (a second
+    annotator's identical fix adds nothing for the lead to decide). The answer's own earlier pending
+    correction is superseded: the lead decides on the annotator's latest text only."""
+    versions = sample.text_versions.all()
+    if (
+        text == sample.text
+        or versions.filter(
+            text=text, status__in=(CorrectionStatus.PENDING, CorrectionStatus.ACCEPTED)
+        ).exists()
+    ):
         return None
+    versions.filter(annotation=annotation, status=CorrectionStatus.PENDING).update(
+        status=CorrectionStatus.SUPERSEDED
+    )
+    latest = versions.order_by("-version").first()
     return SampleTextVersion.objects.create(
         sample=sample,
         version=(latest.version + 1) if latest else 1,
@@ -290,12 +310,14 @@ def review_answer_edit(
     comment: str = "",
     edited_text: str = "",
 ) -> HumanAnnotation:
-    """Change one's own earlier answer in place; a changed text adds a new text version."""
+    """Change one's own earlier answer in place; a changed text adds a new pending text version (replacing the
+    answer's pending one), the original text sent back withdraws the answer's pending correction."""
     task = ReviewTask.objects.select_related("project", "sample").get(pk=assignment.task_id)
     project, sample = task.project, task.sample
     _validated(project.codebook, label=label, rating=rating, flag=flag, flag_note=flag_note)
     if assignment.status != AssignmentStatus.ANSWERED or assignment.answer_id is None:
         raise ReviewError("Only an answered item can be edited.")
+    original_sent_back = edited_text.strip() == sample.text.strip()  # not a form without the text box
     edited_text = _correction(sample, edited_text)
     with write_transaction():
         annotation = HumanAnnotation.objects.select_for_update().get(pk=assignment.answer_id)
@@ -309,6 +331,11 @@ def review_answer_edit(
             annotation.edited_text = edited_text
             _text_version_add(
                 sample=sample, text=edited_text, author_id=assignment.annotator_id, annotation=annotation
+            )
+        elif original_sent_back and annotation.edited_text:  # the text put back as it was: withdrawn
+            annotation.edited_text = ""
+            SampleTextVersion.objects.filter(annotation=annotation, status=CorrectionStatus.PENDING).update(
+                status=CorrectionStatus.SUPERSEDED
             )
         annotation.save()
         final_label_refresh(sample=sample)

@@ -1,18 +1,33 @@
-"""The lead's side of the review queue: release or reassign a reservation, mark and remove gold items, and the
-reads of the lead pages (queue overview per annotator, live reservations, the disagreements waiting for
-adjudication and a sample's answers). Recording an adjudication writes a human answer, so it lives with the
+"""The lead's side of the review queue: release or reassign a reservation, mark and remove gold items, accept
+or reject annotators' text corrections, and the reads of the lead pages (queue overview per annotator, live
+reservations, the disagreements waiting for adjudication, a sample's answers, the text corrections). Recording an adjudication writes a human answer, so it lives with the
 answers (annotation.review.answers.adjudication_record).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, GoldItem, ReviewTask, TaskKind
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    CorrectionStatus,
+    GoldItem,
+    LabelAggregation,
+    ReviewSettings,
+    ReviewTask,
+    SampleTextVersion,
+    TaskKind,
+)
 from annotation.review import stats as review_stats
+from annotation.review.aggregation import DawidSkeneFit
 from annotation.review.queue import ReviewError, review_gold_rate, review_task_claim, write_transaction
+from annotation.review.text_diff import DiffSegment, text_diff
 from synthstudio.models import HumanAnnotation, HumanSource, Membership, Project, Sample
 
 # ------------------------------------------------------------------------------------------ lead actions
@@ -67,6 +82,55 @@ def gold_item_remove(*, gold_item: GoldItem) -> None:
         gold_item.delete()
 
 
+# Corrections still in play for a sample: the lead picks at most one of them.
+OPEN_CORRECTIONS = (CorrectionStatus.PENDING, CorrectionStatus.ACCEPTED)
+BULK_ACCEPT_CHUNK = 500
+
+
+def text_correction_decide(*, correction: SampleTextVersion, accept: bool, user) -> SampleTextVersion:
+    """Accept: the correction becomes the sample's current text for curation and the next snapshot, and every
+    other open correction of the sample is rejected (the lead picked this one). Reject: it is not used; rejecting
+    the accepted one puts the original text back. A correction its author has replaced cannot be decided."""
+    now = timezone.now()
+    with write_transaction():
+        versions = SampleTextVersion.objects.select_for_update().filter(sample_id=correction.sample_id)
+        fresh = versions.filter(pk=correction.pk).first()
+        if fresh is None:
+            raise ReviewError("That correction was taken back by its author.")
+        if fresh.status == CorrectionStatus.SUPERSEDED:
+            raise ReviewError("Its author replaced that correction with a later edit; decide on that one.")
+        decided = {"decided_by": user, "decided_at": now}
+        if accept:  # first, so the sample never has two accepted texts
+            versions.exclude(pk=fresh.pk).filter(status__in=OPEN_CORRECTIONS).update(
+                status=CorrectionStatus.REJECTED, **decided
+            )
+        status = CorrectionStatus.ACCEPTED if accept else CorrectionStatus.REJECTED
+        versions.filter(pk=fresh.pk).update(status=status, **decided)
+    fresh.status, fresh.decided_by, fresh.decided_at = status, user, now
+    return fresh
+
+
+def text_corrections_accept_all(*, project: Project, user) -> tuple[int, int]:
+    """Accept every pending correction that is its sample's only open one. Samples that annotators corrected
+    differently, or that have an accepted text already, are left for the lead to pick one.
+    Returns (accepted, still pending)."""
+    now = timezone.now()
+    with write_transaction():
+        in_project = SampleTextVersion.objects.filter(sample__project=project)
+        open_per_sample = Counter(
+            in_project.filter(status__in=OPEN_CORRECTIONS).values_list("sample_id", flat=True)
+        )
+        pending = in_project.filter(status=CorrectionStatus.PENDING)
+        alone = [
+            pk for pk, sample_id in pending.values_list("pk", "sample_id") if open_per_sample[sample_id] == 1
+        ]
+        for start in range(0, len(alone), BULK_ACCEPT_CHUNK):
+            SampleTextVersion.objects.filter(
+                pk__in=alone[start : start + BULK_ACCEPT_CHUNK], status=CorrectionStatus.PENDING
+            ).update(status=CorrectionStatus.ACCEPTED, decided_by=user, decided_at=now)
+        return len(alone), pending.count()
+
+
 # ------------------------------------------------------------------------------------------------ reading
 
 
@@ -83,6 +147,8 @@ class AnnotatorRow:
     gold_total: int = 0
     agree_pairs: int = 0
     overlap_pairs: int = 0
+    estimated_accuracy: float | None = None  # Dawid–Skene, from the project's last fit
+    estimated_from: int = 0  # answers in that fit
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -103,6 +169,8 @@ class QueueOverview:
     gold_rate: float
     disagreements: int
     totals: dict = field(default_factory=dict)
+    label_aggregation: str = LabelAggregation.MAJORITY
+    reliability_fitted_at: datetime | None = None  # of the last Dawid–Skene fit
 
 
 def _review_answers(project: Project) -> QuerySet:
@@ -112,7 +180,8 @@ def _review_answers(project: Project) -> QuerySet:
 
 
 def review_queue_overview(*, project: Project) -> QueueOverview:
-    """Per annotator: answered, skipped, live reservations, median seconds, gold accuracy, agreement."""
+    """Per annotator: answered, skipped, live reservations, median seconds, gold accuracy, agreement and the
+    accuracy Dawid–Skene estimates (annotation.review.reliability), with the project's aggregation method."""
     rows = {
         user_id: AnnotatorRow(user_id=user_id, username=username, role=role)
         for user_id, username, role in Membership.objects.filter(project=project).values_list(
@@ -150,6 +219,13 @@ def review_queue_overview(*, project: Project) -> QueueOverview:
     for user_id, (agree, total) in review_stats.agreement_by_annotator(label_rows).items():
         if user_id in rows:
             rows[user_id].agree_pairs, rows[user_id].overlap_pairs = agree, total
+    review_settings = ReviewSettings.objects.filter(project=project).first()
+    reliability = review_settings.annotator_reliability if review_settings else {}
+    fit = DawidSkeneFit.from_json(reliability)
+    for user_id, row in rows.items():
+        if fit and str(user_id) in fit.accuracy:
+            row.estimated_accuracy = fit.accuracy[str(user_id)]
+            row.estimated_from = fit.answers.get(str(user_id), 0)
     tasks = ReviewTask.objects.filter(project=project).aggregate(
         open=Count("id", filter=Q(is_open=True) & ~Q(kind=TaskKind.GOLD)),
         closed=Count("id", filter=Q(is_open=False) & ~Q(kind=TaskKind.GOLD)),
@@ -162,6 +238,8 @@ def review_queue_overview(*, project: Project) -> QueueOverview:
         gold_items=GoldItem.objects.filter(project=project).count(),
         gold_rate=review_gold_rate(project),
         disagreements=len(_open_disagreements(project, label_rows)),
+        label_aggregation=review_settings.label_aggregation if review_settings else LabelAggregation.MAJORITY,
+        reliability_fitted_at=datetime.fromisoformat(reliability["fitted_at"]) if fit else None,
     )
 
 
@@ -208,3 +286,46 @@ def adjudication_queue(*, project: Project) -> list[Disagreement]:
 
 def sample_answers(*, sample: Sample) -> list[HumanAnnotation]:
     return list(sample.human_annotations.select_related("annotator").order_by("created_at", "id"))
+
+
+@dataclass
+class TextCorrection:
+    correction: SampleTextVersion  # with its sample, author and decider
+    diff: list[DiffSegment]  # the sample's original text -> the corrected text
+    rivals: int  # an open correction's rivals: its sample's other open corrections (the lead picks one)
+
+
+def text_corrections(*, project: Project, status: str) -> QuerySet:
+    """The project's corrections in one status, grouped by sample (rival corrections next to each other)."""
+    return (
+        SampleTextVersion.objects.filter(sample__project=project, status=status)
+        .select_related("sample", "author", "decided_by")
+        .order_by("sample_id", "version")
+    )
+
+
+def text_correction_counts(*, project: Project) -> dict[str, int]:
+    counts = dict(
+        SampleTextVersion.objects.filter(sample__project=project)
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .values_list("status", "count")
+    )
+    return {status: counts.get(status, 0) for status in CorrectionStatus.values}
+
+
+def text_correction_rows(corrections: list[SampleTextVersion]) -> list[TextCorrection]:
+    """A page of corrections with their diffs and how many other open corrections their sample has."""
+    open_per_sample = Counter(
+        SampleTextVersion.objects.filter(
+            sample_id__in={row.sample_id for row in corrections}, status__in=OPEN_CORRECTIONS
+        ).values_list("sample_id", flat=True)
+    )
+    return [
+        TextCorrection(
+            correction=row,
+            diff=text_diff(row.sample.text, row.text),
+            rivals=open_per_sample[row.sample_id] - 1 if row.status in OPEN_CORRECTIONS else 0,
+        )
+        for row in corrections
+    ]

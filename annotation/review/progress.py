@@ -1,4 +1,5 @@
-"""What the annotator sees of their own work: progress (done today, left, streak) and their recent answers."""
+"""What the annotator sees of their own work: progress (done today, left, streak). Their past answers:
+annotation.review.history."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, ReviewTask
+from annotation.models import Assignment, ReviewTask
 from annotation.review import stats as review_stats
 from synthstudio.models import Project
 
@@ -64,14 +65,4 @@ def review_progress(*, project: Project, annotator) -> Progress:
         remaining=remaining,
         streak_days=review_stats.day_streak(answer_days, today),
         total_answered=counts["total"],
-    )
-
-
-def review_history(*, project: Project, annotator, limit: int = 30) -> list[Assignment]:
-    return list(
-        Assignment.objects.filter(
-            task__project=project, annotator=annotator, status=AssignmentStatus.ANSWERED
-        )
-        .select_related("task__sample", "answer")
-        .order_by("-answered_at", "-id")[:limit]
     )

@@ -10,6 +10,7 @@ urlpatterns = [
     path("review/undo/", views.review_undo, name="review_undo"),
     path("review/history/", views.review_history, name="review_history"),
     path("review/lead/", views.review_overview, name="review_overview"),
+    path("review/lead/aggregation/", views.label_aggregation_set, name="label_aggregation_set"),
     path(
         "review/lead/reservations/<int:assignment_id>/release/", views.review_release, name="review_release"
     ),
@@ -23,4 +24,15 @@ urlpatterns = [
     path("review/gold/", views.gold_items, name="gold_items"),
     path("review/gold/rate/", views.gold_rate_set, name="gold_rate_set"),
     path("review/gold/<int:gold_id>/remove/", views.gold_item_remove, name="gold_item_remove"),
+    path("review/corrections/", views.text_corrections, name="text_corrections"),
+    path(
+        "review/corrections/accept-all/",
+        views.text_corrections_accept_all,
+        name="text_corrections_accept_all",
+    ),
+    path(
+        "review/corrections/<int:correction_id>/decide/",
+        views.text_correction_decide,
+        name="text_correction_decide",
+    ),
 ]

@@ -1,5 +1,5 @@
 """Pages of the review queue: the annotator's workbench (next, answer, skip, undo, history, edit) and the
-lead's views (queue overview, release/reassign, adjudication, gold items).
+lead's views (queue overview, release/reassign, adjudication, gold items, text corrections).
 
 Every page starts from request.user: non-members get 404, members who are not leads get 403 on lead pages,
 and an annotator's assignment is looked up among their own only (someone else's id is a 404).
@@ -11,18 +11,30 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.models import Assignment, AssignmentStatus, GoldItem
-from annotation.review import answers, lead, progress, queue
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    CorrectionStatus,
+    GoldItem,
+    ReviewTask,
+    SampleTextVersion,
+)
+from annotation.review import answers, history, lead, progress, queue, reliability
 from annotation.review.forms import (
     AdjudicationForm,
     GoldItemForm,
     GoldRateForm,
+    LabelAggregationForm,
     ReassignForm,
     ReviewAnswerForm,
+    ReviewHistoryForm,
     ReviewSkipForm,
 )
 from synthstudio.access import lead_project, project_for_user
@@ -119,10 +131,32 @@ def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
     """The workbench: the annotator's current reservation or their next item. A full page also loads how many
     pairs wait for them from evaluation:pairwise_waiting_badge (hx-get: evaluation sits above annotation);
     once the label queue is empty the workbench loads the next pair from evaluation:pairwise_review (a request
-    of its own, so answering labels never queries pairs)."""
+    of its own, so answering labels never queries pairs).
+
+    A lead reserves nothing by opening it: unless they hold an item already, they get the lead start page and
+    review themselves only through its explicit "Review items myself" (`?myself=1`); the workbench then shows
+    them the item they hold with a button that releases it."""
     project, role = project_for_user(request, project_id)
+    if role == Role.LEAD and not request.GET.get("myself") and not _holds_an_item(request, project):
+        return _render_lead_start(request, project)
     assignment = queue.review_next(project=project, annotator=request.user)
     return _render_workbench(request, project, role, assignment, pairs_badge=not request.htmx)
+
+
+def _holds_an_item(request: HttpRequest, project: Project) -> bool:
+    return Assignment.objects.live_for(request.user, project).exists()
+
+
+def _render_lead_start(request: HttpRequest, project: Project) -> HttpResponse:
+    """What a lead sees behind the nav's Review: the queue, and reviewing items themselves as an explicit
+    choice (`?myself=1`), since every item a lead opens is reserved for them and taken from the annotators'
+    queue for project.reservation_minutes."""
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "waiting": ReviewTask.objects.filter(project=project, is_open=True).count(),
+    }
+    return render(request, "annotation/review/lead_start.html", context)
 
 
 @require_POST
@@ -195,14 +229,30 @@ def review_undo(request: HttpRequest, project_id: int) -> HttpResponse:
     )
 
 
+HISTORY_PER_PAGE = 50
+
+
 @require_GET
 @login_required
 def review_history(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The annotator's recent answers, each editable."""
+    """The user's own answers (and, on request, skips) in the project, filtered and paginated; answers are
+    editable. Everyone sees only their own rows, leads included."""
     project, role = project_for_user(request, project_id)
-    history = progress.review_history(project=project, annotator=request.user)
+    codebook = project.codebook
+    form = ReviewHistoryForm(request.GET, label_names=codebook.label_names if codebook else [])
+    rows = history.review_history(
+        project=project, annotator=request.user, history_filter=form.history_filter()
+    )
+    page = Paginator(rows, HISTORY_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    template = "annotation/review/history.html"
+    if request.htmx:
+        template += "#history-table"
     return render(
-        request, "annotation/review/history.html", {"project": project, "role": role, "history": history}
+        request,
+        template,
+        {"project": project, "role": role, "page": page, "form": form, "filter_query": query.urlencode()},
     )
 
 
@@ -260,14 +310,33 @@ def review_overview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     queue.review_reservations_expire(project=project)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    overview = lead.review_queue_overview(project=project)
     context = {
         "project": project,
         "role": Role.LEAD,
-        "overview": lead.review_queue_overview(project=project),
+        "overview": overview,
         "reservations": lead.review_reservations(project=project),
         "members": members,
+        "aggregation_form": LabelAggregationForm(initial={"method": overview.label_aggregation}),
     }
     return render(request, "annotation/review/overview.html", context)
+
+
+@require_POST
+@login_required
+def label_aggregation_set(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    form = LabelAggregationForm(request.POST)
+    if form.is_valid():
+        settings = reliability.label_aggregation_set(project=project, method=form.cleaned_data["method"])
+        messages.success(
+            request,
+            f"Final labels now combine answers by {settings.get_label_aggregation_display().split(' (')[0]}; "
+            "annotator accuracy re-estimated.",
+        )
+    else:
+        messages.error(request, "Choose majority vote or Dawid–Skene.")
+    return redirect("annotation:review_overview", project_id=project.id)
 
 
 @require_POST
@@ -279,6 +348,9 @@ def review_release(request: HttpRequest, project_id: int, assignment_id: int) ->
         messages.success(request, "Released: the item is back in the queue.")
     else:
         messages.error(request, "That reservation had already ended.")
+    # a lead stopping their own reviewing (the workbench's banner) goes back to the lead start page
+    if assignment.annotator_id == request.user.pk:
+        return redirect("annotation:review_queue", project_id=project.id)
     return redirect("annotation:review_overview", project_id=project.id)
 
 
@@ -416,3 +488,77 @@ def gold_item_remove(request: HttpRequest, project_id: int, gold_id: int) -> Htt
     lead.gold_item_remove(gold_item=gold)
     messages.success(request, "Removed from gold.")
     return redirect("annotation:gold_items", project_id=project.id)
+
+
+# -------------------------------------------------------------------------------------- text corrections
+
+CORRECTIONS_PER_PAGE = 50
+CORRECTION_TABS = (CorrectionStatus.PENDING, CorrectionStatus.ACCEPTED, CorrectionStatus.REJECTED)
+
+
+@require_GET
+@login_required
+def text_corrections(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Annotators' text corrections in one status (pending by default), with their diffs, to accept or reject."""
+    project = lead_project(request, project_id)
+    status = request.GET.get("status", CorrectionStatus.PENDING)
+    if status not in CORRECTION_TABS:
+        status = CorrectionStatus.PENDING
+    page = Paginator(lead.text_corrections(project=project, status=status), CORRECTIONS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    counts = lead.text_correction_counts(project=project)
+    return render(
+        request,
+        "annotation/review/text_corrections.html",
+        {
+            "project": project,
+            "role": Role.LEAD,
+            "status": status,
+            "tabs": [(tab, CorrectionStatus(tab).label, counts[tab]) for tab in CORRECTION_TABS],
+            "pending_count": counts[CorrectionStatus.PENDING],
+            "page": page,
+            "rows": lead.text_correction_rows(list(page)),
+        },
+    )
+
+
+def _corrections_page(project: Project, status: str) -> HttpResponse:
+    target = reverse("annotation:text_corrections", kwargs={"project_id": project.id})
+    return redirect(f"{target}?status={status}" if status in CORRECTION_TABS else target)
+
+
+@require_POST
+@login_required
+def text_correction_decide(request: HttpRequest, project_id: int, correction_id: int) -> HttpResponse:
+    """Accept (the sample's text from the next snapshot on; the sample's other corrections are rejected) or
+    reject one correction."""
+    project = lead_project(request, project_id)
+    correction = get_object_or_404(SampleTextVersion, pk=correction_id, sample__project=project)
+    decision = request.POST.get("decision", "")
+    if decision not in {"accept", "reject"}:
+        messages.error(request, "Choose accept or reject.")
+    else:
+        try:
+            lead.text_correction_decide(correction=correction, accept=decision == "accept", user=request.user)
+        except queue.ReviewError as refusal:
+            messages.error(request, str(refusal))
+        else:
+            done = "Accepted: the next snapshot uses" if decision == "accept" else "Rejected:"
+            messages.success(request, f"{done} the correction of sample {correction.sample_id}.")
+    return _corrections_page(project, request.POST.get("status", ""))
+
+
+@require_POST
+@login_required
+def text_corrections_accept_all(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project(request, project_id)
+    accepted, left = lead.text_corrections_accept_all(project=project, user=request.user)
+    message = f"Accepted {accepted} correction{pluralize(accepted)}."
+    if left:
+        message += (
+            f" {left} still wait{pluralize(left, 's,')} for you: annotators corrected the same sample "
+            "differently (or it already has an accepted text), so pick one."
+        )
+    messages.success(request, message)
+    return _corrections_page(project, CorrectionStatus.PENDING)

@@ -46,6 +46,11 @@ def routing_policy_for(*, project: Project) -> RoutingPolicy:
     return policy
 
 
+def routing_policy_saved(*, project: Project) -> bool:
+    """Whether a lead has saved the project's policy (opening the routing page creates a default, unsaved one)."""
+    return RoutingPolicy.objects.filter(project=project, updated_by__isnull=False).exists()
+
+
 @dataclass(frozen=True)
 class RoutingPreviewRow:
     sample: Sample

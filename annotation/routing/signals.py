@@ -3,7 +3,8 @@ and text) and stores its uncertainty, student and neighbour signals in SampleSig
 labelling charts read. (Not Django signals: the numbers that say how far to trust an LLM label; the pure
 computation is annotation.routing.sample_signals.)
 
-`signals_run_start` → `annotation.tasks.signals_run_task` → `signals_refresh`. `project_labels` is the one
+`signals_run_start` → `annotation.tasks.signals_run_task` → `signals_refresh`; `signals_run_after_new_labels`
+queues it by itself after a labelling run or an import (synthstudio's samples_imported, in the worker). `project_labels` is the one
 read of a project's current LLM labels as a probability matrix, shared with routing's planner.
 """
 
@@ -31,6 +32,50 @@ def signals_run_start(*, project: Project, user: AbstractBaseUser | None = None)
     run = SignalsRun.objects.create(project=project, created_by=user)
     enqueue(signals_run_task, run.pk)
     return run
+
+
+def signals_run_after_new_labels(
+    *, project: Project, user: AbstractBaseUser | None = None
+) -> SignalsRun | None:
+    """The signals run that follows new samples or LLM labels (a finished labelling run or import), so the
+    charts and routing never wait for a button: none while the project has no current LLM label (signals
+    measure how far to trust one), and no second one while a run is still queued (it reads the rows when it
+    starts, the new ones included)."""
+    if not LLMAnnotation.objects.filter(sample__project=project, is_current=True).exists():
+        return None
+    queued = SignalsRun.objects.filter(project=project, status=JobStatus.QUEUED).order_by("-pk").first()
+    return queued or signals_run_start(project=project, user=user)
+
+
+def signals_run_after_import(sender, *, job, **kwargs) -> None:
+    """Receiver of synthstudio.services.samples_imported (connected in annotation.apps)."""
+    signals_run_after_new_labels(project=job.project, user=job.created_by)
+
+
+@dataclass(frozen=True)
+class SignalsProgress:
+    """Where a project's routing signals stand, for the pages that say what to do next."""
+
+    labelled: int  # samples with a current LLM label
+    without_signals: int  # samples no signals run has covered yet
+    latest_run: SignalsRun | None
+
+    @property
+    def computing(self) -> bool:
+        return self.latest_run is not None and self.latest_run.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def missing(self) -> int:
+        """Samples still without signals while nothing computes them (0 without LLM labels: nothing to do)."""
+        return self.without_signals if self.labelled and not self.computing else 0
+
+
+def signals_progress(*, project: Project) -> SignalsProgress:
+    return SignalsProgress(
+        labelled=LLMAnnotation.objects.filter(sample__project=project, is_current=True).count(),
+        without_signals=Sample.objects.filter(project=project, signals__isnull=True).count(),
+        latest_run=SignalsRun.objects.filter(project=project).order_by("-created_at", "-pk").first(),
+    )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from annotation.forms import RoutingPolicyForm
 from annotation.models import ReviewTask
 from annotation.routing import services
+from annotation.routing.signals import signals_progress
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
 from synthstudio.models import LabelMethod, LLMAnnotation, Role
@@ -22,8 +23,13 @@ from synthstudio.models import LabelMethod, LLMAnnotation, Role
 @require_http_methods(["GET", "POST"])
 @login_required
 def routing_policy(request: HttpRequest, project_id: int) -> HttpResponse:
-    """GET: the policy form and a preview of the current policy. POST with `preview`: the preview of the
-    submitted (unsaved) policy. POST with `save`: save it (and `route_now`: route the first batch)."""
+    """GET: the policy form and a preview of the current policy. POST with `preview`, and every htmx POST: the
+    preview of the submitted (unsaved) policy. A plain (non-htmx) POST with `save`: save it (and `route_now`:
+    route the next batch).
+
+    htmx requests never save or route: the live preview (hx-trigger="change") may be queued behind an earlier
+    one and only sent after the lead clicked a button, and htmx then adds that button's name to the preview's
+    values, so a preview carrying `route_now` routed a second batch next to the form's own submit."""
     project = lead_project(request, project_id)
     policy = services.routing_policy_for(project=project)
     form = RoutingPolicyForm(request.POST or None, instance=policy)
@@ -31,19 +37,25 @@ def routing_policy(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return _render_routing(request, project, form, policy, preview=[], status=400)
-        if "save" in request.POST or "route_now" in request.POST:
+        if not request.htmx and ("save" in request.POST or "route_now" in request.POST):
             saved = form.save(commit=False)
             saved.updated_by = request.user
             saved.save()
             if "route_now" in request.POST:
                 tasks = services.routing_route_next_batch(project=project)
-                messages.success(request, f"Policy saved; routed {len(tasks)} items to the review queue.")
+                messages.success(request, _routed_message(len(tasks)))
             else:
                 messages.success(request, "Routing policy saved.")
             return redirect("annotation:routing_policy", project_id=project.id)
         preview_policy = form.save(commit=False)  # preview only: not saved
     preview = services.routing_preview(project=project, policy=preview_policy)
     return _render_routing(request, project, form, preview_policy, preview=preview)
+
+
+def _routed_message(routed: int) -> str:
+    if routed == 0:
+        return "Policy saved; nothing routed: the budget is spent or no unrouted items remain."
+    return f"Policy saved; routed {routed} item{'' if routed == 1 else 's'} to the review queue."
 
 
 def _render_routing(request, project, form, policy, *, preview, status: int = 200) -> HttpResponse:
@@ -56,6 +68,8 @@ def _render_routing(request, project, form, policy, *, preview, status: int = 20
         "state": state,
         "policy": policy,
         "worker_alive": worker_alive() if policy.next_batch_queued_at else True,
+        "signals": signals_progress(project=project),
+        "policy_saved": services.routing_policy_saved(project=project),
     }
     template = "annotation/routing_policy.html"
     if request.htmx:

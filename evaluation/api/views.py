@@ -8,6 +8,8 @@ Downloads: JSONL, CSV and Label Studio JSON stream at once. Parquet and the Hugg
 worker the first time they are asked for: until the file exists the download URL answers 202 Accepted with
 `{"job", "status", "done", "total", "error", "poll", "download", "retry_after_seconds"}` and a Retry-After
 header; poll `poll` (GET, same token) until `status` is "succeeded", then GET `download` again for the file.
+A written file answers 200 at once; when the last export job failed, the answer is 500 with its error (and
+a new job is queued, so the next request tries again). evaluation.api.download_command is the documented shell loop over these answers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from evaluation.models import ApiToken, ExportFormat, ExportJob, Snapshot
 from synthstudio import throttling
 from synthstudio.access import project_for_user
 from synthstudio.jobs import worker_alive
-from synthstudio.models import Membership
+from synthstudio.models import JobStatus, Membership
 
 
 def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -135,12 +137,17 @@ def snapshot_download(request: HttpRequest, project_id: int, version: int, file_
     if file_format not in ExportFormat.values:
         raise Http404(f"Unknown format; use one of {', '.join(ExportFormat.values)}.")
     if file_format not in STREAMED_FORMATS and not export_path(snapshot, file_format).exists():
+        latest = ExportJob.objects.filter(snapshot=snapshot, file_format=file_format).order_by("-pk").first()
         job = curation_services.export_job_start(
             snapshot=snapshot, file_format=file_format, user=request.user
         )
         if not export_path(
             snapshot, file_format
         ).exists():  # an eager (test) worker may have written it already
+            if latest is not None and latest.status == JobStatus.FAILED:
+                # Said once, as an error, so a client asking again while it sees 202 stops; the new job
+                # export_job_start queued makes the next request a fresh attempt.
+                return JsonResponse({**export_job_json(request, latest), "retry_job": job.pk}, status=500)
             response = JsonResponse(export_job_json(request, job), status=202)
             response["Retry-After"] = str(POLL_SECONDS)
             return response

@@ -2,6 +2,8 @@
 held-out set (survey §3.3, "benchmark evaluation": compare raw LLM labels vs curated vs human-only).
 
 Two models: logistic regression on sentence embeddings, and logistic regression on TF-IDF word n-grams.
+A training set may carry per-sample weights (the final-label rule's, or held_out_loss_weights learned against
+the human-verified items); its weighted rows are reported beside the unweighted ones.
 """
 
 from __future__ import annotations
@@ -47,18 +49,51 @@ def _constant(label: str, n: int) -> list[str]:
     return [label] * n
 
 
+def held_out_loss_weights(
+    *,
+    train_vectors: np.ndarray,
+    train_labels: Sequence[str],
+    validation_vectors: np.ndarray,
+    validation_labels: Sequence[str],
+) -> np.ndarray:
+    """Per-sample weights learned against a human-verified validation set: held-out-loss reweighting.
+
+    A logistic regression fitted on the validation items alone scores every training item; the item's weight
+    is exp(-loss) = p_validation(given label | text), rescaled to mean 1. Items whose label the human-verified
+    data contradicts weigh little; consistent ones weigh more. This is the one-step form of the bilevel
+    problem SunGen (Gao et al. 2023) solves — choose weights so the weighted model's validation loss is
+    lowest — chosen because the bilevel version needs an inner training loop differentiated through and a
+    validation set large enough not to be overfitted by thousands of free weights, while a project usually
+    has a few dozen to a few hundred human-verified items: one model fitted on them is stable, and the
+    weights cost one fit. Fewer than two validation labels: every weight is 1 (nothing to learn from).
+    """
+    n = len(train_labels)
+    if n == 0 or len(set(validation_labels)) < 2:
+        return np.ones(n)
+    model = LogisticRegression(max_iter=1000)
+    model.fit(validation_vectors, list(validation_labels))
+    column = {label: j for j, label in enumerate(model.classes_)}
+    probabilities = model.predict_proba(train_vectors)
+    weights = np.array(
+        [probabilities[i, column[label]] if label in column else 0.0 for i, label in enumerate(train_labels)]
+    )
+    total = weights.sum()
+    return weights * n / total if total > 0 else np.ones(n)
+
+
 def embedding_classifier_scores(
     *,
     train_vectors: np.ndarray,
     train_labels: Sequence[str],
     test_vectors: np.ndarray,
     test_labels: Sequence[str],
+    sample_weight: Sequence[float] | None = None,
 ) -> tuple[float, float, str]:
     if len(set(train_labels)) < 2:
         # one class seen: a classifier cannot be fitted; the honest prediction is that class everywhere
         return (*_score(_constant(train_labels[0], len(test_labels)), test_labels), "one class in training")
     model = LogisticRegression(max_iter=1000)
-    model.fit(train_vectors, list(train_labels))
+    model.fit(train_vectors, list(train_labels), sample_weight=sample_weight)
     return (*_score(model.predict(test_vectors).tolist(), test_labels), "")
 
 
@@ -68,6 +103,7 @@ def tfidf_classifier_scores(
     train_labels: Sequence[str],
     test_texts: Sequence[str],
     test_labels: Sequence[str],
+    sample_weight: Sequence[float] | None = None,
 ) -> tuple[float, float, str]:
     if len(set(train_labels)) < 2:
         return (*_score(_constant(train_labels[0], len(test_labels)), test_labels), "one class in training")
@@ -76,7 +112,7 @@ def tfidf_classifier_scores(
     )
     train_matrix = vectorizer.fit_transform(train_texts)
     model = LogisticRegression(max_iter=1000)
-    model.fit(train_matrix, list(train_labels))
+    model.fit(train_matrix, list(train_labels), sample_weight=sample_weight)
     return (*_score(model.predict(vectorizer.transform(test_texts)).tolist(), test_labels), "")
 
 
@@ -89,8 +125,10 @@ def benchmark_training_set(
     test_texts: Sequence[str],
     test_labels: Sequence[str],
     test_vectors: np.ndarray | None,
+    sample_weight: Sequence[float] | None = None,
 ) -> list[BenchmarkScore]:
-    """Scores of both models trained on one set. Empty sets give rows with no numbers and a note."""
+    """Scores of both models trained on one set (weighted when sample_weight is given). Empty sets give rows
+    with no numbers and a note."""
     n_train, n_test = len(train_labels), len(test_labels)
     if n_train == 0 or n_test == 0:
         note = "no training items" if n_train == 0 else "no test items"
@@ -105,10 +143,15 @@ def benchmark_training_set(
             train_labels=train_labels,
             test_vectors=test_vectors,
             test_labels=test_labels,
+            sample_weight=sample_weight,
         )
         rows.append(BenchmarkScore(name, EMBEDDING_MODEL, n_train, n_test, accuracy, f1, note))
     accuracy, f1, note = tfidf_classifier_scores(
-        train_texts=train_texts, train_labels=train_labels, test_texts=test_texts, test_labels=test_labels
+        train_texts=train_texts,
+        train_labels=train_labels,
+        test_texts=test_texts,
+        test_labels=test_labels,
+        sample_weight=sample_weight,
     )
     rows.append(BenchmarkScore(name, TFIDF_MODEL, n_train, n_test, accuracy, f1, note))
     return rows

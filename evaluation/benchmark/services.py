@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from evaluation.benchmark.downstream import benchmark_training_set, split_held_out
+from evaluation.benchmark.downstream import benchmark_training_set, held_out_loss_weights, split_held_out
 from evaluation.models import BenchmarkRun, Snapshot
 from evaluation.tasks import benchmark_run_task
 from synthstudio.jobs import enqueue
@@ -47,9 +48,19 @@ def benchmark_sets(
     *, run: BenchmarkRun
 ) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str]]:
     """(training sets [(name, texts, labels)], test texts, test labels). Test items never appear in training."""
+    sets, test_texts, test_labels, _ = _benchmark_sets_and_rule_weights(run=run)
+    return sets, test_texts, test_labels
+
+
+def _benchmark_sets_and_rule_weights(
+    *, run: BenchmarkRun
+) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str], list[float]]:
+    """benchmark_sets, plus the final-label rule's weight of each item of the curated final-label set."""
     project = run.project
     samples = list(
-        Sample.objects.filter(project=project).values_list("id", "text", "final_label", "final_source")
+        Sample.objects.filter(project=project).values_list(
+            "id", "text", "final_label", "final_source", "final_weight"
+        )
     )
     llm_label = dict(
         LLMAnnotation.objects.filter(sample__project=project, is_current=True, valid=True)
@@ -72,12 +83,14 @@ def benchmark_sets(
     def keep(sample_id: int, text: str) -> bool:
         return sample_id not in held_out and text not in held_out_texts
 
+    final = [s for s in samples if s[2] and keep(s[0], s[1])]
+
     sets = [
         (
             TRAINING_SETS["llm"],
             *_columns((s[1], llm_label[s[0]]) for s in samples if s[0] in llm_label and keep(s[0], s[1])),
         ),
-        (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in samples if s[2] and keep(s[0], s[1]))),
+        (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in final)),
         (TRAINING_SETS["human"], *_columns((s[1], s[2]) for s in human if keep(s[0], s[1]))),
     ]
     for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
@@ -88,7 +101,7 @@ def benchmark_sets(
                 *_columns((t, lab) for ref, t, lab in rows if lab and keep(ref, t)),
             )
         )
-    return sets, test_texts, test_labels
+    return sets, test_texts, test_labels, [float(s[4]) for s in final]
 
 
 def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -101,9 +114,12 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
 
     run.mark_running()
     try:
-        sets, test_texts, test_labels = benchmark_sets(run=run)
+        sets, test_texts, test_labels, rule_weights = _benchmark_sets_and_rule_weights(run=run)
         run.report_progress(total=len(sets), done=0)
         test_vectors = embed_texts(test_texts) if test_texts else None
+        human_texts, human_labels = next(
+            (texts, labels) for name, texts, labels in sets if name == TRAINING_SETS["human"]
+        )
         results = []
         for index, (name, texts, labels) in enumerate(sets, start=1):
             vectors = embed_texts(texts) if texts else None
@@ -111,6 +127,11 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
                 name=name, train_texts=texts, train_labels=labels, train_vectors=vectors,
                 test_texts=test_texts, test_labels=test_labels, test_vectors=test_vectors,
             )  # fmt: skip
+            if name == TRAINING_SETS["final"] and texts and test_texts:
+                scores += _weighted_scores(
+                    name, texts, labels, vectors, rule_weights, human_texts, human_labels,
+                    test_texts, test_labels, test_vectors,
+                )  # fmt: skip
             results.extend(score.as_dict() for score in scores)
             run.results = results
             run.save(update_fields=["results"])
@@ -120,6 +141,42 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
         raise
     run.mark_finished(JobStatus.SUCCEEDED, message=f"Tested on {len(test_labels)} human-labelled items.")
     return run
+
+
+def _weighted_scores(
+    name,
+    texts,
+    labels,
+    vectors,
+    rule_weights,
+    human_texts,
+    human_labels,
+    test_texts,
+    test_labels,
+    test_vectors,
+) -> list:
+    """The curated set again, weighted by the final-label rule and by weights learned against the
+    human-verified training items (held_out_loss_weights; a human-verified item keeps weight 1)."""
+    from synthstudio.embeddings import embed_texts
+
+    human_pairs = set(zip(human_texts, human_labels, strict=True))
+    learned = np.ones(len(labels))
+    if human_texts:
+        others = [i for i, pair in enumerate(zip(texts, labels, strict=True)) if pair not in human_pairs]
+        learned[others] = held_out_loss_weights(
+            train_vectors=vectors[others],
+            train_labels=[labels[i] for i in others],
+            validation_vectors=embed_texts(human_texts),
+            validation_labels=human_labels,
+        )
+    scores = []
+    for weights_name, weights in (("rule", rule_weights), ("learned", learned.tolist())):
+        scores += benchmark_training_set(
+            name=f"{name} · weighted ({weights_name})", train_texts=texts, train_labels=labels,
+            train_vectors=vectors, test_texts=test_texts, test_labels=test_labels, test_vectors=test_vectors,
+            sample_weight=weights,
+        )  # fmt: skip
+    return scores
 
 
 def latest_benchmark(*, project: Project) -> BenchmarkRun | None:

@@ -53,6 +53,7 @@ class CurationItem:
     llm_labels: frozenset[str] = field(default_factory=frozenset)  # labels over all runs/prompts
     judge_score: float | None = None
     flagged: bool = False
+    excluded: bool = False  # a lead excluded it on the samples page (always removed)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ FILTER_NAMES = {
     "confidence": "LLM confidence below threshold",
     "consistency": "Labelled differently across runs",
     "flagged": "Flagged by a reviewer",
+    "excluded": "Excluded by a lead (samples page)",
     "length": "Length outside limits",
     "format": "Format rules",
 }
@@ -194,6 +196,7 @@ def curate(
     removed_by["flagged"] = (
         np.array([item.flagged for item in items], dtype=bool) if settings.drop_flagged else empty
     )
+    removed_by["excluded"] = np.array([item.excluded for item in items], dtype=bool)
     lengths = np.array([len(item.text) for item in items], dtype=np.int64)
     too_long = lengths > settings.max_chars if settings.max_chars is not None else empty
     removed_by["length"] = (lengths < settings.min_chars) | too_long

@@ -108,7 +108,47 @@ class SnapshotForm(FilterSettingsForm):
 
 
 class LabelStudioImportForm(forms.Form):
-    file = forms.FileField(help_text="A Label Studio JSON export (an array of tasks).")
+    tool = forms.ChoiceField(
+        label="Exported from",
+        choices=[
+            ("labelstudio", "Label Studio (JSON, JSON_MIN or CSV)"),
+            ("prodigy", "Prodigy (db-out JSONL)"),
+            ("doccano", "doccano (JSONL)"),
+            ("argilla", "Argilla v2 (records.json of to_disk)"),
+        ],
+        initial="labelstudio",
+        required=False,  # Label Studio when left out
+    )
+    file = forms.FileField(
+        help_text="A Label Studio export: JSON (best: the snapshot export with full predictions), JSON_MIN or CSV; "
+        "or another tool's file as chosen above."
+    )
+    text_key = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="The data key (Argilla: the field) that holds the text; empty means `text`. The keys found are "
+        "listed when the file has no `text`.",
+    )
+    label_key = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="JSON_MIN and CSV: the column holding the choice (the Choices control's name); Argilla: the "
+        "label question. Empty means the only one that can hold it.",
+    )
+    control_name = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="JSON only, when tasks answer several Choices controls: the one holding the label.",
+    )
+    skip_prediction_ids = forms.BooleanField(
+        required=False,
+        label="Import without the predictions listed as ids",
+        help_text="Label Studio's Export button lists predictions as ids only; tick this to import the tasks and "
+        "annotations anyway (the predictions are left out and counted).",
+    )
+
+    def clean_tool(self) -> str:
+        return self.cleaned_data.get("tool") or "labelstudio"
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

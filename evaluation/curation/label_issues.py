@@ -1,16 +1,18 @@
 """Label refinement, Django side: load a project's labelled samples and their embeddings, run the student
-model (annotation.refinement), and send likely label errors to the review queue."""
+model (evaluation.curation.student), and send likely label errors to the review queue. The FreeAL refine
+loop (annotation.labelling.refine) reads the same pass through project_refinement."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
 
 from annotation.models import TaskKind
 from annotation.review.queue import review_tasks_create
-from evaluation.curation.student import refine_labels, tfidf_features
+from evaluation.curation.student import RefinementResult, refine_labels, tfidf_features
 from synthstudio.embeddings import embed_texts
 from synthstudio.models import FinalSource, Project, Sample
 
@@ -18,9 +20,23 @@ HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 MAX_STORED_ISSUES = 1000
 
 
-def label_issues_compute(*, project: Project, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the refinement pass over the project's labelled samples; returns a JSON-ready summary with the
-    ranked issues ({sample_id, text, given, suggested, self_confidence, margin}), most likely first."""
+@dataclass(frozen=True)
+class ProjectRefinement:
+    """A refinement pass over a project's labelled samples, row by row (rows: (id, text, label, source))."""
+
+    rows: list[tuple[int, str, str, str]]
+    label_names: list[str]
+    features: np.ndarray  # sentence embeddings, one per row
+    labels: np.ndarray  # index into label_names, one per row
+    human_verified: np.ndarray
+    result: RefinementResult
+
+
+def project_refinement(
+    *, project: Project, progress: Callable[[str], None] | None = None
+) -> ProjectRefinement | str:
+    """Train the student on the project's final labels (FreeAL split + label issues); a message instead when
+    there is too little to train on."""
     report = progress or (lambda message: None)
     rows = list(
         Sample.objects.filter(project=project)
@@ -33,10 +49,8 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
     for _, _, label, _ in rows:  # labels outside the codebook (imported, older versions) still count
         if label not in label_names:
             label_names.append(label)
-    summary = {"items": len(rows), "labels": label_names, "issues": [], "clean": 0, "noisy": 0, "trusted": 0}
     if len(rows) < 4 or len({row[2] for row in rows}) < 2:
-        summary["message"] = "Too few labelled samples (or only one label) to train a student model."
-        return summary
+        return "Too few labelled samples (or only one label) to train a student model."
     report(f"Embedding {len(rows)} samples")
     features = embed_texts([text for _, text, _, _ in rows])
     index_of = {name: i for i, name in enumerate(label_names)}
@@ -50,6 +64,21 @@ def label_issues_compute(*, project: Project, progress: Callable[[str], None] | 
         n_classes=len(label_names),
         text_features=tfidf_features([text for _, text, _, _ in rows]),
     )
+    return ProjectRefinement(rows, label_names, features, labels, human_verified, result)
+
+
+def label_issues_compute(*, project: Project, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the refinement pass over the project's labelled samples; returns a JSON-ready summary with the
+    ranked issues ({sample_id, text, given, suggested, self_confidence, margin}), most likely first."""
+    refinement = project_refinement(project=project, progress=progress)
+    if isinstance(refinement, str):
+        codebook = project.codebook
+        items = Sample.objects.filter(project=project).exclude(final_label="").count()
+        labels = codebook.label_names if codebook else []
+        empty = {"items": items, "labels": labels, "issues": [], "clean": 0, "noisy": 0, "trusted": 0}
+        return {**empty, "message": refinement}
+    rows, label_names, result = refinement.rows, refinement.label_names, refinement.result
+    summary: dict = {"items": len(rows), "labels": label_names}
     summary.update(
         clean=int(result.split.clean.sum()),
         noisy=int((~result.split.clean).sum()),

@@ -1,17 +1,22 @@
 """Curated snapshots: load a project's samples with the signals the filters need, preview what each filter
-removes, freeze the kept items into an immutable Snapshot, diff two snapshots."""
+removes, freeze the kept items into an immutable Snapshot, diff two snapshots.
+
+A sample's text here is its current text: the correction a lead accepted (annotation.review.lead), else the
+original. A snapshot row keeps both (`text`, and `original_text` when corrected); a correction accepted later
+reaches the next snapshot only."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Max
 
-from annotation.review.final_labels import LABEL_POLICY
+from annotation.models import CorrectionStatus, SampleTextVersion
+from annotation.review.final_labels import label_policy
 from evaluation.curation.filters import (
     RATING_SCORES,
     CurationItem,
@@ -50,14 +55,33 @@ def curation_settings_save(*, project: Project, settings: FilterSettings) -> Non
 
 @dataclass
 class CurationInput:
-    rows: list[tuple]  # SAMPLE_COLUMNS, in id order
+    rows: list[tuple]  # SAMPLE_COLUMNS, in id order; `text` is the current text (an accepted correction)
     items: list[CurationItem]
     llm_current: dict[int, tuple[str, float | None]]  # sample id -> (label, confidence)
+    # sample id -> the text before its accepted correction (corrected samples only)
+    original_texts: dict[int, str]
+
+
+def accepted_corrections(*, project: Project) -> dict[int, str]:
+    """Sample id -> the corrected text a lead accepted (at most one per sample; pending ones are unused)."""
+    return dict(
+        SampleTextVersion.objects.filter(sample__project=project, status=CorrectionStatus.ACCEPTED)
+        .values_list("sample_id", "text")
+        .iterator(chunk_size=5000)
+    )
 
 
 def curation_input_load(*, project: Project) -> CurationInput:
-    """Every sample of the project with its final label and filter signals, in a fixed number of queries."""
-    rows = list(Sample.objects.filter(project=project).order_by("id").values_list(*SAMPLE_COLUMNS))
+    """Every sample of the project with its current text, final label and filter signals, in a fixed number
+    of queries."""
+    corrected = accepted_corrections(project=project)
+    original_texts: dict[int, str] = {}
+    rows = []
+    for row in Sample.objects.filter(project=project).order_by("id").values_list(*SAMPLE_COLUMNS):
+        if row[0] in corrected:
+            original_texts[row[0]] = row[1]
+            row = (row[0], corrected[row[0]], *row[2:])
+        rows.append(row)
     llm_labels: dict[int, set[str]] = defaultdict(set)
     llm_current: dict[int, tuple[str, float | None]] = {}
     for sample_id, label, confidence, is_current in (
@@ -73,6 +97,9 @@ def curation_input_load(*, project: Project) -> CurationInput:
         HumanAnnotation.objects.filter(sample__project=project)
         .exclude(flag="")
         .values_list("sample_id", flat=True)
+    )
+    excluded = set(
+        Sample.objects.filter(project=project, excluded_from_snapshots=True).values_list("id", flat=True)
     )
     judge_scores: dict[int, float] = {}
     # the newest rating per sample wins (rows ordered by run, oldest first)
@@ -93,10 +120,11 @@ def curation_input_load(*, project: Project) -> CurationInput:
             llm_labels=frozenset(llm_labels.get(sample_id, ())),
             judge_score=judge_scores.get(sample_id),
             flagged=sample_id in flagged,
+            excluded=sample_id in excluded,
         )
         for sample_id, text, label, source, weight, *_ in rows
     ]
-    return CurationInput(rows=rows, items=items, llm_current=llm_current)
+    return CurationInput(rows=rows, items=items, llm_current=llm_current, original_texts=original_texts)
 
 
 def curation_run(*, project: Project, settings: FilterSettings) -> tuple[CurationInput, CurationResult]:
@@ -139,7 +167,7 @@ def snapshot_reserve(*, project: Project, user, note: str = "", licence: str = "
             version=latest + 1,
             note=note,
             created_by=user,
-            label_policy=LABEL_POLICY,
+            label_policy=label_policy(project.id),
             licence=licence or "unknown",
             is_ready=False,
         )
@@ -207,6 +235,7 @@ def snapshot_build(
                 sample_id=sample_id,
                 sample_ref=sample_id,
                 text=text,
+                original_text=data.original_texts.get(sample_id),
                 fields=fields or {},
                 label=label,
                 label_source=source,
@@ -256,6 +285,7 @@ def snapshot_create(
 ROW_COLUMNS = (
     "sample_ref",
     "text",
+    "original_text",
     "label",
     "label_source",
     "weight",
@@ -288,10 +318,12 @@ class SnapshotDiff:
     added: list[dict]
     removed: list[dict]
     relabelled: list[dict]
+    text_changed: list[dict] = field(default_factory=list)  # e.g. a correction accepted between the two
 
 
 def snapshot_diff(*, old: Snapshot, new: Snapshot) -> SnapshotDiff:
-    """Items added, removed and relabelled between two snapshots, matched by the sample they came from."""
+    """Items added, removed, relabelled and with a changed text between two snapshots, matched by the sample
+    they came from."""
 
     def load(snapshot: Snapshot) -> dict[int, tuple[str, str]]:
         return {
@@ -315,4 +347,9 @@ def snapshot_diff(*, old: Snapshot, new: Snapshot) -> SnapshotDiff:
         for ref in sorted(before.keys() & after.keys())
         if before[ref][1] != after[ref][1]
     ]
-    return SnapshotDiff(added=added, removed=removed, relabelled=relabelled)
+    text_changed = [
+        {"sample_id": ref, "old_text": before[ref][0], "new_text": after[ref][0], "label": after[ref][1]}
+        for ref in sorted(before.keys() & after.keys())
+        if before[ref][0] != after[ref][0]
+    ]
+    return SnapshotDiff(added=added, removed=removed, relabelled=relabelled, text_changed=text_changed)

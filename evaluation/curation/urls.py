@@ -22,6 +22,11 @@ urlpatterns = [
     path(
         "curation/snapshots/<int:version>/export/<str:file_format>/", views.export_start, name="export_start"
     ),
+    path(
+        "curation/snapshots/<int:version>/for/<str:tool>/",
+        views.snapshot_interchange_download,
+        name="snapshot_interchange_download",
+    ),
     path("curation/exports/<int:job_id>/", views.export_job, name="export_job"),
     path("curation/exports/<int:job_id>/progress/", views.export_job_progress, name="export_job_progress"),
     path("curation/label-issues/", views.label_issues, name="label_issues"),

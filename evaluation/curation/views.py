@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.models import ReviewTask, TaskKind
+from evaluation.api.download_command import download_command
 from evaluation.curation import services as curation_services
 from evaluation.curation.filters import FILTER_NAMES, PATTERN_RULES, without_unusable_rules
 from evaluation.curation.forms import (
@@ -27,14 +28,17 @@ from evaluation.curation.snapshots import (
     curation_settings_save,
     snapshot_diff,
 )
-from evaluation.export.labelstudio import labelstudio_import_job_start
+from evaluation.export.labelstudio import labelstudio_import_job_start, labelstudio_preview_check
 from evaluation.export.writers import (
     CONTENT_TYPES,
+    INTERCHANGE_DOWNLOADS,
     STREAMED_FORMATS,
     export_filename,
     export_path,
     export_stream,
+    slug,
 )
+from evaluation.interchange.labelstudio import LabelStudioMapping
 from evaluation.models import (
     ExportFormat,
     ExportJob,
@@ -206,6 +210,11 @@ def snapshot_detail(request: HttpRequest, project_id: int, version: int) -> Http
             ],
             "label_counts": sorted(snapshot.label_counts.items()),
             "filter_settings": json.dumps(snapshot.filter_settings, indent=2),
+            "api_download_command": download_command(
+                request.build_absolute_uri(
+                    reverse("api:snapshot_download", args=[project.id, snapshot.version, "hf"])
+                )
+            ),
         },
     )
 
@@ -238,6 +247,23 @@ def snapshot_download(request: HttpRequest, project_id: int, version: int, file_
         messages.info(request, "Write the file first: it is prepared by a worker.")
         return redirect("evaluation:snapshot_detail", project_id=project.id, version=version)
     return export_response(snapshot, file_format)
+
+
+@require_GET
+@login_required
+def snapshot_interchange_download(
+    request: HttpRequest, project_id: int, version: int, tool: str
+) -> HttpResponse:
+    """Another tool's file for the snapshot, streamed: Label Studio's labeling config, Prodigy or doccano
+    JSONL, Argilla records.json / settings.json."""
+    project = lead_project(request, project_id)
+    snapshot = _snapshot_for(project, version)
+    if tool not in INTERCHANGE_DOWNLOADS:
+        raise Http404("Unknown tool format.")
+    writer, content_type, ending = INTERCHANGE_DOWNLOADS[tool]
+    response = StreamingHttpResponse(writer(snapshot), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{slug(project.name)}-v{version}-{ending}"'
+    return response
 
 
 @require_POST
@@ -327,10 +353,12 @@ def snapshot_compare(request: HttpRequest, project_id: int, version: int) -> Htt
             "added": diff.added[:DIFF_ROWS_SHOWN],
             "removed": diff.removed[:DIFF_ROWS_SHOWN],
             "relabelled": diff.relabelled[:DIFF_ROWS_SHOWN],
+            "text_changed": diff.text_changed[:DIFF_ROWS_SHOWN],
             "counts": {
                 "added": len(diff.added),
                 "removed": len(diff.removed),
                 "relabelled": len(diff.relabelled),
+                "text_changed": len(diff.text_changed),
             },
         },
     )
@@ -411,16 +439,25 @@ def labelstudio_upload(request: HttpRequest, project_id: int) -> HttpResponse:
             status=413,
         )
     form = LabelStudioImportForm(request.POST or None, request.FILES or None)
+    preview = None
     if request.method == "POST" and form.is_valid():
-        job = labelstudio_import_job_start(
-            project=project, user=request.user, upload=form.cleaned_data["file"]
+        # the mapping step: the first tasks are read here, so a missing text key or an unknown label is
+        # answered at once with the keys found and the tasks, before anything is stored
+        mapping = LabelStudioMapping.from_dict(form.cleaned_data)
+        preview = labelstudio_preview_check(
+            project=project, upload=form.cleaned_data["file"], mapping=mapping
         )
-        return redirect("evaluation:labelstudio_import_job", project_id=project.id, job_id=job.pk)
+        if not preview["error"]:
+            job = labelstudio_import_job_start(
+                project=project, user=request.user, upload=form.cleaned_data["file"], mapping=mapping
+            )
+            return redirect("evaluation:labelstudio_import_job", project_id=project.id, job_id=job.pk)
+        form.add_error(None, preview["error"])
     recent = LabelStudioImportJob.objects.filter(project=project).order_by("-created_at")[:5]
     return render(
         request,
         "evaluation/curation/labelstudio_import.html",
-        {"project": project, "role": Role.LEAD, "form": form, "recent": recent},
+        {"project": project, "role": Role.LEAD, "form": form, "recent": recent, "preview": preview},
     )
 
 

@@ -124,9 +124,12 @@ def histogram(
     height: int = 200,
     colour: str = PALETTE[0],
 ) -> Chart:
-    """Vertical bars over bins [edges[i], edges[i+1])."""
+    """Vertical bars over bins [edges[i], edges[i+1]). No values at all is an empty chart (the template says "No
+    data yet"), not a frame of zero-height bars."""
     left, right, top, bottom = 44, 12, 10, 34
     chart = Chart(width, height, title)
+    if not any(counts):
+        return chart
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = _nice_max(max(counts, default=0))
     for tick in (0, peak / 2, peak):

@@ -2,8 +2,8 @@
 
 Faithfulness (Wilson interval), agreement (Cohen, Fleiss, Krippendorff nominal), human-vs-LLM confusion,
 lexical and embedding diversity (distinct-n, Self-BLEU, mean pairwise cosine distance, Vendi score,
-near-duplicate rate) and preference ratings (Elo, Bradley-Terry). Tests check them against sklearn,
-statsmodels and the `krippendorff` package.
+near-duplicate rate) and preference ratings (Elo, Bradley-Terry). Cohen's kappa, the confusion matrix and
+macro F1 are sklearn's; tests check the rest against statsmodels and the `krippendorff` package.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from sklearn import metrics as sklearn_metrics
 
 from synthstudio.vectors import cosine_knn, normalise_rows
 
@@ -77,18 +78,13 @@ def ratings_for_margin(share: float, margin: float, *, z: float = 1.96) -> int:
 
 
 def cohen_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> float:
-    """Cohen's kappa of two raters over the same items (Cohen 1960). NaN when chance agreement is 1."""
+    """Cohen's kappa of two raters over the same items (Cohen 1960), by sklearn's cohen_kappa_score.
+    NaN when there are no items or chance agreement is 1 (both raters always gave the same one value)."""
     if len(rater_a) != len(rater_b):
         raise ValueError("both raters must rate the same items")
-    n = len(rater_a)
-    if n == 0:
+    if not rater_a or len(set(rater_a) | set(rater_b)) < 2:
         return float("nan")
-    observed = sum(1 for a, b in zip(rater_a, rater_b, strict=True) if a == b) / n
-    counts_a, counts_b = Counter(rater_a), Counter(rater_b)
-    expected = sum(counts_a[c] * counts_b.get(c, 0) for c in counts_a) / (n * n)
-    if expected == 1:
-        return float("nan")
-    return (observed - expected) / (1 - expected)
+    return float(sklearn_metrics.cohen_kappa_score([str(v) for v in rater_a], [str(v) for v in rater_b]))
 
 
 def category_counts(
@@ -106,7 +102,9 @@ def category_counts(
 
 
 def fleiss_kappa(table: np.ndarray) -> float:
-    """Fleiss' kappa from an items × categories count table with the same number of raters per item."""
+    """Fleiss' kappa from an items × categories count table with the same number of raters per item.
+    By hand: the maintained implementation (statsmodels.stats.inter_rater.fleiss_kappa) is a dev-only
+    dependency here; the tests check this one against it."""
     table = np.asarray(table, dtype=np.float64)
     n_items = table.shape[0]
     raters = table.sum(axis=1)
@@ -125,7 +123,8 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> fl
     """Krippendorff's alpha, nominal level, any number of raters per unit; None marks a missing value.
 
     `units` is a list of units, each the list of values its raters gave (Krippendorff 2011, coincidence
-    matrix form). Units with fewer than two values are not pairable and are ignored.
+    matrix form). Units with fewer than two values are not pairable and are ignored. By hand: the
+    `krippendorff` package is not a runtime dependency; the tests check this one against it.
     """
     coincidences: dict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for unit in units:
@@ -200,17 +199,20 @@ class LabelScore:
 
 
 def confusion_matrix(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> np.ndarray:
-    """Rows: truth (humans), columns: prediction (LLM), in the order of `labels`; unknown values are skipped."""
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for t, p in zip(truth, predicted, strict=True):
-        if t in index and p in index:
-            matrix[index[t], index[p]] += 1
-    return matrix
+    """Rows: truth (humans), columns: prediction (LLM), in the order of `labels`; pairs with a value outside
+    `labels` are skipped (sklearn's confusion_matrix)."""
+    if not labels or not truth:
+        return np.zeros((len(labels), len(labels)), dtype=np.int64)
+    return sklearn_metrics.confusion_matrix(list(truth), list(predicted), labels=list(labels)).astype(
+        np.int64
+    )
 
 
 def per_label_scores(matrix: np.ndarray, labels: Sequence[str]) -> list[LabelScore]:
-    """Precision, recall and F1 of the column rater (the LLM) against the row rater (humans), per label."""
+    """Precision, recall and F1 of the column rater (the LLM) against the row rater (humans), per label.
+    From the confusion matrix itself (sklearn's precision_recall_fscore_support wants the raw label
+    lists, which callers have already folded into the matrix); 0 where undefined, as sklearn's
+    zero_division=0."""
     scores = []
     for i, label in enumerate(labels):
         true_positive = float(matrix[i, i])
@@ -223,9 +225,15 @@ def per_label_scores(matrix: np.ndarray, labels: Sequence[str]) -> list[LabelSco
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    """Unweighted mean F1 over every label either side used (sklearn's f1_score, average="macro")."""
     labels = sorted(set(truth) | set(predicted))
-    scores = per_label_scores(confusion_matrix(truth, predicted, labels), labels)
-    return float(np.mean([s.f1 for s in scores])) if scores else 0.0
+    if not labels:
+        return 0.0
+    return float(
+        sklearn_metrics.f1_score(
+            list(truth), list(predicted), labels=labels, average="macro", zero_division=0
+        )
+    )
 
 
 def entropy(distribution: Iterable[float]) -> float:

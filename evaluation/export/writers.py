@@ -9,6 +9,7 @@ stays flat however big the snapshot is. Snapshots never change, so a written fil
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -21,8 +22,17 @@ import pyarrow.parquet as pq
 from django.conf import settings
 
 from evaluation.curation.snapshots import snapshot_rows, snapshot_splits
+from evaluation.interchange.formats import (
+    argilla_record,
+    argilla_settings,
+    doccano_line,
+    prodigy_lines,
+)
+from evaluation.interchange.items import Answer, Prediction
+from evaluation.interchange.labelstudio import LabelingConfig, labelstudio_task
 from evaluation.models import ExportFormat, Snapshot
 from synthstudio.csv_safety import csv_writer
+from synthstudio.models import HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
 PARQUET_BATCH = 5000
 FLAT_COLUMNS = (
@@ -37,6 +47,7 @@ FLAT_COLUMNS = (
     "origin",
     "fields",
     "provenance",
+    "original_text",  # last: files read by column position before corrections existed keep working
 )
 PARQUET_SCHEMA = pa.schema(
     [
@@ -51,6 +62,7 @@ PARQUET_SCHEMA = pa.schema(
         ("origin", pa.string()),
         ("fields", pa.string()),  # JSON text: per-project keys vary, a fixed column type keeps files loadable
         ("provenance", pa.string()),
+        ("original_text", pa.string()),  # null when the text was not corrected
     ]
 )
 CONTENT_TYPES = {
@@ -68,14 +80,16 @@ EXTENSIONS = {
     ExportFormat.LABEL_STUDIO: "json",
 }
 STREAMED_FORMATS = {ExportFormat.JSONL, ExportFormat.CSV, ExportFormat.LABEL_STUDIO}
-LS_FROM_NAME, LS_TO_NAME = "label", "text"
 
 
 def flat_row(row: dict) -> dict:
-    """A stored row as exported: nested JSON columns as JSON text (CSV/Parquet) and `id` for the sample."""
+    """A stored row as exported: nested JSON columns as JSON text (CSV/Parquet) and `id` for the sample.
+    `text` is the current (lead-accepted corrected) text, `original_text` the text before the correction:
+    None when uncorrected (null in JSONL/Parquet/HF, an empty cell in CSV)."""
     return {
         "id": row["sample_ref"],
         "text": row["text"],
+        "original_text": row["original_text"],
         "label": row["label"],
         "label_source": row["label_source"],
         "weight": row["weight"],
@@ -116,51 +130,201 @@ def csv_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[byte
     yield out.getvalue().encode("utf-8")
 
 
-def labelstudio_task(row: dict, *, model_version: str) -> dict:
-    """One Label Studio task: human-verified labels as annotations, the LLM's label as a scored prediction."""
+def labelling_config(snapshot: Snapshot) -> LabelingConfig:
+    """The Label Studio labeling config for a snapshot: its codebook's labels (in order, with hotkeys)."""
+    hotkeys = {}
+    if snapshot.codebook_id:
+        hotkeys = dict(snapshot.codebook.labels.values_list("name", "hotkey"))
+    names = list(snapshot.label_names or [])
+    return LabelingConfig(
+        labels=tuple((name, hotkeys.get(name, "")) for name in names),
+        instructions=snapshot.codebook.task_description if snapshot.codebook_id else "",
+    )
 
-    def result(label: str) -> list[dict]:
-        return [
-            {
-                "from_name": LS_FROM_NAME,
-                "to_name": LS_TO_NAME,
-                "type": "choices",
-                "value": {"choices": [label]},
-            }
-        ]
 
-    task: dict = {
-        "id": row["sample_ref"],
-        "data": {
-            "text": row["text"],
-            "synthstudio_id": row["sample_ref"],
-            "split": row["split"],
-            "weight": row["weight"],
-        },
-        "annotations": [],
-        "predictions": [],
+def labelstudio_config_xml(snapshot: Snapshot) -> str:
+    return labelling_config(snapshot).xml()
+
+
+def _answers_and_predictions(sample_ids: list[int]) -> tuple[dict[int, list[Answer]], dict[int, Prediction]]:
+    """Every labelled human answer (oldest first, with its annotator's email, username or external name)
+    and the current valid LLM label of these samples: what a snapshot row alone does not keep."""
+    answers: dict[int, list[Answer]] = {}
+    external = {
+        sample_id: (provenance or {}).get("external_annotators") or {}
+        for sample_id, provenance in Sample.objects.filter(pk__in=sample_ids).values_list("pk", "provenance")
     }
-    if row["label_source"] in {"human", "adjudicated"}:
-        task["annotations"].append(
-            {"result": result(row["label"]), "was_cancelled": False, "ground_truth": False}
+    rows = (
+        HumanAnnotation.objects.filter(sample_id__in=sample_ids)
+        .exclude(label="")
+        .order_by("created_at", "id")
+        .values_list(
+            "id", "sample_id", "label", "source", "seconds_spent", "annotator__email", "annotator__username"
         )
-    if row["llm_label"]:
-        prediction = {"model_version": model_version, "result": result(row["llm_label"])}
-        if row["llm_confidence"] is not None:
-            prediction["score"] = row["llm_confidence"]
-        task["predictions"].append(prediction)
-    return task
+    )
+    for pk, sample_id, label, source, seconds, email, username in rows:
+        name = email or username or str(external.get(sample_id, {}).get(str(pk), ""))
+        answers.setdefault(sample_id, []).append(
+            Answer(
+                label=label, annotator=name, lead_time=seconds, adjudicated=source == HumanSource.ADJUDICATION
+            )
+        )
+    predictions = {
+        sample_id: Prediction(
+            label=label,
+            distribution=distribution or {},
+            confidence=confidence,
+            model_name=model,
+            method=method,
+        )
+        for sample_id, label, distribution, confidence, model, method in LLMAnnotation.objects.filter(
+            sample_id__in=sample_ids, is_current=True, valid=True
+        ).values_list("sample_id", "label", "distribution", "confidence", "model_name", "method")
+    }
+    return answers, predictions
+
+
+def interchange_rows(
+    snapshot: Snapshot, *, split: str | None = None, batch: int = 500
+) -> Iterator[tuple[dict, list[Answer], Prediction | None]]:
+    """(row, human answers, LLM prediction) for the snapshot's rows, what every other tool's format is written
+    from. Rows are frozen; each row's answers with their annotators and the LLM's model and full distribution
+    are read from its sample (batch by batch) when it still exists, else the row's own label and LLM label
+    stand in."""
+    rows = snapshot_rows(snapshot, split=split)
+    while chunk := list(itertools.islice(rows, batch)):
+        answers, predictions = _answers_and_predictions([row["sample_ref"] for row in chunk])
+        for row in chunk:
+            ref = row["sample_ref"]
+            prediction = predictions.get(ref)
+            if prediction is None and row["llm_label"]:
+                prediction = Prediction(label=row["llm_label"], confidence=row["llm_confidence"])
+            row_answers = answers.get(ref)
+            if row_answers is None and row["label_source"] in {"human", "adjudicated"}:
+                row_answers = [Answer(label=row["label"], adjudicated=row["label_source"] == "adjudicated")]
+            yield row, row_answers or [], prediction
+
+
+def _row_meta(snapshot: Snapshot, row: dict) -> dict:
+    return {
+        "snapshot": snapshot.version,
+        "synthstudio_id": row["sample_ref"],
+        "label": row["label"],
+        "label_source": row["label_source"],
+        "split": row["split"],
+        "weight": row["weight"],
+        "origin": row["origin"],
+        "fields": row["fields"] or {},
+        "provenance": row["provenance"] or {},
+        "original_text": row.get("original_text"),
+    }
+
+
+def labelstudio_tasks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[dict]:
+    config = labelling_config(snapshot)
+    for row, answers, prediction in interchange_rows(snapshot, split=split):
+        task = labelstudio_task(
+            config=config,
+            sample_ref=row["sample_ref"],
+            text=row["text"],
+            fields=row["fields"] or {},
+            split=row["split"],
+            weight=row["weight"],
+            answers=answers,
+            prediction=prediction,
+            summary={
+                "snapshot": snapshot.version,
+                "label": row["label"],
+                "label_source": row["label_source"],
+                "origin": row["origin"],
+                "provenance": row["provenance"] or {},
+            },
+        )
+        task["data"]["original_text"] = row["original_text"]  # the text before a correction, else None
+        yield task
+
+
+def _json_lines(records: Iterator[dict]) -> Iterator[bytes]:
+    buffer: list[str] = []
+    for record in records:
+        buffer.append(json.dumps(record, ensure_ascii=False))
+        if len(buffer) >= 1000:
+            yield ("\n".join(buffer) + "\n").encode("utf-8")
+            buffer = []
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode("utf-8")
+
+
+def _json_array(records: Iterator[dict]) -> Iterator[bytes]:
+    yield b"["
+    for index, record in enumerate(records):
+        yield (b"," if index else b"") + json.dumps(record, ensure_ascii=False).encode("utf-8")
+    yield b"]\n"
+
+
+def prodigy_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    """Prodigy JSONL (`prodigy db-in` reads it): a choice task per human answer."""
+    names = list(snapshot.label_names or [])
+    return _json_lines(
+        line
+        for row, answers, prediction in interchange_rows(snapshot, split=split)
+        for line in prodigy_lines(
+            text=row["text"],
+            label_names=names,
+            answers=answers,
+            prediction=prediction,
+            meta=_row_meta(snapshot, row),
+        )
+    )
+
+
+def doccano_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    """doccano text classification JSONL: the final label per text."""
+    return _json_lines(
+        doccano_line(
+            sample_ref=row["sample_ref"], text=row["text"], label=row["label"], meta=_row_meta(snapshot, row)
+        )
+        for row in snapshot_rows(snapshot, split=split)
+    )
+
+
+def argilla_records_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    """Argilla v2 records.json (what `rg.Dataset.to_disk` writes; settings.json is its own download)."""
+    return _json_array(
+        argilla_record(
+            sample_ref=row["sample_ref"], text=row["text"], answers=answers, prediction=prediction,
+            meta=_row_meta(snapshot, row),
+        )
+        for row, answers, prediction in interchange_rows(snapshot, split=split)
+    )  # fmt: skip
+
+
+def argilla_settings_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    guidelines = snapshot.codebook.guidelines if snapshot.codebook_id else ""
+    settings_json = argilla_settings(label_names=list(snapshot.label_names or []), guidelines=guidelines)
+    yield json.dumps(settings_json, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def labelstudio_config_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
+    yield labelstudio_config_xml(snapshot).encode("utf-8")
+
+
+# Other tools' files, streamed beside the snapshot's export formats: name -> (writer, content type, file name end)
+INTERCHANGE_DOWNLOADS: dict[str, tuple[Callable[..., Iterator[bytes]], str, str]] = {
+    "labelstudio-config": (labelstudio_config_chunks, "application/xml", "labelstudio-config.xml"),
+    "prodigy": (prodigy_chunks, "application/jsonl", "prodigy.jsonl"),
+    "doccano": (doccano_chunks, "application/jsonl", "doccano.jsonl"),
+    "argilla-records": (argilla_records_chunks, "application/json", "argilla-records.json"),
+    "argilla-settings": (argilla_settings_chunks, "application/json", "argilla-settings.json"),
+}
 
 
 def labelstudio_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
-    """A JSON array of tasks, streamed one task at a time."""
-    model_version = f"synthstudio snapshot v{snapshot.version}"
+    """A JSON array of tasks, streamed one task at a time (the labeling config is a separate download)."""
     yield b"["
-    for index, row in enumerate(snapshot_rows(snapshot, split=split)):
+    for index, task in enumerate(labelstudio_tasks(snapshot, split=split)):
         prefix = b"," if index else b""
-        yield prefix + json.dumps(
-            labelstudio_task(row, model_version=model_version), ensure_ascii=False
-        ).encode("utf-8")
+        yield prefix + json.dumps(task, ensure_ascii=False).encode("utf-8")
     yield b"]\n"
 
 
@@ -185,8 +349,14 @@ def parquet_write(
     return written
 
 
-def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
-    """README.md for the Hugging Face folder: YAML header (licence, configs, features) and the card text."""
+def dataset_card(
+    snapshot: Snapshot, splits: dict[str, int], split_bytes: dict[str, int] | None = None
+) -> str:
+    """README.md for the Hugging Face folder: YAML header (licence, configs, features) and the card text.
+
+    `dataset_info.splits` follows the Hub's schema: every split has name, num_bytes and num_examples (datasets
+    ignores the whole `splits` field, with a warning, when one is missing); `split_bytes` are the splits' Arrow
+    sizes (split_arrow_bytes), which datasets only reports, while it checks num_examples against the files."""
     dtypes = {"id": "int64", "weight": "float64", "llm_confidence": "float64"}
     lines = [
         "---",
@@ -201,8 +371,10 @@ def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
     for column in FLAT_COLUMNS:
         lines += [f"  - name: {column}", f"    dtype: {dtypes.get(column, 'string')}"]
     lines += ["  splits:"]
+    sizes = split_bytes or {}
     for name, count in splits.items():
-        lines += [f"  - name: {name}", f"    num_examples: {count}"]
+        lines += [f"  - name: {name}", f"    num_bytes: {sizes.get(name, 0)}", f"    num_examples: {count}"]
+    lines += [f"  dataset_size: {sum(sizes.get(name, 0) for name in splits)}"]
     lines += ["---", ""]
     project = snapshot.project
     codebook = snapshot.codebook
@@ -248,6 +420,10 @@ def dataset_card(snapshot: Snapshot, splits: dict[str, int]) -> str:
         "`llm_label`/`llm_confidence` are the LLM's current label and its probability; `fields` and "
         "`provenance` hold JSON text (the sample's structured fields and where it came from)."
     )
+    lines.append(
+        "`text` is the text after any annotator correction a lead accepted; `original_text` is the text "
+        "before it (null when the text was not corrected)."
+    )
     if stats.get("generation_runs"):
         lines.append(f"Generation runs: {', '.join(stats['generation_runs'])}.")
     lines += [
@@ -281,8 +457,14 @@ def hf_folder_write(
             snapshot, folder / "data" / f"{name}.parquet", split=name, progress=split_progress
         )
         done += counts[name]
-    (folder / "README.md").write_text(dataset_card(snapshot, counts), encoding="utf-8")
+    sizes = {name: split_arrow_bytes(folder / "data" / f"{name}.parquet") for name in counts}
+    (folder / "README.md").write_text(dataset_card(snapshot, counts, sizes), encoding="utf-8")
     return counts
+
+
+def split_arrow_bytes(path: Path) -> int:
+    """The split's size in memory as Arrow (what datasets calls num_bytes), read batch by batch."""
+    return sum(batch.nbytes for batch in pq.ParquetFile(path).iter_batches())
 
 
 def hf_zip_write(snapshot: Snapshot, path: Path, *, progress: Callable[[int], None] | None = None) -> None:

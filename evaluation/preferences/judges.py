@@ -42,6 +42,7 @@ from evaluation.preferences import offline_judge
 from evaluation.tasks import judge_run_task
 from generation.llm.client import EndpointSettings, LLMRequest, complete_many_sync
 from generation.models import LLMEndpoint
+from generation.services.endpoints import endpoint_default_for
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue
 from synthstudio.models import HumanAnnotation, JobStatus, Project, Sample
@@ -96,13 +97,16 @@ def judge_run_start(
     limit: int,
     offline: bool = False,
 ) -> JudgeRun:
-    """Create a judge run and enqueue it. Offline when asked, or when there is no endpoint at all."""
-    offline = offline or (endpoint is None and default_endpoint_settings() is None)
-    if offline:
+    """Create a judge run and enqueue it. No endpoint chosen: the rule of every LLM form,
+    generation.services.endpoints.endpoint_default_for (the project's own endpoint first, then the
+    environment's); offline when asked, or when the project can use no endpoint at all."""
+    if endpoint is None and not offline:
+        endpoint = endpoint_default_for(project=project)
+    offline = offline or endpoint is None
+    if offline or endpoint is None:
         endpoint, base_url, model = None, "", offline_judge.OFFLINE_JUDGE_NAME
     else:
-        base_url = endpoint.base_url if endpoint else django_settings.LLM_BASE_URL
-        model = endpoint.model if endpoint else (django_settings.LLM_MODEL or "default")
+        base_url, model = endpoint.base_url, endpoint.model
     with transaction.atomic():
         run = JudgeRun.objects.create(
             project=project, created_by=user, kind=kind, endpoint=endpoint, base_url=base_url, model_name=model,

@@ -24,6 +24,7 @@ from evaluation.preferences.forms import (
     PairwiseImportForm,
 )
 from generation.models import LLMEndpoint
+from generation.services.endpoints import endpoint_default_for
 from synthstudio.access import lead_project, project_for_user
 from synthstudio.jobs import worker_alive
 from synthstudio.models import Role
@@ -38,7 +39,7 @@ def _preferences_context(project, payload: dict, request: HttpRequest) -> dict:
         "bt_chart": dashboards.bradley_terry_chart(payload),
         "judge_runs": preferences_services.judge_runs_for(project=project),
         "endpoints": LLMEndpoint.objects.usable_in(project),
-        "default_endpoint": judges.default_endpoint_settings(),
+        "default_endpoint": endpoint_default_for(project=project),
         "pair_counts": preferences_services.pairwise_counts(project=project),
     }
 

@@ -28,5 +28,16 @@ def endpoint_sync_from_environment() -> LLMEndpoint | None:
     return endpoint
 
 
+def endpoint_default_for(*, project: Project) -> LLMEndpoint | None:
+    """The endpoint every LLM form and run starts from (generation, labelling, judges): the project's own
+    newest, else the environment's (LLM_BASE_URL), else another global one; None (offline) only when the
+    project can use no endpoint at all."""
+    environment = endpoint_sync_from_environment()
+    own = LLMEndpoint.objects.filter(project=project).order_by("-created_at", "-pk").first()
+    if own is not None or environment is not None:
+        return own or environment
+    return LLMEndpoint.objects.filter(project__isnull=True).order_by("-created_at", "-pk").first()
+
+
 def endpoint_choices(project: Project):
     return LLMEndpoint.objects.usable_in(project)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -16,9 +17,22 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from generation import prompts
-from generation.llm.client import CompletionResult, ErrorKind, LLMRequest, complete_many_sync
+from generation.bulk_writes import insert_rows
+from generation.llm.client import (
+    CompletionResult,
+    EndpointSettings,
+    ErrorKind,
+    LLMRequest,
+    complete_many_sync,
+)
 from generation.llm.offline import GENERATOR_NAME, OfflineGenerator
-from generation.models import GenerationConfig, GenerationItem, GenerationRun, ItemStatus
+from generation.models import (
+    GenerationConfig,
+    GenerationItem,
+    GenerationRun,
+    GenerationShard,
+    ItemStatus,
+)
 from generation.services.planning import (
     GenerationContext,
     demo_label,
@@ -55,12 +69,18 @@ def run_start(
     weights: dict | None = None,
     previous: GenerationRun | None = None,
     enqueue_task: bool = True,
+    shards: int = 1,
 ) -> GenerationRun:
-    """Plan every item (prompts rendered now, so the run is reproducible) and queue the run."""
+    """Plan every item (prompts rendered now, so the run is reproducible) and queue the run.
+
+    `shards` > 1 splits the items into that many shards that several workers send at once
+    (generation.services.shards), each under its share of the endpoint's limits; it is capped so that no
+    share is 0 (the endpoint's concurrency, its RPM) and at the item count. Offline runs are not sharded."""
     total = count or config.target_count
     context = generation_context(config)
     planned = plan_items(context, total, weights=weights)
     endpoint = config.endpoint
+    shard_count = shard_count_for(endpoint, shards, len(planned))
     with transaction.atomic():
         run = GenerationRun.objects.create(
             project=config.project,
@@ -73,6 +93,7 @@ def run_start(
             previous_round=previous,
             condition_weights=weights or {},
             message="Queued.",
+            shard_count=shard_count,
         )
         GenerationItem.objects.bulk_create(
             [
@@ -83,22 +104,52 @@ def run_start(
                     demos=item.demos,
                     random_words=item.random_words,
                     messages=item.messages,
+                    shard=item.index % shard_count,
                 )
                 for item in planned
             ],
             batch_size=500,
         )
+        if shard_count > 1:
+            GenerationShard.objects.bulk_create(
+                [
+                    GenerationShard(
+                        project=run.project,
+                        created_by=user,
+                        run=run,
+                        number=number,
+                        total=sum(1 for item in planned if item.index % shard_count == number),
+                        message="Queued.",
+                    )
+                    for number in range(shard_count)
+                ]
+            )
         if enqueue_task:
             enqueue(generation_run_task, run.pk)
     return run
 
 
+def shard_count_for(endpoint: Any, wanted: int, items: int) -> int:
+    """How many shards a run gets: `wanted`, but at most the endpoint's concurrency and RPM (each shard's
+    share of them must be at least 1) and the item count; 1 for an offline run."""
+    if endpoint is None or wanted <= 1:
+        return 1
+    caps = [wanted, endpoint.max_concurrency, max(1, items)] + ([endpoint.rpm] if endpoint.rpm else [])
+    return max(1, min(caps))
+
+
 def run_cancel(*, run: GenerationRun) -> GenerationRun:
     """Stop a queued or running run; finished items and their samples stay."""
-    GenerationRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+    cancelled = dict(
         status=JobStatus.CANCELLED,
         finished_at=timezone.now(),
         message="Cancelled. Finished items are kept; Resume continues.",
+    )
+    GenerationRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        **cancelled
+    )
+    GenerationShard.objects.filter(run=run, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        **cancelled
     )
     run.refresh_from_db()
     return run
@@ -113,6 +164,13 @@ def run_resume(*, run: GenerationRun) -> GenerationRun:
         ).update(status=ItemStatus.PENDING, parse_status="", error="")
         GenerationRun.objects.filter(pk=run.pk).update(
             status=JobStatus.QUEUED, finished_at=None, error="", lease="", message="Queued to resume."
+        )
+        # Shards that ended are queued again; a running shard keeps its lease (its worker may be alive: the
+        # coordinator takes it over only when that lease is dead, so no answer in flight is thrown away).
+        GenerationShard.objects.filter(
+            run=run, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]
+        ).update(
+            status=JobStatus.QUEUED, finished_at=None, error="", lease="", lease_holder="", message="Queued."
         )
         enqueue(generation_run_task, run.pk)
     run.refresh_from_db()
@@ -131,8 +189,11 @@ class RunCounters:
     cost: float = 0.0
 
     @classmethod
-    def from_items(cls, run: GenerationRun) -> RunCounters:
-        sums = GenerationItem.objects.filter(run=run).aggregate(
+    def from_items(cls, run: GenerationRun, shard: GenerationShard | None = None) -> RunCounters:
+        items = GenerationItem.objects.filter(run=run)
+        if shard is not None:
+            items = items.filter(shard=shard.number)
+        sums = items.aggregate(
             done=Count("id", filter=Q(status=ItemStatus.DONE)),
             failed=Count("id", filter=Q(status=ItemStatus.FAILED)),
             cached=Count("id", filter=Q(cached=True, status=ItemStatus.DONE)),
@@ -141,11 +202,21 @@ class RunCounters:
             completion_tokens=Sum("completion_tokens"),
             cost=Sum("cost"),
         )
-        samples = Sample.objects.filter(generation_items__run=run).count()
+        samples = Sample.objects.filter(generation_items__in=items).count()
         return cls(**{k: v or 0 for k, v in sums.items()}, samples_created=samples)
 
-    def save_to(self, run: GenerationRun) -> None:
-        GenerationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now(), **self.__dict__)
+
+@functools.cache
+def _item_result_update(vendor: str) -> tuple[list[Any], str]:
+    """The result fields of an item and the `UPDATE` statement writing them, for one database backend."""
+    fields = [GenerationItem._meta.get_field(name) for name in ITEM_RESULT_FIELDS]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(GenerationItem._meta.db_table)} SET "
+        + ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        + f" WHERE {quote(GenerationItem._meta.pk.column)} = %s"
+    )
+    return fields, sql
 
 
 def update_item_results(items: list[GenerationItem]) -> None:
@@ -157,14 +228,9 @@ def update_item_results(items: list[GenerationItem]) -> None:
     SQLite, batches of 5 / 50: executemany 0.04 / 0.035 ms, bulk_update 1.41 / 1.33 ms;
     PostgreSQL 15, batches of 5 / 50: executemany 0.08 / 0.05 ms, bulk_update 1.49 / 1.43 ms.
     So bulk_update costs 18 to 38 times more. Values go through each field's get_db_prep_save, as the ORM's
-    own save would do (JSON fields encoded, datetimes adapted)."""
-    fields = [GenerationItem._meta.get_field(name) for name in ITEM_RESULT_FIELDS]
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(GenerationItem._meta.db_table)} SET "
-        + ", ".join(f"{quote(field.column)} = %s" for field in fields)
-        + f" WHERE {quote(GenerationItem._meta.pk.column)} = %s"
-    )
+    own save would do (JSON fields encoded, datetimes adapted). The statement is built once per database
+    backend (``_item_result_update``), not per batch."""
+    fields, sql = _item_result_update(connection.vendor)
     rows = [
         [field.get_db_prep_save(getattr(item, field.attname), connection) for field in fields] + [item.pk]
         for item in items
@@ -174,16 +240,21 @@ def update_item_results(items: list[GenerationItem]) -> None:
 
 
 class RunExecution:
-    """One task execution of a run. Owns the run through `lease`; stops when cancelled or when another
-    execution takes the lease over."""
+    """One task execution of a run, or of one shard of a sharded run (`shard`: then only that shard's items,
+    under the shard's share of the endpoint's limits). Owns the run (or the shard) through `lease`; stops
+    when cancelled or when another execution takes the lease over."""
 
     PROGRESS_SECONDS = 0.5
 
-    def __init__(self, run: GenerationRun) -> None:
+    def __init__(self, run: GenerationRun, shard: GenerationShard | None = None) -> None:
         self.run = run
+        self.shard = shard
+        self.owner = (
+            GenerationShard.objects.filter(pk=shard.pk) if shard else GenerationRun.objects.filter(pk=run.pk)
+        )
         self.config = run.config
         self.lease = uuid.uuid4().hex
-        self.counters = RunCounters.from_items(run)
+        self.counters = RunCounters.from_items(run, shard)
         self.context = generation_context(self.config)
         self.steps = prompts.step_count(self.config.kind, self.config.dialogue_turns)
         self.consecutive_transport_failures = 0
@@ -196,25 +267,42 @@ class RunExecution:
     # ownership and progress
     def claim(self) -> bool:
         now = timezone.now()
-        claimed = GenerationRun.objects.filter(
-            pk=self.run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-        ).update(lease=self.lease, status=JobStatus.RUNNING, heartbeat_at=now, message="Running.")
+        claimed = self.owner.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            lease=self.lease, status=JobStatus.RUNNING, heartbeat_at=now, message="Running."
+        )
         if claimed:
-            GenerationRun.objects.filter(pk=self.run.pk, started_at__isnull=True).update(started_at=now)
+            self.owner.filter(started_at__isnull=True).update(started_at=now)
         return bool(claimed)
 
     def should_stop(self) -> bool:
         if self.give_up:
             return True
-        status, lease = GenerationRun.objects.filter(pk=self.run.pk).values_list("status", "lease").get()
+        status, lease = self.owner.values_list("status", "lease").get()
+        if self.shard is not None:
+            self.flush()  # also the shard's heartbeat while no answer arrives (polled twice a second)
+            if self.run_cancelled():
+                return True
         return status != JobStatus.RUNNING or lease != self.lease
+
+    def run_cancelled(self) -> bool:
+        return GenerationRun.objects.filter(pk=self.run.pk, status=JobStatus.CANCELLED).exists()
 
     def flush(self, force: bool = False) -> None:
         if force or time.monotonic() - self.last_flush > self.PROGRESS_SECONDS:
             self.last_flush = time.monotonic()
-            GenerationRun.objects.filter(pk=self.run.pk, lease=self.lease).update(
-                heartbeat_at=timezone.now(), **self.counters.__dict__
-            )
+            self.owner.filter(lease=self.lease).update(heartbeat_at=timezone.now(), **self.counters.__dict__)
+            if self.shard is not None:
+                from generation.services.shards import sum_shard_progress
+
+                sum_shard_progress(self.run)
+
+    def endpoint_settings(self) -> EndpointSettings:
+        """The endpoint's settings; for a shard, its share of the concurrency and of the RPM/TPM limits (the
+        shares add up to at most the endpoint's limits, so the shards together never exceed them)."""
+        settings_ = EndpointSettings.from_endpoint(self.run.endpoint)
+        if self.shard is None:
+            return settings_
+        return settings_.share(self.run.shard_count)
 
     # results
     def provenance(self, item: GenerationItem, label: str, cached: bool) -> dict:
@@ -285,12 +373,13 @@ class RunExecution:
         if samples:
             Sample.objects.bulk_create(samples)
             links = GenerationItem.samples.through
-            links.objects.bulk_create(
+            insert_rows(
+                links,
                 [
                     links(generationitem_id=item.pk, sample_id=sample.pk)
                     for item, made in self.unsaved_samples
                     for sample in made
-                ]
+                ],
             )
         if self.unsaved_items:
             update_item_results(self.unsaved_items)
@@ -359,7 +448,13 @@ class RunExecution:
         return not self.give_up
 
     def run_settings_concurrency(self) -> int:
-        return self.run.endpoint.max_concurrency if self.run.endpoint else 1
+        if not self.run.endpoint:
+            return 1
+        return self.run.endpoint.max_concurrency // (self.run.shard_count if self.shard else 1) or 1
+
+    def pending_items(self) -> Any:
+        items = GenerationItem.objects.filter(run=self.run, status=ItemStatus.PENDING)
+        return items.filter(shard=self.shard.number) if self.shard is not None else items
 
     # the loops
     def execute(self) -> None:
@@ -370,9 +465,7 @@ class RunExecution:
 
     def execute_llm(self) -> None:
         for step in range(self.steps):
-            items = list(
-                GenerationItem.objects.filter(run=self.run, status=ItemStatus.PENDING).order_by("index")
-            )
+            items = list(self.pending_items().order_by("index"))
             items = [item for item in items if len(item.steps) == step]
             if not items:
                 continue
@@ -389,7 +482,7 @@ class RunExecution:
                     )
                 )
             summary = complete_many_sync(
-                self.run.endpoint,
+                self.endpoint_settings(),
                 requests,
                 on_batch=lambda pairs: self.on_batch(by_key, step, pairs),  # noqa: B023
                 should_stop=self.should_stop,
@@ -410,7 +503,7 @@ class RunExecution:
     def execute_offline(self) -> None:
         generator = offline_generator(self.context)
         labels = self.context.label_names
-        items = GenerationItem.objects.filter(run=self.run, status=ItemStatus.PENDING).order_by("index")
+        items = self.pending_items().order_by("index")
         batch: list[GenerationItem] = []
         for item in items.iterator(chunk_size=200):
             batch.append(item)
@@ -476,6 +569,10 @@ def run_execute(*, run_id: int) -> GenerationRun:
     run = GenerationRun.objects.select_related("config__codebook", "endpoint").get(pk=run_id)
     if run.is_finished:
         return run
+    if run.is_sharded:
+        from generation.services.shards import run_coordinate
+
+        return run_coordinate(run)
     execution = RunExecution(run)
     if not execution.claim():
         return run

@@ -74,6 +74,7 @@ def test_flags_length_and_format_rules_each_count_what_they_remove():
         "confidence": 0,
         "consistency": 0,
         "flagged": 1,
+        "excluded": 0,
         "length": 1,
         "format": 3,
     }

@@ -290,17 +290,52 @@ def test_schema_validation_accepts_a_valid_object():
 
 def test_schema_validation_names_each_problem():
     problems = validate({"text": "", "label": "c", "tags": [1], "extra": 1}, SCHEMA)
-    assert "$.text: shorter than 1 characters" in problems
-    assert "$.label: 'c' is not one of ['a', 'b']" in problems
-    assert "$.tags[0]: expected string, got int" in problems
-    assert "$: unexpected property 'extra'" in problems
-    assert validate(["x"], SCHEMA) == ["$: expected object, got list"]
+    assert problems == [
+        "$: unexpected property 'extra'",
+        "$.label: 'c' is not one of ['a', 'b']",
+        "$.tags[0]: expected string, got integer",
+        "$.text: '' should be non-empty",
+    ]
+    assert validate(["x"], SCHEMA) == ["$: expected object, got array"]
     assert validate({"text": "x"}, SCHEMA) == ["$: missing required property 'label'"]
 
 
+def test_schema_validation_covers_draft_2020_12_with_item_paths():
+    schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}}},
+        "$defs": {
+            "item": {
+                "type": "object",
+                "properties": {"label": {"enum": ["a", "b"]}, "score": {"type": "number", "maximum": 1}},
+                "anyOf": [{"required": ["label"]}, {"required": ["score"]}],
+            }
+        },
+    }
+    answer = {"items": [{"label": "a"}, {"score": 0.5}, {"label": "x"}, {"score": 2}, {}]}
+    assert validate(answer, schema) == [
+        "$.items[2].label: 'x' is not one of ['a', 'b']",
+        "$.items[3].score: 2 is greater than the maximum of 1",
+        "$.items[4]: {} is not valid under any of the given schemas",
+    ]
+    assert validate({"n": 3}, {"properties": {"n": {"type": "integer", "multipleOf": 2}}}) == [
+        "$.n: 3 is not a multiple of 2"
+    ]
+    assert validate({"anything": 1}, None) == []
+
+
 def test_schema_check_flags_bad_schemas():
-    assert check_schema({"type": "thing"}) == ["Unknown type 'thing'."]
+    assert check_schema({"type": "thing"}) == [
+        "Unknown type 'thing' at $.type; use one of "
+        "['object', 'array', 'string', 'integer', 'number', 'boolean', 'null']."
+    ]
     assert check_schema({"type": "object", "properties": {}, "required": ["x"]}) == [
-        "Required property 'x' is not among the properties."
+        "Required property 'x' is not among the properties ($)."
+    ]
+    assert check_schema({"type": "object", "properties": {"x": 1}}) == [
+        "$.properties.x: 1 is not of type 'object', 'boolean'"
+    ]
+    assert check_schema({"type": "object", "properties": {"x": {"type": "string", "minLength": -1}}}) == [
+        "$.properties.x.minLength: -1 is less than the minimum of 0"
     ]
     assert check_schema([]) == ["The schema must be a JSON object."]

@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,14 @@ from django.db import connection
 from django.urls import reverse
 
 from generation.endpoint_keys import UNREADABLE_MESSAGE, key_variable_problem
-from generation.llm.client import CONNECTION_INCOMPATIBLE, check_connection, complete
+from generation.llm.client import (
+    CONNECTION_INCOMPATIBLE,
+    EndpointSettings,
+    LLMRequest,
+    check_connection,
+    complete,
+    complete_many_sync,
+)
 from generation.llm.outbound import OutboundGuard, OutboundPolicy, RefusedDestination, address_kind
 from generation.models import LLMEndpoint
 from generation.services.endpoints import endpoint_sync_from_environment
@@ -440,6 +448,38 @@ def test_the_request_hook_pins_the_checked_address_against_dns_rebinding():
     refusing = OutboundGuard(OutboundPolicy(), resolver=lambda host, port: ["127.0.0.1"])
     with pytest.raises(RefusedDestination):
         asyncio.run(refusing(httpx2.Request("POST", "http://rebound.example/v1/chat/completions")))
+
+
+def test_the_real_client_connects_to_the_pinned_address_not_to_a_later_dns_answer(monkeypatch, settings):
+    """Through the real transport (aiohttp): the host is resolved by the policy check and the request hook,
+    and the connection goes to that address even though the name resolves elsewhere afterwards."""
+    settings.LLM_ALLOW_PRIVATE_HOSTS = True
+    real_getaddrinfo = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "llm.rebind.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        address = "127.0.0.1" if len(answers) < 2 else "127.0.0.2"  # the preflight and the hook, then moved
+        answers.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with Listener() as pinned:
+        port = pinned.server.server_address[1]
+        endpoint = EndpointSettings(
+            base_url=f"http://llm.rebind.test:{port}/v1", model="m", max_retries=0, max_concurrency=2
+        )
+        results = []
+        complete_many_sync(
+            endpoint,
+            [LLMRequest(key=i, messages=[{"role": "user", "content": f"hi {i}"}]) for i in range(3)],
+            lambda request, result: results.append(result),
+            use_cache=False,
+        )
+
+    # a connection made from a later DNS answer would have gone to 127.0.0.2, where nothing listens
+    assert [result.content for result in results] == ["OK"] * 3 and len(pinned.requests) == 3
 
 
 def test_settings_the_code_would_ignore_are_reported_by_the_system_checks(settings):

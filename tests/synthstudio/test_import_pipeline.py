@@ -228,7 +228,7 @@ def test_it_answers_the_progress_poll_with_the_job_fragment(
 
     body = response.content.decode()
     assert f'id="job-{job.id}"' in body and "<html" not in body
-    assert "samples imported" in body
+    assert '<div class="big">1</div>sample imported' in body  # one sample: singular
 
 
 def test_it_refuses_an_upload_over_the_size_limit(lead_client, project, settings):

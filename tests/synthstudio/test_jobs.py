@@ -31,6 +31,7 @@ from synthstudio.tasks import import_file
 PINNED_TASK_NAMES = {
     "annotation.tasks.labelling_run_task",
     "annotation.tasks.routing_next_batch_task",
+    "annotation.tasks.sample_action_task",
     "annotation.tasks.signals_run_task",
     "evaluation.curation_tasks.export_job_task",
     "evaluation.curation_tasks.labelstudio_import_task",
@@ -40,6 +41,8 @@ PINNED_TASK_NAMES = {
     "evaluation.tasks.judge_run_task",
     "evaluation.tasks.metrics_refresh_task",
     "generation.run",
+    "generation.run_shard",
+    "generation.rounds_advance",
     "synthstudio.tasks.import_file",
 }
 CSV = b"text,gold\nA joy.,positive\nA chore.,negative\nA treat.,positive\n"

@@ -3,9 +3,11 @@
     python manage.py bench_label_issues --data ../shared/data/sst2/train.txt --noise 0.15
 
 Reads "<label> <text>" lines, keeps --rows of them (seeded sample), flips --noise of the labels to another
-class, embeds with synthstudio.embeddings.encode, runs the refinement pass (FreeAL split + confident
-learning) and reports precision at the noise count: the share of the first n_noisy ranked issues that really
-were flipped. The plain confident-learning list (student trained on all given labels) is reported alongside.
+class, embeds with synthstudio.embeddings.encode, runs the refinement pass (FreeAL split + cleanlab's
+confident learning with the margin rule) and reports precision at the noise count: the share of the first
+n_noisy ranked issues that really were flipped (a shorter list counts the gap as misses), and the share of
+all items flagged (with --noise 0, how much clean data gets flagged). The plain confident-learning list
+(student trained on all given labels) is reported alongside.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class Command(BaseCommand):
         path = Path(data)
         if not path.exists():
             raise CommandError(f"No such file: {path}")
-        if not 0 < noise < 1:
-            raise CommandError("--noise must be between 0 and 1.")
+        if not 0 <= noise < 1:
+            raise CommandError("--noise must be at least 0 and below 1.")
         pairs = [line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines() if " " in line]
         rng = np.random.default_rng(seed)
         chosen = rng.choice(len(pairs), size=min(rows, len(pairs)), replace=False)
@@ -90,10 +92,16 @@ class Command(BaseCommand):
                     "student": student,
                     "n_noisy": n_noisy,
                     "issues_listed": len(result.issues),
-                    "precision_at_noise_count": round(precision_at(result.issues, noisy_set, n_noisy), 4),
+                    "flagged_share": round(len(result.issues) / len(gold), 4),
+                    "negative_margin_issues": sum(1 for issue in result.issues if issue.margin <= 0),
+                    "precision_at_noise_count": round(precision_at(result.issues, noisy_set, n_noisy), 4)
+                    if n_noisy
+                    else None,
                     "plain_confident_learning_precision_at_noise_count": round(
                         precision_at(plain, noisy_set, n_noisy), 4
-                    ),
+                    )
+                    if n_noisy
+                    else None,
                     "freeal_noisy_share_of_flipped": round(float((~clean_mask[noisy]).mean()), 4)
                     if n_noisy
                     else None,

@@ -2,6 +2,11 @@
 worker SIGKILLed about half-way and the run resumed by a new worker. Prints one JSON line.
 
     python manage.py bench_generation --requests 1000 --latency-ms 200 --concurrency 32
+    python manage.py bench_generation --requests 3000 --concurrency 256 --workers 2   # a sharded run
+
+`--workers N` (N > 1) starts N worker processes and a run of N shards (generation.services.shards), each
+shard under 1/N of the endpoint's concurrency; at the kill point one worker (the first started) is killed, a
+replacement is started and the run resumed, as with one worker.
 
 By default it runs in a child process pointed at a throwaway SQLite database and a filesystem broker in a
 temporary folder (`--in-place` uses the configured database and broker instead).
@@ -9,7 +14,9 @@ temporary folder (`--in-place` uses the configured database and broker instead).
 What is measured (honestly):
 - seconds: active sending time = (first request received by the server → the kill) + (first request after
   the resume → last answer sent). Worker start-up and the gap between kill and resume are excluded; the
-  in-flight requests lost at the kill are included.
+  in-flight requests lost at the kill are included. With `--workers` > 1 the surviving workers keep sending
+  during that gap: the answers they got in it are left out of the requests counted
+  (`answered_in_gap_not_counted`), as the gap's time is.
 - throughput_rps = requests / seconds; ideal_rps = concurrency / latency; efficiency = their ratio.
 - duplicate_requests_after_resume: requests received after the resume for items whose result had been
   committed before the kill (a finished call sent again). `resent_in_flight` counts the requests that were
@@ -50,6 +57,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--kill-at", type=float, default=0.5, help="Fraction done when the worker is killed."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="Worker processes; more than 1 runs a sharded run of that many shards.",
+        )
         parser.add_argument("--in-place", action="store_true", help="Use the configured database and broker.")
         parser.add_argument("--timeout", type=float, default=600.0)
 
@@ -62,11 +75,16 @@ class Command(BaseCommand):
         kill_at: float,
         in_place: bool,
         timeout: float,
+        workers: int,
         **options,
     ) -> None:
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
         if not in_place:
             self.stdout.write(
-                self.run_in_throwaway_environment(requests, latency_ms, concurrency, kill_at, timeout)
+                self.run_in_throwaway_environment(
+                    requests, latency_ms, concurrency, kill_at, timeout, workers
+                )
             )
             return
         result = Benchmark(
@@ -75,12 +93,13 @@ class Command(BaseCommand):
             concurrency=concurrency,
             kill_at=kill_at,
             timeout=timeout,
+            workers=workers,
             log=self.stderr.write,
         ).run()
         self.stdout.write(json.dumps(result))
 
     def run_in_throwaway_environment(
-        self, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float
+        self, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, workers: int
     ) -> str:
         with tempfile.TemporaryDirectory(prefix="bench-generation-") as folder:
             env = dict(os.environ)
@@ -110,6 +129,8 @@ class Command(BaseCommand):
                 str(kill_at),
                 "--timeout",
                 str(timeout),
+                "--workers",
+                str(workers),
             ]
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
             if done.returncode != 0:
@@ -119,14 +140,22 @@ class Command(BaseCommand):
 
 class Benchmark:
     def __init__(
-        self, *, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, log
+        self,
+        *,
+        requests: int,
+        latency_ms: float,
+        concurrency: int,
+        kill_at: float,
+        timeout: float,
+        log,
+        workers: int = 1,
     ) -> None:
         self.requests, self.latency_ms, self.concurrency = requests, latency_ms, concurrency
-        self.kill_at, self.timeout, self.log = kill_at, timeout, log
+        self.kill_at, self.timeout, self.log, self.worker_count = kill_at, timeout, log, workers
         self.folder = Path(
             os.environ.get("SYNTHSTUDIO_BENCH_FOLDER") or tempfile.mkdtemp(prefix="bench-generation-")
         )
-        self.worker: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
         self.worker_number = 0
 
     # worker processes ------------------------------------------------------------------------------------
@@ -134,7 +163,7 @@ class Benchmark:
         self.worker_number += 1
         celery = Path(sys.executable).with_name("celery")
         log = open(self.folder / f"worker-{self.worker_number}.log", "wb")  # noqa: SIM115 - the child owns it
-        self.worker = subprocess.Popen(
+        worker = subprocess.Popen(
             [
                 str(celery),
                 "-A",
@@ -154,31 +183,42 @@ class Benchmark:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.workers.append(worker)
 
-    def worker_cpu_seconds(self) -> float:
-        """User + system CPU the current worker process has used so far (Linux /proc)."""
-        try:
-            fields = Path(f"/proc/{self.worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, AttributeError, IndexError, ValueError):
-            return 0.0
-
-    def kill_worker(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGKILL)
-            self.worker.wait(timeout=30)
-
-    def stop_worker(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGTERM)
+    def worker_cpu_seconds(self, workers: list[subprocess.Popen]) -> float:
+        """User + system CPU these live worker processes (and their finished children) have used so far
+        (Linux /proc)."""
+        total = 0.0
+        for worker in workers:
             try:
-                self.worker.wait(timeout=20)
+                fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                # utime + stime, and cutime + cstime: the CPU of its reaped children (the batch sender)
+                total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+
+    def kill_worker(self, worker: subprocess.Popen) -> None:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.kill_worker()
+                self.kill_worker(worker)
 
     def worker_log(self) -> str:
         path = self.folder / f"worker-{self.worker_number}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def a_worker_exited(self) -> bool:
+        return any(worker.poll() is not None for worker in self.workers)
 
     # the run ---------------------------------------------------------------------------------------------
     def setup(self, server):
@@ -232,7 +272,7 @@ class Benchmark:
             run.refresh_from_db()
             if condition(run):
                 return
-            if self.worker is not None and self.worker.poll() is not None:
+            if self.a_worker_exited():
                 raise CommandError(f"The worker exited while waiting for {what}:\n{self.worker_log()}")
             time.sleep(0.05)
         raise CommandError(
@@ -248,12 +288,15 @@ class Benchmark:
         with OpenAICompatibleTestServer(latency_ms=self.latency_ms) as server:
             user, config = self.setup(server)
             try:
-                self.start_worker()
-                run = run_start(config=config, user=user)
+                for _ in range(self.worker_count):
+                    self.start_worker()
+                run = run_start(config=config, user=user, shards=self.worker_count)
                 kill_when = max(1, int(self.requests * self.kill_at))
                 self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
-                cpu_seconds = self.worker_cpu_seconds()
-                self.kill_worker()
+                killed = self.workers[0]
+                cpu_seconds = self.worker_cpu_seconds([killed])
+                self.workers.remove(killed)
+                self.kill_worker(killed)
                 killed_at = time.monotonic()
                 done_before_kill = set(
                     GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list(
@@ -267,9 +310,9 @@ class Benchmark:
                 )  # the new worker is up; nothing of the killed one is still in flight
                 run_resume(run=run)
                 self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
-                cpu_seconds += self.worker_cpu_seconds()
+                cpu_seconds += self.worker_cpu_seconds(self.workers)
             finally:
-                self.stop_worker()
+                self.stop_workers()
             bodies, received, completed = (
                 list(server.requests),
                 list(server.received_at),
@@ -291,6 +334,10 @@ class Benchmark:
         late_from_killed_worker = sum(1 for at in received if killed_at < at <= resumed_at)
         first_after = min((at for at in received if at > resumed_at), default=resumed_at)
         active = (killed_at - received[0]) + (max(completed) - first_after)
+        # With several workers the survivors keep sending while the replacement starts: that gap's time is
+        # excluded above, so the answers they got in it are excluded from the work done too.
+        answered_in_gap = sum(1 for at in completed if killed_at < at <= first_after)
+        counted = self.requests - (answered_in_gap if self.worker_count > 1 else 0)
         samples = Sample.objects.filter(generation_items__run=run).count()
         per_item = GenerationItem.objects.filter(run=run).values_list("id", flat=True)
         from django.db.models import Count
@@ -298,7 +345,7 @@ class Benchmark:
         wrong = (
             GenerationItem.objects.filter(id__in=per_item).annotate(n=Count("samples")).exclude(n=1).count()
         )
-        throughput = self.requests / active
+        throughput = counted / active
         ideal = self.concurrency / (self.latency_ms / 1000.0)
         return {
             "requests": self.requests,
@@ -310,7 +357,8 @@ class Benchmark:
             "duplicate_requests_after_resume": duplicates,
             "samples": samples,
             "resent_in_flight": resent_in_flight,
-            "late_arrivals_from_killed_worker": late_from_killed_worker,
+            # with several workers the server cannot tell whose request it read in the gap
+            "late_arrivals_from_killed_worker": late_from_killed_worker if self.worker_count == 1 else None,
             "items_without_exactly_one_sample": wrong,
             "worker_cpu_ms_per_request": round(1000 * cpu_seconds / max(1, len(bodies)), 2),
             "load_average_1min": round(os.getloadavg()[0], 1),
@@ -319,4 +367,7 @@ class Benchmark:
             else None,
             "run_status": run.status,
             "killed_after_done": len(done_before_kill),
+            "workers": self.worker_count,
+            "answered_in_gap_not_counted": answered_in_gap if self.worker_count > 1 else 0,
+            "shards": run.shard_count,
         }

@@ -162,6 +162,10 @@ class Command(BaseCommand):
         call_command("demo_workflow", stdout=self.stdout)
         call_command("demo_snapshot", stdout=self.stdout)
         call_command("demo_judge", stdout=self.stdout)
+        self.stdout.write(
+            "The demo's runs are offline (marked so) whether or not LLM_BASE_URL is set; runs you start use "
+            "the project's endpoint, else LLM_BASE_URL's, else offline."
+        )
         self.stdout.write(f"Demo logins (also in {settings.VAR_DIR / 'demo_logins.json'}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username:<10} password: {passwords[username]}")

@@ -37,12 +37,18 @@ class Command(BaseCommand):
                 "No LLM_BASE_URL set: generation and labelling use the offline providers (marked 'offline')."
             )
         celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        # Each child in a session of its own: Ctrl-C in the terminal reaches only this process, which stops the
+        # two in order. Sharing the terminal's process group, the worker got the SIGINT too, exited 1 and
+        # was reported below as a crash ("The worker stopped (exit 1)").
         worker = subprocess.Popen(
-            [celery, "-A", "synthstudio", "worker", "--loglevel=INFO", "--concurrency=2", "--pool=prefork"]
+            [celery, "-A", "synthstudio", "worker", "--loglevel=INFO", "--concurrency=2", "--pool=prefork"],
+            start_new_session=True,
         )
         self.stdout.write(self.style.SUCCESS(f"synthstudio: http://{addr}/  (worker pid {worker.pid})"))
         signal.signal(signal.SIGTERM, _raise_interrupt)
-        web = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", addr])
+        web = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", addr], start_new_session=True
+        )
         try:
             while True:
                 for name, process in (("worker", worker), ("web server", web)):
@@ -52,16 +58,27 @@ class Command(BaseCommand):
                         return
                 time.sleep(1)
         except KeyboardInterrupt:
-            pass
+            self.stdout.write("Stopping synthstudio (the worker finishes its current task first)…")
         finally:
-            for process in (web, worker):
-                if process.poll() is None:
-                    process.terminate()
-            for process in (web, worker):
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            _stop(web, worker)
+        self.stdout.write("synthstudio stopped.")
+
+
+def _stop(*processes: subprocess.Popen) -> None:
+    """SIGTERM (the worker's warm shutdown), then SIGKILL after 20 s; a second Ctrl-C kills at once."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    try:
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
 
 
 def _raise_interrupt(signum, frame) -> None:

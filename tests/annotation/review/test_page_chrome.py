@@ -171,7 +171,10 @@ def test_counts_of_one_are_singular(rf, lead, project):
     request.user = lead
     payload = {
         "counts": {"samples": 1, "human_answers": 1},
-        "faithfulness": {"overall": {"n": 1, "share": 1.0, "low": 0.2, "high": 1.0}},
+        "faithfulness": {
+            "overall": {"n": 1, "share": 1.0, "low": 0.2, "high": 1.0},
+            "ratings": {"A": 1, "B": 0, "C": 0, "D": 0},
+        },
     }
     body = render_to_string(
         "evaluation/metrics/overview.html",
@@ -179,7 +182,7 @@ def test_counts_of_one_are_singular(rf, lead, project):
         request=request,
     )
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
-    assert "1 rating" in text and "1 ratings" not in text
+    assert "1 rated or flagged answer " in text and "1 rated or flagged answers" not in text
     assert "1 sample " in text and "1 human answer " in text
 
 

@@ -120,6 +120,8 @@ def test_an_imported_test_file_is_the_held_out_set(
     assert {r["training_set"] for r in run.results} == {
         "Raw LLM labels",
         "Curated final labels",
+        "Curated final labels · weighted (rule)",
+        "Curated final labels · weighted (learned)",
         "Human-verified only",
     }
     assert all(r["accuracy"] is not None for r in run.results)

@@ -65,6 +65,7 @@ def test_a_snapshot_keeps_the_items_passing_the_filters_with_final_labels_and_we
         "confidence": 1,
         "consistency": 0,
         "flagged": 1,
+        "excluded": 0,
         "length": 0,
         "format": 0,
     }

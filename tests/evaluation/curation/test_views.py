@@ -240,7 +240,7 @@ def test_the_diff_page_lists_relabelled_items(lead_client, project, lead, labell
     response = lead_client.get(
         reverse("evaluation:snapshot_compare", args=[project.id, second.version]), {"against": 1}
     )
-    assert response.context["counts"] == {"added": 0, "removed": 0, "relabelled": 1}
+    assert response.context["counts"] == {"added": 0, "removed": 0, "relabelled": 1, "text_changed": 0}
 
 
 def separable_project(project, n=30):
@@ -304,7 +304,8 @@ def test_the_label_studio_upload_imports_tasks_in_a_job(
         )
     job = LabelStudioImportJob.objects.get(project=project)
     assert response["Location"] == reverse("evaluation:labelstudio_import_job", args=[project.id, job.pk])
-    assert (job.status, job.counts) == ("succeeded", {"tasks": 1, "annotations": 1, "predictions": 0})
+    assert job.status == "succeeded"
+    assert (job.counts["tasks"], job.counts["annotations"], job.counts["predictions"]) == (1, 1, 0)
     sample = Sample.objects.get(project=project)
     assert (sample.text, sample.final_label, sample.final_source) == ("Great!", "positive", "human")
     assert not Path(job.stored_path).exists()  # the upload is deleted once imported
@@ -318,26 +319,24 @@ def test_a_label_studio_upload_that_is_not_json_imports_nothing(
         response = lead_client.post(
             reverse("evaluation:labelstudio_import", args=[project.id]), {"file": upload_file(b"not json")}
         )
-    assert "Nothing was imported" in lead_client.get(response["Location"]).content.decode()
+    assert "Nothing was imported" in response.content.decode()  # refused on the upload page, nothing stored
     assert not Sample.objects.filter(project=project).exists()
 
 
 def test_a_broken_task_imports_nothing_and_the_error_names_it(
     lead_client, project, django_capture_on_commit_callbacks
 ):
-    tasks = [
-        {"id": 11, "data": {"text": "Fine."}},
-        {"id": 12, "data": {"text": "Also fine."}},
-        {"id": 13, "data": {"image": ""}},
-    ]
+    # the upload page checks the first five tasks; a later broken task fails the worker's job
+    tasks = [{"id": 7 + n, "data": {"text": f"Fine {n}."}} for n in range(1, 6)]
+    tasks.append({"id": 13, "data": {"image": ""}})
     with django_capture_on_commit_callbacks(execute=True):
         response = lead_client.post(
             reverse("evaluation:labelstudio_import", args=[project.id]),
             {"file": upload_file(json.dumps(tasks).encode())},
         )
     job = LabelStudioImportJob.objects.get(project=project)
-    assert (job.status, job.bad_task) == ("failed", 3)
-    assert "Task 3 (id 13) has no text" in lead_client.get(response["Location"]).content.decode()
+    assert (job.status, job.bad_task) == ("failed", 6)
+    assert "Task 6 (id 13) has no `text` key" in lead_client.get(response["Location"]).content.decode()
     assert not Sample.objects.filter(project=project).exists()
 
 

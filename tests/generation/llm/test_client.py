@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
+import signal
 import socket
+import time
 
 import pytest
 
+from generation.llm import client as client_module
 from generation.llm.client import (
     EndpointSettings,
     ErrorKind,
@@ -226,3 +231,61 @@ def test_the_endpoint_repr_never_shows_the_key():
     endpoint = LLMEndpoint(name="x", base_url="http://x/v1", model="m", stored_api_key="sk-secret-123")
     settings = EndpointSettings.from_endpoint(endpoint)
     assert "sk-secret" not in repr(endpoint) and "sk-secret" not in repr(settings)
+
+
+@pytest.mark.django_db
+def test_a_large_batch_is_sent_from_a_child_process_with_the_same_results(openai_server, monkeypatch):
+    monkeypatch.setattr(client_module, "SEND_IN_PROCESS_FROM", 5)
+    senders = []
+    monkeypatch.setattr(
+        client_module._SenderProcess, "start", spy(client_module._SenderProcess.start, senders)
+    )
+    settings = settings_for(openai_server, max_concurrency=4)
+    requests = [LLMRequest(key=("item", i), messages=PROMPT, params={"seed": i}) for i in range(12)]
+    seen: list = []
+    summary = complete_many_sync(
+        settings, requests, on_batch=lambda pairs: seen.extend((req.key, res.key) for req, res in pairs)
+    )
+    assert len(senders) == 1 and senders[0].process.pid != os.getpid()
+    assert sorted(seen) == [(("item", i), ("item", i)) for i in range(12)]  # each result with its request
+    assert summary.sent == 12 and openai_server.request_count == 12
+    assert LLMCall.objects.count() == 12  # cache rows written by this process, the parent
+    openai_server.latency_ms = 50
+    stopped: list = []
+    fresh = [LLMRequest(key=i, messages=PROMPT, params={"seed": 100 + i}) for i in range(40)]
+    summary = complete_many_sync(
+        settings, fresh, lambda req, res: stopped.append(res.key) or len(stopped) < 2
+    )
+    assert summary.stopped and len(stopped) == 2 and openai_server.request_count < 12 + 40
+
+
+def spy(method, calls: list):
+    def recording(self):
+        calls.append(self)
+        return method(self)
+
+    return recording
+
+
+def test_the_child_process_stops_sending_when_its_parent_dies(openai_server):
+    """A worker killed mid-batch must leave no sender behind that keeps paying for calls nobody records."""
+    openai_server.latency_ms = 50
+    settings = settings_for(openai_server, max_concurrency=2)
+    requests = [LLMRequest(key=i, messages=PROMPT, params={"seed": i}) for i in range(200)]
+
+    def parent() -> None:  # stands in for the worker: starts the sender, then waits to be killed
+        sender = client_module._SenderProcess(settings, requests)
+        sender.start()
+        time.sleep(60)
+
+    worker = multiprocessing.get_context("fork").Process(target=parent)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while openai_server.request_count < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    time.sleep(0.5)  # the child notices within its stop poll (50 ms); in-flight answers may still land
+    after_kill = openai_server.request_count
+    time.sleep(1.0)
+    assert 6 <= after_kill < 200 and openai_server.request_count == after_kill
