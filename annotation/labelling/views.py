@@ -76,22 +76,28 @@ def labelling_overview(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
+def _run_form_invalid(request: HttpRequest, project, *, form, refine_form) -> HttpResponse:
+    """The labelling page again with the posted form's errors (or the missing codebook), answered 400."""
+    posted = refine_form if refine_form.is_bound else form
+    if project.codebook is None:
+        posted.add_error(None, "Write the codebook first: the LLM labels with the codebook humans read.")
+    context = {
+        "project": project,
+        "role": Role.LEAD,
+        "form": form,
+        "refine_form": refine_form,
+        **_labelling_context(project),
+    }
+    return render(request, "annotation/labelling_overview.html", context, status=400)
+
+
 @require_POST
 @login_required
 def labelling_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     form = LabellingRunForm(request.POST, project=project)
     if not form.is_valid() or project.codebook is None:
-        if project.codebook is None:
-            form.add_error(None, "Write the codebook first: the LLM labels with the codebook humans read.")
-        context = {
-            "project": project,
-            "role": Role.LEAD,
-            "form": form,
-            "refine_form": RefineRunForm(project=project),
-            **_labelling_context(project),
-        }
-        return render(request, "annotation/labelling_overview.html", context, status=400)
+        return _run_form_invalid(request, project, form=form, refine_form=RefineRunForm(project=project))
     data = form.cleaned_data
     run = services.labelling_run_start(
         project=project,
@@ -113,16 +119,7 @@ def refine_run_start(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project(request, project_id)
     form = RefineRunForm(request.POST, project=project)
     if not form.is_valid() or project.codebook is None:
-        if project.codebook is None:
-            form.add_error(None, "Write the codebook first: the LLM labels with the codebook humans read.")
-        context = {
-            "project": project,
-            "role": Role.LEAD,
-            "form": LabellingRunForm(project=project),
-            "refine_form": form,
-            **_labelling_context(project),
-        }
-        return render(request, "annotation/labelling_overview.html", context, status=400)
+        return _run_form_invalid(request, project, form=LabellingRunForm(project=project), refine_form=form)
     data = form.cleaned_data
     run = refine.refine_run_start(
         project=project,

@@ -257,3 +257,24 @@ def test_resuming_a_run_sends_it_to_a_worker_again(
     assert response.status_code == 302
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED and run.done == 4  # the eager "worker" finished it
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("annotation:labelling_run_start", {"method": "offline", "samples_per_item": 1, "temperature": 0}),
+        ("annotation:refine_run_start", {"method": "offline", "max_passes": 2, "demos_per_class": 2}),
+    ],
+)
+def test_a_run_without_a_codebook_is_refused_on_the_labelling_page_with_both_forms(
+    lead_client, lead, name, data
+):
+    from synthstudio.models import Membership, Project, Role
+
+    bare = Project.objects.create(name="No codebook yet", created_by=lead)
+    Membership.objects.create(project=bare, user=lead, role=Role.LEAD)
+    response = lead_client.post(reverse(name, args=[bare.id]), data)
+    assert response.status_code == 400
+    assert "Write the codebook first" in response.content.decode()
+    assert {"form", "refine_form"} <= set(response.context.keys())
+    assert not LabellingRun.objects.filter(project=bare).exists()
