@@ -50,6 +50,16 @@ def _sessions_cache_in_tmp(django_test_environment, tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_cache():
+    """Each test starts with an empty per-process cache: rolled-back tests reuse row ids, so a value cached under
+    a project's id (gold rate, label aggregation, rounds waiting for answers) would leak into the next test."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    yield
+
+
 def make_user(username: str, **extra):
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
 
