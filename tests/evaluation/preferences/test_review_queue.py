@@ -198,15 +198,25 @@ def test_the_label_answer_post_makes_no_query_for_pairs(project, lead, samples):
 def test_the_label_answer_post_makes_no_more_queries_than_before_pairs_joined_the_queue(
     project, annotator, samples, generated_pairs, django_assert_max_num_queries
 ):
+    """The steady-state answer: a first answer warms the per-process caches the answer path reads (gold rate,
+    label aggregation, rounds waiting for answers — each re-read at most every 10 s), the second is counted."""
     review.review_gold_rate_set(project=project, gold_rate=0.0)
     review.review_tasks_create(
         project=project,
-        samples_with_reasons=[(samples[0], "test", 1.0)],
+        samples_with_reasons=[(samples[0], "test", 1.0), (samples[1], "test", 0.5)],
         kind=TaskKind.ROUTED,
         required_answers=1,
     )
     client = client_as(annotator)
+    warm_up = review.review_next(project=project, annotator=annotator)
+    response = client.post(
+        reverse("annotation:review_answer", args=[project.id, warm_up.pk]),
+        {"label": "positive", "submission_id": "warm-up"},
+        **HTMX,
+    )
+    assert response.status_code == 200
     assignment = review.review_next(project=project, annotator=annotator)
+    assert assignment is not None and assignment.pk != warm_up.pk
     url = reverse("annotation:review_answer", args=[project.id, assignment.pk])
     with django_assert_max_num_queries(ANSWER_POST_QUERIES_BEFORE_PAIRS):
         response = client.post(url, {"label": "positive", "submission_id": "only-one"}, **HTMX)
