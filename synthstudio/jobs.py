@@ -251,9 +251,11 @@ def run_job(task: Task, queryset: QuerySet, job_id: int, execute: Callable[[Any]
         if heartbeat is not None:
             heartbeat.stop()
     # Services record their own errors as f"{type(error).__name__}: …": one that caught the soft limit says why.
-    mine.filter(status=JobStatus.FAILED, error__contains=SoftTimeLimitExceeded.__name__).update(
-        error=time_limit_reason(soft_limit or 0)
-    )
+    # By id, not lease: the row's words must be right even if the lease changed hands meanwhile (seen once under
+    # load on PostgreSQL: the run failed with the bare exception name).
+    model.objects.filter(
+        pk=job_id, status=JobStatus.FAILED, error__startswith=f"{SoftTimeLimitExceeded.__name__}:"
+    ).update(error=time_limit_reason(soft_limit or 0))
     mine.filter(status=JobStatus.RUNNING).update(
         status=JobStatus.FAILED, finished_at=timezone.now(),
         error="The worker returned without finishing the job (a bug); Retry starts it again.",
