@@ -121,7 +121,7 @@ def lease_holder_name() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"[:255]
 
 
-def _process_alive_here(holder: str) -> bool:
+def process_alive_here(holder: str) -> bool:
     """True when `holder` names a live process on this host (False when it is elsewhere: we cannot tell)."""
     pid_text, _, host = holder.partition("@")
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -155,7 +155,7 @@ def _lease_is_live(kind: JobKind, row: dict, now: datetime) -> bool:
     silent = (now - last).total_seconds()
     if silent < settings.JOB_STALL_SECONDS:
         return True
-    return silent < kind.hard_limit + settings.JOB_STALL_SECONDS and _process_alive_here(row["lease_holder"])
+    return silent < kind.hard_limit + settings.JOB_STALL_SECONDS and process_alive_here(row["lease_holder"])
 
 
 LEASE_FIELDS = ("pk", "status", "lease_holder", "attempts", "heartbeat_at", "started_at", "created_at")

@@ -591,13 +591,34 @@ def run_execute(*, run_id: int) -> GenerationRun:
     if run.status != JobStatus.RUNNING or run.lease != execution.lease:
         return run  # cancelled, or another execution owns it now
     counters = execution.counters
-    if execution.give_up:
+    run_finish(
+        run,
+        failure=f"The endpoint could not be reached after retries: {execution.last_transport_error}"
+        if execution.give_up
+        else "",
+        done=counters.done,
+        samples_created=counters.samples_created,
+        failed=counters.failed,
+        garbage=counters.garbage,
+    )
+    return run
+
+
+def run_finish(
+    run: GenerationRun,
+    *,
+    failure: str,
+    done: int,
+    samples_created: int,
+    failed: int,
+    garbage: int,
+    where: str = "",
+) -> None:
+    """End a run that was sent (whole, or by its shards): failed with `failure` and what was kept, failed when
+    items are still pending, else succeeded with its counts."""
+    if failure:
         run.mark_finished(
-            JobStatus.FAILED,
-            error=(
-                f"The endpoint could not be reached after retries: {execution.last_transport_error} "
-                f"{counters.done} items finished and are kept; Resume retries the rest."
-            ),
+            JobStatus.FAILED, error=f"{failure} {done} items finished and are kept; Resume retries the rest."
         )
     elif GenerationItem.objects.filter(run=run, status=ItemStatus.PENDING).exists():
         run.mark_finished(
@@ -606,11 +627,10 @@ def run_execute(*, run_id: int) -> GenerationRun:
     else:
         run.mark_finished(
             JobStatus.SUCCEEDED,
-            message=f"{counters.samples_created} samples from {counters.done} requests"
-            + (f"; {counters.failed} failed ({counters.garbage} unusable answers)" if counters.failed else "")
+            message=f"{samples_created} samples from {done} requests{where}"
+            + (f"; {failed} failed ({garbage} unusable answers)" if failed else "")
             + ".",
         )
-    return run
 
 
 def run_is_stalled(run: GenerationRun) -> bool:

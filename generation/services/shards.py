@@ -30,8 +30,8 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from generation.models import GenerationItem, GenerationRun, GenerationShard, ItemStatus
-from synthstudio.jobs import ENDED, enqueue
+from generation.models import GenerationRun, GenerationShard
+from synthstudio.jobs import ENDED, enqueue, process_alive_here
 from synthstudio.models import JobStatus
 
 PROGRESS_FIELDS = (
@@ -138,9 +138,7 @@ def orphaned_shard(run: GenerationRun) -> GenerationShard | None:
 
 def holder_died_here(holder: str) -> bool:
     """Whether a lease holder (pid@host) names a process of this host that is gone."""
-    from synthstudio.jobs import _process_alive_here  # the one liveness check of leases (private there)
-
-    return holder.partition("@")[2] == socket.gethostname() and not _process_alive_here(holder)
+    return holder.partition("@")[2] == socket.gethostname() and not process_alive_here(holder)
 
 
 def finish_sharded_run(run: GenerationRun, lease: str) -> GenerationRun:
@@ -148,22 +146,16 @@ def finish_sharded_run(run: GenerationRun, lease: str) -> GenerationRun:
     run.refresh_from_db()
     if run.status != JobStatus.RUNNING or run.lease != lease:
         return run
+    from generation.services.runs import run_finish
+
     failed = list(GenerationShard.objects.filter(run=run, status=JobStatus.FAILED))
-    if failed:
-        run.mark_finished(
-            JobStatus.FAILED,
-            error="; ".join(f"{shard}: {shard.error}" for shard in failed)
-            + f". {run.done} items finished and are kept; Resume retries the rest.",
-        )
-    elif GenerationItem.objects.filter(run=run, status=ItemStatus.PENDING).exists():
-        run.mark_finished(
-            JobStatus.FAILED, error="The run stopped before every item was sent; Resume continues it."
-        )
-    else:
-        run.mark_finished(
-            JobStatus.SUCCEEDED,
-            message=f"{run.samples_created} samples from {run.done} requests on {run.shard_count} shards"
-            + (f"; {run.failed} failed ({run.garbage} unusable answers)" if run.failed else "")
-            + ".",
-        )
+    run_finish(
+        run,
+        failure="; ".join(f"{shard}: {shard.error}" for shard in failed) + "." if failed else "",
+        done=run.done,
+        samples_created=run.samples_created,
+        failed=run.failed,
+        garbage=run.garbage,
+        where=f" on {run.shard_count} shards",
+    )
     return run
