@@ -89,6 +89,13 @@ class ReviewTask(models.Model):
     # Slots taken: live reservations + answers. The review queue claims a slot with a conditional UPDATE
     # (claimed_count < required_answers), so an item never goes to more annotators than its overlap.
     claimed_count = models.PositiveIntegerField(default=0)
+    # The probability with which the routing policy picked this item in its batch (ALGORITHMS.md §8): 1 for a
+    # deterministic top-k pick, the recorded Poisson probability for an audit or estimation draw. Null for tasks
+    # routed before π was recorded (estimates say they lack an audit sample) and for kinds routing does not make.
+    inclusion_probability = models.FloatField(null=True, blank=True, editable=False)
+    # Drawn by the audit slice (or the quality-target calibration), i.e. with a known π < 1 over every candidate;
+    # never shown to annotators.
+    is_audit = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ReviewTaskQuerySet.as_manager()
@@ -386,6 +393,13 @@ class RoutingStrategy(models.TextChoices):
     VOTEK_TWO_STAGE = "votek_two_stage", "vote-k, two-stage (diverse + uncertain)"
     COANNOTATING = "coannotating", "CoAnnotating (entropy over prompt variants)"
     LEARNED = "learned", "Learned router (predicts LLM errors from reviews)"
+    ESTIMATION = "estimation", "Sample for estimation (confidence-driven, unbiased estimates)"
+    QUALITY_TARGET = "quality_target", "Quality target (certified error rate)"
+
+
+class CertifyScore(models.TextChoices):
+    LLM = "llm", "The LLM's uncertainty (1 − confidence)"
+    LEARNED = "learned", "The learned router's predicted error (cross-fitted)"
 
 
 class ColdStartStrategy(models.TextChoices):
@@ -422,6 +436,32 @@ class RoutingPolicy(models.Model):
     )
     is_active = models.BooleanField(
         default=True, help_text="Route the next batch automatically as answers arrive."
+    )
+    audit_share = models.FloatField(
+        default=0.1,
+        help_text="Share of each batch drawn at random with a recorded probability (0–0.5), so that estimates "
+        "stay unbiased whatever the strategy. 0 turns the audit slice off.",
+    )
+    target_error = models.FloatField(
+        default=0.05, help_text="Quality target: the largest share of wrong final labels allowed (ε)."
+    )
+    target_confidence = models.FloatField(
+        default=0.95, help_text="Quality target: the probability with which the error stays below ε (1 − α)."
+    )
+    calibration_size = models.PositiveIntegerField(
+        default=300, help_text="Quality target: human answers drawn at random before the threshold is set."
+    )
+    certify_score = models.CharField(
+        max_length=10,
+        choices=CertifyScore.choices,
+        default=CertifyScore.LLM,
+        help_text="Quality target: which uncertainty ranks the items.",
+    )
+    quality_state = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Quality target: the phase and what the bound needs (draws, probabilities, threshold).",
     )
     next_batch_queued_at = models.DateTimeField(
         null=True,
@@ -467,3 +507,50 @@ class RoutingPolicy(models.Model):
         if self.budget_kind == BudgetKind.COUNT:
             return min(self.budget_count, sample_count)
         return min(sample_count, int(round(self.budget_share * sample_count)))
+
+
+class LabelCertificate(models.Model):
+    """A PAC-labelling certificate (ALGORITHMS.md §8): with probability ≥ confidence, at most `epsilon` of the
+    project's final labels are wrong, given that the reviewers are right. Written when a quality-target policy
+    has its calibration answers; `labels_digest` fingerprints the samples and final labels it speaks for, so a
+    later change marks it stale."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_certificates")
+    created_at = models.DateTimeField(auto_now_add=True)
+    epsilon = models.FloatField()
+    confidence = models.FloatField(help_text="1 − α.")
+    score = models.CharField(max_length=10, choices=CertifyScore.choices, default=CertifyScore.LLM)
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="Humans label items with uncertainty ≥ this."
+    )
+    upper_bound = models.FloatField(help_text="The (1 − α) upper bound on the error of the kept LLM labels.")
+    estimated_error = models.FloatField()
+    error_ci_low = models.FloatField()
+    error_ci_high = models.FloatField()
+    item_count = models.PositiveIntegerField()
+    human_count = models.PositiveIntegerField(
+        help_text="Items a human labelled (calibration + above threshold)."
+    )
+    calibration_count = models.PositiveIntegerField()
+    reviewer_agreement = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Measured reviewer agreement beside the 'reviewers are right' assumption.",
+    )
+    labels_digest = models.CharField(max_length=64)
+    is_offline = models.BooleanField(default=False, help_text="LLM labels came from an offline stand-in.")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["project", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"certificate of {self.project} (ε={self.epsilon:g})"
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
+
+    @property
+    def human_share(self) -> float:
+        return self.human_count / self.item_count if self.item_count else 0.0

@@ -201,6 +201,12 @@ class Snapshot(models.Model):
         default=True,
         help_text="False while a worker writes its rows; such a snapshot is never listed or exported.",
     )
+    certificate = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The project's label certificate when the snapshot was made, with 'stale' true when the "
+        "snapshot's labels are not the ones it certified; {} without one.",
+    )
 
     objects = SnapshotQuerySet.as_manager()
 
