@@ -11,3 +11,8 @@ class AnnotationConfig(AppConfig):
         from synthstudio.services import samples_imported
 
         samples_imported.connect(signals_run_after_import, dispatch_uid="annotation.signals_run_after_import")
+        # generation cannot import this app either: its automatic rounds ask these steps to label and route
+        from annotation.round_steps import AnnotationRoundSteps
+        from generation.services.rounds_loop import round_steps_register
+
+        round_steps_register(AnnotationRoundSteps())

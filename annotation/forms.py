@@ -65,6 +65,9 @@ class LabellingRunForm(forms.Form):
         return data
 
 
+QUALITY_TARGET_FIELDS = ("target_error", "target_confidence", "calibration_size", "certify_score")
+
+
 class RoutingPolicyForm(forms.ModelForm):
     class Meta:
         model = RoutingPolicy
@@ -77,8 +80,63 @@ class RoutingPolicyForm(forms.ModelForm):
             "annotators_per_item",
             "cold_start_size",
             "cold_start_strategy",
+            "audit_share",
             "is_active",
+            *QUALITY_TARGET_FIELDS,
         ]
+        help_texts = {
+            "strategy": "“Sample for estimation” makes each batch a random draw, likelier where the LLM is unsure, "
+            "with recorded probabilities: for unbiased estimates rather than for catching errors.",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # a form posted without the field (an older page, a script) keeps the policy's audit share
+        self.fields["audit_share"].required = False
+        for name in QUALITY_TARGET_FIELDS:  # likewise the quality target's settings
+            self.fields[name].required = False
+
+    @property
+    def general_fields(self) -> list:
+        return [field for field in self if field.name not in QUALITY_TARGET_FIELDS]
+
+    @property
+    def quality_target_fields(self) -> list:
+        """Shown in their own fieldset: only the quality-target strategy reads them."""
+        return [field for field in self if field.name in QUALITY_TARGET_FIELDS]
+
+    def _kept_when_missing(self, name: str):
+        value = self.cleaned_data.get(name)
+        return getattr(self.instance, name) if value in (None, "") else value
+
+    def clean_certify_score(self) -> str:
+        return self._kept_when_missing("certify_score")
+
+    def clean_target_error(self) -> float:
+        value = self._kept_when_missing("target_error")
+        if not 0.0 < value < 1.0:
+            raise forms.ValidationError("A target error is a share above 0 and below 1 (0.05 = 5 %).")
+        return value
+
+    def clean_target_confidence(self) -> float:
+        value = self._kept_when_missing("target_confidence")
+        if not 0.5 <= value < 1.0:
+            raise forms.ValidationError("A confidence is at least 0.5 and below 1 (0.95 = 95 %).")
+        return value
+
+    def clean_calibration_size(self) -> int:
+        value = self._kept_when_missing("calibration_size")
+        if value < 10:
+            raise forms.ValidationError("Draw at least 10 calibration items (a few hundred certify more).")
+        return value
+
+    def clean_audit_share(self) -> float:
+        share = self.cleaned_data.get("audit_share")
+        if share is None:
+            return self.instance.audit_share
+        if not 0.0 <= share <= 0.5:
+            raise forms.ValidationError("An audit share is between 0 (off) and 0.5 (half of each batch).")
+        return share
 
     def clean_budget_share(self) -> float:
         share = self.cleaned_data["budget_share"]

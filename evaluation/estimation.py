@@ -112,10 +112,21 @@ def poisson_sample(pi: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
 
 
 def cdi_estimate(
-    f: np.ndarray, *, sampled: np.ndarray, y_sampled: np.ndarray, pi: np.ndarray, alpha: float
+    f: np.ndarray,
+    *,
+    sampled: np.ndarray,
+    y_sampled: np.ndarray,
+    pi: np.ndarray,
+    alpha: float,
+    covariates: np.ndarray | None = None,
 ) -> Estimate:
     """CDI point estimate and normal interval for a Poisson sample (`sampled` indices with human answers
-    `y_sampled`, inclusion probabilities `pi` for every item, predictions `f` for every item)."""
+    `y_sampled`, inclusion probabilities `pi` for every item, predictions `f` for every item).
+
+    `covariates` (n, k), optional: further per-item predictions of y known for every item (e.g. a learned
+    P(LLM wrong) fitted on an earlier batch, never on this sample's labels); the guess becomes
+    g = a + λ f + Σ β_j c_j, all coefficients power-tuned by the same weighted least squares. A useless
+    covariate costs one degree of freedom, nothing more."""
     f = np.asarray(f, dtype=np.float64)
     pi = np.asarray(pi, dtype=np.float64)
     sampled = np.asarray(sampled, dtype=np.int64)
@@ -127,15 +138,21 @@ def cdi_estimate(
     if np.any(pi[sampled] <= 0):
         raise ValueError("a sampled item has inclusion probability 0")
     n = f.size
-    f_s, pi_s = f[sampled], pi[sampled]
+    columns = [np.ones(n), f]
+    if covariates is not None:
+        extra = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
+        columns += list(extra.T)
+    full_design = np.column_stack(columns)
+    pi_s = pi[sampled]
     weight = (1 - pi_s) / pi_s**2
-    design = np.column_stack([np.ones_like(f_s), f_s])
+    design = full_design[sampled]
     gram = design.T @ (weight[:, None] * design)
     if np.all(weight <= 0) or np.linalg.matrix_rank(gram) < 2:
-        intercept, slope = 0.0, 1.0
+        coefficients = np.zeros(full_design.shape[1])
+        coefficients[1] = 1.0
     else:
-        intercept, slope = np.linalg.lstsq(gram, design.T @ (weight * y_sampled), rcond=None)[0]
-    guess = intercept + slope * f
+        coefficients = np.linalg.lstsq(gram, design.T @ (weight * y_sampled), rcond=None)[0]
+    guess = full_design @ coefficients
     residual = y_sampled - guess[sampled]
     point = (float(guess.sum()) + float(np.sum(residual / pi_s))) / n
     variance = float(np.sum(residual**2 * (1 - pi_s) / pi_s**2)) / n**2

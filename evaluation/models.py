@@ -152,11 +152,24 @@ class MetricsRefresh(BackgroundJob):
     data_version = models.CharField(max_length=64)
 
 
+class SampleWeighting(models.TextChoices):
+    """Where the per-sample `weight` of a snapshot comes from (evaluation.curation.weights)."""
+
+    RULE = "rule", "Rule: human agreement share, else the LLM's confidence"
+    LEARNED = "learned", "Learned: held-out loss against the human-verified items"
+
+
 class CurationSettings(models.Model):
     """A project's current curation filter settings (see evaluation.curation.filters.FilterSettings)."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="curation_settings")
     filters = models.JSONField(default=dict, blank=True)
+    sample_weights = models.CharField(
+        max_length=20,
+        choices=SampleWeighting.choices,
+        default=SampleWeighting.RULE,
+        help_text="How snapshots (and so their exports) weight each sample.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
 

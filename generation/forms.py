@@ -190,6 +190,16 @@ class GenerationConfigForm(forms.Form):
     seed = forms.IntegerField(initial=0)
     target_count = forms.IntegerField(min_value=1, max_value=100000, initial=20, label="Requests per run")
     rounds = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    rounds_target_corrected_share = forms.FloatField(
+        required=False,  # empty (or a form posted without it): no target
+        min_value=0,
+        max_value=1,
+        initial=0.0,
+        label="Stop rounds below this corrected share",
+        help_text="With more than one round: the automatic rounds stop early once the share of a round's "
+        "reviewed samples that humans corrected falls below this (e.g. 0.05 for 5 %). 0: no target, run "
+        "every round (they still stop when a round adds no new correct sample).",
+    )
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -211,6 +221,9 @@ class GenerationConfigForm(forms.Form):
         if not isinstance(schema, dict):
             raise forms.ValidationError("The schema must be a JSON object.")
         return schema
+
+    def clean_rounds_target_corrected_share(self) -> float:
+        return self.cleaned_data["rounds_target_corrected_share"] or 0.0
 
     def clean_dimensions(self) -> list[dict]:
         return parse_dimensions(self.cleaned_data["dimensions"])
@@ -254,6 +267,19 @@ class RunStartForm(forms.Form):
     count = forms.IntegerField(
         min_value=1, max_value=100000, required=False, label="Requests (empty: the config's)"
     )
+    shards = forms.IntegerField(
+        min_value=1,
+        max_value=64,
+        initial=1,
+        required=False,  # a form posted without it: one worker
+        label="Spread over N workers",
+        help_text="Each worker sends 1/N of the items with 1/N of the endpoint's concurrency; the endpoint's "
+        "RPM/TPM limits hold for all of them together (one shared budget). At most the endpoint's "
+        "concurrency; offline runs use one worker.",
+    )
+
+    def clean_shards(self) -> int:
+        return self.cleaned_data["shards"] or 1
 
 
 class NextRoundForm(forms.Form):

@@ -348,6 +348,21 @@ class GenerationShard(BackgroundJob):
         return f"shard {self.number + 1} of run {self.run_id}"
 
 
+class EndpointRateLimit(models.Model):
+    """An endpoint's RPM/TPM budget shared by every worker that sends to it (all shards, all runs): the
+    blocks of requests and tokens taken in the last window, each [taken at (Unix seconds), requests,
+    tokens]. Updated by compare-and-set on `version` (generation.rate_limit)."""
+
+    endpoint = models.OneToOneField(
+        LLMEndpoint, on_delete=models.CASCADE, primary_key=True, related_name="rate_limit"
+    )
+    blocks = models.JSONField(default=list)
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rate limit of endpoint {self.endpoint_id}"
+
+
 class ProposalStatus(models.TextChoices):
     PENDING = "pending", "Waiting for review"
     ACCEPTED = "accepted", "Accepted"

@@ -213,8 +213,10 @@ def run_start(request: HttpRequest, project_id: int, config_id: int) -> HttpResp
     config = _config_for(project, config_id)
     form = RunStartForm(request.POST)
     count = form.cleaned_data.get("count") if form.is_valid() else None
-    run = run_services.run_start(config=config, user=request.user, count=count)
-    messages.success(request, f"Run {run.pk} queued ({run.total} requests).")
+    shards = form.cleaned_data["shards"] if form.is_valid() else 1
+    run = run_services.run_start(config=config, user=request.user, count=count, shards=shards)
+    spread = f" over {run.shard_count} workers" if run.shard_count > 1 else ""
+    messages.success(request, f"Run {run.pk} queued ({run.total} requests{spread}).")
     return redirect("generation:run_detail", project_id=project.id, run_id=run.pk)
 
 

@@ -114,6 +114,16 @@ class VoteKGreedy:
         # −∞ + finite stays −∞, so selected and vote-less items stay unpickable
 
 
+def earlier_rows(already_selected: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
+    """The distinct rows of `already_selected` (earlier batches' picks), checked to lie in range(n)."""
+    if already_selected is None:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.unique(np.asarray(already_selected, dtype=np.int64))
+    if rows.size and (rows[0] < 0 or rows[-1] >= n):
+        raise ValueError(f"already_selected rows must lie in range({n})")
+    return rows
+
+
 def votek_select(
     embeddings: np.ndarray,
     budget: int,
@@ -121,19 +131,28 @@ def votek_select(
     k: int = VOTEK_K,
     rho: float = VOTEK_RHO,
     graph: VoteGraph | None = None,
+    already_selected: np.ndarray | Sequence[int] | None = None,
 ) -> np.ndarray:
     """Vote-k selective annotation (Su et al., ICLR 2023), one stage: greedy over the mean-centred cosine kNN
     graph (k = 150, ρ = 10). Ties go to the lower index. Returns fewer than `budget` indices only when no
     unselected item has a voter left. Pass a prebuilt `graph` to reuse it across calls.
+
+    `already_selected` (rows picked in earlier batches, e.g. by routing's cold start) count as selected before
+    the first new pick, so their neighbours' votes are already discounted by ρ^(−cov) and they stop voting: the
+    greedy goes on where the last batch stopped instead of re-picking the same dense region's next-best items.
+    Only new rows are returned, never an earlier pick.
     """
     graph = graph or VoteGraph.from_embeddings(embeddings, k=k)
     greedy = VoteKGreedy(graph, rho=rho)
-    for _ in range(max(0, min(budget, graph.n))):
+    earlier = earlier_rows(already_selected, graph.n)
+    for item in earlier:
+        greedy.select(int(item))
+    for _ in range(max(0, min(budget, graph.n - earlier.size))):
         item = greedy.best()
         if item < 0:
             break
         greedy.select(item)
-    return np.asarray(greedy.order, dtype=np.int64)
+    return np.asarray(greedy.order[earlier.size :], dtype=np.int64)
 
 
 def votek_two_stage_select(
@@ -145,6 +164,7 @@ def votek_two_stage_select(
     rho: float = VOTEK_RHO,
     graph: VoteGraph | None = None,
     first_stage: Sequence[int] | None = None,
+    already_selected: np.ndarray | Sequence[int] | None = None,
 ) -> np.ndarray:
     """Two-stage vote-k: the first M // 10 items by the graph greedy (pass `first_stage` if they were already
     picked — the model's confidence is usually computed with them as demos); then the remaining pool sorted by
@@ -152,8 +172,28 @@ def votek_two_stage_select(
     buckets, and from each bucket (least confident first) the item with the best current vote-k score. Every
     pick updates the greedy coverage, as in stage one. A bucket whose items nobody votes for gives its least
     confident item.
+
+    With `already_selected` (earlier batches' picks, which humans have labelled) those are the first stage and
+    all `budget` new picks come from the confidence buckets, the greedy coverage counting the earlier picks;
+    only new rows are returned. `confidence` is whatever the caller has per row; routing passes the current LLM
+    label's top probability, which is the paper's "confidence of the in-context model" only when the labels
+    were made with the human-verified items as demos.
     """
     graph = graph or VoteGraph.from_embeddings(embeddings, k=k)
+    earlier = earlier_rows(already_selected, graph.n)
+    if earlier.size:
+        if first_stage is not None:
+            raise ValueError("pass first_stage or already_selected, not both")
+        picks = votek_two_stage_select(
+            embeddings,
+            confidence,
+            budget + earlier.size,
+            k=k,
+            rho=rho,
+            graph=graph,
+            first_stage=earlier.tolist(),
+        )
+        return np.asarray(picks[earlier.size :], dtype=np.int64)
     greedy = VoteKGreedy(graph, rho=rho)
     budget = max(0, min(budget, graph.n))
     if first_stage is None:

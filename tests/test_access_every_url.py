@@ -238,6 +238,7 @@ CASES: dict[str, Case] = {
     "evaluation:metrics_overview": lead(GET),
     "evaluation:metrics_agreement": lead(GET),
     "evaluation:metrics_diversity": lead(GET),
+    "evaluation:metrics_estimates": lead(GET),
     "evaluation:metrics_benchmark": lead(GET),
     "evaluation:benchmark_start": lead(POST, status=302),
     "evaluation:benchmark_detail": lead(GET, run_id="benchmark_run"),

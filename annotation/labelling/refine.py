@@ -2,7 +2,7 @@
 Human-Free Active Learning in the Era of LLMs", survey §3.2.2).
 
 Each pass:
-1. the student (evaluation.curation.student, through label_issues.project_refinement) trains on the current
+1. the student (synthstudio.student, through annotation.labelling.student_pass) trains on the current
    final labels and FreeAL's loss split marks the LLM-labelled items clean or noisy (human-verified items
    are never noisy and never re-labelled);
 2. demos are picked from the clean set as the paper does: k-means over each class's clean items the student
@@ -32,14 +32,14 @@ from annotation.labelling.services import (
     codebook_spec,
     llm_annotations_record,
 )
+from annotation.labelling.student_pass import ProjectRefinement, project_refinement
 from annotation.models import LabellingRun, LabellingRunKind
 from annotation.routing.signals import signals_run_after_new_labels
 from annotation.tasks import labelling_run_task
-from evaluation.curation.label_issues import ProjectRefinement, project_refinement
-from evaluation.curation.student import class_medoids
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue
 from synthstudio.models import FinalSource, JobStatus, LabelMethod, Project, Sample
+from synthstudio.student import class_medoids
 
 logger = logging.getLogger(__name__)
 

@@ -3,23 +3,31 @@ stale, and its plain-words statement. Written by annotation.routing.quality_targ
 snapshots, dataset cards and exports (one function each, so every place says the same thing).
 
 A certificate speaks for the project's samples and their final labels at the time it was written:
-`final_labels_digest` hashes (sample id, text, final label) of every sample in id order, so adding, removing or
-editing a sample, or any change of a final label, gives another digest and the certificate is stale.
+`final_labels_digest` hashes (sample id, text, final label) of every sample in id order — the text a snapshot
+writes, i.e. an accepted text correction where there is one — so adding, removing or editing a sample,
+accepting a correction, or any change of a final label gives another digest and the certificate is stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from annotation.models import LabelCertificate
+from annotation.models import CorrectionStatus, LabelCertificate, SampleTextVersion
 from synthstudio.models import Project, Sample
 
 
 def final_labels_digest(*, project: Project) -> str:
-    """SHA-256 over (id, text, final label) of the project's samples, in id order."""
+    """SHA-256 over (id, text, final label) of the project's samples, in id order; the text is the accepted
+    correction where a lead accepted one."""
+    corrected = dict(
+        SampleTextVersion.objects.filter(
+            sample__project=project, status=CorrectionStatus.ACCEPTED
+        ).values_list("sample_id", "text")
+    )
     digest = hashlib.sha256()
     rows = Sample.objects.filter(project=project).order_by("id").values_list("id", "text", "final_label")
     for sample_id, text, final_label in rows.iterator(chunk_size=5000):
+        text = corrected.get(sample_id, text)
         digest.update(f"{sample_id}\x1f{final_label}\x1f".encode())
         digest.update(hashlib.sha256(text.encode()).digest())
     return digest.hexdigest()
@@ -43,6 +51,11 @@ def certificate_statement(data: dict) -> str:
         f"[{data['error_ci_low']:.1%}, {data['error_ci_high']:.1%}]; humans labelled {data['human_share']:.1%} "
         f"of {data['item_count']} items. Assumes the reviewers' answers are right."
     )
+    held = data.get("snapshot_item_count")
+    if held is not None and held != data["item_count"]:
+        statement += f" Certified over the project's {data['item_count']} items; this snapshot holds " + (
+            f"{held} items." if data.get("stale") else f"{held} of them."
+        )
     if data.get("is_offline"):
         statement += " LLM labels came from the offline stand-in, not a real model."
     if data.get("stale"):
@@ -50,8 +63,12 @@ def certificate_statement(data: dict) -> str:
     return statement
 
 
-def certificate_as_dict(certificate: LabelCertificate, *, stale: bool) -> dict:
-    """What snapshots store and dataset cards and export metadata write (JSON-safe)."""
+def certificate_as_dict(
+    certificate: LabelCertificate, *, stale: bool, snapshot_item_count: int | None = None
+) -> dict:
+    """What snapshots store and dataset cards and export metadata write (JSON-safe). A snapshot passes how many
+    items it holds: the bound is over all of the project's final labels, and the statement says so when a
+    filtered snapshot holds fewer, instead of claiming the bound for the subset."""
     data = {
         "kind": "pac_labels",
         "created_at": certificate.created_at.isoformat(),
@@ -76,5 +93,7 @@ def certificate_as_dict(certificate: LabelCertificate, *, stale: bool) -> dict:
             "The calibration items were drawn with the recorded probabilities.",
         ],
     }
+    if snapshot_item_count is not None:
+        data["snapshot_item_count"] = snapshot_item_count
     data["statement"] = certificate_statement(data)
     return data

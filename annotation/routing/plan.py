@@ -2,16 +2,24 @@
 
 The strategies themselves are annotation.selection's (the learned router plans its own batches in
 annotation.router); this module applies one to the items still eligible (not routed yet, not verified by a
-human), cuts the batch, and writes the reason a reviewer and a lead see for each pick.
+human), cuts the batch, and writes the reason a lead sees for each pick (annotators never see it).
+
+Every pick carries the probability with which its policy picked it (ALGORITHMS.md §8): 1 for a deterministic
+top-k pick, size / candidates for a uniformly random one, the recorded Poisson π for a draw. Every batch keeps an
+audit slice (`plan_audit_slice`): before the strategy picks, `audit_share` of the batch (an expected count) is
+drawn by Poisson sampling over all candidates, π mixing uniform and the LLM's uncertainty; the strategy fills the
+rest of the batch from the candidates not drawn. The "sample for estimation" strategy (`plan_estimation_batch`)
+makes the whole batch such a draw. The sampling itself is annotation.routing.audit's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from annotation.routing import selection
+from annotation.routing import audit, selection
 
 UNCERTAINTY_REASON = {"least_confidence": "least confidence", "margin": "margin", "entropy": "entropy"}
 DIVERSITY_STRATEGIES = ("random", "kmeans", "votek")
@@ -22,6 +30,22 @@ class RoutingPick:
     index: int  # row of the arrays passed in
     priority: float  # higher is served first
     reason: str
+    inclusion_probability: float = 1.0  # π: 1 for a deterministic pick, the recorded probability for a draw
+    is_audit: bool = False  # drawn with a known π < 1 over every candidate (audit slice, estimation)
+
+
+# The audit slice's π: half spread evenly (every candidate's floor), half ∝ √(least confidence); the estimation
+# strategy leans harder on uncertainty, as evaluation's CDI benchmark does (uniform share 0.2). √ because for a
+# 0/1 error with probability u the variance-minimising π is ∝ √(u(1 − u)) ≈ √u where u is small.
+AUDIT_UNIFORM_SHARE = 0.5
+ESTIMATION_UNIFORM_SHARE = 0.2
+
+
+def _entropy_over(sources: Sequence[str] | None, row: int) -> str:
+    """CoAnnotating's reason names what produced the distribution: the paper's entropy is over prompt variants'
+    answers; over token logprobs or a verbalised confidence it is plain entropy, and the reason says so."""
+    source = sources[row] if sources is not None else ""
+    return f"entropy over {source}" if source else "entropy of the LLM's label distribution"
 
 
 def plan_routing_batch(
@@ -34,11 +58,17 @@ def plan_routing_batch(
     student_disagrees: np.ndarray | None = None,
     valid: np.ndarray | None = None,
     seed: int = 0,
+    already_selected: np.ndarray | None = None,
+    distribution_sources: Sequence[str] | None = None,
 ) -> list[RoutingPick]:
     """Pick up to `size` of `candidates` (row indices into `probs`/`embeddings`) by `strategy`.
 
     probs: (n, L) LLM distributions (rows of invalid answers may be anything; `valid` False marks them and
     they count as maximally uncertain). The learned strategy is annotation.router's own batch planner.
+    already_selected: rows humans already have (earlier batches' picks, verified items); k-means and vote-k
+    continue from them (annotation.routing.selection) instead of restarting from scratch.
+    distribution_sources: per row, what produced its distribution ("5 prompt variants", "token logprobs";
+    annotation.routing.provenance), named in CoAnnotating's reasons.
     Picks come most wanted first with descending priority.
     """
     candidates = np.asarray(candidates, dtype=np.int64)
@@ -78,7 +108,8 @@ def plan_routing_batch(
             RoutingPick(
                 int(candidates[i]),
                 float(scores[i]),
-                f"entropy over prompt variants {scores[i]:.2f}" + reason_suffix(candidates[i]),
+                f"{_entropy_over(distribution_sources, candidates[i])} {scores[i]:.2f}"
+                + reason_suffix(candidates[i]),
             )
             for i in human[:size]
         ]
@@ -88,25 +119,140 @@ def plan_routing_batch(
     elif strategy in ("kmeans", "votek", "votek_two_stage"):
         if embeddings is None:
             raise ValueError(f"the {strategy} strategy needs embeddings")
-        vectors = np.asarray(embeddings)[candidates]
+        # the earlier picks sit after the candidates, so the picks (candidates only) index `candidates` as before
+        earlier = np.setdiff1d(
+            np.asarray([] if already_selected is None else already_selected, np.int64), candidates
+        )
+        rows = np.concatenate([candidates, earlier])
+        carried = np.arange(len(candidates), len(rows))
+        vectors = np.asarray(embeddings)[rows]
+        k = min(selection.VOTEK_K, max(1, len(rows) - 1))
         if strategy == "kmeans":
-            order = selection.kmeans_select(vectors, size, seed=seed)
-            reason = "k-means: nearest to a cluster centre"
+            order = selection.kmeans_select(vectors, size, seed=seed, already_selected=carried)
+            reason = "k-means: nearest to " + (
+                "the centre of a cluster no earlier pick is in" if earlier.size else "a cluster centre"
+            )
         elif strategy == "votek":
-            order = selection.votek_select(
-                vectors, size, k=min(selection.VOTEK_K, max(1, len(candidates) - 1))
-            )
-            reason = "vote-k: representative of many items"
+            order = selection.votek_select(vectors, size, k=k, already_selected=carried)
+            reason = "vote-k: representative of many items" + (" not covered yet" if earlier.size else "")
         else:
-            confidence = pool.max(axis=1)
-            order = selection.votek_two_stage_select(
-                vectors, confidence, size, k=min(selection.VOTEK_K, max(1, len(candidates) - 1))
-            )
+            confidence = matrix[rows].max(axis=1)
+            order = selection.votek_two_stage_select(vectors, confidence, size, k=k, already_selected=carried)
             reason = "vote-k two-stage: representative and uncertain"
     else:
         raise ValueError(f"unknown routing strategy {strategy!r}")
     ranked = list(order)
+    # a uniformly random pick of `size` among the candidates; the diversity strategies are deterministic
+    inclusion = size / len(candidates) if strategy == "random" else 1.0
     return [
-        RoutingPick(int(candidates[i]), float(len(ranked) - rank), reason + reason_suffix(candidates[i]))
+        RoutingPick(
+            int(candidates[i]),
+            float(len(ranked) - rank),
+            reason + reason_suffix(candidates[i]),
+            inclusion_probability=inclusion,
+        )
         for rank, i in enumerate(ranked)
     ]
+
+
+def routing_uncertainty(probs: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """√(1 − max p) per row, the uncertainty the audit slice and the estimation strategy weight their draws by;
+    rows without a valid LLM label count as uniform (the most uncertain)."""
+    matrix = selection.as_probability_matrix(probs)
+    if valid is not None:
+        matrix = matrix.copy()
+        matrix[~np.asarray(valid, dtype=bool)] = 1.0 / matrix.shape[1]
+    return np.sqrt(selection.least_confidence(matrix))
+
+
+def _poisson_picks(
+    *,
+    uncertainty: np.ndarray,
+    candidates: np.ndarray,
+    expected: float,
+    room: int,
+    uniform_share: float,
+    seed: int | tuple[int, ...],
+    reason: str,
+) -> list[RoutingPick]:
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if expected <= 0 or room <= 0 or len(candidates) == 0:
+        return []
+    pi = audit.inclusion_probabilities(
+        np.asarray(uncertainty)[candidates], expected=expected, uniform_share=uniform_share
+    )
+    draw = audit.poisson_draw(pi, room=room, rng=np.random.default_rng(seed))
+    return [
+        RoutingPick(
+            int(candidates[i]),
+            float(p),
+            f"{reason} (π = {p:.2g})",
+            inclusion_probability=float(p),
+            is_audit=True,
+        )
+        for i, p in sorted(zip(draw.indices, draw.probabilities, strict=True), key=lambda pair: -pair[1])
+    ]
+
+
+def plan_audit_slice(
+    *,
+    probs: np.ndarray,
+    candidates: np.ndarray,
+    size: int,
+    audit_share: float,
+    room: int,
+    valid: np.ndarray | None = None,
+    seed: int | tuple[int, ...] = 0,
+) -> list[RoutingPick]:
+    """The audit slice of a batch of `size`: each candidate drawn independently with π_i, Σ π = audit_share · size,
+    half uniform and half ∝ `routing_uncertainty`, at most `room` kept (the batch size; see
+    annotation.routing.audit for the π recorded then). Drawn first, over every candidate, so the strategy cannot
+    shape it; the strategy fills the batch from the others. audit_share = 0 draws nothing."""
+    return _poisson_picks(
+        uncertainty=routing_uncertainty(probs, valid),
+        candidates=candidates,
+        expected=audit_share * size,
+        room=room,
+        uniform_share=AUDIT_UNIFORM_SHARE,
+        seed=seed,
+        reason="audit draw",
+    )
+
+
+def plan_estimation_batch(
+    *,
+    probs: np.ndarray,
+    candidates: np.ndarray,
+    size: int,
+    room: int,
+    valid: np.ndarray | None = None,
+    seed: int | tuple[int, ...] = 0,
+) -> list[RoutingPick]:
+    """The "sample for estimation" strategy (confidence-driven inference; Gligorić, Zrnic, Lee, Candès, Jurafsky,
+    NAACL 2025): the whole batch is a Poisson draw with Σ π = size, π ∝ √(1 − confidence) mixed with a uniform floor, so the
+    human answers give the narrowest unbiased intervals where the LLM's confidence is informative. The batch's
+    size varies around `size`; at most `room` are kept."""
+    return _poisson_picks(
+        uncertainty=routing_uncertainty(probs, valid),
+        candidates=candidates,
+        expected=float(size),
+        room=room,
+        uniform_share=ESTIMATION_UNIFORM_SHARE,
+        seed=seed,
+        reason="sampled for estimation",
+    )
+
+
+def merge_audit_picks(audit_picks: list[RoutingPick], picks: list[RoutingPick]) -> list[RoutingPick]:
+    """The batch: the strategy's picks in their order, the audit draws spread evenly among them with the priority of
+    the pick they stand beside, so the queue's order does not set them apart."""
+    if not picks or not audit_picks:
+        return [*picks, *audit_picks]
+    merged = list(picks)
+    step = len(picks) / len(audit_picks)
+    for number, pick in enumerate(audit_picks):
+        beside = picks[min(len(picks) - 1, int(number * step))]
+        merged.append(
+            RoutingPick(pick.index, beside.priority, pick.reason, pick.inclusion_probability, is_audit=True)
+        )
+    return merged

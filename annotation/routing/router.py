@@ -14,7 +14,9 @@ How the labelling service calls it (all arrays aligned by row, one row per sampl
         student_prob=...,     # (n,) float: signals.student_oof_probability(embeddings, llm labels)
         knn_agreement=...,    # (n,) float: signals.knn_label_agreement(embeddings, llm labels)
         text_length=...,      # (n,) int: len(sample.text)
-        conditions=None,      # optional (n, c) float: one-hot generation conditions (see one_hot_conditions)
+        conditions=None,      # optional (n, c) float: one-hot generation conditions and config (see
+                              #   one_hot_conditions; annotation.routing.provenance.router_conditions)
+        condition_names=None, # optional c names of those columns ("topic=sport", "config=Reviews v3")
         neighbours=None,      # optional (n, k) int: cosine_knn(embeddings, k)[0] — lets answers on similar
                               #   items inform each other ("neighbours were wrong")
         embeddings=None,      # optional (n, d) float: sentence embeddings; with reviewed_labels below, a
@@ -32,7 +34,9 @@ How the labelling service calls it (all arrays aligned by row, one row per sampl
     )
     batch.indices            # rows to route, best first
     batch.error_probability  # predicted P(LLM wrong) per routed row (the cold-start prior when batch.mode == "cold_start")
-    batch.reasons            # e.g. "predicted error 0.71; student disagrees with LLM; entropy 0.93"
+    batch.reasons            # e.g. "predicted error 0.71; student disagrees with LLM; entropy 0.93", and
+                             #   "condition topic=sport: LLM wrong on 7 of 9 reviewed" where that condition
+                             #   adds the most to the item's predicted error
     batch.mode               # "learned" or "cold_start"
 
 Measured on shared/data/routing/stance.csv (batches of 5%, budget 20%): see bench_routing and the report.
@@ -53,6 +57,11 @@ MIN_ANSWERS_PER_CLASS = 3
 # With more labels than this, per-label indicator features are too sparse for a few hundred answers and made
 # routing worse (BANKING77, 77 labels: error capture 0.60 with them, 0.64 without, at a 20% budget).
 MAX_LABELS_ONE_HOT = 10
+# A condition column is a feature only with at least this many reviewed items with the value and without it (a
+# coefficient fitted on one or two answers is noise), and at most MAX_CONDITION_COLUMNS of them (the most
+# balanced over the answers), so a topic tree with hundreds of values does not swamp a few hundred answers.
+MIN_CONDITION_ANSWERS = 3
+MAX_CONDITION_COLUMNS = 30
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class RouterItems:
     conditions: np.ndarray | None = None
     neighbours: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    condition_names: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.llm_label)
@@ -77,6 +87,17 @@ class RouterItems:
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(f"RouterItems.{name} has {len(value)} rows, llm_label has {n}")
+        if self.condition_names is not None:
+            columns = 0 if self.conditions is None else np.asarray(self.conditions).shape[1]
+            if len(self.condition_names) != columns:
+                raise ValueError(
+                    f"RouterItems has {len(self.condition_names)} condition names, {columns} columns"
+                )
+
+    def condition_name(self, column: int) -> str:
+        return (
+            str(self.condition_names[column]) if self.condition_names is not None else f"condition_{column}"
+        )
 
     @property
     def n(self) -> int:
@@ -150,13 +171,27 @@ def neighbour_error_rate(
     return (wrong_count + strength * prior) / (reviewed_count + strength)
 
 
+def usable_condition_columns(items: RouterItems, reviewed: np.ndarray) -> np.ndarray:
+    """The condition columns worth a coefficient: MIN_CONDITION_ANSWERS reviewed items with the value and as
+    many without it, at most MAX_CONDITION_COLUMNS (the most balanced first; ties: lower column)."""
+    if items.conditions is None or len(reviewed) == 0:
+        return np.zeros(0, dtype=np.int64)
+    on = (np.asarray(items.conditions)[np.asarray(reviewed, dtype=np.int64)] > 0).sum(axis=0)
+    balance = np.minimum(on, len(reviewed) - on)
+    usable = np.flatnonzero(balance >= MIN_CONDITION_ANSWERS)
+    usable = usable[np.argsort(-balance[usable], kind="stable")][:MAX_CONDITION_COLUMNS]
+    return np.sort(usable).astype(np.int64)
+
+
 def feature_matrix(
     items: RouterItems,
     *,
     neighbour_errors: np.ndarray | None = None,
     human_student_prob: np.ndarray | None = None,
+    condition_columns: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """The classifier's features per item and their names."""
+    """The classifier's features per item and their names; `condition_columns` limits the condition
+    columns used (default all)."""
     probs = np.asarray(items.probs, dtype=np.float64)
     n, n_labels = probs.shape
     columns: list[np.ndarray] = [
@@ -175,8 +210,9 @@ def feature_matrix(
         names += [f"llm_label={label}" for label in range(n_labels)]
     if items.conditions is not None:
         conditions = np.asarray(items.conditions, dtype=np.float64)
-        columns += list(conditions.T)
-        names += [f"condition_{c}" for c in range(conditions.shape[1])]
+        kept = range(conditions.shape[1]) if condition_columns is None else condition_columns
+        columns += [conditions[:, c] for c in kept]
+        names += [items.condition_name(int(c)) for c in kept]
     if neighbour_errors is not None:
         columns.append(neighbour_errors)
         names.append("neighbour_error_rate")
@@ -240,6 +276,9 @@ class ErrorPrediction:
     probability: np.ndarray
     mode: str
     human_student_prob: np.ndarray | None = None
+    # per item, the condition column (of items.conditions) that adds the most to its predicted error of all
+    # features, or −1 (learned mode with condition features only)
+    dominant_condition: np.ndarray | None = None
 
 
 def predict_error(
@@ -271,14 +310,34 @@ def predict_error(
         human_student = human_student_probability(
             items, reviewed=reviewed, reviewed_labels=np.asarray(reviewed_labels), seed=seed
         )
-    features, _ = feature_matrix(
+    condition_columns = usable_condition_columns(items, reviewed)
+    features, names = feature_matrix(
         items,
         neighbour_errors=neighbour_error_rate(items, reviewed, llm_was_wrong, prior=wrong / len(reviewed)),
         human_student_prob=human_student,
+        condition_columns=condition_columns,
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     model.fit(features[reviewed], llm_was_wrong)
-    return ErrorPrediction(model.predict_proba(features)[:, 1], "learned", human_student)
+    dominant = None
+    if condition_columns.size:
+        # each feature's share of the logit: coefficient × standardised value. The condition columns come
+        # right before neighbour_error_rate and the optional human_student_prob (feature_matrix's order).
+        scaler, classifier = model[0], model[-1]
+        contributions = (features - scaler.mean_) / scaler.scale_ * classifier.coef_[0]
+        first = len(names) - condition_columns.size - 1 - (human_student is not None)
+        # a condition speaks for an item only through a value it has: the absence of a "safe" value (a
+        # negative coefficient times a below-mean 0) is no reason to name that value
+        condition_block = contributions[:, first : first + condition_columns.size]
+        condition_block[features[:, first : first + condition_columns.size] <= 0] = -np.inf
+        strongest = contributions.argmax(axis=1)
+        offset = strongest - first
+        is_condition = (offset >= 0) & (offset < condition_columns.size)
+        is_condition &= contributions[np.arange(items.n), strongest] > 0
+        dominant = np.where(
+            is_condition, condition_columns[np.clip(offset, 0, condition_columns.size - 1)], -1
+        )
+    return ErrorPrediction(model.predict_proba(features)[:, 1], "learned", human_student, dominant)
 
 
 def routing_reason(
@@ -288,11 +347,14 @@ def routing_reason(
     error_probability: float,
     mode: str,
     human_student_prob: float | None = None,
+    condition_note: str | None = None,
 ) -> str:
     """Why one item was routed, for reviewers and leads."""
     parts = [
         f"predicted error {error_probability:.2f}" if mode == "learned" else "cold start: uncertainty ranking"
     ]
+    if condition_note:
+        parts.append(condition_note)
     if human_student_prob is not None and human_student_prob < 0.5:
         parts.append("model trained on reviewers' labels disagrees")
     if items.student_prob[index] < 0.5:
@@ -334,6 +396,7 @@ def route_next_batch(
             error_probability=float(error_probability[i]),
             mode=mode,
             human_student_prob=None if human is None else float(human[i]),
+            condition_note=_condition_note(items, prediction, int(i), reviewed, llm_was_wrong),
         )
         for i in chosen
     ]
@@ -343,4 +406,27 @@ def route_next_batch(
         reasons=reasons,
         mode=mode,
         details={"answers": len(reviewed), "llm_wrong_in_answers": int(np.sum(llm_was_wrong))},
+    )
+
+
+def _condition_note(
+    items: RouterItems,
+    prediction: ErrorPrediction,
+    index: int,
+    reviewed: np.ndarray,
+    llm_was_wrong: np.ndarray,
+) -> str | None:
+    """ "condition topic=sport: LLM wrong on 7 of 9 reviewed" when that condition adds the most to the item's
+    predicted error; None otherwise."""
+    if (
+        prediction.dominant_condition is None
+        or prediction.dominant_condition[index] < 0
+        or items.conditions is None
+    ):
+        return None
+    column = int(prediction.dominant_condition[index])
+    with_value = np.asarray(items.conditions)[reviewed, column] > 0
+    wrong = int(np.sum(np.asarray(llm_was_wrong, dtype=bool)[with_value]))
+    return (
+        f"condition {items.condition_name(column)}: LLM wrong on {wrong} of {int(with_value.sum())} reviewed"
     )

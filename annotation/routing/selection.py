@@ -5,7 +5,9 @@ indices, in selection order (first = most wanted), deterministic for a given see
 
 Two jobs:
 - cold start / demo selection (pick a small diverse, representative set): `random_select`, `kmeans_select`,
-  `votek_select`, `votek_two_stage_select` (vote-k is implemented in synthstudio.votek, shared with generation);
+  `votek_select`, `votek_two_stage_select` (vote-k's greedy is synthstudio.votek's, shared with generation);
+  each takes `already_selected`, the rows earlier batches picked, and continues from them instead of
+  restarting from scratch;
 - error routing (pick which LLM labels to check): `least_confidence_select`, `margin_select`,
   `entropy_select` (all via `rank_by_uncertainty`), `coannotating_allocate`; the learned router lives in
   `annotation.routing.router`.
@@ -26,6 +28,7 @@ from synthstudio.votek import (  # noqa: F401
     VOTEK_RHO,
     VoteGraph,
     VoteKGreedy,
+    earlier_rows,
     votek_select,
     votek_two_stage_select,
 )
@@ -133,22 +136,11 @@ def random_select(n: int, budget: int, *, seed: int = 0) -> np.ndarray:
 MINIBATCH_KMEANS_ABOVE = 10_000
 
 
-def kmeans_select(embeddings: np.ndarray, budget: int, *, seed: int = 0) -> np.ndarray:
-    """k-means with `budget` clusters, then for each cluster the member nearest its centroid.
-
-    Members only, so picks are distinct; clusters are visited largest first (ties: lower cluster id). An empty
-    cluster (possible with mini-batches) is replaced by the item nearest its centroid not yet picked.
-    """
+def kmeans_fit(x: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(assignment per row, centroids) of k-means with `clusters` clusters (mini-batches on large inputs)."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    x = np.asarray(embeddings, dtype=np.float32)
-    n = x.shape[0]
-    clusters = max(0, min(budget, n))
-    if clusters == 0:
-        return np.zeros(0, dtype=np.int64)
-    if clusters == n:
-        return np.arange(n, dtype=np.int64)
-    if n > MINIBATCH_KMEANS_ABOVE:
+    if x.shape[0] > MINIBATCH_KMEANS_ABOVE:
         batch_size = 4096
         model = MiniBatchKMeans(
             n_clusters=clusters,
@@ -161,9 +153,42 @@ def kmeans_select(embeddings: np.ndarray, budget: int, *, seed: int = 0) -> np.n
     else:
         model = KMeans(n_clusters=clusters, random_state=seed, n_init=1)
     assignment = model.fit_predict(x)
-    centroids = model.cluster_centers_.astype(np.float32)
-    # squared distance of every item to its own centroid, O(n·d)
+    return assignment, model.cluster_centers_.astype(np.float32)
+
+
+def kmeans_select(
+    embeddings: np.ndarray,
+    budget: int,
+    *,
+    seed: int = 0,
+    already_selected: np.ndarray | Sequence[int] | None = None,
+) -> np.ndarray:
+    """k-means with `budget` clusters, then for each cluster the member nearest its centroid.
+
+    Members only, so picks are distinct; clusters are visited largest first (ties: lower cluster id). An empty
+    cluster (possible with mini-batches) is replaced by the item nearest its centroid not yet picked.
+
+    `already_selected`: rows picked in earlier batches (humans have them already). Then k-means runs with
+    budget + len(already_selected) clusters, the clusters holding an earlier pick are skipped, and the new picks
+    are the medoids of the clusters not yet hit: a batch covers regions earlier batches left out instead of
+    restarting from scratch (a fresh k-means would put centres on the same dense regions again). Earlier picks
+    are never returned; the result holds at most `budget` new rows.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    n = x.shape[0]
+    earlier = earlier_rows(already_selected, n)
+    eligible = np.ones(n, dtype=bool)
+    eligible[earlier] = False
+    want = max(0, min(budget, int(eligible.sum())))
+    if want == 0:
+        return np.zeros(0, dtype=np.int64)
+    if want == int(eligible.sum()):
+        return np.flatnonzero(eligible).astype(np.int64)
+    clusters = min(n, want + earlier.size)
+    assignment, centroids = kmeans_fit(x, clusters, seed)
+    # squared distance of every item to its own centroid, O(n·d); earlier picks can never be a new medoid
     own_distance = ((x - centroids[assignment]) ** 2).sum(axis=1)
+    own_distance[~eligible] = np.inf
     # nearest member per cluster: sort by (cluster, distance, index) and take each cluster's first row
     order = np.lexsort((np.arange(n), own_distance, assignment))
     first_of_cluster = np.ones(n, dtype=bool)
@@ -171,14 +196,24 @@ def kmeans_select(embeddings: np.ndarray, budget: int, *, seed: int = 0) -> np.n
     medoid_of = np.full(clusters, -1, dtype=np.int64)
     medoid_of[assignment[order][first_of_cluster]] = order[first_of_cluster]
     sizes = np.bincount(assignment, minlength=clusters)
+    hit = np.zeros(clusters, dtype=bool)
+    hit[assignment[earlier]] = True
     picked: list[int] = []
-    taken = np.zeros(n, dtype=bool)
+    taken = ~eligible
+    # at most len(earlier) clusters are hit, so the clusters not hit are at least `want`
     for cluster in np.argsort(-sizes, kind="stable"):
+        if len(picked) == want:
+            break
+        if hit[cluster]:
+            continue
         item = int(medoid_of[cluster])
-        if item < 0:
+        if item < 0 or taken[item]:
             distances = ((x - centroids[cluster]) ** 2).sum(axis=1)
             distances[taken] = np.inf
             item = int(np.argmin(distances))
         picked.append(item)
         taken[item] = True
     return np.asarray(picked, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- cold start: vote-k, carrying earlier picks

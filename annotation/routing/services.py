@@ -27,7 +27,14 @@ from django.utils import timezone
 from annotation.models import ReviewTask, RoutingPolicy, RoutingStrategy, SampleSignals, TaskKind
 from annotation.routing import router
 from annotation.routing import sample_signals as signal_core
-from annotation.routing.plan import RoutingPick, plan_routing_batch
+from annotation.routing.plan import (
+    RoutingPick,
+    merge_audit_picks,
+    plan_audit_slice,
+    plan_estimation_batch,
+    plan_routing_batch,
+)
+from annotation.routing.provenance import distribution_sources, router_conditions
 from annotation.routing.signals import ProjectLabels, project_labels
 from annotation.tasks import routing_next_batch_task
 from synthstudio.jobs import enqueue
@@ -59,6 +66,8 @@ class RoutingPreviewRow:
     kind: str
     llm_label: str
     offline: bool = False
+    inclusion_probability: float | None = 1.0  # π with which the policy picked it (ALGORITHMS.md §8)
+    is_audit: bool = False  # a Poisson draw (audit slice, estimation): the lead sees it, annotators never do
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,10 @@ def routing_route_next_batch(*, project: Project, only_when_answered: bool = Fal
             RoutingPolicy.objects.filter(pk=policy.pk).update(next_batch_queued_at=None)
         if only_when_answered and (not policy.is_active or _open_routed_tasks(project).exists()):
             return []
+        if policy.strategy == RoutingStrategy.QUALITY_TARGET:  # phases of its own, not capped by the budget
+            from annotation.routing.quality_target import quality_target_route
+
+            return quality_target_route(project=project, policy=policy)
         rows, _ = _plan_next_batch(project=project, policy=policy)
         if not rows:
             return []
@@ -115,6 +128,8 @@ def routing_route_next_batch(*, project: Project, only_when_answered: bool = Fal
                     strategy=policy.strategy if row.kind == TaskKind.ROUTED else policy.cold_start_strategy,
                     batch=batch,
                     required_answers=policy.annotators_per_item,
+                    inclusion_probability=row.inclusion_probability,
+                    is_audit=row.is_audit,
                 )
                 for row in rows
             ]
@@ -150,13 +165,17 @@ def routing_next_batch_enqueue(*, project: Project) -> bool:
     A second queuing is harmless: the task routes only while no routed item is open, checked under a lock."""
     policy = (
         RoutingPolicy.objects.filter(project=project, is_active=True)
+        .defer("quality_state")  # the quality target's calibration state: large, not needed here
         .annotate(
             routed=_count_of(ReviewTask.objects.filter(project=OuterRef("project"), kind__in=ROUTED_KINDS)),
             sample_count=_count_of(Sample.objects.filter(project=OuterRef("project"))),
         )
         .first()
     )
-    if policy is None or policy.routed >= policy.budget_items(policy.sample_count):
+    if policy is None or (
+        policy.strategy != RoutingStrategy.QUALITY_TARGET  # a quality target is not capped by the budget
+        and policy.routed >= policy.budget_items(policy.sample_count)
+    ):
         return False
     now = timezone.now()
     queued_at = policy.next_batch_queued_at
@@ -181,6 +200,10 @@ def _plan_next_batch(
     *, project: Project, policy: RoutingPolicy
 ) -> tuple[list[RoutingPreviewRow], RoutingState]:
     state = routing_state(project=project, policy=policy)
+    if policy.strategy == RoutingStrategy.QUALITY_TARGET:  # annotation.routing.quality_target: its own phases
+        from annotation.routing.quality_target import quality_target_preview
+
+        return quality_target_preview(project=project, policy=policy), state
     size = min(policy.batch_size, state.remaining)
     if size <= 0:
         return [], state
@@ -197,14 +220,47 @@ def _plan_next_batch(
     )
     routed = np.array([s.pk in routed_ids for s in data.samples], dtype=bool)
     candidates = np.flatnonzero(~routed & ~verified)
+    # Poisson draws first, over every candidate, with recorded π (annotation.routing.plan): the estimation
+    # strategy's whole batch, else the policy's audit slice; the strategy then fills the rest from the others.
+    # Seeded by the batch's place, not by anything a human answered: the preview shows what routing will draw, a
+    # test draws the same on every database (ids differ there), and the draw stays independent of the labels.
+    draw_seed = (state.routed, len(candidates))
+    if strategy == RoutingStrategy.ESTIMATION:
+        draws = plan_estimation_batch(
+            probs=data.probs,
+            candidates=candidates,
+            size=size,
+            room=state.remaining,  # the draw's size varies around the batch size, never beyond the budget
+            valid=data.valid,
+            seed=draw_seed,
+        )
+        size = 0
+    else:
+        draws = plan_audit_slice(
+            probs=data.probs,
+            candidates=candidates,
+            size=size,
+            audit_share=policy.audit_share,
+            room=size,  # the batch keeps its size: the strategy fills what the draw leaves
+            valid=data.valid,
+            seed=draw_seed,
+        )
+        size -= len(draws)
+    drawn = np.zeros(len(data.samples), dtype=bool)
+    drawn[[p.index for p in draws]] = True
+    candidates = candidates[~drawn[candidates]]
     signals = {
         row.sample_id: row
         for row in SampleSignals.objects.filter(sample__project=project).only(
             "sample_id", "student_label", "student_probability", "knn_agreement"
         )
     }
-    if strategy == RoutingStrategy.LEARNED:
-        picks = _learned_picks(data=data, signals=signals, verified=verified, excluded=routed, size=size)
+    if size <= 0:
+        picks = []
+    elif strategy == RoutingStrategy.LEARNED:
+        picks = _learned_picks(
+            data=data, signals=signals, verified=verified, excluded=routed | drawn, size=size
+        )
     else:
         student_disagrees = np.array(
             [
@@ -227,7 +283,14 @@ def _plan_next_batch(
             student_disagrees=student_disagrees,
             valid=data.valid,
             seed=project.pk + state.routed,
+            already_selected=np.flatnonzero(routed | verified | drawn),  # k-means / vote-k continue from them
+            distribution_sources=(  # CoAnnotating's reasons say what produced each distribution
+                distribution_sources(samples=data.samples)
+                if strategy == RoutingStrategy.COANNOTATING
+                else None
+            ),
         )
+    picks = merge_audit_picks(draws, picks)
     rows = [
         RoutingPreviewRow(
             data.samples[p.index],
@@ -236,6 +299,8 @@ def _plan_next_batch(
             kind,
             data.llm_labels[p.index],
             bool(data.offline[p.index]),
+            p.inclusion_probability,
+            p.is_audit,
         )
         for p in picks
     ]
@@ -256,6 +321,8 @@ def _learned_picks(
     neighbours = None
     if data.embeddings is not None and len(data.samples) > 1:
         neighbours, _ = cosine_knn(data.embeddings, signal_core.KNN_AGREEMENT_K)
+    # generation conditions, config and origin as features ("topic=sport"); annotation.routing.provenance
+    conditions, condition_names = router_conditions(samples=data.samples)
     items = router.RouterItems(
         probs=data.probs,
         llm_label=llm_label,
@@ -264,6 +331,8 @@ def _learned_picks(
         text_length=np.array([len(s.text) for s in data.samples]),
         neighbours=neighbours,
         embeddings=data.embeddings if data.embeddings is not None and len(data.samples) > 1 else None,
+        conditions=conditions,
+        condition_names=condition_names,
     )
     reviewed = np.flatnonzero(verified)
     wrong = np.array([data.samples[i].final_label != data.llm_labels[i] for i in reviewed], dtype=bool)

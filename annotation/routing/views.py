@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.forms import RoutingPolicyForm
-from annotation.models import ReviewTask
+from annotation.models import ReviewTask, RoutingStrategy
 from annotation.routing import services
+from annotation.routing.quality_target import quality_target_progress
 from annotation.routing.signals import signals_progress
 from synthstudio.access import lead_project
 from synthstudio.jobs import worker_alive
@@ -43,7 +44,12 @@ def routing_policy(request: HttpRequest, project_id: int) -> HttpResponse:
             saved.save()
             if "route_now" in request.POST:
                 tasks = services.routing_route_next_batch(project=project)
-                messages.success(request, _routed_message(len(tasks)))
+                if not tasks and saved.strategy == RoutingStrategy.QUALITY_TARGET:
+                    messages.success(
+                        request, "Policy saved; the quality target has nothing to route now (below)."
+                    )
+                else:
+                    messages.success(request, _routed_message(len(tasks)))
             else:
                 messages.success(request, "Routing policy saved.")
             return redirect("annotation:routing_policy", project_id=project.id)
@@ -70,6 +76,10 @@ def _render_routing(request, project, form, policy, *, preview, status: int = 20
         "worker_alive": worker_alive() if policy.next_batch_queued_at else True,
         "signals": signals_progress(project=project),
         "policy_saved": services.routing_policy_saved(project=project),
+        # the quality target's panel (not part of the htmx preview partial)
+        "quality": quality_target_progress(project=project, policy=policy)
+        if policy.strategy == RoutingStrategy.QUALITY_TARGET and not request.htmx
+        else None,
     }
     template = "annotation/routing_policy.html"
     if request.htmx:

@@ -93,6 +93,7 @@ def snapshot_json(request: HttpRequest, snapshot: Snapshot) -> dict:
         "filter_settings": snapshot.filter_settings,
         "split_fractions": snapshot.split_fractions,
         "licence": snapshot.licence,
+        "certificate": snapshot.certificate or None,
         "downloads": {
             file_format: request.build_absolute_uri(
                 reverse("api:snapshot_download", args=[snapshot.project_id, snapshot.version, file_format])

@@ -48,14 +48,21 @@ def benchmark_sets(
     *, run: BenchmarkRun
 ) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str]]:
     """(training sets [(name, texts, labels)], test texts, test labels). Test items never appear in training."""
-    sets, test_texts, test_labels, _ = _benchmark_sets_and_rule_weights(run=run)
+    sets, test_texts, test_labels, _, _ = _benchmark_sets_and_rule_weights(run=run)
     return sets, test_texts, test_labels
 
 
 def _benchmark_sets_and_rule_weights(
     *, run: BenchmarkRun
-) -> tuple[list[tuple[str, list[str], list[str]]], list[str], list[str], list[float]]:
-    """benchmark_sets, plus the final-label rule's weight of each item of the curated final-label set."""
+) -> tuple[
+    list[tuple[str, list[str], list[str]]],
+    list[str],
+    list[str],
+    list[float],
+    dict[str, tuple[str, list[float]]],
+]:
+    """benchmark_sets, plus the final-label rule's weight of each item of the curated final-label set, and per
+    snapshot set its weighting method (the project's option when it was made: rule or learned) and weights."""
     project = run.project
     samples = list(
         Sample.objects.filter(project=project).values_list(
@@ -93,15 +100,18 @@ def _benchmark_sets_and_rule_weights(
         (TRAINING_SETS["final"], *_columns((s[1], s[2]) for s in final)),
         (TRAINING_SETS["human"], *_columns((s[1], s[2]) for s in human if keep(s[0], s[1]))),
     ]
+    snapshot_weights: dict[str, tuple[str, list[float]]] = {}
     for snapshot in Snapshot.objects.ready().filter(project=project).order_by("-version")[:3]:
-        rows = snapshot.items.values_list("sample_ref", "text", "label")
-        sets.append(
-            (
-                f"Snapshot v{snapshot.version}",
-                *_columns((t, lab) for ref, t, lab in rows if lab and keep(ref, t)),
-            )
-        )
-    return sets, test_texts, test_labels, [float(s[4]) for s in final]
+        rows = [
+            row
+            for row in snapshot.items.order_by("id").values_list("sample_ref", "text", "label", "weight")
+            if row[2] and keep(row[0], row[1])
+        ]
+        name = f"Snapshot v{snapshot.version}"
+        sets.append((name, *_columns((t, lab) for _, t, lab, _ in rows)))
+        method = ((snapshot.stats or {}).get("weights") or {}).get("method") or "rule"
+        snapshot_weights[name] = (method, [float(w) for *_, w in rows])
+    return sets, test_texts, test_labels, [float(s[4]) for s in final], snapshot_weights
 
 
 def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
@@ -114,7 +124,9 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
 
     run.mark_running()
     try:
-        sets, test_texts, test_labels, rule_weights = _benchmark_sets_and_rule_weights(run=run)
+        sets, test_texts, test_labels, rule_weights, snapshot_weights = _benchmark_sets_and_rule_weights(
+            run=run
+        )
         run.report_progress(total=len(sets), done=0)
         test_vectors = embed_texts(test_texts) if test_texts else None
         human_texts, human_labels = next(
@@ -131,6 +143,14 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
                 scores += _weighted_scores(
                     name, texts, labels, vectors, rule_weights, human_texts, human_labels,
                     test_texts, test_labels, test_vectors,
+                )  # fmt: skip
+            # a snapshot trains with its own weights too (the project's option when it was made)
+            if name in snapshot_weights and texts and test_texts:
+                method, weights = snapshot_weights[name]
+                scores += benchmark_training_set(
+                    name=f"{name} · weighted ({method})", train_texts=texts, train_labels=labels,
+                    train_vectors=vectors, test_texts=test_texts, test_labels=test_labels,
+                    test_vectors=test_vectors, sample_weight=weights,
                 )  # fmt: skip
             results.extend(score.as_dict() for score in scores)
             run.results = results

@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 
 from evaluation.curation.filters import FilterSettings
+from evaluation.models import SampleWeighting
 from synthstudio.user_regex import MAX_PATTERN_CHARS, UserPatternError, compile_user_pattern
 
 PATTERN_HELP = (
@@ -99,6 +100,14 @@ class SnapshotForm(FilterSettingsForm):
     split = forms.ChoiceField(required=False, choices=SPLIT_CHOICES)
     licence = forms.CharField(
         required=False, max_length=100, initial="unknown", help_text="For the dataset card."
+    )
+    sample_weights = forms.ChoiceField(
+        required=False,  # left out: the project's saved choice stays
+        choices=SampleWeighting.choices,
+        label="Sample weights",
+        help_text="The project's choice for this and later snapshots and their exports. Learned: each "
+        "LLM-labelled item weighs as likely as a model fitted on the human-verified items finds its label; "
+        "the dataset card names the method.",
     )
 
     def split_fractions(self) -> dict[str, float]:

@@ -1,70 +1,22 @@
-"""Label refinement, Django side: load a project's labelled samples and their embeddings, run the student
-model (evaluation.curation.student), and send likely label errors to the review queue. The FreeAL refine
-loop (annotation.labelling.refine) reads the same pass through project_refinement."""
+"""Label refinement, Django side: the student pass over a project's labelled samples
+(annotation.labelling.student_pass.project_refinement, which the FreeAL refine run reads too), its summary for
+the label-issues page, and sending likely label errors to the review queue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 from django.db import transaction
 
+from annotation.labelling.student_pass import (  # noqa: F401 - ProjectRefinement: its old import path
+    ProjectRefinement,
+    project_refinement,
+)
 from annotation.models import TaskKind
 from annotation.review.queue import review_tasks_create
-from evaluation.curation.student import RefinementResult, refine_labels, tfidf_features
-from synthstudio.embeddings import embed_texts
-from synthstudio.models import FinalSource, Project, Sample
+from synthstudio.models import Project, Sample
 
-HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 MAX_STORED_ISSUES = 1000
-
-
-@dataclass(frozen=True)
-class ProjectRefinement:
-    """A refinement pass over a project's labelled samples, row by row (rows: (id, text, label, source))."""
-
-    rows: list[tuple[int, str, str, str]]
-    label_names: list[str]
-    features: np.ndarray  # sentence embeddings, one per row
-    labels: np.ndarray  # index into label_names, one per row
-    human_verified: np.ndarray
-    result: RefinementResult
-
-
-def project_refinement(
-    *, project: Project, progress: Callable[[str], None] | None = None
-) -> ProjectRefinement | str:
-    """Train the student on the project's final labels (FreeAL split + label issues); a message instead when
-    there is too little to train on."""
-    report = progress or (lambda message: None)
-    rows = list(
-        Sample.objects.filter(project=project)
-        .exclude(final_label="")
-        .order_by("id")
-        .values_list("id", "text", "final_label", "final_source")
-    )
-    codebook = project.codebook
-    label_names = codebook.label_names if codebook else []
-    for _, _, label, _ in rows:  # labels outside the codebook (imported, older versions) still count
-        if label not in label_names:
-            label_names.append(label)
-    if len(rows) < 4 or len({row[2] for row in rows}) < 2:
-        return "Too few labelled samples (or only one label) to train a student model."
-    report(f"Embedding {len(rows)} samples")
-    features = embed_texts([text for _, text, _, _ in rows])
-    index_of = {name: i for i, name in enumerate(label_names)}
-    labels = np.array([index_of[label] for _, _, label, _ in rows])
-    human_verified = np.array([source in HUMAN_SOURCES for _, _, _, source in rows])
-    report("Training the student model")
-    result = refine_labels(
-        features,
-        labels,
-        human_verified,
-        n_classes=len(label_names),
-        text_features=tfidf_features([text for _, text, _, _ in rows]),
-    )
-    return ProjectRefinement(rows, label_names, features, labels, human_verified, result)
 
 
 def label_issues_compute(*, project: Project, progress: Callable[[str], None] | None = None) -> dict:

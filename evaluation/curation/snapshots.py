@@ -17,6 +17,11 @@ from django.db.models import Max
 
 from annotation.models import CorrectionStatus, SampleTextVersion
 from annotation.review.final_labels import label_policy
+from annotation.routing.certificates import (
+    certificate_as_dict,
+    certificate_is_stale,
+    certificate_latest,
+)
 from evaluation.curation.filters import (
     RATING_SCORES,
     CurationItem,
@@ -25,6 +30,7 @@ from evaluation.curation.filters import (
     curate,
     stratified_split,
 )
+from evaluation.curation.weights import sample_weights_get, snapshot_weights
 from evaluation.dashboards.metrics import krippendorff_alpha_nominal
 from evaluation.models import CurationSettings, JudgeKind, JudgeRating, Snapshot, SnapshotItem
 from synthstudio.embeddings import embed_texts
@@ -156,6 +162,59 @@ def human_agreement(*, project: Project) -> dict:
     }
 
 
+def snapshot_certificate(*, project: Project, kept_count: int) -> dict:
+    """The project's latest label certificate as the snapshot stores it, {} without one.
+
+    `stale` is true when the project's samples or final labels differ from what the certificate speaks for
+    (read after the rows were loaded, so a change during the build errs towards stale). A certificate bounds
+    the error over all of the project's final labels; when filters kept only some items the statement says
+    so instead of claiming the bound for the subset."""
+    certificate = certificate_latest(project=project)
+    if certificate is None:
+        return {}
+    return certificate_as_dict(
+        certificate, stale=certificate_is_stale(certificate), snapshot_item_count=kept_count
+    )
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.1f}".removesuffix(".0") + " %"
+
+
+def certificate_figures(data: dict) -> list[tuple[str, str]]:
+    """(name, value) rows of a stored certificate, in the order the snapshot page and the dataset card show
+    them; the statement itself is `data["statement"]`."""
+    agreement = data.get("reviewer_agreement") or {}
+    threshold = "—" if data.get("threshold") is None else f"{data['threshold']:.4g}"
+    rows = [
+        ("Target error ε", _percent(data["epsilon"])),
+        ("Confidence 1 − α", _percent(data["confidence"])),
+        (
+            "Estimated error [CI]",
+            f"{_percent(data['estimated_error'])} "
+            f"[{_percent(data['error_ci_low'])}, {_percent(data['error_ci_high'])}]",
+        ),
+        ("Upper bound on the error of the kept LLM labels", _percent(data.get("upper_bound"))),
+        (
+            "Human share",
+            f"{_percent(data['human_share'])} ({data['human_count']} of {data['item_count']} items, "
+            f"{data['calibration_count']} of them in the calibration sample)",
+        ),
+        (
+            "Reviewer agreement",
+            "; ".join(f"{key}: {value}" for key, value in agreement.items()) or "not measured",
+        ),
+        ("Uncertainty score", f"{data.get('score') or '—'}; humans label items scoring ≥ {threshold}"),
+        ("Certified at", str(data.get("created_at", "—"))),
+    ]
+    if "snapshot_item_count" in data:
+        held = data["snapshot_item_count"]
+        rows.append(("Items", f"certified over {data['item_count']}; this snapshot holds {held}"))
+    return rows
+
+
 def snapshot_reserve(*, project: Project, user, note: str = "", licence: str = "unknown") -> Snapshot:
     """The next version number, taken by a hidden (is_ready=False) row that snapshot_build fills."""
     with transaction.atomic():
@@ -196,6 +255,10 @@ def snapshot_build(
         stage("Applying the curation filters…")
     data, result = curation_run(project=project, settings=settings)
     kept = [row for row, keep in zip(data.rows, result.keep, strict=True) if keep]
+    weights_method = sample_weights_get(project=project)  # the project's option: rule or learned
+    if stage and weights_method != "rule":
+        stage("Learning sample weights against the human-verified items…")
+    weighting = snapshot_weights(method=weights_method, rows=data.rows, kept=kept)
     fractions = {name: float(value) for name, value in (split_fractions or {}).items() if float(value) > 0}
     splits = (
         stratified_split([row[2] for row in kept], fractions, seed=seed)
@@ -212,11 +275,13 @@ def snapshot_build(
     snapshot.item_count = len(kept)
     snapshot.label_counts = dict(label_counts)
     snapshot.removed_counts = result.counts
+    snapshot.certificate = snapshot_certificate(project=project, kept_count=len(kept))
     snapshot.stats = {
         "agreement": human_agreement(project=project),
         "sources": dict(Counter(row[3] for row in kept)),
         "origins": dict(Counter(row[6] for row in kept)),
         "splits": dict(Counter(splits)),
+        "weights": weighting.stats,
         "generation_runs": sorted(
             {str(row[7].get("run")) for row in kept if isinstance(row[7], dict) and row[7].get("run")}
         )[:50],
@@ -226,8 +291,8 @@ def snapshot_build(
         stage(f"Writing {len(kept)} rows…")
     written = 0
     batch: list[SnapshotItem] = []
-    for row, split in zip(kept, splits, strict=True):
-        sample_id, text, label, source, weight, fields, origin, provenance = row
+    for row, split, weight in zip(kept, splits, weighting.weights, strict=True):
+        sample_id, text, label, source, _rule_weight, fields, origin, provenance = row
         llm_label, llm_confidence = data.llm_current.get(sample_id, ("", None))
         batch.append(
             SnapshotItem(

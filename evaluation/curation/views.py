@@ -23,11 +23,13 @@ from evaluation.curation.forms import (
     SnapshotForm,
 )
 from evaluation.curation.snapshots import (
+    certificate_figures,
     curation_run,
     curation_settings_get,
     curation_settings_save,
     snapshot_diff,
 )
+from evaluation.curation.weights import sample_weights_get, sample_weights_save
 from evaluation.export.labelstudio import labelstudio_import_job_start, labelstudio_preview_check
 from evaluation.export.writers import (
     CONTENT_TYPES,
@@ -92,7 +94,13 @@ def curation(request: HttpRequest, project_id: int) -> HttpResponse:
     settings = curation_settings_get(project=project)
     # a saved pattern RE2 refuses (saved before patterns ran on RE2) is shown as not applied, not a 500
     applied, problems = without_unusable_rules(settings)
-    form = SnapshotForm(initial={**settings.as_dict(), "licence": "unknown"})
+    form = SnapshotForm(
+        initial={
+            **settings.as_dict(),
+            "licence": "unknown",
+            "sample_weights": sample_weights_get(project=project),
+        }
+    )
     bound = FilterSettingsForm(applied.as_dict())
     snapshots = Snapshot.objects.ready().filter(project=project).select_related("created_by")
     building = SnapshotJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
@@ -148,6 +156,8 @@ def snapshot_new(request: HttpRequest, project_id: int) -> HttpResponse:
         )
     settings = form.to_settings()
     curation_settings_save(project=project, settings=settings)
+    if form.cleaned_data["sample_weights"]:
+        sample_weights_save(project=project, method=form.cleaned_data["sample_weights"])
     job = curation_services.snapshot_job_start(
         project=project,
         user=request.user,
@@ -209,6 +219,7 @@ def snapshot_detail(request: HttpRequest, project_id: int, version: int) -> Http
                 (FILTER_NAMES.get(name, name), count) for name, count in snapshot.removed_counts.items()
             ],
             "label_counts": sorted(snapshot.label_counts.items()),
+            "certificate_figures": certificate_figures(snapshot.certificate) if snapshot.certificate else [],
             "filter_settings": json.dumps(snapshot.filter_settings, indent=2),
             "api_download_command": download_command(
                 request.build_absolute_uri(
@@ -349,6 +360,7 @@ def snapshot_compare(request: HttpRequest, project_id: int, version: int) -> Htt
             "role": Role.LEAD,
             "old": old,
             "new": new,
+            "sides": [old, new],
             "limit": DIFF_ROWS_SHOWN,
             "added": diff.added[:DIFF_ROWS_SHOWN],
             "removed": diff.removed[:DIFF_ROWS_SHOWN],

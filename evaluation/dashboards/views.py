@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from evaluation.benchmark.services import latest_benchmark
+from evaluation.dashboards import estimates as estimates_services
 from evaluation.dashboards import services as metrics_services
 from evaluation.dashboards import tables as dashboards
 from evaluation.dashboards.forms import MetricsRecomputeForm
@@ -102,6 +103,18 @@ def metrics_diversity(request: HttpRequest, project_id: int) -> HttpResponse:
     return dashboard_page(
         request, project_id, "diversity", "evaluation/metrics/diversity.html", _diversity_context
     )
+
+
+@require_GET
+@login_required
+def metrics_estimates(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Unbiased estimates from the audit sample (computed per request, not cached: see its service)."""
+    project = lead_project(request, project_id)
+    alpha = estimates_services.estimates_alpha(request.GET.get("confidence"))
+    estimates = estimates_services.project_estimates(project=project, alpha=alpha)
+    context = {"project": project, "role": Role.LEAD, "tab": "estimates", "estimates": estimates,
+               "no_audit_message": estimates_services.NO_AUDIT_MESSAGE}  # fmt: skip
+    return render(request, "evaluation/metrics/estimates.html", context)
 
 
 @require_POST

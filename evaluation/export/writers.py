@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 
-from evaluation.curation.snapshots import snapshot_rows, snapshot_splits
+from evaluation.curation.snapshots import certificate_figures, snapshot_rows, snapshot_splits
+from evaluation.curation.weights import weights_sentence
 from evaluation.interchange.formats import (
     argilla_record,
     argilla_settings,
@@ -35,6 +36,9 @@ from synthstudio.csv_safety import csv_writer
 from synthstudio.models import HumanAnnotation, HumanSource, LLMAnnotation, Sample
 
 PARQUET_BATCH = 5000
+# where the snapshot's label certificate (JSON) sits in a Parquet file's key-value metadata and in the HF folder
+CERTIFICATE_METADATA_KEY = "synthstudio.certificate"
+CERTIFICATE_FILENAME = "certificate.json"
 FLAT_COLUMNS = (
     "id",
     "text",
@@ -143,7 +147,15 @@ def labelling_config(snapshot: Snapshot) -> LabelingConfig:
 
 
 def labelstudio_config_xml(snapshot: Snapshot) -> str:
-    return labelling_config(snapshot).xml()
+    """The labeling config; with a label certificate its statement as an XML comment at the top, where the
+    Label Studio project's settings show it (Label Studio keeps no other project-level metadata on import)."""
+    xml = labelling_config(snapshot).xml()
+    if snapshot.certificate:
+        # "--" may not appear inside an XML comment
+        statement = snapshot.certificate["statement"].replace("--", "- -")
+        comment = f"<!-- synthstudio label certificate of snapshot v{snapshot.version}: {statement} -->"
+        xml = xml.replace("<View>", f"<View>\n  {comment}", 1)
+    return xml
 
 
 def _answers_and_predictions(sample_ids: list[int]) -> tuple[dict[int, list[Answer]], dict[int, Prediction]]:
@@ -302,6 +314,8 @@ def argilla_records_chunks(snapshot: Snapshot, *, split: str | None = None) -> I
 def argilla_settings_chunks(snapshot: Snapshot, *, split: str | None = None) -> Iterator[bytes]:
     guidelines = snapshot.codebook.guidelines if snapshot.codebook_id else ""
     settings_json = argilla_settings(label_names=list(snapshot.label_names or []), guidelines=guidelines)
+    if snapshot.certificate:  # Argilla reads the keys it knows and ignores this one
+        settings_json["synthstudio_certificate"] = snapshot.certificate
     yield json.dumps(settings_json, ensure_ascii=False, indent=2).encode("utf-8")
 
 
@@ -331,22 +345,58 @@ def labelstudio_chunks(snapshot: Snapshot, *, split: str | None = None) -> Itera
 def parquet_write(
     snapshot: Snapshot, path: Path, *, split: str | None = None, progress: Callable[[int], None] | None = None
 ) -> int:
-    """Write the rows to a Parquet file in batches of PARQUET_BATCH rows; returns the row count."""
+    """Write the rows to a Parquet file in batches of PARQUET_BATCH rows; returns the row count. The
+    snapshot's label certificate, when it has one, goes into the file's key-value metadata (same columns)."""
     written = 0
-    with pq.ParquetWriter(str(path), PARQUET_SCHEMA) as writer:
+    schema = PARQUET_SCHEMA
+    if snapshot.certificate:
+        schema = schema.with_metadata({CERTIFICATE_METADATA_KEY: certificate_json(snapshot, indent=None)})
+    with pq.ParquetWriter(str(path), schema) as writer:
         batch: list[dict] = []
         for row in snapshot_rows(snapshot, split=split):
             batch.append(flat_row(row))
             if len(batch) >= PARQUET_BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=PARQUET_SCHEMA))
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 written += len(batch)
                 batch = []
                 if progress:
                     progress(written)
         if batch or not written:
-            writer.write_table(pa.Table.from_pylist(batch, schema=PARQUET_SCHEMA))
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             written += len(batch)
     return written
+
+
+def certificate_json(snapshot: Snapshot, *, indent: int | None = 2) -> str:
+    return json.dumps(snapshot.certificate, ensure_ascii=False, indent=indent, sort_keys=True)
+
+
+def certificate_card_lines(snapshot: Snapshot) -> list[str]:
+    """The card's "Label certificate" section, nothing without a certificate (the card then claims none)."""
+    data = snapshot.certificate
+    if not data:
+        return []
+    lines = ["", "## Label certificate", ""]
+    if data.get("stale"):
+        lines += [
+            "**STALE**: the project's samples or final labels changed after this certificate was written, so "
+            "it does not hold for the labels in this snapshot.",
+            "",
+        ]
+    lines += [data["statement"], ""]
+    lines += [f"- {name}: {value}" for name, value in certificate_figures(data)]
+    if data.get("is_offline"):
+        lines.append("- LLM labels: offline stand-in, not a real model.")
+    lines += ["", "Assumes: " + " ".join(data.get("assumptions") or []), ""]
+    lines += [
+        f"The same certificate as JSON (also in `{CERTIFICATE_FILENAME}` and in each Parquet file's metadata "
+        f"under `{CERTIFICATE_METADATA_KEY}`):",
+        "",
+        "```json",
+        certificate_json(snapshot),
+        "```",
+    ]
+    return lines
 
 
 def dataset_card(
@@ -407,12 +457,14 @@ def dataset_card(
         )
     else:
         lines.append("Not available: no item was labelled by two or more humans.")
+    lines += certificate_card_lines(snapshot)
     stats = snapshot.stats or {}
     lines += ["", "## Provenance and generation", ""]
     lines.append(
         f"Label policy: {snapshot.label_policy}. Each row's `label_source` says where its label came from "
-        "(`adjudicated`, `human`, `llm`); `weight` is the evidence behind it."
+        "(`adjudicated`, `human`, `llm`)."
     )
+    lines.append(f"Sample weights: {weights_sentence(stats.get('weights'))}")
     lines.append(
         f"Label sources: {json.dumps(stats.get('sources', {}))}. Origins: {json.dumps(stats.get('origins', {}))}."
     )
@@ -443,7 +495,8 @@ def dataset_card(
 def hf_folder_write(
     snapshot: Snapshot, folder: Path, *, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
-    """data/<split>.parquet per split and a README.md card: `datasets.load_dataset(folder)` loads it as is."""
+    """data/<split>.parquet per split, a README.md card and, when the snapshot has a label certificate,
+    certificate.json: `datasets.load_dataset(folder)` loads it as is."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     done = 0
@@ -459,6 +512,8 @@ def hf_folder_write(
         done += counts[name]
     sizes = {name: split_arrow_bytes(folder / "data" / f"{name}.parquet") for name in counts}
     (folder / "README.md").write_text(dataset_card(snapshot, counts, sizes), encoding="utf-8")
+    if snapshot.certificate:  # beside the card: what code reads (the data files are named in the card's YAML)
+        (folder / CERTIFICATE_FILENAME).write_text(certificate_json(snapshot) + "\n", encoding="utf-8")
     return counts
 
 

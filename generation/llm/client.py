@@ -37,7 +37,9 @@ the content is validated against it on return either way (``generation.llm.schem
 When the endpoint does not support logprobs, ``logprobs``/``top_logprobs`` are not sent.
 
 The cache key is sha256 of (base_url, model, messages, effective params); only answers that arrived with a
-valid body are cached. Rate limits (RPM/TPM) and the concurrency bound hold per process and endpoint.
+valid body are cached. The concurrency bound holds per batch. The RPM/TPM limits of an endpoint row hold
+for every worker sending to it together (all shards and runs: ``generation.rate_limit``, a budget in the
+database); settings without an endpoint row are limited per batch.
 The API key is never logged or included in reprs.
 
 Nothing is sent where it must not go: every batch checks the base URL against the outbound policy
@@ -73,6 +75,7 @@ from generation.llm.outbound import (
     RefusedDestination,
 )
 from generation.llm.schema import validate
+from generation.rate_limit import Limits, Permits, SharedRateLimit
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
@@ -160,18 +163,12 @@ class EndpointSettings:
         values.update(overrides)
         return cls(**values)
 
-    def share(self, parts: int) -> EndpointSettings:
-        """This endpoint's limits split into `parts` equal shares (rounded down) for `parts` processes that
-        send at once: together they never exceed the concurrency bound or the RPM/TPM limits. A share is never
-        0 (0 would mean "no limit"): the caller keeps `parts` at most the smallest limit."""
+    def share_concurrency(self, parts: int) -> EndpointSettings:
+        """This endpoint's concurrency bound split into `parts` equal shares (at least 1 each); the RPM/TPM
+        limits stay whole, for senders that take from the endpoint's shared budget (generation.rate_limit)."""
         if parts <= 1:
             return self
-        return _replace(
-            self,
-            max_concurrency=max(1, self.max_concurrency // parts),
-            rpm=max(1, self.rpm // parts) if self.rpm else 0,
-            tpm=max(1, self.tpm // parts) if self.tpm else 0,
-        )
+        return _replace(self, max_concurrency=max(1, self.max_concurrency // parts))
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
@@ -349,7 +346,7 @@ def read_response(
             except ValueError:
                 error = ErrorKind.INVALID_JSON
             else:
-                if validate(parsed, request.json_schema):
+                if not schema_allows(request.json_schema, parsed):
                     error, parsed = ErrorKind.SCHEMA_MISMATCH, None
         result.parsed.append(parsed)
         result.choice_errors.append(error)
@@ -368,6 +365,27 @@ def read_response(
             ErrorKind.SCHEMA_MISMATCH: "The answer does not match the schema: " + "; ".join(problems[:3]),
         }.get(result.error_kind, result.error_kind)
     return result
+
+
+_VALIDATORS: dict[int, tuple[dict, Any]] = {}
+
+
+def schema_allows(schema: dict, value: Any) -> bool:
+    """Whether `value` is valid against `schema`, with one compiled validator per schema object.
+
+    Why not ``schema.validate`` here: it builds a validator (and its reference registry) on every call to
+    collect located error messages, which cost as much CPU per answer as parsing it (issue 16); the messages
+    are only needed for the rare invalid answer, and ``read_response`` asks ``validate`` for them then. A
+    batch's requests share one schema object, so the cache holds a few entries (kept with the schema itself,
+    so a reused id() never picks up another schema's validator)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        from jsonschema import Draft202012Validator
+
+        if len(_VALIDATORS) > 32:
+            _VALIDATORS.clear()
+        cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return cached[1].is_valid(value)
 
 
 def _safe_json(content: str | None) -> Any:
@@ -433,7 +451,7 @@ async def _send_one(
     client: Any,
     settings: EndpointSettings,
     request: LLMRequest,
-    limiter: RateLimiter,
+    limiter: RateLimiter | Permits,
     semaphore: asyncio.Semaphore,
 ) -> CompletionResult:
     import httpx2
@@ -447,23 +465,28 @@ async def _send_one(
         await limiter.acquire(tokens)
         async with semaphore:
             try:
-                # client.post with a raw-response cast: the openai client's transport, auth and error
-                # classes, without re-validating our already-shaped parameters on every call (that cost
-                # more CPU per request than everything else at high concurrency).
-                response = await client.post(
-                    "/chat/completions",
-                    cast_to=httpx2.Response,
-                    body={"model": settings.model, "messages": request.messages, **params},
+                # client.request (what client.post calls) with a raw-response cast: the openai client's
+                # transport, auth and error classes, without re-validating our already-shaped parameters
+                # on every call (that cost more CPU per request than everything else at high
+                # concurrency), and with options copied from a template (_request_options).
+                response = await client.request(
+                    httpx2.Response,
+                    _request_options(
+                        settings,
+                        {"model": settings.model, "messages": request.messages, **params},
+                        key,
+                    ),
                 )
-                text = response.text
+                raw = response.content
                 try:
-                    body = json.loads(text)
+                    body = json.loads(raw)  # bytes: json detects the UTF encoding itself
                     if not isinstance(body, dict):
                         raise ValueError("not an object")
                 except ValueError:
                     kind, message = (
                         ErrorKind.INVALID_JSON,
-                        f"The endpoint answered a body that is not JSON: {text[:80]!r}",
+                        "The endpoint answered a body that is not JSON: "
+                        f"{raw[:80].decode('utf-8', 'replace')!r}",
                     )
                 else:
                     return read_response(settings, request, body, cached=False, attempts=attempt, key=key)
@@ -496,6 +519,30 @@ async def _send_one(
         attempts=attempt,
         cache_key=key,
     )
+
+
+_OPTIONS_TEMPLATES: dict[str, Any] = {}
+
+
+def _request_options(settings: EndpointSettings, body: dict, key: str) -> Any:
+    """The openai client's options for one chat completion: what ``client.post`` would build, copied from a
+    template per URL instead of constructed.
+
+    Why: ``FinalRequestOptions.construct`` deep-copies every field default on each call, and the relative
+    URL is merged into the base URL again on every request; together about a fifth of the client's CPU per
+    request at concurrency 128 (issue 16, profiled). The template carries the absolute URL; a shallow copy
+    per request sets the body. The idempotency key is the request's cache key (the same request keeps its
+    key across our retries; the openai client sends it only to APIs that take one, and computes a random
+    one per request otherwise)."""
+    from openai._models import FinalRequestOptions
+
+    url = settings.base_url.rstrip("/") + "/chat/completions"
+    template = _OPTIONS_TEMPLATES.get(url)
+    if template is None:
+        if len(_OPTIONS_TEMPLATES) > 32:
+            _OPTIONS_TEMPLATES.clear()
+        template = _OPTIONS_TEMPLATES[url] = FinalRequestOptions.construct(method="post", url=url)
+    return template.model_copy(update={"json_data": body, "idempotency_key": key})
 
 
 def _dropped_connection(error: BaseException) -> bool:
@@ -564,8 +611,11 @@ async def complete_many(
     on_result: Callable[[LLMRequest, CompletionResult], Any],
     *,
     stop: threading.Event | _StopOrOrphaned | None = None,
+    permits: Permits | None = None,
 ) -> None:
-    """Send requests with at most `max_concurrency` in flight; call on_result as each finishes (no cache)."""
+    """Send requests with at most `max_concurrency` in flight; call on_result as each finishes (no cache).
+    Rate limits: `permits` granted by the endpoint's shared limiter (generation.rate_limit), else this
+    batch's own RateLimiter."""
     if not requests:
         return
     stop = stop or threading.Event()
@@ -584,7 +634,7 @@ async def complete_many(
         return
     client = _make_client(settings, policy)
     semaphore = asyncio.Semaphore(settings.max_concurrency)
-    limiter = RateLimiter(settings.rpm, settings.tpm)
+    limiter = permits or RateLimiter(settings.rpm, settings.tpm)
     pending: deque[LLMRequest] = deque(requests)
 
     async def worker() -> None:
@@ -676,12 +726,18 @@ def complete_many_sync(
     if not misses:
         return summary
 
-    sender = (_SenderProcess if len(misses) >= SEND_IN_PROCESS_FROM else _SenderThread)(settings, misses)
+    limit = shared_limit_for(settings, misses)
+    sender = (_SenderProcess if len(misses) >= SEND_IN_PROCESS_FROM else _SenderThread)(
+        settings, misses, shared=limit is not None
+    )
+    feed = PermitFeed(limit, sender.grants)
     stop = sender.stop
+    feed.top_up()
     sender.start()
     last_poll = time.monotonic()
     try:
         while True:
+            feed.top_up()
             try:
                 batch = [sender.get(timeout=0.2)]
             except queue.Empty:
@@ -741,13 +797,46 @@ def complete_many_sync(
 SEND_IN_PROCESS_FROM = 200
 
 
+def shared_limit_for(settings: EndpointSettings, requests: Sequence[LLMRequest]) -> SharedRateLimit | None:
+    """The endpoint's shared RPM/TPM budget (generation.rate_limit) when it has limits and a row to keep
+    them in; None otherwise (settings without an endpoint row keep a per-batch limiter)."""
+    limits = Limits(settings.rpm, settings.tpm)
+    if settings.endpoint_id is None or not limits.active or settings.refusal:
+        return None
+    largest = max((shaped(settings, request)[2] for request in requests), default=1)
+    return SharedRateLimit(settings.endpoint_id, limits, largest)
+
+
+class PermitFeed:
+    """Keeps a sender supplied with blocks of permits from the shared limiter, one block queued ahead (the
+    calling thread takes them: it has the database connection; the sender may be a forked process)."""
+
+    MIN_GAP_SECONDS = 0.05  # a block just put may not show in a multiprocessing queue at once
+
+    def __init__(self, limit: SharedRateLimit | None, grants: Any) -> None:
+        self.limit, self.grants, self.last_put = limit, grants, 0.0
+
+    def top_up(self) -> None:
+        if self.limit is None or time.monotonic() - self.last_put < self.MIN_GAP_SECONDS:
+            return
+        if not self.grants.empty():
+            return
+        grant = self.limit.take()
+        if grant is not None:
+            self.grants.put(grant)
+            self.last_put = time.monotonic()
+
+
 class _SenderThread:
     """Sends a batch from an event loop in a thread of this process; results arrive in a queue."""
 
-    def __init__(self, settings: EndpointSettings, requests: list[LLMRequest]) -> None:
-        self.settings, self.requests = settings, requests
+    def __init__(
+        self, settings: EndpointSettings, requests: list[LLMRequest], *, shared: bool = False
+    ) -> None:
+        self.settings, self.requests, self.shared = settings, requests, shared
         self.stop = threading.Event()
         self.arrived: queue.Queue = queue.Queue()
+        self.grants: queue.Queue = queue.Queue()
         self.ended = threading.Event()
         self.thread = threading.Thread(target=self.run, name="llm-batch", daemon=True)
 
@@ -758,7 +847,11 @@ class _SenderThread:
         try:
             asyncio.run(
                 complete_many(
-                    self.settings, self.requests, lambda q, r: self.arrived.put((q, r)), stop=self.stop
+                    self.settings,
+                    self.requests,
+                    lambda q, r: self.arrived.put((q, r)),
+                    stop=self.stop,
+                    permits=_permits(self.settings, self.grants) if self.shared else None,
                 )
             )
         except Exception:  # the batch must end; the caller sees the unsent requests as not done
@@ -788,17 +881,22 @@ class _SenderProcess:
     this process dies (it watches its parent), so a killed worker leaves no sender behind that would keep
     paying for calls nobody records."""
 
-    def __init__(self, settings: EndpointSettings, requests: list[LLMRequest]) -> None:
+    def __init__(
+        self, settings: EndpointSettings, requests: list[LLMRequest], *, shared: bool = False
+    ) -> None:
         import multiprocessing
+
+        import openai  # noqa: F401 - imported once here, not in every child (about a second of CPU each)
 
         context = multiprocessing.get_context("fork")
         self.settings, self.requests = settings, requests
         self.stop = context.Event()
         self.arrived = context.Queue()
+        self.grants = context.Queue()
         self.ended = False
         self.process = context.Process(
             target=_send_in_child,
-            args=(settings, requests, self.arrived, self.stop, os.getpid()),
+            args=(settings, requests, self.arrived, self.stop, os.getpid(), self.grants if shared else None),
             name="llm-batch",
             daemon=True,
         )
@@ -825,6 +923,7 @@ class _SenderProcess:
             self.process.kill()
             self.process.join(timeout=5)
         self.arrived.close()
+        self.grants.close()
 
 
 class _StopOrOrphaned:
@@ -840,8 +939,17 @@ class _StopOrOrphaned:
         self.event.set()
 
 
+def _permits(settings: EndpointSettings, grants: Any) -> Permits:
+    return Permits(grants, Limits(settings.rpm, settings.tpm))
+
+
 def _send_in_child(
-    settings: EndpointSettings, requests: list[LLMRequest], arrived: Any, stop: Any, parent_pid: int
+    settings: EndpointSettings,
+    requests: list[LLMRequest],
+    arrived: Any,
+    stop: Any,
+    parent_pid: int,
+    grants: Any = None,
 ) -> None:
     positions = {id(request): position for position, request in enumerate(requests)}
     try:
@@ -851,6 +959,7 @@ def _send_in_child(
                 requests,
                 lambda request, result: arrived.put((positions[id(request)], result)),
                 stop=_StopOrOrphaned(stop, parent_pid),
+                permits=_permits(settings, grants) if grants is not None else None,
             )
         )
     except Exception:  # the batch must end; the parent sees the unsent requests as not done

@@ -38,6 +38,7 @@ CONFIG_FIELDS = (
     "seed",
     "target_count",
     "rounds",
+    "rounds_target_corrected_share",
 )
 
 

@@ -16,6 +16,7 @@ from generation.services.planning import generation_context
 from generation.services.runs import run_start
 from synthstudio.embeddings import embed_texts
 from synthstudio.models import FinalSource, HumanAnnotation, Sample
+from synthstudio.student import ensemble_probabilities, tfidf_features
 
 HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 
@@ -85,10 +86,9 @@ def student_stats(config: GenerationConfig, *, seed: int = 0) -> tuple[ValueCoun
     """A held-out student trained on the config's human-verified samples: per condition value how many it
     scored and got wrong out of fold (the model that scores an item never saw it), and the totals.
 
-    The student is evaluation.curation.student's ensemble (embedding + TF-IDF logistic regressions), called
-    as it is. Empty when it cannot be trained (fewer than two classes with two verified items each)."""
-    from evaluation.curation.student import ensemble_probabilities, tfidf_features  # see the report: upward
-
+    The student is synthstudio.student's ensemble (embedding + TF-IDF logistic regressions), the one label
+    refinement uses, called as it is. Empty when it cannot be trained (fewer than two classes with two
+    verified items each)."""
     names = config.codebook.label_names
     index = {name: i for i, name in enumerate(names)}
     rows = [

@@ -15,11 +15,12 @@ step finishes (model signals connected in generation.tasks) and by the worker he
 (`rounds_advance_due_if_due`, the same hook as synthstudio.jobs.recover_stalled_jobs_if_due), so a lost
 message only delays a step.
 
-Labelling reuses the project's latest LLM labelling settings (endpoint, method, samples per item,
-temperature, demos), or the offline labeller when the project never labelled with an endpoint; routing is
-the project's routing policy (annotation.routing.services.routing_route_next_batch).
-
-Imports upward (annotation, evaluation) are made inside the functions: the loop crosses all three apps.
+Labelling, routing and "does a routed item of the round wait for a human" belong to the annotation app, which
+this app may not import (ARCHITECTURE.md: synthstudio ← generation ← annotation ← evaluation). The loop asks
+them through `RoundSteps`, which annotation registers from its AppConfig.ready (annotation.round_steps):
+labelling reuses the project's latest LLM labelling settings (endpoint, method, samples per item, temperature,
+demos), or the offline labeller when the project never labelled with an endpoint; routing is the project's
+routing policy.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.core.cache import cache
@@ -51,6 +53,54 @@ from synthstudio.models import JobStatus, LLMAnnotation, Sample
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATES = (RoundState.GENERATING, RoundState.LABELLING, RoundState.AWAITING_ANSWERS)
+
+
+@dataclass(frozen=True)
+class LabellingState:
+    """Where a round's labelling run stands, as the loop needs it."""
+
+    finished: bool
+    succeeded: bool
+    status_text: str  # e.g. "failed", for the stop reason
+
+
+class RoundSteps(Protocol):
+    """The steps of a round that the annotation app takes (registered by it: round_steps_register)."""
+
+    def labelling_start(self, run: GenerationRun) -> int:
+        """Start labelling the project's unlabelled samples; the labelling run's id. ValueError with a
+        message when they cannot be labelled (the loop stops with it)."""
+        ...
+
+    def labelling_state(self, labelling_run_id: int) -> LabellingState | None:
+        """None when the labelling run is gone."""
+        ...
+
+    def route(self, run: GenerationRun) -> None:
+        """Route a batch by the project's routing policy (nothing when its budget is spent)."""
+        ...
+
+    def waits_for_answers(self, samples: QuerySet[Sample]) -> bool:
+        """Whether an item routed to humans among these samples is still open."""
+        ...
+
+
+_steps: RoundSteps | None = None
+
+
+def round_steps_register(steps: RoundSteps) -> None:
+    """Called once by the annotation app's AppConfig.ready."""
+    global _steps
+    _steps = steps
+
+
+def round_steps() -> RoundSteps:
+    if _steps is None:
+        raise RuntimeError(
+            "No app registered the labelling and routing steps of automatic rounds "
+            "(annotation's AppConfig.ready does: is 'annotation' in INSTALLED_APPS?)."
+        )
+    return _steps
 
 
 def round_samples(run: GenerationRun) -> QuerySet[Sample]:
@@ -106,47 +156,25 @@ def _stop(run: GenerationRun, from_state: str, reason: str, report: dict | None 
 
 def _label_round(run: GenerationRun) -> bool:
     """generating → labelling once the generation run succeeded (stopped when it failed or was cancelled)."""
-    from annotation.models import LabellingRun
-
     if not run.is_finished:
         return False
     if run.status != JobStatus.SUCCEEDED:
         _stop(run, RoundState.GENERATING, f"The round's generation run {run.get_status_display().lower()}.")
         return False
-    latest = (
-        LabellingRun.objects.filter(project=run.project, endpoint__isnull=False)
-        .order_by("-created_at")
-        .first()
-    )
-    settings_of = (
-        {
-            "method": latest.method,
-            "endpoint": latest.endpoint,
-            "samples_per_item": latest.samples_per_item,
-            "temperature": latest.temperature,
-            "demo_count": latest.demo_count,
-        }
-        if latest is not None
-        else {"method": "offline", "endpoint": None}
-    )
     try:
-        started = _start_labelling(run, settings_of)
+        started = _start_labelling(run)
     except ValueError as error:  # e.g. the project has no codebook: say so instead of retrying forever
         _stop(run, RoundState.GENERATING, f"The round's samples could not be labelled: {error}")
         return False
     return started
 
 
-def _start_labelling(run: GenerationRun, settings_of: dict) -> bool:
+def _start_labelling(run: GenerationRun) -> bool:
     """The labelling run and the move to `labelling` in one transaction: one labelling run per round."""
-    from annotation.labelling.services import labelling_run_start
-
     with transaction.atomic():
-        labelling = labelling_run_start(
-            project=run.project, user=run.created_by, only_unlabelled=True, **settings_of
-        )
+        labelling_id = round_steps().labelling_start(run)
         if not _move(run, RoundState.GENERATING, round_state=RoundState.LABELLING,
-                     round_labelling_run_id=labelling.pk):  # fmt: skip
+                     round_labelling_run_id=labelling_id):  # fmt: skip
             transaction.set_rollback(True)  # another process took this step: no second labelling run
             return False
     return True
@@ -155,31 +183,27 @@ def _start_labelling(run: GenerationRun, settings_of: dict) -> bool:
 def _route_round(run: GenerationRun) -> bool:
     """labelling → awaiting_answers once the labelling run finished, routing a batch by the project's
     policy (nothing when its budget is spent: the round then does not wait)."""
-    from annotation.models import LabellingRun
-    from annotation.routing.services import routing_route_next_batch
-
-    labelling = LabellingRun.objects.filter(pk=run.round_labelling_run_id).first()
+    steps = round_steps()
+    labelling = (
+        steps.labelling_state(run.round_labelling_run_id) if run.round_labelling_run_id is not None else None
+    )
     if labelling is None:
         _stop(run, RoundState.LABELLING, "The round's labelling run was deleted.")
         return False
-    if not labelling.is_finished:
+    if not labelling.finished:
         return False
-    if labelling.status != JobStatus.SUCCEEDED:
-        _stop(
-            run, RoundState.LABELLING, f"The round's labelling run {labelling.get_status_display().lower()}."
-        )
+    if not labelling.succeeded:
+        _stop(run, RoundState.LABELLING, f"The round's labelling run {labelling.status_text}.")
         return False
     with transaction.atomic():
         if not _move(run, RoundState.LABELLING, round_state=RoundState.AWAITING_ANSWERS):
             return False
-        routing_route_next_batch(project=run.project)
+        steps.route(run)
     return True
 
 
 def round_waits_for_answers(run: GenerationRun) -> bool:
-    from annotation.models import ReviewTask
-
-    return ReviewTask.objects.filter(sample__in=round_samples(run), is_open=True).exists()
+    return round_steps().waits_for_answers(round_samples(run))
 
 
 def _finish_round(run: GenerationRun, *, continue_now: bool) -> GenerationRun | None:

@@ -74,8 +74,9 @@ def run_start(
     """Plan every item (prompts rendered now, so the run is reproducible) and queue the run.
 
     `shards` > 1 splits the items into that many shards that several workers send at once
-    (generation.services.shards), each under its share of the endpoint's limits; it is capped so that no
-    share is 0 (the endpoint's concurrency, its RPM) and at the item count. Offline runs are not sharded."""
+    (generation.services.shards), each under its share of the endpoint's concurrency and all of them under
+    its one RPM/TPM budget; it is capped at the endpoint's concurrency and the item count. Offline runs are
+    not sharded."""
     total = count or config.target_count
     context = generation_context(config)
     planned = plan_items(context, total, weights=weights)
@@ -130,12 +131,12 @@ def run_start(
 
 
 def shard_count_for(endpoint: Any, wanted: int, items: int) -> int:
-    """How many shards a run gets: `wanted`, but at most the endpoint's concurrency and RPM (each shard's
-    share of them must be at least 1) and the item count; 1 for an offline run."""
+    """How many shards a run gets: `wanted`, but at most the endpoint's concurrency (each shard's share of
+    it must be at least 1) and the item count; 1 for an offline run. The RPM/TPM limits are shared, not
+    split (generation.rate_limit), so they do not cap it."""
     if endpoint is None or wanted <= 1:
         return 1
-    caps = [wanted, endpoint.max_concurrency, max(1, items)] + ([endpoint.rpm] if endpoint.rpm else [])
-    return max(1, min(caps))
+    return max(1, min(wanted, endpoint.max_concurrency, max(1, items)))
 
 
 def run_cancel(*, run: GenerationRun) -> GenerationRun:
@@ -297,12 +298,14 @@ class RunExecution:
                 sum_shard_progress(self.run)
 
     def endpoint_settings(self) -> EndpointSettings:
-        """The endpoint's settings; for a shard, its share of the concurrency and of the RPM/TPM limits (the
-        shares add up to at most the endpoint's limits, so the shards together never exceed them)."""
+        """The endpoint's settings; for a shard, its share of the concurrency (the shares add up to at most
+        the endpoint's bound). The RPM/TPM limits are not split: every shard (and every other run on the
+        endpoint) takes from the endpoint's one shared budget (generation.rate_limit), so a shard that
+        finishes early leaves its part to the others."""
         settings_ = EndpointSettings.from_endpoint(self.run.endpoint)
         if self.shard is None:
             return settings_
-        return settings_.share(self.run.shard_count)
+        return settings_.share_concurrency(self.run.shard_count)
 
     # results
     def provenance(self, item: GenerationItem, label: str, cached: bool) -> dict:

@@ -2,11 +2,12 @@
 
 A run started with `shards=N` (run_start) has N `GenerationShard` rows; item i belongs to shard i mod N. Each
 shard is a background job of its own (task `generation.run_shard`, through synthstudio.jobs.run_job: a lease
-per shard, a heartbeat, stall recovery), executed by `RunExecution(run, shard)` with the shard's share of the
-endpoint's concurrency and RPM/TPM limits (`EndpointSettings.share`): the shares add up to at most the
-endpoint's limits, so the N workers together never exceed them. The guarantees are those of an unsharded run:
-results are committed per batch with the call cache rows, a resumed shard skips finished items and re-sends no
-finished call, each item gets one sample.
+per shard, a heartbeat, stall recovery), executed by `RunExecution(run, shard)` with 1/N of the endpoint's
+concurrency bound. The RPM/TPM limits are the endpoint's shared budget (generation.rate_limit): every shard,
+and every other run sending to the endpoint, takes blocks of permits from one row, so the N workers
+together never exceed the limits, and a shard that finishes early leaves its part to the others. The
+guarantees are those of an unsharded run: results are committed per batch with the call cache rows, a
+resumed shard skips finished items and re-sends no finished call, each item gets one sample.
 
 The run's own task (`generation.run`) is the coordinator (`run_coordinate`): it queues the other shards, sends
 shard 0 itself, then takes over any shard nobody holds (queued, or held by a dead worker) while it waits, sums
@@ -14,11 +15,9 @@ the shards' progress into the run row (the run page shows the sums and the shard
 every shard ended. If the coordinator's worker dies, stall recovery queues the run task again and the next
 coordinator carries on (finished shards stay finished).
 
-Why the limits are split into fixed shares rather than counted in a shared store on every request: at several
-hundred requests a second a database round trip per request would cost more than the request itself, and a
-fixed share needs no store that every worker can reach at that rate (SQLite, the filesystem broker). The cost:
-a shard that finishes early leaves its share unused until the run ends. Two different runs on one endpoint are
-not limited together (as before sharding: limits hold per process and endpoint)."""
+Why the concurrency is split into fixed shares rather than counted in a shared store: it bounds requests in
+flight, which change several hundred times a second; a fixed share needs no store at that rate. The cost: a
+shard that finishes early leaves its share of the concurrency unused until the run ends."""
 
 from __future__ import annotations
 

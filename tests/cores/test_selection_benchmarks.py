@@ -49,3 +49,29 @@ def test_bench_embed_texts_are_distinct_and_new_every_run():
     first, second = fresh_texts(50, seed=0), fresh_texts(50, seed=0)
     assert len(set(first)) == 50
     assert not set(first) & set(second)
+
+
+def test_bench_coldstart_batch_loop_covers_more_clusters_when_it_carries_earlier_picks():
+    import numpy as np
+
+    from annotation.management.commands.bench_coldstart import batch_loop, coverage_figures
+
+    # 12 blobs of very different sizes: restarting keeps returning to the big ones
+    rng = np.random.default_rng(0)
+    sizes = [80, 60, 40, 30, 20, 15, 12, 10, 8, 6, 5, 4]
+    blob = np.repeat(np.arange(12), sizes)
+    centres = rng.normal(0, 1, (12, 16)) * 5
+    x = centres[blob] + rng.normal(0, 0.3, (len(blob), 16))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for strategy in ("kmeans", "votek"):
+        runs = {
+            carry: batch_loop(strategy, pool_x=x, batches=4, batch_size=2, carry=carry, k=20)
+            for carry in (False, True)
+        }
+        for picked in runs[True]:
+            assert len(set(picked.tolist())) == len(picked)  # never a pick twice
+        covered = {
+            carry: coverage_figures(runs[carry][-1], unit_x=unit, reference=blob, pool_y=blob)["clusters"]
+            for carry in (False, True)
+        }
+        assert covered[True] > covered[False], strategy

@@ -90,3 +90,39 @@ def test_routed_only_has_no_interval():
         and math.isnan(estimate.low)
         and estimate.method == "routed_only"
     )
+
+
+def test_cdi_with_a_covariate_is_exact_when_everything_is_sampled_and_uses_the_covariate():
+    y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    f = np.array([0.9, 0.2, 0.4, 0.7, 0.5])
+    exact = cdi_estimate(
+        f, sampled=np.arange(5), y_sampled=y, pi=np.ones(5), alpha=0.1, covariates=y[:, None]
+    )
+    assert exact.point == pytest.approx(0.6) and exact.width == pytest.approx(0.0)
+    # a covariate equal to y: the power-tuned guess reproduces y, the residuals vanish, the interval collapses
+    pi = np.full(5, 0.5)
+    perfect = cdi_estimate(
+        f, sampled=np.array([0, 1, 3]), y_sampled=y[[0, 1, 3]], pi=pi, alpha=0.1, covariates=y
+    )
+    assert perfect.point == pytest.approx(0.6) and perfect.width == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cdi_covariate_narrows_the_interval_and_keeps_coverage_in_simulation():
+    rng = np.random.default_rng(8)
+    n, budget, trials = 3000, 300, 400
+    confidence = rng.uniform(0.5, 1.0, size=n)
+    hidden = rng.normal(size=n)  # a second signal the confidence misses, known for every item
+    right = (rng.uniform(size=n) < np.clip(confidence + 0.3 * hidden, 0.02, 0.98)).astype(float)
+    pi = cdi_inclusion_probabilities(np.sqrt(1 - confidence), budget=budget, uniform_share=0.2)
+    covered, widths_with, widths_without = 0, [], []
+    for _ in range(trials):
+        sampled = poisson_sample(pi, rng=rng)
+        with_covariate = cdi_estimate(
+            confidence, sampled=sampled, y_sampled=right[sampled], pi=pi, alpha=0.1, covariates=hidden
+        )
+        without = cdi_estimate(confidence, sampled=sampled, y_sampled=right[sampled], pi=pi, alpha=0.1)
+        covered += with_covariate.low <= right.mean() <= with_covariate.high
+        widths_with.append(with_covariate.width)
+        widths_without.append(without.width)
+    assert covered / trials >= 0.9 - 2 * math.sqrt(0.09 / trials)
+    assert np.mean(widths_with) < 0.95 * np.mean(widths_without)

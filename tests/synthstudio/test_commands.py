@@ -17,6 +17,7 @@ from annotation.models import LabellingRun, ReviewTask, SampleSignals
 from annotation.review import queue as review
 from evaluation.models import JudgeKind, JudgeRun, Snapshot
 from generation.models import GenerationRun
+from synthstudio.management.commands.demo import PROJECT_NAME as DEMO_PROJECT_NAME
 from synthstudio.models import (
     HumanAnnotation,
     ImportJob,
@@ -44,10 +45,12 @@ def test_it_creates_the_demo_once_and_prints_logins_that_work(db):
     first = run("demo")
     second = run("demo")
 
-    project = Project.objects.get()
+    project = Project.objects.get(name=DEMO_PROJECT_NAME)
     assert project.codebook.version == 1 and len(project.codebook.label_names) == 4
     assert (
-        30 <= Sample.objects.filter(project=project, is_seed=True).count() == HumanAnnotation.objects.count()
+        30
+        <= Sample.objects.filter(project=project, is_seed=True).count()
+        == HumanAnnotation.objects.filter(sample__project=project).count()
     )
     assert dict(project.memberships.values_list("user__username", "role")) == {
         "demo_lead": Role.LEAD, "demo_ann1": Role.ANNOTATOR, "demo_ann2": Role.ANNOTATOR,
@@ -73,16 +76,16 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     counts = [model.objects.count() for model in models]
     second = run("demo")
 
-    project = Project.objects.get()
+    project = Project.objects.get(name=DEMO_PROJECT_NAME)
     unlabelled_pool = Sample.objects.filter(project=project, origin=Origin.IMPORTED, is_seed=False)
     generated = Sample.objects.filter(project=project, origin=Origin.GENERATED)
     assert (
         60 <= unlabelled_pool.count() <= 80
         and not unlabelled_pool.filter(human_annotations__isnull=False).exists()
     )
-    assert GenerationRun.objects.get().status == JobStatus.SUCCEEDED and generated.exists()
+    assert GenerationRun.objects.get(project=project).status == JobStatus.SUCCEEDED and generated.exists()
     assert all(sample.provenance["offline"] for sample in generated)
-    labelling = LabellingRun.objects.get()
+    labelling = LabellingRun.objects.get(project=project)
     assert labelling.status == JobStatus.SUCCEEDED and labelling.done == project.samples.count()
     current = LLMAnnotation.objects.filter(sample__project=project, is_current=True)
     assert current.count() == project.samples.count()
@@ -93,10 +96,10 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
     assert all(abs(sum(a.distribution.values()) - 1) < 1e-6 and len(a.distribution) == 4 for a in current)
     assert SampleSignals.objects.filter(sample__project=project).count() == project.samples.count()
     assert "routed review tasks waiting" in second
-    snapshot = Snapshot.objects.get()
+    snapshot = Snapshot.objects.get(project=project)
     assert snapshot.is_ready and 0 < snapshot.item_count <= project.samples.count()
     assert set(snapshot.items.values_list("split", flat=True)) == {"train", "test"}
-    judge = JudgeRun.objects.get()
+    judge = JudgeRun.objects.get(project=project)
     assert judge.is_offline and judge.kind == JudgeKind.RATING and judge.status == JobStatus.SUCCEEDED
     assert (
         judge.summary["judged"] == project.samples.count() and "offline heuristic judge, not an LLM" in second
@@ -107,7 +110,7 @@ def test_the_demo_shows_the_offline_workflow_and_a_second_run_adds_nothing(db):
 def test_the_demo_annotators_each_find_a_routed_item_with_two_answers_wanted(db):
     run("demo")
 
-    project = Project.objects.get()
+    project = Project.objects.get(name=DEMO_PROJECT_NAME)
     tasks = ReviewTask.objects.filter(project=project, is_open=True)
     assert tasks.count() == 10 and set(tasks.values_list("required_answers", flat=True)) == {2}
     assert not tasks.filter(sample__is_seed=True).exists()

@@ -21,6 +21,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from synthstudio.management.commands.demo import PROJECT_NAME as DEMO_PROJECT_NAME
+from synthstudio.models import Project
+
 EXPECTED_POLICY = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -117,9 +120,11 @@ def test_every_page_of_the_demo_carries_the_policy_and_passes_it(demo):
     as_lead, as_annotator = Client(), Client()
     as_lead.force_login(lead)
     as_annotator.force_login(annotator)
-    project_id = lead.memberships.get().project_id
+    project_ids = list(lead.memberships.values_list("project_id", flat=True))
+    assert len(project_ids) == 2  # the main demo and the certified-labels demo
+    project_id = Project.objects.get(name=DEMO_PROJECT_NAME).pk
 
-    pages = crawl(as_lead, ["/", f"/projects/{project_id}/"])
+    pages = crawl(as_lead, ["/", *(f"/projects/{project_id}/" for project_id in project_ids)])
     pages |= {f"annotator {path}": result for path, result in crawl(as_annotator, ["/"]).items()}
 
     failures = {path: problems for path, (_, problems) in pages.items() if problems}

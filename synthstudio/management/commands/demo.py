@@ -162,6 +162,7 @@ class Command(BaseCommand):
         call_command("demo_workflow", stdout=self.stdout)
         call_command("demo_snapshot", stdout=self.stdout)
         call_command("demo_judge", stdout=self.stdout)
+        call_command("demo_quality_target", stdout=self.stdout)
         self.stdout.write(
             "The demo's runs are offline (marked so) whether or not LLM_BASE_URL is set; runs you start use "
             "the project's endpoint, else LLM_BASE_URL's, else offline."

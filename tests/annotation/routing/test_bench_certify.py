@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.models import ReviewTask
+from annotation.models import LabelCertificate, ReviewTask
+from annotation.routing.certificates import certificate_as_dict
 from synthstudio.models import HumanAnnotation, Sample
 
 
@@ -81,8 +82,7 @@ def test_bench_certify_with_the_learned_score_and_shuffled_confidence(tmp_path, 
         "150",
         "--fit-draws",
         "60",
-        "--confidence",
-        "shuffled",
+        "--shuffle-confidence",
         "--epsilon",
         "0.1",
         "--current-database",
@@ -93,7 +93,10 @@ def test_bench_certify_with_the_learned_score_and_shuffled_confidence(tmp_path, 
         "bound": "betting",
         "draws": 150,
         "fit_draws": 60,
-        "uniform_share": 0.5,
+        "uniform_share": 0.3,
+        "power": 0.5,
+        "fit_uniform_share": 0.2,
+        "keep_margin": 3.0,
     }
     # the fit sample alone is 60 of 300 items: humans label at least that
     assert report["human_share_mean"] >= 0.2 and 0 <= report["error_q95"] <= 1
@@ -138,3 +141,43 @@ def test_bench_certify_rejects_bad_input_with_a_clear_message(tmp_path):
     write_certify_csv(data, rows=20)
     with pytest.raises(CommandError, match="epsilon"):
         run("bench_certify", "--data", str(data), "--epsilon", "1.5", "--uncertainty", "llm")
+    with pytest.raises(CommandError, match="fit-uniform-share"):
+        run("bench_certify", "--data", str(data), "--fit-uniform-share", "0", "--uncertainty", "llm")
+
+
+def test_one_trial_runs_through_the_quality_target_routing_service_and_reports_its_certificate(tmp_path, db):
+    data = tmp_path / "certify.csv"
+    write_certify_csv(data, rows=200)  # wrong only where the confidence is 0.6 or 0.8: separable by it
+    report = run(
+        "bench_certify",
+        "--data",
+        str(data),
+        "--trials",
+        "1",
+        "--uncertainty",
+        "llm",
+        "--draws",
+        "100",
+        "--epsilon",
+        "0.1",
+        "--alpha",
+        "0.1",
+        "--end-to-end-path",
+        "quality-target",
+        "--current-database",
+    )
+    end_to_end = report["end_to_end"]
+    assert end_to_end["path"] == "quality-target" and end_to_end["trials"] == 1
+    assert 0 <= end_to_end["error"] <= 1 and 0 <= end_to_end["human_share"] <= 1
+    assert end_to_end["error"] <= 0.1  # gold is the truth here: the guarantee holds
+    (certificate,) = LabelCertificate.objects.all()
+    assert (certificate.epsilon, certificate.confidence) == (0.1, 0.9) and certificate.score == "llm"
+    assert end_to_end["statement"] == certificate_as_dict(certificate, stale=False)["statement"]
+    assert end_to_end["statement"].startswith("At most 10.0% of the final labels are wrong")
+    # the service routed (calibration, then the threshold batch) and every routed item was answered once
+    tasks = ReviewTask.objects.filter(project=certificate.project, strategy="quality_target")
+    routed = tasks.values("sample_id").distinct().count()
+    assert not tasks.filter(is_open=True).exists() and tasks.filter(is_audit=True).exists()
+    assert routed == HumanAnnotation.objects.filter(sample__project=certificate.project).count()
+    assert end_to_end["human_share"] == pytest.approx(routed / 200) == pytest.approx(certificate.human_share)
+    assert 0 < routed < 200  # the confident items keep the LLM's label

@@ -12,7 +12,9 @@ from annotation.routing.certify import (
     certify_threshold,
     clt_upper_bound,
     draw_calibration,
+    draw_fit_sample,
     ipw_terms,
+    keepable_items,
     learned_uncertainty,
 )
 
@@ -195,3 +197,63 @@ def test_items_already_labelled_by_humans_are_never_drawn_nor_kept():
     assert result.human[:50].all() and result.threshold > 0.5
     with pytest.raises(ValueError):
         calibration_probabilities(u, uniform_share=0.5, already_human=np.ones(n, dtype=bool))
+
+
+def test_keepable_items_are_the_lowest_predicted_errors_up_to_the_margin():
+    p = np.array([0.01, 0.5, 0.02, 0.03, 0.9])
+    # cumulative predicted error / N over the sorted items: 0.002, 0.006, 0.012, ...; margin·ε = 0.01
+    assert keepable_items(p, epsilon=0.01, margin=1.0).tolist() == [True, False, True, False, False]
+    assert keepable_items(p, epsilon=0.01, margin=2.0).tolist() == [True, False, True, True, False]
+    # items a human labels anyway are skipped and never keepable
+    already = np.array([True, False, False, False, False])
+    assert keepable_items(p, epsilon=0.01, margin=1.0, already_human=already).tolist() == [
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_fit_sample_is_distinct_and_lands_mostly_where_the_prior_says_wrong():
+    prior = np.r_[np.zeros(800), np.ones(200)]
+    sample = draw_fit_sample(prior, size=100, rng=np.random.default_rng(0), uniform_share=0.2)
+    assert len(np.unique(sample)) == 100
+    assert np.mean(sample >= 800) > 0.7  # 80 % of the mass is on the 200 "probably wrong" items
+    assert np.mean(sample < 800) > 0.05  # the uniform part still reaches the confident ones
+    assert len(draw_fit_sample(prior, size=5000, rng=np.random.default_rng(0))) == 1000
+
+
+def test_two_stage_design_with_a_keepable_region_keeps_the_guarantee_in_simulation():
+    """The learned-score design of bench_certify on a known population: a fit sample drawn mostly where a
+    noisy prior says wrong, a score fitted on it only, draws ∝ √score inside the keepable region. The realised
+    error exceeds ε in at most about α of the trials, and humans label well under all items."""
+    rng = np.random.default_rng(11)
+    n, trials, epsilon, alpha = 2000, 40, 0.05, 0.1
+    x = rng.normal(size=(n, 2))
+    truth = 1 / (1 + np.exp(-(2.2 * x[:, 0] - 2.0)))
+    wrong = (rng.uniform(size=n) < truth).astype(float)
+    prior = truth + rng.normal(scale=0.1, size=n)
+    violations, shares = 0, []
+    for _ in range(trials):
+        first = draw_fit_sample(prior, size=200, rng=rng)
+        already = np.zeros(n, dtype=bool)
+        already[first] = True
+        score = learned_uncertainty(x, fit_rows=first, llm_was_wrong=wrong[first].astype(bool))
+        score = score + rng.uniform(0, 1e-9, n)
+        already |= ~keepable_items(score, epsilon=epsilon, margin=3.0, already_human=already)
+        sampling = calibration_probabilities(score, uniform_share=0.3, power=0.5, already_human=already)
+        draws = draw_calibration(sampling, draws=300, rng=rng)
+        result = certify_threshold(
+            score,
+            draws=draws,
+            sampling=sampling,
+            loss=wrong[draws],
+            epsilon=epsilon,
+            alpha=alpha,
+            already_human=already,
+        )
+        violations += (wrong * ~result.human).mean() > epsilon
+        shares.append(result.human_share)
+    assert violations / trials <= alpha + 2 * math.sqrt(alpha * (1 - alpha) / trials)
+    assert np.mean(shares) < 0.85

@@ -47,6 +47,9 @@ def label_samples(project, confidences: list[float | None]) -> list[Sample]:
 
 
 def policy(project, **fields) -> RoutingPolicy:
+    """The project's policy with `fields` set; no audit slice unless asked for, as these tests check the strategies'
+    own picks (the audit slice is tested in test_audit_slice.py)."""
+    fields = {"audit_share": 0.0, **fields}
     routing = routing_policy_for(project=project)
     for name, value in fields.items():
         setattr(routing, name, value)

@@ -1,5 +1,5 @@
 """Sharded runs in one process (tasks eager): items split across shards, each shard under its share of the
-endpoint's limits, progress summed on the run, a shard held by a dead worker taken over without re-sending a
+endpoint's concurrency, progress summed on the run, a shard held by a dead worker taken over without re-sending a
 finished call, cancel. The same through real worker processes is in tests/generation/test_worker.py."""
 
 from __future__ import annotations
@@ -33,18 +33,17 @@ def most_in_flight(server) -> int:
     return peak
 
 
-def test_shares_split_the_limits_so_that_together_they_never_exceed_them():
-    endpoint = EndpointSettings(base_url="http://x", model="m", max_concurrency=5, rpm=3, tpm=0)
-    share = endpoint.share(2)
-    assert (share.max_concurrency, share.rpm, share.tpm) == (2, 1, 0)  # tpm 0 stays "no limit"
-    assert endpoint.share(1) is endpoint
+def test_shares_split_the_concurrency_and_keep_the_rate_limits_whole_for_the_shared_budget():
+    endpoint = EndpointSettings(base_url="http://x", model="m", max_concurrency=5, rpm=3, tpm=7)
+    share = endpoint.share_concurrency(2)
+    assert (share.max_concurrency, share.rpm, share.tpm) == (2, 3, 7)
+    assert endpoint.share_concurrency(1) is endpoint
+    assert endpoint.share_concurrency(9).max_concurrency == 1
 
 
 def test_the_shard_count_is_capped_so_that_no_share_is_zero(project, openai_server):
     endpoint = endpoint_for(project, openai_server, max_concurrency=3, rpm=2)
-    assert shard_count_for(endpoint, 4, items=100) == 2  # the RPM
-    endpoint.rpm = 0
-    assert shard_count_for(endpoint, 4, items=100) == 3  # the concurrency
+    assert shard_count_for(endpoint, 4, items=100) == 3  # the concurrency; the RPM is shared, not split
     assert shard_count_for(endpoint, 4, items=2) == 2  # the items
     assert shard_count_for(None, 4, items=100) == 1  # offline runs are not sharded
 
@@ -136,3 +135,35 @@ def test_the_run_page_lists_the_shards(lead_client, project, lead, openai_server
     run = run_execute(run_id=run_start(config=config, user=lead, enqueue_task=False, shards=2).pk)
     page = lead_client.get(reverse("generation:run_detail", args=[project.pk, run.pk])).content.decode()
     assert 'id="shards"' in page and page.count("Succeeded") >= 2
+
+
+def test_the_run_form_spreads_a_run_over_n_workers_and_its_page_shows_the_sums(
+    lead_client, project, lead, openai_server, django_capture_on_commit_callbacks
+):
+    config = make_config(project, lead, endpoint=endpoint_for(project, openai_server), target_count=6)
+    form_page = lead_client.get(reverse("generation:config_detail", args=[project.pk, config.pk]))
+    assert (
+        "Spread over N workers" in form_page.content.decode()
+        and 'name="shards"' in form_page.content.decode()
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # eager Celery: the run is sent at commit
+        response = lead_client.post(
+            reverse("generation:run_start", args=[project.pk, config.pk]), {"count": 6, "shards": "3"}
+        )
+    run = config.runs.get()
+    assert run.shard_count == 3 and run.status == JobStatus.SUCCEEDED
+    assert [shard.done for shard in GenerationShard.objects.filter(run=run)] == [2, 2, 2]
+    page = lead_client.get(response.url).content.decode()
+    assert "3 workers send this run at once" in page and run.done == 6
+    assert openai_server.request_count == 6
+
+
+def test_the_run_form_without_an_endpoint_has_no_worker_count_and_defaults_to_one(
+    lead_client, project, lead, django_capture_on_commit_callbacks
+):
+    config = make_config(project, lead, target_count=2)  # offline
+    body = lead_client.get(reverse("generation:config_detail", args=[project.pk, config.pk])).content.decode()
+    assert 'name="shards"' not in body
+    with django_capture_on_commit_callbacks(execute=True):
+        lead_client.post(reverse("generation:run_start", args=[project.pk, config.pk]), {"count": 2})
+    assert config.runs.get().shard_count == 1
