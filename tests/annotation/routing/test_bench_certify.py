@@ -90,7 +90,7 @@ def test_bench_certify_with_the_learned_score_and_shuffled_confidence(tmp_path, 
     assert report["method"] == {
         "uncertainty": "learned",
         "confidence": "shuffled",
-        "bound": "betting",
+        "bound": "auto",  # the default: betting below certify.CLT_MIN_DRAWS draws, CLT from there
         "draws": 150,
         "fit_draws": 60,
         "uniform_share": 0.3,
