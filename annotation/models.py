@@ -449,7 +449,9 @@ class RoutingPolicy(models.Model):
         default=0.95, help_text="Quality target: the probability with which the error stays below ε (1 − α)."
     )
     calibration_size = models.PositiveIntegerField(
-        default=300, help_text="Quality target: human answers drawn at random before the threshold is set."
+        default=300,
+        help_text="Quality target: human answers drawn at random before the threshold is set (the learned score "
+        "first fits on as many again).",
     )
     certify_score = models.CharField(
         max_length=10,

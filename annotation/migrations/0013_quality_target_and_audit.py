@@ -34,7 +34,8 @@ class Migration(migrations.Migration):
             name="calibration_size",
             field=models.PositiveIntegerField(
                 default=300,
-                help_text="Quality target: human answers drawn at random before the threshold is set.",
+                help_text="Quality target: human answers drawn at random before the threshold is set (the learned "
+                "score first fits on as many again).",
             ),
         ),
         migrations.AddField(

@@ -7,10 +7,16 @@ item is answered):
 
 1. calibration: `calibration_size` draws with replacement from the certify core's probabilities q (a mix of
    uniform and proportional to the uncertainty u = 1 − the LLM's probability of its own label); each distinct
-   drawn item becomes an audit ReviewTask with π = 1 − (1 − q)^draws. With `certify_score = learned` a uniform
-   first part (FIT_SHARE of the draws, without replacement) is routed first, the learned router is fitted on
-   the answers so far, and its predicted error is u for the rest: the score never sees the labels the bound
-   uses (cross-fitting).
+   drawn item becomes an audit ReviewTask with π = 1 − (1 − q)^draws. With `certify_score = learned` the
+   design bench_certify's learned method measures (certify's module docstring) runs instead: first a fit
+   sample of `calibration_size` distinct items (certify.draw_fit_sample: without replacement, FIT_UNIFORM_SHARE
+   uniform, the rest ∝ the label-free router.prior_error_score², so it lands mostly on items humans label
+   anyway) is routed; the learned router is fitted on the answers so far and its predicted error p is u. Only
+   the items with the lowest p whose summed p stays ≤ KEEP_MARGIN · ε · N may keep their LLM label
+   (certify.keepable_items, with the ε of that moment); the rest go to humans with the threshold batch. The
+   `calibration_size` draws then come from the keepable items only, q ∝ LEARNED_UNIFORM_SHARE uniform +
+   √p (LEARNED_POWER). The score never sees the labels the bound uses (cross-fitting), and the region is
+   fixed before the draws, so the guarantee holds whatever the prediction's quality.
 2. threshold: once every calibration item has its answers, loss = "the final (human) label differs from the
    LLM's"; `certify_threshold` finds the largest λ whose (1 − α) upper bound of the kept labels' error is ≤ ε,
    and every item with u ≥ λ that no human has labelled is routed at once (π = 1). A quality target is not
@@ -64,8 +70,13 @@ from annotation.routing.signals import ProjectLabels, project_labels
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, Project
 
 STATE_VERSION = 1
-UNIFORM_SHARE = 0.5  # share of the calibration draws spread evenly (bench_certify's default)
-FIT_SHARE = 1 / 3  # learned score: share of calibration_size spent on the uniform sample it is fitted on
+UNIFORM_SHARE = 0.5  # LLM score: share of the calibration draws spread evenly, the rest ∝ u
+# learned score: bench_certify's learned method (its defaults --fit-uniform-share, --keep-margin,
+# --uniform-share, --power); its fit sample has calibration_size items, as many as the calibration draws
+FIT_UNIFORM_SHARE = 0.2  # uniform part of the fit sample, the rest ∝ prior² (certify.draw_fit_sample)
+KEEP_MARGIN = 3.0  # certify.keepable_items: summed predicted error of the keepable items ≤ margin · ε · N
+LEARNED_UNIFORM_SHARE = 0.3  # share of the calibration draws spread evenly over the keepable items
+LEARNED_POWER = 0.5  # the rest ∝ (predicted error)**power: √p minimises the IPW variance
 TIE_BREAK = 1e-6  # random tie-breaks, so a threshold can split a block of equal confidences
 BOUND = "auto"  # betting (valid for any number of draws) below certify.CLT_MIN_DRAWS draws, CLT from there
 
@@ -116,6 +127,7 @@ class QualityTargetProgress:
     certificate: dict | None  # certificate_as_dict of the latest certificate
     certificate_object: LabelCertificate | None
     waiting: str
+    outside_keepable: int = 0  # learned score: items whose predicted error rules out keeping their LLM label
 
     @property
     def calibration_done(self) -> bool:
@@ -129,6 +141,11 @@ class QualityTargetProgress:
     def threshold_text(self) -> str:
         if self.threshold is None:
             return "none: humans label every item"
+        if self.keeps_all and self.outside_keepable:
+            return (
+                "above every score: the LLM's labels are kept where the predicted error allows, "
+                "outside the calibration sample"
+            )
         if self.keeps_all:
             return "above every score: the LLM's labels are kept outside the calibration sample"
         return f"u ≥ {self.threshold:.3f}"
@@ -214,7 +231,7 @@ def quality_target_progress(*, project: Project, policy: RoutingPolicy) -> Quali
     projection = state.get("projection") or {}
     waiting = ""
     if phase == PHASE_FIT and fit_answered < fit_drawn:
-        waiting = f"{fit_drawn - fit_answered} of the learned score's first sample await answers"
+        waiting = f"{fit_drawn - fit_answered} of the learned score's fit sample await answers"
     elif phase == PHASE_CALIBRATION:
         # once the sample is answered the projection is cheap: show it before the worker has routed
         step = _next_step(project=project, policy=policy, seed=project.pk)
@@ -238,6 +255,7 @@ def quality_target_progress(*, project: Project, policy: RoutingPolicy) -> Quali
         else None,
         certificate_object=certificate,
         waiting=waiting,
+        outside_keepable=len(state.get("outside", [])),
     )
 
 
@@ -260,7 +278,7 @@ def _next_step(*, project: Project, policy: RoutingPolicy, seed: int) -> _Step:
     tasks = _task_index(project)
     phase = state.get("phase")
     if phase is None:
-        return _start(state, data, tasks, policy=policy, seed=seed, learned=learned)
+        return _start(state, data, tasks, policy=policy, project=project, seed=seed, learned=learned)
     open_batches = [
         b for name in (PHASE_FIT, PHASE_CALIBRATION) for b in state.get("batches", {}).get(name, [])
     ]
@@ -274,7 +292,9 @@ def _next_step(*, project: Project, policy: RoutingPolicy, seed: int) -> _Step:
     return _threshold(state, data, tasks, policy=policy, project=project)
 
 
-def _start(state: dict, data: ProjectLabels, tasks: dict, *, policy, seed: int, learned: bool) -> _Step:
+def _start(
+    state: dict, data: ProjectLabels, tasks: dict, *, policy, project, seed: int, learned: bool
+) -> _Step:
     n = len(data.samples)
     state.update(seed=int(seed), items=[s.pk for s in data.samples])
     if n == 0:
@@ -287,59 +307,100 @@ def _start(state: dict, data: ProjectLabels, tasks: dict, *, policy, seed: int, 
     if not learned:
         uncertainty = _llm_uncertainty(data) + np.random.default_rng(seed).uniform(0, TIE_BREAK, n)
         return _draw(state, data, uncertainty, fixed, policy=policy, seed=seed)
-    rng = np.random.default_rng(seed)
-    size = max(1, min(open_rows.size - 1, round(policy.calibration_size * FIT_SHARE)))
-    first = np.sort(rng.choice(open_rows, size=size, replace=False)) if open_rows.size > 1 else open_rows
-    pi = len(first) / open_rows.size
+    # the fit sample: certify.draw_fit_sample over the open items, mostly where the label-free prior says the
+    # LLM is probably wrong (those go to humans anyway), FIT_UNIFORM_SHARE uniform
+    prior_all = _prior_error(data, _signals(project))
+    prior = prior_all[open_rows]
+    size = max(1, min(open_rows.size - 1, policy.calibration_size))
+    if open_rows.size > 1:
+        chosen = certify.draw_fit_sample(
+            prior, size=size, rng=np.random.default_rng(seed), uniform_share=FIT_UNIFORM_SHARE
+        )
+        fit_q = certify.calibration_probabilities(prior, uniform_share=FIT_UNIFORM_SHARE, power=2.0)
+        pi = _successive_inclusion(fit_q, len(chosen))[chosen]
+        order = np.argsort(open_rows[chosen])
+        first, pi = open_rows[chosen][order], pi[order]
+    else:
+        first, pi = open_rows, np.ones(1)
     state["phase"] = PHASE_FIT
     state["fit"] = [data.samples[i].pk for i in first]  # sample ids: the samples may change before the draw
     picks = [
-        _Pick(int(i), 0.0, "quality target: uniform sample the learned score is fitted on", pi, True)
-        for i in first
+        _Pick(
+            int(i),
+            float(prior_i),
+            "quality target: fit sample of the learned score (drawn mostly where the LLM is probably wrong)",
+            float(p),
+            True,
+        )
+        for i, prior_i, p in zip(first, prior_all[first], pi, strict=True)
     ]
     return _Step(state, picks, data)
 
 
 def _calibration_draw(state: dict, data: ProjectLabels, tasks: dict, *, policy, project) -> _Step:
-    """Learned score: fit the learned router on every human answer so far (the uniform first sample among
-    them), then draw the calibration sample by its predicted error; the drawn items' answers are not in the fit."""
+    """Learned score: fit the learned router on every human answer so far (the fit sample among them), keep
+    only the items with the lowest predicted error keepable (certify.keepable_items: the rest go to humans),
+    then draw the calibration sample among those by √(predicted error); the drawn items' answers are not in
+    the fit."""
     from annotation.routing.services import _learned_picks
 
     data = data if data.embeddings is not None else project_labels(project=project, with_embeddings=True)
     state["items"] = [s.pk for s in data.samples]  # the population the calibration sample is drawn from
     verified = _verified(data)
-    signals = {
-        row.sample_id: row
-        for row in SampleSignals.objects.filter(sample__project=project).only(
-            "sample_id", "student_label", "student_probability", "knn_agreement"
-        )
-    }
     n = len(data.samples)
     scored = _learned_picks(
-        data=data, signals=signals, verified=verified, excluded=np.zeros(n, dtype=bool), size=n
+        data=data, signals=_signals(project), verified=verified, excluded=np.zeros(n, dtype=bool), size=n
     )
-    uncertainty = np.zeros(n)
+    predicted = np.zeros(n)
     for pick in scored:
-        uncertainty[pick.index] = pick.priority
-    uncertainty += np.random.default_rng(state["seed"]).uniform(0, TIE_BREAK, n)
+        predicted[pick.index] = pick.priority
+    uncertainty = predicted + np.random.default_rng(state["seed"]).uniform(0, TIE_BREAK, n)
     fixed = _labelled_by_humans(data, tasks)
     fit = set(state["fit"])
     fixed |= np.array([s.pk in fit for s in data.samples], dtype=bool)
-    return _draw(state, data, uncertainty, fixed, policy=policy, seed=state["seed"] + 1)
+    outside = ~fixed & ~certify.keepable_items(
+        predicted, epsilon=policy.target_error, margin=KEEP_MARGIN, already_human=fixed
+    )
+    if (fixed | outside).all():  # a tiny project: no region to draw in, so draw among every open item
+        outside[:] = False
+    state["outside"] = np.flatnonzero(outside).tolist()
+    state["keep_margin"] = KEEP_MARGIN
+    return _draw(
+        state,
+        data,
+        uncertainty,
+        fixed | outside,
+        policy=policy,
+        seed=state["seed"] + 1,
+        uniform_share=LEARNED_UNIFORM_SHARE,
+        power=LEARNED_POWER,
+    )
 
 
-def _draw(state: dict, data, uncertainty: np.ndarray, fixed: np.ndarray, *, policy, seed: int) -> _Step:
+def _draw(
+    state: dict,
+    data,
+    uncertainty: np.ndarray,
+    fixed: np.ndarray,
+    *,
+    policy,
+    seed: int,
+    uniform_share: float = UNIFORM_SHARE,
+    power: float = 1.0,
+) -> _Step:
+    """Draw `calibration_size` calibration draws (with replacement) among the items not in `fixed`."""
     if fixed.all():
         return _Step(state, [], data, waiting="humans label every item already: nothing to certify")
-    draws_wanted = policy.calibration_size - len(state.get("fit", []))
     sampling = certify.calibration_probabilities(
-        uncertainty, uniform_share=UNIFORM_SHARE, already_human=fixed
+        uncertainty, uniform_share=uniform_share, power=power, already_human=fixed
     )
     draws = certify.draw_calibration(
-        sampling, draws=max(1, draws_wanted), rng=np.random.default_rng([seed, 1])
+        sampling, draws=max(1, policy.calibration_size), rng=np.random.default_rng([seed, 1])
     )
     state.update(
         phase=PHASE_CALIBRATION,
+        uniform_share=uniform_share,
+        power=power,
         u=[float(x) for x in uncertainty],
         q=[float(x) for x in sampling],
         fixed=np.flatnonzero(fixed).tolist(),
@@ -370,6 +431,7 @@ def _threshold(state: dict, data: ProjectLabels, tasks: dict, *, policy, project
     verified = _verified(data)
     picks = []
     threshold_text = _threshold_text(outcome["threshold"])
+    outside = {state["items"][i] for i in state.get("outside", [])}
     for row in np.flatnonzero(human & ~verified):
         if data.samples[row].pk in tasks:
             continue  # waiting in the queue, or answered without a decided label (a tie to adjudicate)
@@ -377,6 +439,10 @@ def _threshold(state: dict, data: ProjectLabels, tasks: dict, *, policy, project
             reason = "quality target: added after the calibration sample, so a human labels it"
         elif not data.valid[row]:
             reason = "quality target: no valid LLM label"
+        elif data.samples[row].pk in outside:
+            reason = (
+                "quality target: predicted error too high to keep its LLM label (outside the keepable items)"
+            )
         else:
             reason = f"quality target: above the certified threshold u ≥ {threshold_text}"
         picks.append(_Pick(int(row), float(outcome["u_rows"][row]), reason, 1.0, False))
@@ -489,6 +555,10 @@ def _certified_threshold(state: dict, data: ProjectLabels, *, policy, project) -
         "removed": int((~present).sum()),
         "added": int(new_rows.sum()),
         "draw_errors": float(loss.sum()),
+        "uniform_share": state.get("uniform_share", UNIFORM_SHARE),
+        "power": state.get("power", 1.0),
+        "keep_margin": state.get("keep_margin"),
+        "outside": len(state.get("outside", [])),
     }
 
 
@@ -517,7 +587,10 @@ def _certificate_write(*, project: Project, policy: RoutingPolicy, outcome: dict
             "distinct_draws": outcome["distinct_draws"],
             "draw_errors": outcome["draw_errors"],
             "fit_items": outcome["fit_items"],
-            "uniform_share": UNIFORM_SHARE,
+            "uniform_share": outcome["uniform_share"],
+            "power": outcome["power"],
+            "keep_margin": outcome["keep_margin"],
+            "outside_keepable": outcome["outside"],
             "epsilon_used": outcome["epsilon_used"],
             "population": outcome["population"],
             "removed_since_calibration": outcome["removed"],
@@ -584,6 +657,53 @@ def _rows(step: _Step) -> list[RoutingPreviewRow]:
         )
         for pick in sorted(step.picks, key=lambda pick: -pick.priority)
     ]
+
+
+def _signals(project: Project) -> dict:
+    """{sample id: SampleSignals} (student and neighbour agreement) for the learned router and its prior."""
+    return {
+        row.sample_id: row
+        for row in SampleSignals.objects.filter(sample__project=project).only(
+            "sample_id", "student_label", "student_probability", "knn_agreement"
+        )
+    }
+
+
+def _prior_error(data: ProjectLabels, signals: dict) -> np.ndarray:
+    """The label-free "probably wrong" score per row (router.prior_error_score: LLM least confidence, student
+    and neighbour disagreement, as the learned router's cold start); rows without a valid LLM label count as
+    fully suspicious, as in the learned router."""
+    from annotation.routing import router
+    from annotation.routing.services import _signal
+
+    column = {name: index for index, name in enumerate(data.label_names)}
+    student = np.array([_signal(signals, s.pk, "student_probability", 0.5) for s in data.samples])
+    agreement = np.array([_signal(signals, s.pk, "knn_agreement", 0.5) for s in data.samples])
+    student[~data.valid], agreement[~data.valid] = 0.0, 0.0
+    items = router.RouterItems(
+        probs=data.probs,
+        llm_label=np.array([column.get(label, 0) for label in data.llm_labels], dtype=np.int64),
+        student_prob=student,
+        knn_agreement=agreement,
+        text_length=np.array([len(s.text) for s in data.samples]),
+    )
+    return router.prior_error_score(items)
+
+
+def _successive_inclusion(sampling: np.ndarray, size: int) -> np.ndarray:
+    """π per item of `size` draws without replacement, each ∝ `sampling` among the items not yet drawn
+    (numpy's choice with replace=False): Rosén's approximation π_i = 1 − exp(−t · q_i), with t such that the
+    π sum to `size`. Recorded on the fit sample's tasks; the bound never uses it."""
+    q = np.asarray(sampling, dtype=np.float64)
+    if size >= np.count_nonzero(q):
+        return (q > 0).astype(np.float64)
+    low, high = 0.0, 1.0
+    while np.sum(1 - np.exp(-high * q)) < size:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if np.sum(1 - np.exp(-middle * q)) < size else (low, middle)
+    return 1 - np.exp(-high * q)
 
 
 def _llm_uncertainty(data: ProjectLabels) -> np.ndarray:

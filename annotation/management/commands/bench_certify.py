@@ -41,8 +41,9 @@ runs the quality-target routing service itself instead (quality_target_trial; an
 quality_target.py): the project's RoutingPolicy gets ε, 1 − α, `--draws` calibration draws and the
 `--uncertainty` score, routing_route_next_batch routes its phases, the annotator answers them with gold, and the
 JSON's "end_to_end" reports the error, human share and the LabelCertificate's statement. That path uses the
-service's own settings (its uniform share, fit share and bound), not `--uniform-share`, `--fit-draws`,
-`--power` or `--bound`.
+service's own settings, not the flags: with the learned score the same design as this command's defaults
+(fit sample of `--draws` items drawn mostly where the prior says "wrong", keepable region with margin 3, draws
+30 % uniform and ∝ √ predicted error, bound auto); with the LLM's score a 50 % uniform mix.
 """
 
 from __future__ import annotations

@@ -236,27 +236,43 @@ def test_the_budget_does_not_stop_the_next_step(
     assert ReviewTask.objects.filter(project=project, is_audit=False).count() > 1
 
 
-def test_the_learned_score_is_fitted_on_a_uniform_first_sample_the_bound_never_uses(
+def test_the_learned_score_is_fitted_on_a_prior_weighted_sample_the_bound_never_uses(
     project, annotator, fixed_seed, no_gold, django_capture_on_commit_callbacks
 ):
     truth = film_reviews(project, n=240)
-    quality_policy(project, certify_score="learned", calibration_size=150)
+    quality_policy(project, certify_score="learned", calibration_size=80)
     fit = routing_route_next_batch(project=project)
-    assert len(fit) == 50 and all(task.is_audit for task in fit)
-    assert [task.inclusion_probability for task in fit] == [pytest.approx(50 / 240)] * 50
-    assert fit[0].reason == "quality target: uniform sample the learned score is fitted on"
+    # certify.draw_fit_sample: calibration_size distinct items, mostly where the label-free prior (here the
+    # LLM's confidence) says the LLM is probably wrong, with recorded π (Rosén's approximation, Σ π ≤ size)
+    assert len(fit) == len({task.sample_id for task in fit}) == 80 and all(task.is_audit for task in fit)
+    assert all(0 < task.inclusion_probability <= 1 for task in fit)
+    assert sum(task.inclusion_probability for task in fit) < 80
+    assert fit[0].reason.startswith("quality target: fit sample of the learned score")
+    ids = list(Sample.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    fit_positions = np.array([ids.index(task.sample_id) for task in fit])
+    # the confidence grows with the position: the less confident an item, the likelier it is in the sample
+    pi = np.array([task.inclusion_probability for task in fit])
+    assert pi[np.argmin(fit_positions)] > pi[np.argmax(fit_positions)]
+    assert fit_positions.mean() < 119.5  # below the uniform sample's expected position
     for _ in fit:
         assignment = review_next(project=project, annotator=annotator)
         with django_capture_on_commit_callbacks(execute=True):
             review_answer_submit(assignment=assignment, label=truth[assignment.task.sample_id])
     state = routing_policy_for(project=project).quality_state
-    assert state["phase"] == "calibration" and len(state["draws"]) == 100
+    assert state["phase"] == "calibration" and len(state["draws"]) == 80
+    assert (state["uniform_share"], state["power"], state["keep_margin"]) == (0.3, 0.5, 3.0)
     fit_rows = [state["items"].index(task.sample_id) for task in fit]
     assert not set(fit_rows) & set(state["draws"]) and all(state["q"][row] == 0 for row in fit_rows)
+    # certify.keepable_items: the items the prediction rules out are never drawn and go to humans
+    outside = state["outside"]
+    assert not set(outside) & set(state["draws"]) and all(state["q"][row] == 0 for row in outside)
     answer_with_truth(project, annotator, truth, django_capture_on_commit_callbacks)
     certificate = LabelCertificate.objects.get(project=project)
-    assert certificate.score == "learned" and certificate.calibration_count >= 50
+    assert certificate.score == "learned" and certificate.calibration_count >= 80
+    assert certificate.details["keep_margin"] == 3.0 and certificate.details["uniform_share"] == 0.3
     assert realised_error(project, truth) <= certificate.upper_bound <= 0.1
+    human = set(ReviewTask.objects.filter(project=project).values_list("sample_id", flat=True))
+    assert {state["items"][row] for row in outside} <= human
 
 
 def test_offline_llm_labels_mark_the_certificate_offline(
