@@ -204,7 +204,7 @@ def certificate_figures(data: dict) -> list[tuple[str, str]]:
         ),
         (
             "Reviewer agreement",
-            "; ".join(f"{key}: {value}" for key, value in agreement.items()) or "not measured",
+            "; ".join(f"{key}: {value}" for key, value in sorted(agreement.items())) or "not measured",
         ),
         ("Uncertainty score", f"{data.get('score') or '—'}; humans label items scoring ≥ {threshold}"),
         ("Certified at", str(data.get("created_at", "—"))),

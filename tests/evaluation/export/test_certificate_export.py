@@ -170,7 +170,7 @@ def test_the_hf_export_has_the_card_section_a_certificate_json_and_parquet_metad
     assert "- Target error ε: 5 %" in section
     assert "- Confidence 1 − α: 95 %" in section
     assert "- Estimated error [CI]: 2.1 % [0.8 %, 4.4 %]" in section
-    assert "- Reviewer agreement: krippendorff_alpha: 0.81; gold_accuracy: 0.9" in section
+    assert "- Reviewer agreement: gold_accuracy: 0.9; krippendorff_alpha: 0.81" in section
     assert "STALE" not in section
     assert json.loads(train.metadata[CERTIFICATE_METADATA_KEY.encode()]) == snapshot.certificate
     assert train.names == list(FLAT_COLUMNS)
