@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.labelling.services import labelling_run_execute, labelling_run_start
-from annotation.management.commands.demo_workflow import UNLABELLED_POOL
+from annotation.management.commands.demo_workflow import UNLABELLED_POOL, demo_texts_import
 from annotation.models import LabelCertificate, RoutingStrategy, SignalsRun
 from annotation.review.answers import review_answer_submit
 from annotation.review.queue import review_gold_rate_set, review_next
@@ -30,7 +30,7 @@ from synthstudio.management.commands.demo import (
     SEED_SAMPLES,
     TASK_DESCRIPTION,
 )
-from synthstudio.models import JobStatus, Origin, Project, Role, Sample, text_hash
+from synthstudio.models import JobStatus, Project, Role
 
 PROJECT_NAME = "Customer support intents, certified labels (demo)"
 PROJECT_DESCRIPTION = (
@@ -82,7 +82,9 @@ class Command(BaseCommand):
         annotators = [users[name] for name, role in DEMO_USERS if role == Role.ANNOTATOR]
         project = _project(lead, users)
         truth = reference_labels()
-        _samples(project, truth)
+        demo_texts_import(
+            project, truth, source="demo messages, written by the synthstudio team (unlabelled here)"
+        )
         _offline_labels(project, lead)
         certificate = LabelCertificate.objects.filter(project=project).order_by("-id").first()
         if certificate is None:
@@ -115,21 +117,6 @@ def _project(lead, users) -> Project:
             labels=LABELS,
         )
     return project
-
-
-def _samples(project: Project, truth: dict[str, str]) -> None:
-    existing = set(Sample.objects.filter(project=project).values_list("text_hash", flat=True))
-    Sample.objects.bulk_create(
-        Sample(
-            project=project,
-            text=text,
-            text_hash=text_hash(text),
-            origin=Origin.IMPORTED,
-            provenance={"source": "demo messages, written by the synthstudio team (unlabelled here)"},
-        )
-        for text in truth
-        if text_hash(text) not in existing
-    )
 
 
 def _offline_labels(project: Project, lead) -> None:

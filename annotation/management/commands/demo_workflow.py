@@ -128,15 +128,22 @@ class Command(BaseCommand):
 
 
 def _unlabelled_pool(project: Project) -> int:
+    return demo_texts_import(
+        project, UNLABELLED_POOL, source="demo pool, written by the synthstudio team (unlabelled)"
+    )
+
+
+def demo_texts_import(project: Project, texts, *, source: str) -> int:
+    """Add `texts` the project does not hold yet as imported, unlabelled samples; returns how many were new."""
     existing = set(Sample.objects.filter(project=project).values_list("text_hash", flat=True))
-    new = [text for text in UNLABELLED_POOL if text_hash(text) not in existing]
+    new = [text for text in texts if text_hash(text) not in existing]
     Sample.objects.bulk_create(
         Sample(
             project=project,
             text=text,
             text_hash=text_hash(text),
             origin=Origin.IMPORTED,
-            provenance={"source": "demo pool, written by the synthstudio team (unlabelled)"},
+            provenance={"source": source},
         )
         for text in new
     )
