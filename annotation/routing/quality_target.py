@@ -54,7 +54,6 @@ from annotation.models import (
     ReviewTask,
     RoutingPolicy,
     RoutingStrategy,
-    SampleSignals,
     TaskKind,
 )
 from annotation.review import stats as review_stats
@@ -65,7 +64,7 @@ from annotation.routing.certificates import (
     certificate_latest,
     final_labels_digest,
 )
-from annotation.routing.services import RoutingPreviewRow
+from annotation.routing.services import RoutingPreviewRow, router_signals
 from annotation.routing.signals import ProjectLabels, project_labels
 from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, Project
 
@@ -309,7 +308,7 @@ def _start(
         return _draw(state, data, uncertainty, fixed, policy=policy, seed=seed)
     # the fit sample: certify.draw_fit_sample over the open items, mostly where the label-free prior says the
     # LLM is probably wrong (those go to humans anyway), FIT_UNIFORM_SHARE uniform
-    prior_all = _prior_error(data, _signals(project))
+    prior_all = _prior_error(data, router_signals(project=project))
     prior = prior_all[open_rows]
     size = max(1, min(open_rows.size - 1, policy.calibration_size))
     if open_rows.size > 1:
@@ -342,14 +341,18 @@ def _calibration_draw(state: dict, data: ProjectLabels, tasks: dict, *, policy, 
     only the items with the lowest predicted error keepable (certify.keepable_items: the rest go to humans),
     then draw the calibration sample among those by √(predicted error); the drawn items' answers are not in
     the fit."""
-    from annotation.routing.services import _learned_picks
+    from annotation.routing.services import learned_picks
 
     data = data if data.embeddings is not None else project_labels(project=project, with_embeddings=True)
     state["items"] = [s.pk for s in data.samples]  # the population the calibration sample is drawn from
     verified = _verified(data)
     n = len(data.samples)
-    scored = _learned_picks(
-        data=data, signals=_signals(project), verified=verified, excluded=np.zeros(n, dtype=bool), size=n
+    scored = learned_picks(
+        data=data,
+        signals=router_signals(project=project),
+        verified=verified,
+        excluded=np.zeros(n, dtype=bool),
+        size=n,
     )
     predicted = np.zeros(n)
     for pick in scored:
@@ -657,16 +660,6 @@ def _rows(step: _Step) -> list[RoutingPreviewRow]:
         )
         for pick in sorted(step.picks, key=lambda pick: -pick.priority)
     ]
-
-
-def _signals(project: Project) -> dict:
-    """{sample id: SampleSignals} (student and neighbour agreement) for the learned router and its prior."""
-    return {
-        row.sample_id: row
-        for row in SampleSignals.objects.filter(sample__project=project).only(
-            "sample_id", "student_label", "student_probability", "knn_agreement"
-        )
-    }
 
 
 def _prior_error(data: ProjectLabels, signals: dict) -> np.ndarray:

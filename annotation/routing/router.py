@@ -54,6 +54,8 @@ from annotation.routing.selection import entropy, least_confidence, margin_uncer
 # Fewer answers than this, or answers of only one kind, and the classifier is not trusted yet.
 MIN_ANSWERS_TO_LEARN = 20
 MIN_ANSWERS_PER_CLASS = 3
+# cross_fitted_error's folds (five: each model sees 80 % of the answers)
+CROSS_FIT_FOLDS = 5
 # With more labels than this, per-label indicator features are too sparse for a few hundred answers and made
 # routing worse (BANKING77, 77 labels: error capture 0.60 with them, 0.64 without, at a 20% budget).
 MAX_LABELS_ONE_HOT = 10
@@ -288,9 +290,11 @@ def predict_error(
     llm_was_wrong: np.ndarray,
     reviewed_labels: np.ndarray | None = None,
     seed: int = 0,
+    human_student_prob: np.ndarray | None = None,
 ) -> ErrorPrediction:
     """Fit "LLM label is wrong" on the answers so far (logistic regression on standardised features) and
-    predict it for every item; the cold-start prior while answers are too few or all of one kind."""
+    predict it for every item; the cold-start prior while answers are too few or all of one kind.
+    `human_student_prob`, when given, is used instead of fitting the human student on `reviewed_labels`."""
     reviewed = np.asarray(reviewed, dtype=np.int64)
     llm_was_wrong = np.asarray(llm_was_wrong, dtype=bool)
     if len(reviewed) != len(llm_was_wrong):
@@ -305,8 +309,8 @@ def predict_error(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    human_student = None
-    if reviewed_labels is not None:
+    human_student = human_student_prob
+    if human_student is None and reviewed_labels is not None:
         human_student = human_student_probability(
             items, reviewed=reviewed, reviewed_labels=np.asarray(reviewed_labels), seed=seed
         )
@@ -338,6 +342,52 @@ def predict_error(
             is_condition, condition_columns[np.clip(offset, 0, condition_columns.size - 1)], -1
         )
     return ErrorPrediction(model.predict_proba(features)[:, 1], "learned", human_student, dominant)
+
+
+def cross_fitted_error(
+    items: RouterItems,
+    *,
+    reviewed: np.ndarray,
+    llm_was_wrong: np.ndarray,
+    reviewed_labels: np.ndarray | None = None,
+    folds: int = CROSS_FIT_FOLDS,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """P(LLM wrong) per item, cross-fitted (Zrnic & Candès 2024, cross-prediction-powered inference): the reviewed
+    items are split into `folds`; a reviewed item's value comes from the model fitted on the other folds (it
+    never saw that item's answer), every other item's is the mean of the fold models. An estimate that uses
+    these as its predictions stays unbiased although the predictions learned from the same answers. None when
+    a fold's model cannot learn yet (too few answers, or all of one kind)."""
+    reviewed = np.asarray(reviewed, dtype=np.int64)
+    llm_was_wrong = np.asarray(llm_was_wrong, dtype=bool)
+    if len(reviewed) < folds * MIN_ANSWERS_PER_CLASS:
+        return None
+    # the human student once, out of fold for the reviewed items (each one's value is from a student that did
+    # not see its label); refitting it per fold would cost five times as much for little (its labels reach a
+    # held-out item's prediction only through the other items' features)
+    human = (
+        None
+        if reviewed_labels is None
+        else human_student_probability(items, reviewed=reviewed, reviewed_labels=reviewed_labels, seed=seed)
+    )
+    order = np.random.default_rng(seed).permutation(len(reviewed))
+    result = np.zeros(items.n)
+    out_of_fold = np.zeros(items.n)
+    for part in np.array_split(order, folds):
+        train = np.setdiff1d(np.arange(len(reviewed)), part)
+        prediction = predict_error(
+            items,
+            reviewed=reviewed[train],
+            llm_was_wrong=llm_was_wrong[train],
+            seed=seed,
+            human_student_prob=human,
+        )
+        if prediction.mode != "learned":
+            return None
+        result += prediction.probability / folds
+        out_of_fold[reviewed[part]] = prediction.probability[reviewed[part]]
+    result[reviewed] = out_of_fold[reviewed]
+    return result
 
 
 def routing_reason(

@@ -213,7 +213,9 @@ def _plan_next_batch(
     kind = TaskKind.COLD_START if cold_start_left else TaskKind.ROUTED
     size = min(size, cold_start_left) if cold_start_left else size
     data = project_labels(
-        project=project, with_embeddings=strategy in {"kmeans", "votek", "votek_two_stage", "learned"}
+        project=project,
+        with_embeddings=strategy
+        in {"kmeans", "votek", "votek_two_stage", "learned", RoutingStrategy.ESTIMATION},
     )
     verified = np.array(
         [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
@@ -225,13 +227,18 @@ def _plan_next_batch(
     # Seeded by the batch's place, not by anything a human answered: the preview shows what routing will draw, a
     # test draws the same on every database (ids differ there), and the draw stays independent of the labels.
     draw_seed = (state.routed, len(candidates))
+    signals = router_signals(project=project)
     if strategy == RoutingStrategy.ESTIMATION:
+        # adaptive CDI: once the learned router has enough answers, π follows its predicted error (refitted on
+        # the answers before this batch, so the draw stays independent of what it will sample)
+        prediction = learned_error_prediction(data=data, signals=signals, verified=verified)
         draws = plan_estimation_batch(
             probs=data.probs,
             candidates=candidates,
             size=size,
             room=state.remaining,  # the draw's size varies around the batch size, never beyond the budget
             valid=data.valid,
+            predicted_error=prediction.probability if prediction.mode == "learned" else None,
             seed=draw_seed,
         )
         size = 0
@@ -249,16 +256,10 @@ def _plan_next_batch(
     drawn = np.zeros(len(data.samples), dtype=bool)
     drawn[[p.index for p in draws]] = True
     candidates = candidates[~drawn[candidates]]
-    signals = {
-        row.sample_id: row
-        for row in SampleSignals.objects.filter(sample__project=project).only(
-            "sample_id", "student_label", "student_probability", "knn_agreement"
-        )
-    }
     if size <= 0:
         picks = []
     elif strategy == RoutingStrategy.LEARNED:
-        picks = _learned_picks(
+        picks = learned_picks(
             data=data, signals=signals, verified=verified, excluded=routed | drawn, size=size
         )
     else:
@@ -307,10 +308,44 @@ def _plan_next_batch(
     return rows, state
 
 
-def _learned_picks(
-    *, data: ProjectLabels, signals: dict, verified: np.ndarray, excluded: np.ndarray, size: int
-) -> list[RoutingPick]:
-    """The learned router (annotation.routing.router), refitted on every human-verified item: was the LLM wrong?
+def router_signals(*, project: Project) -> dict:
+    """{sample id: SampleSignals} (student and neighbour agreement) for the learned router and its prior."""
+    return {
+        row.sample_id: row
+        for row in SampleSignals.objects.filter(sample__project=project).only(
+            "sample_id", "student_label", "student_probability", "knn_agreement"
+        )
+    }
+
+
+def cross_fitted_error_by_sample(*, project: Project) -> dict[int, float] | None:
+    """{sample id: P(LLM wrong)} from the learned router, cross-fitted over the human-verified items
+    (router.cross_fitted_error): the estimates page's prediction of "the LLM is right", better than the LLM's
+    own confidence once enough answers exist. None while the router cannot learn."""
+    data = project_labels(project=project)
+    verified = np.array(
+        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
+    )
+    wrong = sum(data.samples[i].final_label != data.llm_labels[i] for i in np.flatnonzero(verified))
+    if min(wrong, int(verified.sum()) - wrong) < router.CROSS_FIT_FOLDS * router.MIN_ANSWERS_PER_CLASS:
+        return None  # no fold could learn: spare loading the embeddings
+    data = project_labels(project=project, with_embeddings=True)
+    items, reviewed, wrong, human_labels = learned_router_inputs(
+        data=data, signals=router_signals(project=project), verified=verified
+    )
+    error = router.cross_fitted_error(
+        items, reviewed=reviewed, llm_was_wrong=wrong, reviewed_labels=human_labels, seed=project.pk
+    )
+    if error is None:
+        return None
+    return {sample.pk: float(value) for sample, value in zip(data.samples, error, strict=True)}
+
+
+def learned_router_inputs(
+    *, data: ProjectLabels, signals: dict, verified: np.ndarray
+) -> tuple[router.RouterItems, np.ndarray, np.ndarray, np.ndarray]:
+    """The learned router's inputs for a project (annotation.routing.router): the items, the human-verified
+    ones, whether the LLM was wrong on each of those, and the reviewers' labels (they train a second student).
     Items the LLM gave no valid label count as fully suspicious (student and neighbours disagree)."""
     names = data.label_names
     column = {name: index for index, name in enumerate(names)}
@@ -336,8 +371,29 @@ def _learned_picks(
     )
     reviewed = np.flatnonzero(verified)
     wrong = np.array([data.samples[i].final_label != data.llm_labels[i] for i in reviewed], dtype=bool)
-    # the reviewers' own labels train a second student (annotation.routing.router.human_student_probability)
     human_labels = np.array([column.get(data.samples[i].final_label, -1) for i in reviewed], dtype=np.int64)
+    return items, reviewed, wrong, human_labels
+
+
+def learned_error_prediction(
+    *, data: ProjectLabels, signals: dict, verified: np.ndarray
+) -> router.ErrorPrediction:
+    """P(LLM label wrong) per item from the learned router refitted on every human-verified item ("cold_start"
+    mode, a prior that ranks but is not calibrated, while the answers are too few)."""
+    items, reviewed, wrong, human_labels = learned_router_inputs(
+        data=data, signals=signals, verified=verified
+    )
+    return router.predict_error(items, reviewed=reviewed, llm_was_wrong=wrong, reviewed_labels=human_labels)
+
+
+def learned_picks(
+    *, data: ProjectLabels, signals: dict, verified: np.ndarray, excluded: np.ndarray, size: int
+) -> list[RoutingPick]:
+    """The learned router's next `size` picks (highest predicted error first), refitted on every human-verified
+    item; the quality target's learned score ranks items with the same call."""
+    items, reviewed, wrong, human_labels = learned_router_inputs(
+        data=data, signals=signals, verified=verified
+    )
     batch = router.route_next_batch(
         items,
         reviewed=reviewed,

@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from annotation.models import ReviewTask
+from annotation.routing.services import cross_fitted_error_by_sample
 from evaluation.dashboards.services import ACCEPTABLE_RATINGS, UNFAITHFUL_FLAGS
 from evaluation.estimates_core import (
     MIN_AUDIT,
@@ -202,6 +203,12 @@ def project_estimates(*, project: Project, alpha: float = DEFAULT_ALPHA) -> dict
         [llm[i][2] if llm[i][2] is not None else llm[i][1].get(llm[i][0], 1.0) for i in population],
         dtype=np.float64,
     )
+    # "the LLM is right" is predicted by the learned router, cross-fitted on the human answers, once it can learn
+    # (narrower intervals than the LLM's confidence: ALGORITHMS.md §8); the LLM's confidence before that
+    learned_error = cross_fitted_error_by_sample(project=project) if n else None
+    predicted_right = (
+        np.array([1.0 - learned_error[i] for i in population]) if learned_error is not None else confidence
+    )
     true_label = [truth.get(i) for i in population]
     answered = np.array([t is not None for t in true_label], dtype=bool)
     audit_answers = int(sum(answered[b.drawn].sum() for b in batches))
@@ -212,10 +219,10 @@ def project_estimates(*, project: Project, alpha: float = DEFAULT_ALPHA) -> dict
         sections.append(_prevalence_section(population, names, llm, true_label, final_of, batches, alpha))
         sections.append(
             _accuracy_section(
-                population, names, llm_label, true_label, confidence, final_of, batches, answered, alpha
+                population, names, llm_label, true_label, predicted_right, final_of, batches, answered, alpha
             )
         )
-        sections.append(_agreement_section(population, llm_label, answers, confidence, batches, alpha))
+        sections.append(_agreement_section(population, llm_label, answers, predicted_right, batches, alpha))
     sections.append(_acceptability_section(samples, answers, design, project, alpha))
     methods = {row["method"] for section in sections for row in section["rows"] if row["method"]}
     return {
@@ -232,6 +239,9 @@ def project_estimates(*, project: Project, alpha: float = DEFAULT_ALPHA) -> dict
         "enough_audit": audit_answers >= MIN_AUDIT,
         "min_audit": MIN_AUDIT,
         "methods": sorted(methods),
+        "right_predicted_by": "the learned router (cross-fitted on the human answers)"
+        if learned_error is not None
+        else "the LLM's confidence",
         "sections": sections,
     }
 

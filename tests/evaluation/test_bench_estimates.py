@@ -15,7 +15,7 @@ def test_bench_estimates_reports_coverage_and_width_against_human_only(tmp_path)
     names = [s["name"] for s in report["statistics"]]
     assert names[1] == "llm_accuracy" and names[0].startswith("prevalence of ")
     for statistic in report["statistics"]:
-        assert set(statistic["coverage"]) == {"human_only", "ppi", "cdi"}
+        assert set(statistic["coverage"]) == {"human_only", "ppi", "cdi", "cdi_one_shot"}
         assert 0.6 <= statistic["coverage"]["cdi"] <= 1.0
         assert 0 < statistic["width_ratio"]["cdi"] < statistic["width_ratio_max"]["cdi"] + 1e-9
         assert statistic["human_labels_mean"]["ppi"] == 80.0

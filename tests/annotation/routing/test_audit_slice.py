@@ -244,6 +244,24 @@ def test_an_audit_share_of_zero_routes_no_audit_draws(project):
     assert {t.inclusion_probability for t in tasks} == {1.0}
 
 
+def test_an_estimation_batch_follows_the_learned_routers_predicted_error_once_given():
+    """π ∝ √(p (1 − p)) over the uniform floor: items the router is unsure about (p near ½) are drawn most often,
+    items it is sure of either way (p near 0 or 1) least; the reason says where π came from."""
+    predicted = np.tile([0.5, 0.02, 0.98, 0.2], 25)
+    counts = np.zeros(100)
+    for seed in range(400):
+        picks = plan_estimation_batch(
+            probs=PROBS, candidates=np.arange(100), size=10, room=100, predicted_error=predicted, seed=seed
+        )
+        assert all(p.reason.startswith("sampled for estimation by the learned router") for p in picks)
+        assert all(0 < pick.inclusion_probability < 1 for pick in picks)
+        for pick in picks:
+            counts[pick.index] += 1
+    by_kind = counts.reshape(25, 4).sum(axis=0)
+    assert by_kind[0] > by_kind[3] > by_kind[1] and by_kind[3] > by_kind[2]
+    assert abs(by_kind[1] - by_kind[2]) < 0.35 * by_kind[1]  # p and 1 − p are as uncertain
+
+
 def test_the_estimation_strategy_routes_one_poisson_draw_within_the_budget(project):
     label_samples(project, 80)
     routing = policy(project, strategy="estimation", budget_kind="count", budget_count=30, batch_size=12)
@@ -254,6 +272,30 @@ def test_the_estimation_strategy_routes_one_poisson_draw_within_the_budget(proje
     assert all(t.is_audit and 0 < t.inclusion_probability <= 1 for t in tasks)
     assert all(t.reason.startswith("sampled for estimation (π = ") for t in tasks)
     assert {t.strategy for t in tasks} == {"estimation"}
+
+
+def test_the_estimation_strategy_draws_by_the_learned_routers_predicted_error_once_it_has_learned(
+    project, annotator, django_capture_on_commit_callbacks
+):
+    """Adaptive CDI: the first batch is drawn by the LLM's confidence; once the answers teach the router (here the
+    LLM is wrong on every other item of a batch), the next batch's π follows its predicted error."""
+    from annotation.review.queue import review_next
+
+    label_samples(project, 120)
+    policy(project, strategy="estimation", budget_kind="count", budget_count=100, batch_size=50)
+    first = routing_route_next_batch(project=project)
+    assert first and all(t.reason.startswith("sampled for estimation (π = ") for t in first)
+    for answered in range(len(first)):  # the last answer routes the next batch by itself
+        assignment = review_next(project=project, annotator=annotator)
+        assert assignment.task.pk in {t.pk for t in first}
+        with django_capture_on_commit_callbacks(execute=True):
+            review_answer_submit(assignment=assignment, label="negative" if answered % 2 else "positive")
+    second = ReviewTask.objects.filter(project=project).exclude(pk__in=[t.pk for t in first])
+    assert second.exists() and all(
+        t.reason.startswith("sampled for estimation by the learned router's predicted error (π = ")
+        and 0 < t.inclusion_probability < 1
+        for t in second
+    )
 
 
 def test_tasks_made_before_probabilities_were_recorded_stay_without_one(project):

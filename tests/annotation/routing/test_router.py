@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from annotation.routing import router as router_module
 from annotation.routing.router import (
     RouterItems,
     _rank_normalise,
@@ -214,3 +215,28 @@ def test_large_codebooks_get_no_per_label_indicator_features():
     )
     _, large_names = feature_matrix(large)
     assert not [name for name in large_names if name.startswith("llm_label=")]
+
+
+def test_cross_fitted_error_gives_each_answered_item_a_value_from_a_model_that_never_saw_its_answer():
+    """Flipping one answered item's answer changes every other fold's model, never the value of that item."""
+    items = make_items(n=200)
+    reviewed = np.arange(0, 200, 2)  # 100 answers
+    wrong = (items.llm_label[reviewed] == 1) ^ (np.arange(100) % 7 == 0)  # label 1 is usually wrong
+    base = router_module.cross_fitted_error(items, reviewed=reviewed, llm_was_wrong=wrong, seed=3)
+    assert base is not None and base.shape == (200,) and ((0 < base) & (base < 1)).all()
+    assert base[1::2][items.llm_label[1::2] == 1].mean() > base[1::2][items.llm_label[1::2] != 1].mean() + 0.3
+    for flipped in (0, 37, 99):
+        changed = wrong.copy()
+        changed[flipped] = ~changed[flipped]
+        after = router_module.cross_fitted_error(items, reviewed=reviewed, llm_was_wrong=changed, seed=3)
+        assert after[reviewed[flipped]] == base[reviewed[flipped]]  # its own value: out of fold
+        assert not np.allclose(after[1::2], base[1::2])  # the unanswered items' mean model did move
+
+
+def test_cross_fitted_error_is_none_until_every_fold_can_learn():
+    items = make_items(n=200)
+    reviewed = np.arange(12)
+    assert router_module.cross_fitted_error(items, reviewed=reviewed, llm_was_wrong=reviewed % 2 == 0) is None
+    reviewed = np.arange(100)
+    all_right = np.zeros(100, dtype=bool)
+    assert router_module.cross_fitted_error(items, reviewed=reviewed, llm_was_wrong=all_right) is None

@@ -157,6 +157,42 @@ def test_a_uniform_audit_sample_gives_ppi_and_the_classical_human_only_interval(
     assert row["human_only"]["low"] == pytest.approx(2 / 3 - half)
 
 
+def test_once_the_router_can_learn_the_accuracy_leans_on_its_cross_fitted_prediction(project, annotator):
+    """With enough answers, "the LLM is right" is predicted by the learned router cross-fitted on the answers
+    (annotation.routing.services.cross_fitted_error_by_sample), not by the LLM's confidence; the interval is
+    PPI++ over that prediction. Here the LLM is confidently wrong on every "positive" it gives, which its
+    confidence cannot tell and the router learns."""
+    from annotation.routing.services import cross_fitted_error_by_sample
+
+    rows = []
+    for index in range(100):
+        label = "positive" if index % 2 else "negative"
+        human = "negative" if index < 60 else None  # the LLM is right on its "negative"s only
+        rows.append((label, 0.9, human, 0.6 if index < 60 else None))
+    samples = build(project, annotator, rows)
+    estimates = project_estimates(project=project, alpha=0.1)
+    assert estimates["right_predicted_by"] == "the learned router (cross-fitted on the human answers)"
+    row = row_of(estimates, "accuracy", LLM_RIGHT)
+    error = cross_fitted_error_by_sample(project=project)
+    f = np.array([1 - error[s.pk] for s in samples])
+    y = np.array([1.0 if index % 2 == 0 else 0.0 for index in range(60)])
+    expected = ppi_estimate(y, f[:60], f[60:], alpha=0.1)
+    assert row["method"] == "PPI++"
+    assert row["estimate"]["point"] == pytest.approx(min(1.0, max(0.0, expected.point)))
+    assert row["estimate"]["low"] == pytest.approx(max(0.0, expected.low))
+    assert f[1::2].mean() < 0.5 < f[0::2].mean()  # it learned that the LLM's "positive" is wrong
+    # the confidence, all 0.9, says nothing: the classical interval is what PPI++ gives with it
+    assert (
+        row["estimate"]["high"] - row["estimate"]["low"]
+        < row["human_only"]["high"] - row["human_only"]["low"]
+    )
+
+
+def test_before_the_router_can_learn_the_accuracy_leans_on_the_llms_confidence(project, annotator):
+    build(project, annotator, SIX)
+    assert project_estimates(project=project, alpha=0.1)["right_predicted_by"] == "the LLM's confidence"
+
+
 def test_without_an_audit_sample_the_page_says_so_and_shows_no_interval(lead_client, project, annotator):
     # routed before π was recorded (None) and one certain pick: nothing speaks for the unseen items
     rows = [(label, c, h, None if pi != 1.0 else 1.0) for label, c, h, pi in SIX]
