@@ -38,6 +38,8 @@ from evaluation.estimation import (
 # Audit answers (π < 1) needed before an interval is shown: CDI tunes two coefficients on them, and with a
 # handful of answers the fit is near exact and the variance estimate near 0 (an interval it cannot back).
 MIN_AUDIT = 10
+# Every batch needs this many draws before batches are weighted by their predicted variance (batch_weights).
+MIN_DRAWS_FOR_WEIGHTS = 30
 
 
 def _z(alpha: float) -> float:
@@ -92,8 +94,9 @@ def batched_estimates(
     unbiased given the past (`others`: items routed before b but answered after it, or added after it — their
     value now, or the prediction while unknown, an approximation), with variance estimate
     V_b = (1/N²) Σ_{drawn in b} (y_i − g_i)² (1 − π_ib) / π_ib². The batches' errors are martingale differences,
-    so their mean θ̂ = (1/B) Σ θ̂_b has variance (1/B²) Σ V_b (Zrnic & Candès 2024, active inference; CDI
-    batch by batch). g = a + λ f, tuned once by weighted least squares over every draw (as cdi_estimate does).
+    so a mean θ̂ = Σ w_b θ̂_b with weights that do not depend on the answers has variance Σ w_b² V_b (Zrnic &
+    Candès 2024, active inference; CDI batch by batch); `batch_weights` gives each batch the inverse of the
+    variance its design predicts. g = a + λ f, tuned once by weighted least squares over every draw (as cdi_estimate does).
     A batch whose draws are not all answered is left out. The human-only reference is the same with g = a.
 
     A single batch with equal π and no other human answer is a uniform sample: PPI++ (and the classical mean)."""
@@ -164,13 +167,30 @@ def _combine(f, y, batches: list[AuditBatch], guess: np.ndarray, *, alpha: float
         residual = y[batch.drawn] - guess[batch.drawn]
         points.append((float(base.sum()) + float(np.sum(residual / batch.pi))) / n)
         variances.append(float(np.sum(residual**2 * (1 - batch.pi) / batch.pi**2)) / n**2)
-    variances_a = np.array(variances)
-    # equal weights: weights from each batch's own variance estimate (a handful of draws) follow its noise and
-    # bias the mean (measured: +0.04 on 20 batches of 5 draws)
-    w = np.full(len(batches), 1 / len(batches))
+    w = batch_weights(batches, guess)
     point = float(np.dot(w, points))
-    half = _z(alpha) * math.sqrt(float(np.dot(w**2, variances_a)))
+    half = _z(alpha) * math.sqrt(float(np.dot(w**2, np.array(variances))))
     return Estimate(point, point - half, point + half, int(sum(b.drawn.size for b in batches)), method)
+
+
+def batch_weights(batches: list[AuditBatch], guess: np.ndarray) -> np.ndarray:
+    """How much each batch's estimate counts in the mean: inversely to the variance its design predicts,
+    P_b = Σ_{drawn in b} q_i (1 − π_ib) / π_ib² with q = ĝ(1 − ĝ), the variance of a 0/1 value the prediction
+    expects (a Horvitz–Thompson estimate of Σ_{C_b} q_i (1 − π_ib) / π_ib). The weights use the prediction
+    (its two coefficients tuned on every draw) and which items each batch drew, not the batch's own answers:
+    weights from each batch's own variance estimate (its residuals, a handful of draws) follow its noise and
+    bias the mean (measured: +0.04 on 20
+    batches of 5 draws). Measured on stance (bench_estimates, 200 trials, 5 batches, paired): LLM accuracy
+    width 0.744 of human-only (equal weights: 0.755), coverage 0.915 (0.925); prevalence 0.700 (0.709).
+    With small batches the predicted variances are themselves too noisy (20 batches of 5 draws: coverage of
+    the 90 % interval fell to 0.76), so below MIN_DRAWS_FOR_WEIGHTS draws in any batch the weights are equal."""
+    if min(b.drawn.size for b in batches) < MIN_DRAWS_FOR_WEIGHTS:
+        return np.full(len(batches), 1 / len(batches))
+    q = np.clip(guess, 0.02, 0.98)
+    q = q * (1 - q)
+    predicted = np.array([float(np.sum(q[b.drawn] * (1 - b.pi) / b.pi**2)) for b in batches])
+    inverse = 1 / predicted
+    return inverse / inverse.sum()
 
 
 def shifted(estimate: Estimate | None, by: float) -> Estimate | None:

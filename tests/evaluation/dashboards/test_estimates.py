@@ -371,3 +371,24 @@ def test_an_item_answered_before_a_batch_without_a_value_for_the_statistic_count
     result = batched_estimates(f, y, [batch], alpha=0.1)
     assert result.estimate is not None and math.isfinite(result.estimate.point)
     assert math.isfinite(result.human_only.high)
+
+
+def test_batches_are_weighted_by_the_variance_their_design_predicts(monkeypatch):
+    """Batch weights ∝ 1 / Σ_drawn q (1 − π) / π², q = ĝ(1 − ĝ): exact on two hand-made batches; a batch whose
+    draws the prediction is sure about counts more, and a guess outside [0, 1] is clipped, not negative."""
+    from evaluation import estimates_core
+    from evaluation.estimates_core import batch_weights
+
+    monkeypatch.setattr(estimates_core, "MIN_DRAWS_FOR_WEIGHTS", 1)  # two draws a batch: exact arithmetic
+    guess = np.array([0.5, 0.5, 0.9, 0.9])
+    known = np.zeros(4, dtype=bool)
+    first = AuditBatch(known, ~known, np.array([0, 1]), np.array([0.5, 0.5]))
+    second = AuditBatch(known, ~known, np.array([2, 3]), np.array([0.5, 0.5]))
+    # P = Σ q (1 − π) / π²: 2 × 0.25 × 0.5 / 0.25 = 1.0 and 2 × 0.09 × 0.5 / 0.25 = 0.36
+    expected = np.array([1 / 1.0, 1 / 0.36]) / (1 / 1.0 + 1 / 0.36)
+    assert np.allclose(batch_weights([first, second], guess), expected)
+    clipped = batch_weights([first, second], np.array([1.2, -0.1, 0.5, 0.5]))
+    # q = 0.98 × 0.02 for the first two: P₁ = 2 × 0.0196 × 2 = 0.0784, P₂ = 1.0
+    assert np.allclose(clipped, np.array([1 / 0.0784, 1.0]) / (1 / 0.0784 + 1.0))
+    monkeypatch.setattr(estimates_core, "MIN_DRAWS_FOR_WEIGHTS", 3)
+    assert np.allclose(batch_weights([first, second], guess), [0.5, 0.5])  # too few draws: equal weights
