@@ -94,9 +94,10 @@ def batched_estimates(
     unbiased given the past (`others`: items routed before b but answered after it, or added after it — their
     value now, or the prediction while unknown, an approximation), with variance estimate
     V_b = (1/N²) Σ_{drawn in b} (y_i − g_i)² (1 − π_ib) / π_ib². The batches' errors are martingale differences,
-    so a mean θ̂ = Σ w_b θ̂_b with weights that do not depend on the answers has variance Σ w_b² V_b (Zrnic &
-    Candès 2024, active inference; CDI batch by batch); `batch_weights` gives each batch the inverse of the
-    variance its design predicts. g = a + λ f, tuned once by weighted least squares over every draw (as cdi_estimate does).
+    so a mean θ̂ = Σ w_b θ̂_b with weights that do not depend on a batch's own answers has variance
+    Σ w_b² V_b (Zrnic & Candès 2024, active inference; CDI batch by batch); `batch_weights` gives each batch
+    the inverse of the variance its design predicts. g = a + λ f, tuned once by weighted least squares over
+    every draw (as cdi_estimate does).
     A batch whose draws are not all answered is left out. The human-only reference is the same with g = a.
 
     A single batch with equal π and no other human answer is a uniform sample: PPI++ (and the classical mean)."""
@@ -179,8 +180,7 @@ def batch_weights(batches: list[AuditBatch], guess: np.ndarray) -> np.ndarray:
     expects (a Horvitz–Thompson estimate of Σ_{C_b} q_i (1 − π_ib) / π_ib). The weights use the prediction
     (its two coefficients tuned on every draw) and which items each batch drew, not the batch's own answers:
     weights from each batch's own variance estimate (its residuals, a handful of draws) follow its noise and
-    bias the mean (measured: +0.04 on 20
-    batches of 5 draws). Measured on stance (bench_estimates, 200 trials, 5 batches, paired): LLM accuracy
+    bias the mean (measured: +0.04 on 20 batches of 5 draws). Measured on stance (bench_estimates, 200 trials, 5 batches, paired): LLM accuracy
     width 0.744 of human-only (equal weights: 0.755), coverage 0.915 (0.925); prevalence 0.700 (0.709).
     With small batches the predicted variances are themselves too noisy (20 batches of 5 draws: coverage of
     the 90 % interval fell to 0.76), so below MIN_DRAWS_FOR_WEIGHTS draws in any batch the weights are equal."""
