@@ -138,9 +138,13 @@ class FinalSource(models.TextChoices):
     ADJUDICATED = "adjudicated", "Adjudicated"
 
 
+# A final label a reviewer gave or an adjudicator settled: what "human-verified" means everywhere.
+HUMAN_VERIFIED_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
+
+
 class SampleQuerySet(models.QuerySet):
     def human_verified(self) -> SampleQuerySet:
-        return self.filter(final_source__in=[FinalSource.HUMAN, FinalSource.ADJUDICATED])
+        return self.filter(final_source__in=HUMAN_VERIFIED_SOURCES)
 
 
 class Sample(models.Model):

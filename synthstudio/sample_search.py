@@ -19,7 +19,14 @@ from dataclasses import asdict, dataclass, fields
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from synthstudio.models import FinalSource, HumanAnnotation, LabelMethod, LLMAnnotation, Project, Sample
+from synthstudio.models import (
+    HUMAN_VERIFIED_SOURCES,
+    HumanAnnotation,
+    LabelMethod,
+    LLMAnnotation,
+    Project,
+    Sample,
+)
 
 NO_LABEL = "(none)"  # the label filters' value for "no label"
 YES, NO = "yes", "no"
@@ -70,7 +77,7 @@ def samples_matching(*, project: Project, search: SampleSearch) -> QuerySet[Samp
     if search.origin:
         samples = samples.filter(origin=search.origin)
     if search.reviewed:
-        human = Q(final_source__in=[FinalSource.HUMAN, FinalSource.ADJUDICATED])
+        human = Q(final_source__in=HUMAN_VERIFIED_SOURCES)
         samples = samples.filter(human) if search.reviewed == YES else samples.exclude(human)
     if search.flagged:
         flagged = HumanAnnotation.objects.exclude(flag="").values("sample_id")  # a partial index

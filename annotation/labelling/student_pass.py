@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthstudio.embeddings import embed_texts
-from synthstudio.models import FinalSource, Project, Sample
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, Project, Sample
 from synthstudio.student import RefinementResult, refine_labels, tfidf_features
-
-HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def project_refinement(
     features = embed_texts([text for _, text, _, _ in rows])
     index_of = {name: i for i, name in enumerate(label_names)}
     labels = np.array([index_of[label] for _, _, label, _ in rows])
-    human_verified = np.array([source in HUMAN_SOURCES for _, _, _, source in rows])
+    human_verified = np.array([source in HUMAN_VERIFIED_SOURCES for _, _, _, source in rows])
     report("Training the student model")
     result = refine_labels(
         features,

@@ -66,7 +66,7 @@ from annotation.routing.certificates import (
 )
 from annotation.routing.services import RoutingPreviewRow, router_signals
 from annotation.routing.signals import ProjectLabels, project_labels
-from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, Project
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, HumanAnnotation, HumanSource, Project
 
 STATE_VERSION = 1
 UNIFORM_SHARE = 0.5  # LLM score: share of the calibration draws spread evenly, the rest ∝ u
@@ -345,7 +345,7 @@ def _calibration_draw(state: dict, data: ProjectLabels, tasks: dict, *, policy, 
 
     data = data if data.embeddings is not None else project_labels(project=project, with_embeddings=True)
     state["items"] = [s.pk for s in data.samples]  # the population the calibration sample is drawn from
-    verified = _verified(data)
+    verified = data.verified
     n = len(data.samples)
     scored = learned_picks(
         data=data,
@@ -431,7 +431,7 @@ def _threshold(state: dict, data: ProjectLabels, tasks: dict, *, policy, project
     once nothing is left to route or answer, ask for a certificate (unless the latest still holds)."""
     outcome = _certified_threshold(state, data, policy=policy, project=project)
     human = outcome["human_rows"]  # rows of `data` humans must label
-    verified = _verified(data)
+    verified = data.verified
     picks = []
     threshold_text = _threshold_text(outcome["threshold"])
     outside = {state["items"][i] for i in state.get("outside", [])}
@@ -599,7 +599,7 @@ def _certificate_write(*, project: Project, policy: RoutingPolicy, outcome: dict
             "removed_since_calibration": outcome["removed"],
             "added_since_calibration": outcome["added"],
             "awaiting_adjudication": int(
-                sum(1 for row in np.flatnonzero(human_rows) if not _is_verified(data.samples[row]))
+                sum(1 for row in np.flatnonzero(human_rows) if not data.verified[row])
             ),
             "interval": "two-sided (1 − α) betting interval of the IPW estimate at the chosen threshold",
         },
@@ -711,14 +711,6 @@ def _llm_uncertainty(data: ProjectLabels) -> np.ndarray:
     return 1.0 - own
 
 
-def _is_verified(sample) -> bool:
-    return sample.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED)
-
-
-def _verified(data: ProjectLabels) -> np.ndarray:
-    return np.array([_is_verified(s) for s in data.samples], dtype=bool)
-
-
 def _task_index(project: Project) -> dict[int, bool]:
     """{sample id: has an open task} for every sample with a non-gold review task."""
     index: dict[int, bool] = {}
@@ -736,7 +728,7 @@ def _labelled_by_humans(data: ProjectLabels, tasks: dict) -> np.ndarray:
     queue. They are never drawn (q = 0) and never kept."""
     return np.array(
         [
-            _is_verified(sample) or not data.valid[row] or tasks.get(sample.pk, False)
+            data.verified[row] or not data.valid[row] or tasks.get(sample.pk, False)
             for row, sample in enumerate(data.samples)
         ],
         dtype=bool,
@@ -753,7 +745,7 @@ def _losses(data: ProjectLabels, sample_ids: list[int], row_of: dict) -> dict[in
         if row is None:
             continue
         sample = data.samples[row]
-        if _is_verified(sample):
+        if sample.final_source in HUMAN_VERIFIED_SOURCES:
             losses[pk] = float(sample.final_label != data.llm_labels[row])
         else:
             undecided.append(pk)

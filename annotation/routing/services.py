@@ -38,7 +38,7 @@ from annotation.routing.provenance import distribution_sources, router_condition
 from annotation.routing.signals import ProjectLabels, project_labels
 from annotation.tasks import routing_next_batch_task
 from synthstudio.jobs import enqueue
-from synthstudio.models import FinalSource, Project, Sample
+from synthstudio.models import Project, Sample
 from synthstudio.vectors import cosine_knn
 
 ROUTED_KINDS = (TaskKind.ROUTED, TaskKind.COLD_START)
@@ -217,9 +217,7 @@ def _plan_next_batch(
         with_embeddings=strategy
         in {"kmeans", "votek", "votek_two_stage", "learned", RoutingStrategy.ESTIMATION},
     )
-    verified = np.array(
-        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
-    )
+    verified = data.verified
     routed = np.array([s.pk in routed_ids for s in data.samples], dtype=bool)
     candidates = np.flatnonzero(~routed & ~verified)
     # Poisson draws first, over every candidate, with recorded π (annotation.routing.plan): the estimation
@@ -323,9 +321,7 @@ def cross_fitted_error_by_sample(*, project: Project) -> dict[int, float] | None
     (router.cross_fitted_error): the estimates page's prediction of "the LLM is right", better than the LLM's
     own confidence once enough answers exist. None while the router cannot learn."""
     data = project_labels(project=project)
-    verified = np.array(
-        [s.final_source in (FinalSource.HUMAN, FinalSource.ADJUDICATED) for s in data.samples], dtype=bool
-    )
+    verified = data.verified
     wrong = sum(data.samples[i].final_label != data.llm_labels[i] for i in np.flatnonzero(verified))
     if min(wrong, int(verified.sum()) - wrong) < router.CROSS_FIT_FOLDS * router.MIN_ANSWERS_PER_CLASS:
         return None  # no fold could learn: spare loading the embeddings

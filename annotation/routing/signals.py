@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,7 +23,7 @@ from annotation.routing import sample_signals as signal_core
 from annotation.tasks import signals_run_task
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue
-from synthstudio.models import JobStatus, LabelMethod, LLMAnnotation, Project, Sample
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, JobStatus, LabelMethod, LLMAnnotation, Project, Sample
 from synthstudio.vectors import cosine_knn
 
 EMBED_BATCH = 256  # texts per embedding batch of a signals run
@@ -89,6 +90,11 @@ class ProjectLabels:
     valid: np.ndarray  # bool (n,)
     offline: np.ndarray  # bool (n,): the current label came from the offline labeller
     embeddings: np.ndarray | None = None
+
+    @cached_property
+    def verified(self) -> np.ndarray:
+        """bool (n,): the items whose final label a human gave or settled (HUMAN_VERIFIED_SOURCES)."""
+        return np.array([s.final_source in HUMAN_VERIFIED_SOURCES for s in self.samples], dtype=bool)
 
 
 def project_labels(*, project: Project, with_embeddings: bool = False) -> ProjectLabels:

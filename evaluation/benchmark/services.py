@@ -17,7 +17,7 @@ from evaluation.benchmark.downstream import benchmark_training_set, held_out_los
 from evaluation.models import BenchmarkRun, Snapshot
 from evaluation.tasks import benchmark_run_task
 from synthstudio.jobs import enqueue
-from synthstudio.models import FinalSource, JobStatus, LLMAnnotation, Project, Sample
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, JobStatus, LLMAnnotation, Project, Sample
 
 TRAINING_SETS = {
     "llm": "Raw LLM labels",
@@ -75,7 +75,7 @@ def _benchmark_sets_and_rule_weights(
         .order_by("sample_id", "id")
         .values_list("sample_id", "label")
     )
-    human = [s for s in samples if s[3] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[2]]
+    human = [s for s in samples if s[3] in HUMAN_VERIFIED_SOURCES and s[2]]
     if run.test_source == "file":
         test_texts = [str(r["text"]) for r in run.test_rows]
         test_labels = [str(r["label"]) for r in run.test_rows]

@@ -34,9 +34,16 @@ from evaluation.curation.weights import sample_weights_get, snapshot_weights
 from evaluation.dashboards.metrics import krippendorff_alpha_nominal
 from evaluation.models import CurationSettings, JudgeKind, JudgeRating, Snapshot, SnapshotItem
 from synthstudio.embeddings import embed_texts
-from synthstudio.models import FinalSource, HumanAnnotation, HumanSource, LLMAnnotation, Project, Sample
+from synthstudio.models import (
+    HUMAN_VERIFIED_SOURCES,
+    FinalSource,
+    HumanAnnotation,
+    HumanSource,
+    LLMAnnotation,
+    Project,
+    Sample,
+)
 
-HUMAN_SOURCES = {FinalSource.HUMAN, FinalSource.ADJUDICATED}
 SNAPSHOT_BATCH = 2000
 SAMPLE_COLUMNS = (
     "id",
@@ -121,7 +128,7 @@ def curation_input_load(*, project: Project) -> CurationInput:
         CurationItem(
             text=text,
             label=label,
-            human_verified=source in HUMAN_SOURCES,
+            human_verified=source in HUMAN_VERIFIED_SOURCES,
             confidence=weight if source == FinalSource.LLM else llm_current.get(sample_id, ("", None))[1],
             llm_labels=frozenset(llm_labels.get(sample_id, ())),
             judge_score=judge_scores.get(sample_id),

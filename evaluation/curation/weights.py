@@ -24,9 +24,7 @@ import numpy as np
 from evaluation.benchmark.downstream import held_out_loss_weights
 from evaluation.models import CurationSettings, SampleWeighting
 from synthstudio.embeddings import embed_texts
-from synthstudio.models import FinalSource, Project
-
-HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, Project
 
 METHOD_TEXT = {
     SampleWeighting.RULE: "the final-label rule: the share of human answers agreeing with the final label for "
@@ -61,7 +59,7 @@ def snapshot_weights(*, method: str, rows: Sequence[tuple], kept: Sequence[tuple
     (id, text, label, source, weight, …); `rows` is every sample of the project (its human-verified ones are
     the validation set, kept by the filters or not), `kept` those going into the snapshot."""
     rule = [float(row[4]) for row in kept]
-    human = [(row[1], row[2]) for row in rows if row[3] in HUMAN_SOURCES and row[2]]
+    human = [(row[1], row[2]) for row in rows if row[3] in HUMAN_VERIFIED_SOURCES and row[2]]
     stats = {"requested": method, "method": SampleWeighting.RULE, "validation_items": len(human)}
     if method != SampleWeighting.LEARNED:
         return SnapshotWeights(rule, {**stats, "description": METHOD_TEXT[SampleWeighting.RULE]})
@@ -70,7 +68,7 @@ def snapshot_weights(*, method: str, rows: Sequence[tuple], kept: Sequence[tuple
         return SnapshotWeights(
             rule, {**stats, "description": METHOD_TEXT[SampleWeighting.RULE], "note": note}
         )
-    others = [i for i, row in enumerate(kept) if row[3] not in HUMAN_SOURCES]
+    others = [i for i, row in enumerate(kept) if row[3] not in HUMAN_VERIFIED_SOURCES]
     weights = np.ones(len(kept))
     if others:
         weights[others] = held_out_loss_weights(

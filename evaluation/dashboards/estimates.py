@@ -42,7 +42,7 @@ from evaluation.estimates_core import (
 from evaluation.estimation import Estimate, routed_only_estimate
 from evaluation.models import JudgeRating
 from synthstudio.models import (
-    FinalSource,
+    HUMAN_VERIFIED_SOURCES,
     HumanAnnotation,
     HumanSource,
     LabelMethod,
@@ -53,7 +53,6 @@ from synthstudio.models import (
 )
 
 DEFAULT_ALPHA = 0.10
-HUMAN_FINAL = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 METHOD_NAMES = {
     "ppi++": "PPI++",
     "cdi": "CDI",
@@ -188,7 +187,7 @@ def project_estimates(*, project: Project, alpha: float = DEFAULT_ALPHA) -> dict
     final_of: dict[int, tuple[str, str]] = {}
     for sample_id, final_label, final_source, _origin, _created in samples:
         final_of[sample_id] = (final_label, final_source)
-        if final_source in HUMAN_FINAL and final_label:
+        if final_source in HUMAN_VERIFIED_SOURCES and final_label:
             truth[sample_id] = final_label
         else:
             labels = [label for label, _r, _f in answers.get(sample_id, {}).values() if label]
@@ -284,7 +283,7 @@ def _accuracy_section(
     corrected = sum(
         1
         for i, t, label in zip(population, true_label, llm_label, strict=True)
-        if final_of[i][1] in HUMAN_FINAL and t is not None and t != label
+        if final_of[i][1] in HUMAN_VERIFIED_SOURCES and t is not None and t != label
     )
     final_right = np.array(
         [float(final_of[i][0] == t) for i, t in zip(population, true_label, strict=True) if t is not None]

@@ -24,7 +24,7 @@ from evaluation.preferences.services import pairwise_summary
 from evaluation.tasks import metrics_refresh_task
 from synthstudio.jobs import enqueue
 from synthstudio.models import (
-    FinalSource,
+    HUMAN_VERIFIED_SOURCES,
     FlagReason,
     HumanAnnotation,
     HumanSource,
@@ -156,7 +156,7 @@ def dashboard_payload(*, project: Project, with_diversity: bool = True) -> dict:
             "samples": len(samples),
             "llm_labelled": len(llm_label),
             "human_answers": len(human_rows),
-            "human_verified": sum(1 for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED)),
+            "human_verified": sum(1 for s in samples if s[4] in HUMAN_VERIFIED_SOURCES),
         },
         "labels": label_distribution(
             samples=samples, llm_label=llm_label, human_rows=human_rows, label_names=label_names
@@ -292,9 +292,7 @@ def agreement_summary(*, samples, llm_label: dict[int, str], human_rows, label_n
     names = {row[1]: row[2] for row in human_rows if row[1] is not None}
     human_human = metrics.rater_agreement(latest, names)
     # human (the sample's human final label) vs the LLM's current label
-    human_final = {
-        s[0]: s[3] for s in samples if s[4] in (FinalSource.HUMAN, FinalSource.ADJUDICATED) and s[3]
-    }
+    human_final = {s[0]: s[3] for s in samples if s[4] in HUMAN_VERIFIED_SOURCES and s[3]}
     shared = [(human_final[i], llm_label[i]) for i in human_final if i in llm_label]
     labels = list(label_names) + sorted({x for pair in shared for x in pair} - set(label_names))
     matrix = metrics.confusion_matrix([h for h, _ in shared], [m for _, m in shared], labels)

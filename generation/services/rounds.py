@@ -15,10 +15,8 @@ from generation.round_rules import ValueCounts, merge_value_counts, student_erro
 from generation.services.planning import generation_context
 from generation.services.runs import run_start
 from synthstudio.embeddings import embed_texts
-from synthstudio.models import FinalSource, HumanAnnotation, Sample
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, HumanAnnotation, Sample
 from synthstudio.student import ensemble_probabilities, tfidf_features
-
-HUMAN_SOURCES = (FinalSource.HUMAN, FinalSource.ADJUDICATED)
 
 
 def config_samples(config: GenerationConfig) -> QuerySet[Sample]:
@@ -51,7 +49,7 @@ def reviewed_and_corrected(rows: list[dict]) -> tuple[set[int], set[int]]:
     reviewed, corrected = set(), set()
     for row in rows:
         generated_label = generated_label_of(row["provenance"])
-        human_final = row["final_source"] in HUMAN_SOURCES
+        human_final = row["final_source"] in HUMAN_VERIFIED_SOURCES
         if row["id"] in reviews or human_final:
             reviewed.add(row["id"])
         if any(agreed is False for agreed in reviews.get(row["id"], [])) or (
@@ -94,7 +92,7 @@ def student_stats(config: GenerationConfig, *, seed: int = 0) -> tuple[ValueCoun
     rows = [
         row
         for row in config_samples(config)
-        .filter(final_source__in=HUMAN_SOURCES)
+        .filter(final_source__in=HUMAN_VERIFIED_SOURCES)
         .values("id", "text", "final_label", "provenance")
         .distinct()
         .order_by("id")

@@ -39,7 +39,6 @@ from django.db.models import QuerySet
 from generation.models import GenerationRun, RoundState
 from generation.round_rules import RoundOutcome, round_stop_reason
 from generation.services.rounds import (
-    HUMAN_SOURCES,
     generated_label_of,
     next_round_weights,
     reviewed_and_corrected,
@@ -48,7 +47,7 @@ from generation.services.rounds import (
     student_stats,
 )
 from generation.services.runs import run_start
-from synthstudio.models import JobStatus, LLMAnnotation, Sample
+from synthstudio.models import HUMAN_VERIFIED_SOURCES, JobStatus, LLMAnnotation, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +253,9 @@ def round_report(run: GenerationRun) -> dict:
         generated_label = generated_label_of(row["provenance"])
         if row["id"] in new_ids and row["id"] not in corrected_ids:
             held = (
-                row["final_label"] if row["final_source"] in HUMAN_SOURCES else llm_labels.get(row["id"], "")
+                row["final_label"]
+                if row["final_source"] in HUMAN_VERIFIED_SOURCES
+                else llm_labels.get(row["id"], "")
             )
             correct_new += bool(generated_label) and held == generated_label
     students, scored, wrong = student_stats(run.config)
