@@ -180,15 +180,21 @@ def batch_weights(batches: list[AuditBatch], guess: np.ndarray) -> np.ndarray:
     expects (a Horvitz–Thompson estimate of Σ_{C_b} q_i (1 − π_ib) / π_ib). The weights use the prediction
     (its two coefficients tuned on every draw) and which items each batch drew, not the batch's own answers:
     weights from each batch's own variance estimate (its residuals, a handful of draws) follow its noise and
-    bias the mean (measured: +0.04 on 20 batches of 5 draws). Measured on stance (bench_estimates, 200 trials, 5 batches, paired): LLM accuracy
-    width 0.744 of human-only (equal weights: 0.755), coverage 0.915 (0.925); prevalence 0.700 (0.709).
-    With small batches the predicted variances are themselves too noisy (20 batches of 5 draws: coverage of
-    the 90 % interval fell to 0.76), so below MIN_DRAWS_FOR_WEIGHTS draws in any batch the weights are equal."""
+    bias the mean (measured: +0.04 on 20 batches of 5 draws). Measured on stance (bench_estimates, 200
+    trials, 5 batches, paired): LLM accuracy width 0.744 of human-only (equal weights: 0.755), coverage 0.915
+    (0.925); prevalence 0.700 (0.709).
+    The weights are equal, as before they existed, where the design cannot rank the batches: below
+    MIN_DRAWS_FOR_WEIGHTS draws in any batch the predicted variances are themselves too noisy (20 batches of 5
+    draws: coverage of the 90 % interval fell to 0.76), and a batch that drew every candidate (π = 1) predicts
+    no variance at all (its inverse would be infinite)."""
+    equal = np.full(len(batches), 1 / len(batches))
     if min(b.drawn.size for b in batches) < MIN_DRAWS_FOR_WEIGHTS:
-        return np.full(len(batches), 1 / len(batches))
+        return equal
     q = np.clip(guess, 0.02, 0.98)
     q = q * (1 - q)
     predicted = np.array([float(np.sum(q[b.drawn] * (1 - b.pi) / b.pi**2)) for b in batches])
+    if np.any(predicted <= 0):
+        return equal
     inverse = 1 / predicted
     return inverse / inverse.sum()
 

@@ -392,3 +392,6 @@ def test_batches_are_weighted_by_the_variance_their_design_predicts(monkeypatch)
     assert np.allclose(clipped, np.array([1 / 0.0784, 1.0]) / (1 / 0.0784 + 1.0))
     monkeypatch.setattr(estimates_core, "MIN_DRAWS_FOR_WEIGHTS", 3)
     assert np.allclose(batch_weights([first, second], guess), [0.5, 0.5])  # too few draws: equal weights
+    monkeypatch.setattr(estimates_core, "MIN_DRAWS_FOR_WEIGHTS", 1)
+    census = AuditBatch(known, ~known, np.array([2, 3]), np.array([1.0, 1.0]))  # drew every candidate
+    assert np.allclose(batch_weights([first, census], guess), [0.5, 0.5])  # no predicted variance: equal
