@@ -26,7 +26,6 @@ from annotation.tasks import labelling_run_task
 from synthstudio.embeddings import embed_texts
 from synthstudio.jobs import enqueue, job_resume
 from synthstudio.models import (
-    HUMAN_VERIFIED_SOURCES,
     Codebook,
     JobStatus,
     LabelMethod,
@@ -291,7 +290,7 @@ def labelling_demos(*, project: Project, samples: Sequence[Sample], count: int) 
     pool = list(
         Sample.objects.filter(project=project)
         .exclude(final_label="")
-        .filter(final_source__in=HUMAN_VERIFIED_SOURCES)
+        .human_verified()
         .only("id", "text", "final_label")[:2000]
     )
     human_ids = {s.pk for s in pool}

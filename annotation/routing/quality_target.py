@@ -66,7 +66,7 @@ from annotation.routing.certificates import (
 )
 from annotation.routing.services import RoutingPreviewRow, router_signals
 from annotation.routing.signals import ProjectLabels, project_labels
-from synthstudio.models import HUMAN_VERIFIED_SOURCES, HumanAnnotation, HumanSource, Project
+from synthstudio.models import HumanAnnotation, HumanSource, Project
 
 STATE_VERSION = 1
 UNIFORM_SHARE = 0.5  # LLM score: share of the calibration draws spread evenly, the rest ∝ u
@@ -745,7 +745,7 @@ def _losses(data: ProjectLabels, sample_ids: list[int], row_of: dict) -> dict[in
         if row is None:
             continue
         sample = data.samples[row]
-        if sample.final_source in HUMAN_VERIFIED_SOURCES:
+        if data.verified[row]:
             losses[pk] = float(sample.final_label != data.llm_labels[row])
         else:
             undecided.append(pk)

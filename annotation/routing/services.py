@@ -325,9 +325,9 @@ def cross_fitted_error_by_sample(*, project: Project) -> dict[int, float] | None
     wrong = sum(data.samples[i].final_label != data.llm_labels[i] for i in np.flatnonzero(verified))
     if min(wrong, int(verified.sum()) - wrong) < router.CROSS_FIT_FOLDS * router.MIN_ANSWERS_PER_CLASS:
         return None  # no fold could learn: spare loading the embeddings
-    data = project_labels(project=project, with_embeddings=True)
+    data = project_labels(project=project, with_embeddings=True)  # reloaded: its own rows and mask
     items, reviewed, wrong, human_labels = learned_router_inputs(
-        data=data, signals=router_signals(project=project), verified=verified
+        data=data, signals=router_signals(project=project), verified=data.verified
     )
     error = router.cross_fitted_error(
         items, reviewed=reviewed, llm_was_wrong=wrong, reviewed_labels=human_labels, seed=project.pk

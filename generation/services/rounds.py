@@ -92,7 +92,7 @@ def student_stats(config: GenerationConfig, *, seed: int = 0) -> tuple[ValueCoun
     rows = [
         row
         for row in config_samples(config)
-        .filter(final_source__in=HUMAN_VERIFIED_SOURCES)
+        .human_verified()
         .values("id", "text", "final_label", "provenance")
         .distinct()
         .order_by("id")
