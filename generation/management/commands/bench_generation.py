@@ -28,6 +28,17 @@ What is measured (honestly):
   `load_average_1min` of the machine, `server_answer_ms_median` (the test server's own answer time). At
   32 × 5 requests a second the worker needs about that many ms × 0.16 of a core; on a machine whose cores
   are busy with other work the efficiency falls accordingly.
+
+`--send-only` measures the ceiling of the machine for the send path: the run's planned requests (same prompts,
+parameters and schema) sent by `generation.llm.client.complete_many` — the openai client, the outbound guard,
+reading and checking each answer — in `--workers` forked processes, each with its share of the concurrency as a
+shard has, against the same test server; no Celery, no database writes, no kill. A full run cannot beat it on
+the same machine. Besides the efficiency it prints `sender_cpu_ms_per_request` (each sender process),
+`server_cpu_ms_per_request` (this process, where the test server lives), `cores` and `cores_busy` (all that
+CPU over the sending time): `cores_busy` near `cores` means the machine's CPU, not the code's waiting, bounds
+the figure.
+
+    python manage.py bench_generation --send-only --requests 3000 --concurrency 256 --workers 2
 """
 
 from __future__ import annotations
@@ -65,6 +76,11 @@ class Command(BaseCommand):
             help="Worker processes; more than 1 runs a sharded run of that many shards.",
         )
         parser.add_argument("--in-place", action="store_true", help="Use the configured database and broker.")
+        parser.add_argument(
+            "--send-only",
+            action="store_true",
+            help="Only the send path (complete_many in --workers processes; no Celery, no writes, no kill).",
+        )
         parser.add_argument("--timeout", type=float, default=600.0)
 
     def handle(
@@ -77,6 +93,7 @@ class Command(BaseCommand):
         in_place: bool,
         timeout: float,
         workers: int,
+        send_only: bool = False,
         **options,
     ) -> None:
         if workers < 1:
@@ -84,11 +101,11 @@ class Command(BaseCommand):
         if not in_place:
             self.stdout.write(
                 self.run_in_throwaway_environment(
-                    requests, latency_ms, concurrency, kill_at, timeout, workers
+                    requests, latency_ms, concurrency, kill_at, timeout, workers, send_only
                 )
             )
             return
-        result = Benchmark(
+        benchmark = Benchmark(
             requests=requests,
             latency_ms=latency_ms,
             concurrency=concurrency,
@@ -96,11 +113,19 @@ class Command(BaseCommand):
             timeout=timeout,
             workers=workers,
             log=self.stderr.write,
-        ).run()
+        )
+        result = benchmark.run_send_only() if send_only else benchmark.run()
         self.stdout.write(json.dumps(result))
 
     def run_in_throwaway_environment(
-        self, requests: int, latency_ms: float, concurrency: int, kill_at: float, timeout: float, workers: int
+        self,
+        requests: int,
+        latency_ms: float,
+        concurrency: int,
+        kill_at: float,
+        timeout: float,
+        workers: int,
+        send_only: bool = False,
     ) -> str:
         with tempfile.TemporaryDirectory(prefix="bench-generation-") as folder:
             env = dict(os.environ)
@@ -132,6 +157,7 @@ class Command(BaseCommand):
                 str(timeout),
                 "--workers",
                 str(workers),
+                *(["--send-only"] if send_only else []),
             ]
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
             if done.returncode != 0:
@@ -280,6 +306,88 @@ class Benchmark:
             f"Timed out waiting for {what}; run {run.status} {run.done}/{run.total}.\n{self.worker_log()}"
         )
 
+    def run_send_only(self) -> dict:
+        """The send path alone (see the module docstring): the run's planned requests, split as shards split
+        them, sent by forked processes; the bench process hosts the test server and waits."""
+        import multiprocessing
+
+        from generation.llm.client import EndpointSettings, LLMRequest
+        from generation.models import GenerationItem
+        from generation.services.planning import generation_context, request_params
+        from generation.services.runs import run_start
+        from generation.testing.openai_server import OpenAICompatibleTestServer
+
+        with OpenAICompatibleTestServer(latency_ms=self.latency_ms) as server:
+            user, config = self.setup(server)
+            run = run_start(config=config, user=user, enqueue_task=False)
+            schema = generation_context(config).schema
+            requests = [
+                LLMRequest(
+                    key=item.pk,
+                    messages=item.messages,
+                    params=request_params(config, item.index),
+                    json_schema=schema,
+                )
+                for item in GenerationItem.objects.filter(run=run).order_by("index")
+            ]
+            endpoint = EndpointSettings.from_endpoint(config.endpoint).share_concurrency(self.worker_count)
+            import aiohttp  # noqa: F401 - imported once before the fork, as the run's sender does
+            import openai  # noqa: F401
+
+            context = multiprocessing.get_context("fork")
+            start, reports = context.Event(), context.Queue()
+            senders = [
+                context.Process(
+                    target=_send_share,
+                    args=(endpoint, requests[number :: self.worker_count], start, reports),
+                    daemon=True,
+                )
+                for number in range(self.worker_count)
+            ]
+            for sender in senders:
+                sender.start()
+            gc.collect()
+            gc.freeze()
+            gc.disable()  # as in run(): no collector pause in the test server
+            try:
+                before = os.times()
+                start.set()
+                results = [reports.get(timeout=self.timeout) for _ in senders]
+                after = os.times()
+            finally:
+                for sender in senders:
+                    sender.join(timeout=30)
+                gc.enable()
+                gc.unfreeze()
+            received, completed = list(server.received_at), list(server.completed_at)
+            answer_seconds = sorted(server.answer_seconds)
+
+        seconds = max(completed) - min(received)
+        ideal = self.concurrency / (self.latency_ms / 1000.0)
+        sender_cpu = [cpu for _, cpu in results]
+        server_cpu = (after.user + after.system) - (before.user + before.system)
+        return {
+            "mode": "send-only",
+            "requests": self.requests,
+            "answered_ok": sum(ok for ok, _ in results),
+            "requests_seen_by_server": len(received),
+            "seconds": round(seconds, 3),
+            "throughput_rps": round(self.requests / seconds, 2),
+            "ideal_rps": round(ideal, 2),
+            "efficiency": round(self.requests / seconds / ideal, 3),
+            "senders": self.worker_count,
+            "sender_cpu_ms_per_request": [
+                round(1000 * cpu / max(1, len(requests[n :: self.worker_count])), 3)
+                for n, cpu in enumerate(sender_cpu)
+            ],
+            "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(received)), 3),
+            "cores": os.cpu_count(),
+            "cores_busy": round((sum(sender_cpu) + server_cpu) / seconds, 2),
+            "server_answer_ms_median": round(1000 * answer_seconds[len(answer_seconds) // 2], 1)
+            if answer_seconds
+            else None,
+        }
+
     def run(self) -> dict:
         from generation.models import GenerationItem, ItemStatus
         from generation.services.runs import run_resume, run_start
@@ -379,4 +487,20 @@ class Benchmark:
             "workers": self.worker_count,
             "answered_in_gap_not_counted": answered_in_gap if self.worker_count > 1 else 0,
             "shards": run.shard_count,
+            "cores": os.cpu_count(),
         }
+
+
+def _send_share(endpoint, requests: list, start, reports) -> None:
+    """A forked sender of `run_send_only`: waits for the start, sends its share with the production send path
+    and reports (answers that came back usable, CPU seconds this process spent sending)."""
+    import asyncio
+
+    from generation.llm.client import complete_many
+
+    gc.freeze()  # the inherited heap, as the run's own sender child does (generation.llm.client)
+    answered: list[bool] = []
+    start.wait()
+    cpu = time.process_time()
+    asyncio.run(complete_many(endpoint, requests, lambda request, result: answered.append(result.ok)))
+    reports.put((sum(answered), time.process_time() - cpu))
