@@ -613,10 +613,13 @@ async def complete_many(
     *,
     stop: threading.Event | _StopOrOrphaned | None = None,
     permits: Permits | None = None,
+    unrecorded: Any = None,
 ) -> None:
     """Send requests with at most `max_concurrency` in flight; call on_result as each finishes (no cache).
     Rate limits: `permits` granted by the endpoint's shared limiter (generation.rate_limit), else this
-    batch's own RateLimiter."""
+    batch's own RateLimiter. `unrecorded`: a semaphore (threading or multiprocessing) with one unit per
+    request that may be sent and not yet recorded by the caller; a request takes a unit before it is sent,
+    the caller gives it back once the result is committed (see UnrecordedBound)."""
     if not requests:
         return
     stop = stop or threading.Event()
@@ -637,9 +640,19 @@ async def complete_many(
     semaphore = asyncio.Semaphore(settings.max_concurrency)
     limiter = permits or RateLimiter(settings.rpm, settings.tpm)
     pending: deque[LLMRequest] = deque(requests)
+    waiting_for_unit = asyncio.Lock()
 
     async def worker() -> None:
         while pending and not stop.is_set():
+            if unrecorded is not None:
+                async with waiting_for_unit:  # one worker polls while the caller is behind, the rest queue
+                    while not unrecorded.acquire(False):
+                        if stop.is_set():
+                            return
+                        await asyncio.sleep(UnrecordedBound.POLL_SECONDS)
+                if not pending:
+                    unrecorded.release()
+                    return
             request = pending.popleft()
             result = await _send_one(client, settings, request, limiter, semaphore)
             if stop.is_set():
@@ -779,6 +792,7 @@ def complete_many_sync(
                         account(res)
                     if deliver(batch) is False:
                         stop.set()
+                sender.recorded(len(batch))
             if should_stop and time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
                 if should_stop():
@@ -796,6 +810,29 @@ def complete_many_sync(
 
 # Batches of at least this many requests not in the cache are sent from a child process (below).
 SEND_IN_PROCESS_FROM = 200
+
+
+class UnrecordedBound:
+    """How many of a batch's requests may be sent and not yet recorded: the concurrency (what is in flight)
+    plus a slack for answers that arrived and wait for the caller's next write.
+
+    Why: the sender (a thread, or a forked process) reads answers faster than the caller writes them when
+    the machine's cores are short. Two sharded workers with their senders and writers on two cores left up
+    to 600 answers of one shard waiting in the pipe (issue 16, measured); each was paid for and lost when
+    the worker was killed, and sent again on resume. With the bound that loss stays within the in-flight
+    requests plus the slack (bench_generation --workers 2: 155–177 sent again in 3 runs; 8–772, median
+    about 260, in 12 runs without).
+
+    Why the slack is at least twice the concurrency (and 256): the writer of a just-resumed worker once
+    paused 330 ms with 191 answers waiting at concurrency 128; a slack of one concurrency made the sender
+    wait there and cost 0.02 of efficiency in paired runs, this one costs nothing measurable."""
+
+    POLL_SECONDS = 0.005
+    MIN_SLACK = 256
+
+    @classmethod
+    def units(cls, settings: EndpointSettings) -> int:
+        return settings.max_concurrency + max(cls.MIN_SLACK, 2 * settings.max_concurrency)
 
 
 def shared_limit_for(settings: EndpointSettings, requests: Sequence[LLMRequest]) -> SharedRateLimit | None:
@@ -839,6 +876,7 @@ class _SenderThread:
         self.arrived: queue.Queue = queue.Queue()
         self.grants: queue.Queue = queue.Queue()
         self.ended = threading.Event()
+        self.unrecorded = threading.Semaphore(UnrecordedBound.units(settings))
         self.thread = threading.Thread(target=self.run, name="llm-batch", daemon=True)
 
     def start(self) -> None:
@@ -853,12 +891,17 @@ class _SenderThread:
                     lambda q, r: self.arrived.put((q, r)),
                     stop=self.stop,
                     permits=_permits(self.settings, self.grants) if self.shared else None,
+                    unrecorded=self.unrecorded,
                 )
             )
         except Exception:  # the batch must end; the caller sees the unsent requests as not done
             logger.exception("LLM batch loop failed")
         finally:
             self.ended.set()
+
+    def recorded(self, count: int) -> None:
+        """`count` results were committed: as many more requests may go out."""
+        self.unrecorded.release(count)
 
     def get(self, timeout: float) -> tuple[LLMRequest, CompletionResult]:
         return self.arrived.get(timeout=timeout) if timeout else self.arrived.get_nowait()
@@ -894,16 +937,30 @@ class _SenderProcess:
         self.stop = context.Event()
         self.arrived = context.Queue()
         self.grants = context.Queue()
+        self.unrecorded = context.Semaphore(UnrecordedBound.units(settings))
         self.ended = False
         self.process = context.Process(
             target=_send_in_child,
-            args=(settings, requests, self.arrived, self.stop, os.getpid(), self.grants if shared else None),
+            args=(
+                settings,
+                requests,
+                self.arrived,
+                self.stop,
+                os.getpid(),
+                self.grants if shared else None,
+                self.unrecorded,
+            ),
             name="llm-batch",
             daemon=True,
         )
 
     def start(self) -> None:
         self.process.start()
+
+    def recorded(self, count: int) -> None:
+        """`count` results were committed: as many more requests may go out."""
+        for _ in range(count):  # multiprocessing's semaphore releases one unit per call
+            self.unrecorded.release()
 
     def get(self, timeout: float) -> tuple[LLMRequest, CompletionResult]:
         if self.ended:
@@ -951,6 +1008,7 @@ def _send_in_child(
     stop: Any,
     parent_pid: int,
     grants: Any = None,
+    unrecorded: Any = None,
 ) -> None:
     # This process inherited its parent's heap (Django, the openai client, the run's requests: some
     # 350,000 objects). Frozen, they sit in the collector's permanent generation and a full collection
@@ -966,6 +1024,7 @@ def _send_in_child(
                 lambda request, result: arrived.put((positions[id(request)], result)),
                 stop=_StopOrOrphaned(stop, parent_pid),
                 permits=_permits(settings, grants) if grants is not None else None,
+                unrecorded=unrecorded,
             )
         )
     except Exception:  # the batch must end; the parent sees the unsent requests as not done

@@ -289,3 +289,49 @@ def test_the_child_process_stops_sending_when_its_parent_dies(openai_server):
     after_kill = openai_server.request_count
     time.sleep(1.0)
     assert 6 <= after_kill < 200 and openai_server.request_count == after_kill
+
+
+def wait_for_count(server, count: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while server.request_count < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sender_class", ["_SenderThread", "_SenderProcess"])
+def test_a_sender_waits_for_its_results_to_be_recorded_once_it_is_a_bound_ahead(
+    openai_server, monkeypatch, sender_class
+):
+    """Answers received and not yet committed are paid for and lost if the worker dies: the sender stops
+    at concurrency + slack unrecorded requests and goes on as the caller records results."""
+    monkeypatch.setattr(client_module.UnrecordedBound, "MIN_SLACK", 0)
+    settings = settings_for(openai_server, max_concurrency=2)  # bound: 2 in flight + 2 × 2 waiting = 6
+    assert client_module.UnrecordedBound.units(settings) == 6
+    requests = [LLMRequest(key=i, messages=PROMPT, params={"seed": i}) for i in range(20)]
+    sender = getattr(client_module, sender_class)(settings, requests)
+    sender.start()
+    try:
+        wait_for_count(openai_server, 6)
+        time.sleep(0.5)
+        assert openai_server.request_count == 6  # nothing recorded: no seventh request
+        received = [sender.get(timeout=5) for _ in range(6)]
+        assert sorted(request.key for request, _ in received) == list(range(6))
+        sender.recorded(4)
+        wait_for_count(openai_server, 10)
+        time.sleep(0.5)
+        assert openai_server.request_count == 10
+    finally:
+        sender.stop.set()
+        sender.close()
+
+
+@pytest.mark.django_db
+def test_a_batch_far_larger_than_the_bound_is_sent_whole_as_the_caller_records(openai_server, monkeypatch):
+    monkeypatch.setattr(client_module, "SEND_IN_PROCESS_FROM", 5)
+    monkeypatch.setattr(client_module.UnrecordedBound, "MIN_SLACK", 0)
+    settings = settings_for(openai_server, max_concurrency=2)
+    requests = [LLMRequest(key=i, messages=PROMPT, params={"seed": i}) for i in range(30)]
+    seen: list = []
+    summary = complete_many_sync(
+        settings, requests, on_batch=lambda pairs: seen.extend(r.key for r, _ in pairs)
+    )
+    assert sorted(seen) == list(range(30)) and summary.sent == 30 and openai_server.request_count == 30
