@@ -83,50 +83,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timeout", type=float, default=600.0)
 
-    def handle(
-        self,
-        *args,
-        requests: int,
-        latency_ms: float,
-        concurrency: int,
-        kill_at: float,
-        in_place: bool,
-        timeout: float,
-        workers: int,
-        send_only: bool = False,
-        **options,
-    ) -> None:
-        if workers < 1:
+    # the options the benchmark itself takes (Benchmark's keywords), passed on to the throwaway child as given
+    BENCHMARK_OPTIONS = ("requests", "latency_ms", "concurrency", "kill_at", "timeout", "workers")
+
+    def handle(self, *args, in_place: bool, send_only: bool = False, **options) -> None:
+        if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
+        chosen = {name: options[name] for name in self.BENCHMARK_OPTIONS}
         if not in_place:
-            self.stdout.write(
-                self.run_in_throwaway_environment(
-                    requests, latency_ms, concurrency, kill_at, timeout, workers, send_only
-                )
-            )
+            self.stdout.write(self.run_in_throwaway_environment(chosen, send_only))
             return
-        benchmark = Benchmark(
-            requests=requests,
-            latency_ms=latency_ms,
-            concurrency=concurrency,
-            kill_at=kill_at,
-            timeout=timeout,
-            workers=workers,
-            log=self.stderr.write,
-        )
+        benchmark = Benchmark(**chosen, log=self.stderr.write)
         result = benchmark.run_send_only() if send_only else benchmark.run()
         self.stdout.write(json.dumps(result))
 
-    def run_in_throwaway_environment(
-        self,
-        requests: int,
-        latency_ms: float,
-        concurrency: int,
-        kill_at: float,
-        timeout: float,
-        workers: int,
-        send_only: bool = False,
-    ) -> str:
+    def run_in_throwaway_environment(self, chosen: dict, send_only: bool) -> str:
         with tempfile.TemporaryDirectory(prefix="bench-generation-") as folder:
             env = dict(os.environ)
             env.update(
@@ -145,18 +116,11 @@ class Command(BaseCommand):
                 str(Path(settings.BASE_DIR) / "manage.py"),
                 "bench_generation",
                 "--in-place",
-                "--requests",
-                str(requests),
-                "--latency-ms",
-                str(latency_ms),
-                "--concurrency",
-                str(concurrency),
-                "--kill-at",
-                str(kill_at),
-                "--timeout",
-                str(timeout),
-                "--workers",
-                str(workers),
+                *(
+                    part
+                    for name, value in chosen.items()
+                    for part in (f"--{name.replace('_', '-')}", str(value))
+                ),
                 *(["--send-only"] if send_only else []),
             ]
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
