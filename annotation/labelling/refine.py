@@ -37,7 +37,7 @@ from annotation.models import LabellingRun, LabellingRunKind
 from annotation.routing.signals import signals_run_after_new_labels
 from annotation.tasks import labelling_run_task
 from synthstudio.embeddings import embed_texts
-from synthstudio.jobs import enqueue
+from synthstudio.jobs import enqueue, failure_text
 from synthstudio.models import FinalSource, JobStatus, LabelMethod, Project, Sample
 from synthstudio.student import class_medoids
 
@@ -178,7 +178,7 @@ def refine_run_execute(*, run: LabellingRun) -> None:
     except Exception as error:  # the run fails with a message; finished passes stay recorded
         logger.exception("refine run %s failed", run.pk)
         LabellingRun.objects.filter(pk=run.pk).update(passes=passes)
-        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        run.mark_finished(JobStatus.FAILED, error=failure_text(error))
         return
     LabellingRun.objects.filter(pk=run.pk).update(passes=passes)
     run.passes = passes

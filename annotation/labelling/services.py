@@ -24,7 +24,7 @@ from annotation.review.final_labels import final_label_refresh
 from annotation.routing.signals import signals_run_after_new_labels
 from annotation.tasks import labelling_run_task
 from synthstudio.embeddings import embed_texts
-from synthstudio.jobs import enqueue, job_resume
+from synthstudio.jobs import enqueue, failure_text, job_resume
 from synthstudio.models import (
     Codebook,
     JobStatus,
@@ -251,7 +251,7 @@ def labelling_run_execute(*, run: LabellingRun) -> None:
                 raise LabellingEndpointError(outcome.first_error)
     except Exception as error:  # the run fails with a message; finished chunks stay recorded
         logger.exception("labelling run %s failed", run.pk)
-        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        run.mark_finished(JobStatus.FAILED, error=failure_text(error))
         return
     if _run_cancelled(run):
         return

@@ -16,7 +16,7 @@ from django.db import transaction
 from evaluation.benchmark.downstream import benchmark_training_set, held_out_loss_weights, split_held_out
 from evaluation.models import BenchmarkRun, Snapshot
 from evaluation.tasks import benchmark_run_task
-from synthstudio.jobs import enqueue
+from synthstudio.jobs import enqueue, failure_text
 from synthstudio.models import HUMAN_VERIFIED_SOURCES, JobStatus, LLMAnnotation, Project, Sample
 
 TRAINING_SETS = {
@@ -157,7 +157,7 @@ def benchmark_run(*, run: BenchmarkRun) -> BenchmarkRun:
             run.save(update_fields=["results"])
             run.report_progress(done=index)
     except Exception as error:
-        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        run.mark_finished(JobStatus.FAILED, error=failure_text(error))
         raise
     run.mark_finished(JobStatus.SUCCEEDED, message=f"Tested on {len(test_labels)} human-labelled items.")
     return run

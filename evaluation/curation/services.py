@@ -25,7 +25,7 @@ from evaluation.models import (
     SnapshotJob,
 )
 from evaluation.tasks import export_job_task, refinement_run_task, snapshot_job_task
-from synthstudio.jobs import enqueue
+from synthstudio.jobs import enqueue, failure_text
 from synthstudio.models import JobStatus, Project
 
 TOKEN_PREFIX = "ssk_"
@@ -49,7 +49,7 @@ def refinement_run_execute(*, run: RefinementRun) -> RefinementRun:
         )
     except Exception as error:  # the page shows the error; the traceback goes to the worker log
         traceback.print_exc()
-        run.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        run.mark_finished(JobStatus.FAILED, error=failure_text(error))
         return run
     run.result = result
     run.save(update_fields=["result"])
@@ -129,7 +129,7 @@ def snapshot_job_execute(*, job: SnapshotJob) -> SnapshotJob:
         if job.snapshot is not None:  # give the version number back: the row was never shown
             Snapshot.objects.filter(pk=job.snapshot.pk, is_ready=False).delete()
             job.snapshot = None
-        job.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        job.mark_finished(JobStatus.FAILED, error=failure_text(error))
         return job
     with transaction.atomic():
         snapshot_mark_ready(job.snapshot)
@@ -169,7 +169,7 @@ def export_job_execute(*, job: ExportJob) -> ExportJob:
         )
     except Exception as error:
         traceback.print_exc()
-        job.mark_finished(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        job.mark_finished(JobStatus.FAILED, error=failure_text(error))
         return job
     job.file_path = str(path)
     job.done = job.total

@@ -33,7 +33,7 @@ from evaluation.interchange.labelstudio import (
 from evaluation.models import LabelStudioImportJob
 from evaluation.tasks import labelstudio_import_task
 from synthstudio.importing import ImportFileError, JsonTooDeep, RowError, json_loads_bounded, read_records
-from synthstudio.jobs import enqueue
+from synthstudio.jobs import enqueue, failure_text
 from synthstudio.models import (
     HumanAnnotation,
     HumanSource,
@@ -208,7 +208,7 @@ def labelstudio_import_job_execute(*, job: LabelStudioImportJob) -> LabelStudioI
         )
     except Exception as error:
         traceback.print_exc()
-        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {type(error).__name__}: {error}")
+        job.mark_finished(JobStatus.FAILED, error=f"Nothing was imported: {failure_text(error)}")
     if job.is_finished:
         path.unlink(missing_ok=True)
         mapping_path(path).unlink(missing_ok=True)

@@ -283,6 +283,30 @@ def test_a_service_that_records_the_soft_time_limit_as_its_error_gets_the_reason
     assert job.error.startswith("Stopped: the job took longer than 1 hour, its time limit.")
 
 
+def test_the_service_writes_the_time_limit_reason_itself_so_no_reader_sees_the_bare_exception(
+    project, lead, monkeypatch
+):
+    """The snapshot service catches Exception and fails its job; the row it writes already gives the reason
+    (a page polling the row in between once read 'SoftTimeLimitExceeded: …')."""
+    written: list[str] = []
+    mark_finished = SnapshotJob.mark_finished
+
+    def recording(self, status, **fields):
+        written.append(fields.get("error", ""))
+        return mark_finished(self, status, **fields)
+
+    def too_slow(**_):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(SnapshotJob, "mark_finished", recording)
+    monkeypatch.setattr(snapshots, "curation_run", too_slow)
+    job = SnapshotJob.objects.create(
+        project=project, created_by=lead, filter_settings=FilterSettings().as_dict()
+    )
+    snapshot_job_task.delay(job.pk)
+    assert written == [written[0]] and written[0].startswith("Stopped: the job took longer than 1 hour")
+
+
 def test_a_service_that_returns_without_finishing_the_job_leaves_it_failed_not_running(
     project, lead, monkeypatch
 ):
