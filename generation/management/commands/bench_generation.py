@@ -43,6 +43,7 @@ the figure.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -127,6 +128,21 @@ class Command(BaseCommand):
             if done.returncode != 0:
                 raise CommandError(f"The benchmark failed:\n{done.stderr[-4000:]}")
             return done.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """No garbage collection in this process while the test server answers. It stands in for a remote endpoint
+    but lives here, beside Django and the migrations' leftovers: a full collection stopped it answering for
+    ~200 ms (measured), a pause no remote endpoint would add. Collected before, resumed after."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 class Benchmark:
@@ -275,6 +291,9 @@ class Benchmark:
         them, sent by forked processes; the bench process hosts the test server and waits."""
         import multiprocessing
 
+        import aiohttp  # noqa: F401 - imported once before the fork, as the run's sender does
+        import openai  # noqa: F401
+
         from generation.llm.client import EndpointSettings, LLMRequest
         from generation.models import GenerationItem
         from generation.services.planning import generation_context, request_params
@@ -295,34 +314,24 @@ class Benchmark:
                 for item in GenerationItem.objects.filter(run=run).order_by("index")
             ]
             endpoint = EndpointSettings.from_endpoint(config.endpoint).share_concurrency(self.worker_count)
-            import aiohttp  # noqa: F401 - imported once before the fork, as the run's sender does
-            import openai  # noqa: F401
-
             context = multiprocessing.get_context("fork")
             start, reports = context.Event(), context.Queue()
+            shares = [requests[number :: self.worker_count] for number in range(self.worker_count)]
             senders = [
-                context.Process(
-                    target=_send_share,
-                    args=(endpoint, requests[number :: self.worker_count], start, reports),
-                    daemon=True,
-                )
-                for number in range(self.worker_count)
+                context.Process(target=_send_share, args=(endpoint, share, start, reports), daemon=True)
+                for share in shares
             ]
             for sender in senders:
                 sender.start()
-            gc.collect()
-            gc.freeze()
-            gc.disable()  # as in run(): no collector pause in the test server
-            try:
-                before = os.times()
-                start.set()
-                results = [reports.get(timeout=self.timeout) for _ in senders]
-                after = os.times()
-            finally:
-                for sender in senders:
-                    sender.join(timeout=30)
-                gc.enable()
-                gc.unfreeze()
+            with collector_paused():
+                try:
+                    before = os.times()
+                    start.set()
+                    results = [reports.get(timeout=self.timeout) for _ in senders]
+                    after = os.times()
+                finally:
+                    for sender in senders:
+                        sender.join(timeout=30)
             received, completed = list(server.received_at), list(server.completed_at)
             answer_seconds = sorted(server.answer_seconds)
 
@@ -341,8 +350,8 @@ class Benchmark:
             "efficiency": round(self.requests / seconds / ideal, 3),
             "senders": self.worker_count,
             "sender_cpu_ms_per_request": [
-                round(1000 * cpu / max(1, len(requests[n :: self.worker_count])), 3)
-                for n, cpu in enumerate(sender_cpu)
+                round(1000 * cpu / max(1, len(share)), 3)
+                for share, cpu in zip(shares, sender_cpu, strict=True)
             ],
             "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(received)), 3),
             "cores": os.cpu_count(),
@@ -360,40 +369,33 @@ class Benchmark:
 
         with OpenAICompatibleTestServer(latency_ms=self.latency_ms) as server:
             user, config = self.setup(server)
-            # The test server stands in for a remote endpoint but lives in this process, beside Django and
-            # the migrations' leftovers: a full garbage collection here stopped it answering for ~200 ms
-            # (measured), a pause no remote endpoint would add to the run. Collected after the run instead.
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-            try:
-                for _ in range(self.worker_count):
-                    self.start_worker()
-                run = run_start(config=config, user=user, shards=self.worker_count)
-                kill_when = max(1, int(self.requests * self.kill_at))
-                self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
-                killed = self.workers[0]
-                cpu_seconds = self.worker_cpu_seconds([killed])
-                self.workers.remove(killed)
-                self.kill_worker(killed)
-                killed_at = time.monotonic()
-                done_before_kill = set(
-                    GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list(
-                        "index", flat=True
+            with collector_paused():
+                try:
+                    for _ in range(self.worker_count):
+                        self.start_worker()
+                    run = run_start(config=config, user=user, shards=self.worker_count)
+                    kill_when = max(1, int(self.requests * self.kill_at))
+                    self.wait_for(run, lambda r: r.done + r.failed >= kill_when, "the first half")
+                    killed = self.workers[0]
+                    cpu_seconds = self.worker_cpu_seconds([killed])
+                    self.workers.remove(killed)
+                    self.kill_worker(killed)
+                    killed_at = time.monotonic()
+                    done_before_kill = set(
+                        GenerationItem.objects.filter(run=run, status=ItemStatus.DONE).values_list(
+                            "index", flat=True
+                        )
                     )
-                )
-                seen_before_kill = server.request_count
-                self.start_worker()
-                resumed_at = (
-                    time.monotonic()
-                )  # the new worker is up; nothing of the killed one is still in flight
-                run_resume(run=run)
-                self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
-                cpu_seconds += self.worker_cpu_seconds(self.workers)
-            finally:
-                self.stop_workers()
-                gc.enable()
-                gc.unfreeze()
+                    seen_before_kill = server.request_count
+                    self.start_worker()
+                    resumed_at = (
+                        time.monotonic()
+                    )  # the new worker is up; nothing of the killed one is still in flight
+                    run_resume(run=run)
+                    self.wait_for(run, lambda r: r.is_finished, "the resumed run to finish")
+                    cpu_seconds += self.worker_cpu_seconds(self.workers)
+                finally:
+                    self.stop_workers()
             bodies, received, completed = (
                 list(server.requests),
                 list(server.received_at),
